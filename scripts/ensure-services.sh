@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Make sure the servers the test suite talks to are up: PostgreSQL, RabbitMQ, Redis on
+# 127.0.0.1. Starts any that is installed but stopped; fails with one clear line otherwise.
+set -euo pipefail
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port seconds
+  local i
+  for ((i = 0; i < $3 * 4; i++)); do
+    port_open "$2" && return 0
+    sleep 0.25
+  done
+  echo "error: $1 did not start listening on 127.0.0.1:$2 within $3 s" >&2
+  return 1
+}
+
+ensure_postgresql() {
+  if port_open 5432; then return 0; fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    wait_port PostgreSQL 5432 30
+  else
+    echo "error: PostgreSQL is not running on 127.0.0.1:5432 and is not installed (apt-get install postgresql)" >&2
+    exit 1
+  fi
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then return 0; fi
+  if command -v rabbitmq-server >/dev/null; then
+    echo "starting RabbitMQ"
+    rabbitmq-server -detached
+    wait_port RabbitMQ 5672 90
+    rabbitmqctl -q await_startup >/dev/null
+  else
+    echo "error: RabbitMQ is not running on 127.0.0.1:5672 and is not installed (apt-get install rabbitmq-server)" >&2
+    exit 1
+  fi
+}
+
+ensure_redis() {
+  if port_open 6379; then return 0; fi
+  if command -v redis-server >/dev/null; then
+    echo "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    wait_port Redis 6379 15
+  else
+    echo "error: Redis is not running on 127.0.0.1:6379 and is not installed (apt-get install redis-server)" >&2
+    exit 1
+  fi
+}
+
+for name in "$@"; do
+  "ensure_$name"
+done

@@ -1,0 +1,84 @@
+"""The part of every service's `create_app` that is the same everywhere."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Flask, request
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from shared import errors, observability
+from shared.config import Env, common_config
+from shared.tokens import JWKSCache, TokenVerifier
+
+
+def create_base_app(
+    service: str,
+    import_name: str,
+    service_config: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Env | None = None,
+) -> Flask:
+    """A Flask app with the suite's config, problem+json errors, request ids, logs, metrics."""
+    if env is None:
+        # An explicit APP_ENV in the overrides (tests) decides which defaults apply.
+        forced = (
+            {"APP_ENV": str(overrides["APP_ENV"])} if overrides and "APP_ENV" in overrides else {}
+        )
+        env = Env({**os.environ, **forced})
+    app = Flask(import_name)
+    app.config.update(common_config(service, env))
+    app.config.update(service_config)
+    app.config.update(
+        API_TITLE=f"{service} service",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        TRUSTED_PROXY_HOPS=env.integer("TRUSTED_PROXY_HOPS", 0),
+    )
+    if overrides:
+        app.config.update(overrides)
+    if not app.config.get("TESTING"):
+        observability.configure_logging(service)
+    hops = int(app.config["TRUSTED_PROXY_HOPS"])
+    if hops:
+        # Only behind our own gateway/edge: otherwise a client could pick its own IP.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    observability.init_app(app)
+    app.before_request(_refuse_oversize_body)
+    return app
+
+
+def _refuse_oversize_body() -> None:
+    """413 from the declared length, before anything reads (or buffers) the body."""
+    from flask import current_app
+
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+
+
+def init_api(app: Flask, blueprints: Iterable[Blueprint]) -> Api:
+    """flask-smorest Api with our blueprints; error handlers replaced by problem+json ones."""
+    api = Api(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    # Registered after Api(app) so ours replace flask-smorest's JSON error handler.
+    errors.init_app(app)
+    return api
+
+
+def remote_verifier(app: Flask) -> TokenVerifier:
+    """A verifier that fetches auth's JWKS over HTTP (orders, notifications, gateway)."""
+    cache = JWKSCache(
+        app.config["JWKS_URL"], min_refetch_seconds=app.config["JWKS_MIN_REFETCH_SECONDS"]
+    )
+    return TokenVerifier(
+        cache, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
+    )

@@ -1,0 +1,75 @@
+"""Database helpers shared by every service: declarative base, portable column types, clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, MappedAsDataclass  # noqa: F401  (re-exported for services)
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite for `make run`.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so Alembic migrations are deterministic."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC; the only clock the suite uses for stored timestamps."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; treat them as the UTC they were written in."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way (`postgresql://`, `postgres://`)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options that suit the backend: pool pre-ping for servers, WAL + timeout for SQLite."""
+    if url.startswith("sqlite"):
+        # Several processes (service, relay, worker) share one SQLite file under `make run`.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+
+
+def is_postgresql(session_or_engine: Any) -> bool:
+    """True when the bound engine speaks PostgreSQL (SKIP LOCKED, ON CONFLICT and friends)."""
+    bind = (
+        session_or_engine.get_bind()
+        if hasattr(session_or_engine, "get_bind")
+        else session_or_engine
+    )
+    return bool(bind.dialect.name == "postgresql")
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers and the one writer of a `make run` SQLite file work side by side."""
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

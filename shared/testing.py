@@ -83,3 +83,168 @@ def database_factory() -> Iterator[object]:
     yield make
     for url in made:
         drop_database(url)
+
+
+# -- a second, disposable RabbitMQ node for outage tests ------------------------------------
+
+RABBITMQ_SBIN = os.environ.get("TEST_RABBITMQ_SBIN", "/usr/lib/rabbitmq/bin")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RabbitNode:
+    """A throwaway RabbitMQ node of its own (name, ports, data, cookie) that tests may break.
+
+    The shared broker must never be stopped, so outage tests start this one. Its whole
+    environment is given explicitly and RABBITMQ_CONF_ENV_FILE points at an empty file:
+    the system rabbitmq-env.conf would otherwise impose the shared node's NODENAME.
+    `stop_app` keeps the Erlang node but closes the AMQP listener and every connection,
+    which is what clients see in an outage; `start_app` brings the broker back.
+    """
+
+    def __init__(self, base_dir: str) -> None:
+        import secrets
+
+        self.base_dir = base_dir
+        self.port = _free_port()
+        dist_port = _free_port()
+        self.nodename = f"chaos-{uuid.uuid4().hex[:8]}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        self._process: subprocess.Popen[bytes] | None = None
+        join = os.path.join
+        with open(join(base_dir, "rabbitmq-env.conf"), "w"):
+            pass
+        with open(join(base_dir, "rabbitmq.conf"), "w") as conf:
+            conf.write(f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n")
+            conf.write("log.console = false\nlog.file.level = warning\n")
+        with open(join(base_dir, "enabled_plugins"), "w") as plugins:
+            plugins.write("[].\n")
+        cookie = join(base_dir, ".erlang.cookie")
+        with open(cookie, "w") as handle:
+            handle.write(secrets.token_hex(16))
+        os.chmod(cookie, 0o400)
+        self.env = {
+            **os.environ,
+            "HOME": base_dir,  # the CLI and the node read the cookie from $HOME
+            "RABBITMQ_CONF_ENV_FILE": join(base_dir, "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "RABBITMQ_CONFIG_FILE": join(base_dir, "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": join(base_dir, "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": join(base_dir, "mnesia"),
+            "RABBITMQ_LOG_BASE": join(base_dir, "log"),
+            "RABBITMQ_PID_FILE": join(base_dir, "rabbitmq.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Boot the node and wait until it accepts AMQP connections."""
+        server = os.path.join(RABBITMQ_SBIN, "rabbitmq-server")
+        if not os.path.exists(server):
+            pytest.skip(f"no rabbitmq-server under {RABBITMQ_SBIN}")
+        with open(os.path.join(self.base_dir, "server.log"), "wb") as out:
+            self._process = subprocess.Popen(
+                [server],
+                env=self.env,
+                cwd=self.base_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed as one if need be
+            )
+        self.wait_until_accepting(timeout)
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run rabbitmqctl against this node."""
+        result = subprocess.run(
+            [os.path.join(RABBITMQ_SBIN, "rabbitmqctl"), "-n", self.nodename, *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return result.stdout
+
+    def wait_until_accepting(self, timeout: float = 60.0) -> None:
+        """Poll until an AMQP connection opens (or fail with the node's log)."""
+        import time
+
+        import pika
+        import pika.exceptions
+
+        deadline = time.monotonic() + timeout
+        params = pika.URLParameters(self.url)
+        params.connection_attempts = 1
+        params.socket_timeout = 2
+        while True:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"RabbitMQ node {self.nodename} exited:\n{self.log_tail()}")
+            try:
+                pika.BlockingConnection(params).close()
+                return
+            except pika.exceptions.AMQPConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"RabbitMQ node {self.nodename} not accepting after {timeout}s:\n"
+                        f"{self.log_tail()}"
+                    ) from None
+                time.sleep(0.25)
+
+    def stop_app(self) -> None:
+        """Simulate an outage: stop the broker application (listener and connections go)."""
+        self.ctl("stop_app")
+
+    def start_app(self) -> None:
+        """End the outage and wait until AMQP is accepted again."""
+        self.ctl("start_app")
+        self.wait_until_accepting()
+
+    def stop(self) -> None:
+        """Shut the node down for good; kill its process group if it does not go quietly."""
+        import signal
+
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                self.ctl("shutdown", timeout=30)
+            except (subprocess.SubprocessError, OSError):
+                pass
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+        # epmd lingers (it is shared with the main node) and forgets us on its own.
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the node's console output, for failure messages."""
+        try:
+            with open(os.path.join(self.base_dir, "server.log"), errors="replace") as log:
+                return "".join(log.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture(scope="module")
+def second_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A private RabbitMQ node for this test module, always shut down (and its data removed)."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("rabbit-node")
+    node = RabbitNode(str(base))
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,117 @@
+"""Idempotent consumers: remember (consumer, event id) in the same transaction as the effect.
+
+The broker delivers at least once (a relay may re-publish, a consumer may crash before its
+ack). Inserting the inbox row and applying the event in one transaction turns that into
+exactly-once effect: a duplicate finds the row already there and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import utcnow
+from shared.events import Event
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+log = logging.getLogger(__name__)
+
+
+class InboxMixin:
+    """Columns of the `inbox` table; a service adds `class Inbox(InboxMixin, db.Model)`."""
+
+    __tablename__ = "inbox"
+
+    consumer: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(255))
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+def _claim(session: Session, model: type[InboxMixin], values: dict[str, Any]) -> bool:
+    """Insert the inbox row unless it exists; True when this call inserted it."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # ON CONFLICT DO NOTHING: on PostgreSQL a concurrent duplicate waits for the first
+        # transaction and then inserts nothing, so two workers cannot both apply an event.
+        # RETURNING says unambiguously whether a row went in (rowcount is not reliable
+        # through the ORM's insert path).
+        stmt = (
+            insert(model)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(model.event_id)
+        )
+        return session.execute(stmt).first() is not None
+    # Other databases: a savepoint keeps the caller's transaction usable after a conflict.
+    try:
+        with session.begin_nested():
+            session.execute(sa.insert(model).values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def handle_once(
+    session: Session,
+    model: type[InboxMixin],
+    consumer: str,
+    event: Event,
+    apply: Callable[[], None],
+) -> bool:
+    """Record the event for this consumer and apply() it, unless already done; caller commits."""
+    values = {
+        "consumer": consumer,
+        "event_id": event.id,
+        "type": event.type,
+        "received_at": utcnow(),
+    }
+    if not _claim(session, model, values):
+        log.info(
+            "duplicate event ignored",
+            extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+        )
+        return False
+    apply()
+    return True
+
+
+def inbox_handler(
+    app: Flask,
+    db: SQLAlchemy,
+    model: type[InboxMixin],
+    consumer: str,
+    handlers: Mapping[str, Callable[[Session, Event], None]],
+) -> Callable[[Event], None]:
+    """The Consumer handler: per event, inbox row + service handler in one committed transaction."""
+
+    def handle(event: Event) -> None:
+        handler = handlers.get(event.type)
+        if handler is None:
+            log.info(
+                "no handler for event type; acknowledged",
+                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+            )
+            return
+        with app.app_context():
+            session = db.session()
+            try:
+                handle_once(session, model, consumer, event, lambda: handler(session, event))
+                session.commit()
+            except BaseException:
+                # The consumer retries the event; nothing of this attempt may stay behind.
+                session.rollback()
+                raise
+
+    return handle

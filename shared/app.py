@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Request, request
 from flask_smorest import Api, Blueprint
+from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import errors, observability
 from shared.config import Env, common_config
 from shared.tokens import JWKSCache, TokenVerifier
+
+
+class JSONBodyParser(FlaskParser):
+    """webargs' parser, answering 400 for every body Python's json module cannot load.
+
+    webargs maps only JSONDecodeError to 400; json.loads also raises a plain ValueError for
+    an integer of more than 4300 digits and RecursionError for very deep nesting, both of
+    which would otherwise be a 500 for client input.
+    """
+
+    def _raw_load_json(self, req: Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs' own handling (400, or "no body" when empty)
+        except (ValueError, RecursionError) as exc:
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body."]})
+
+
+class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest is untyped
+    """The flask-smorest Blueprint every service uses: JSON errors are 400, never 500."""
+
+    ARGUMENTS_PARSER = JSONBodyParser()
 
 
 def create_base_app(

@@ -569,7 +569,19 @@ class Consumer:
         except Exception as exc:
             EVENTS_FAILED.labels(self.consumer, event.type).inc()
             retries = _header_int(headers, RETRIES_HEADER)
-            if retries < len(self.retry_delays):
+            if isinstance(exc, InvalidEvent):
+                # The handler found the data unusable: no retry can fix that.
+                log.error("event data rejected; dead-lettered", exc_info=True, extra=extra)
+                self._move(
+                    channel,
+                    method,
+                    properties,
+                    body,
+                    headers,
+                    dlq_reason="invalid-data",
+                    error=_error_text(exc),
+                )
+            elif retries < len(self.retry_delays):
                 log.warning(
                     "event handler failed; will retry",
                     exc_info=True,

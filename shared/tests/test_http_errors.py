@@ -2,10 +2,9 @@
 
 import pytest
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from shared.app import create_base_app, init_api
+from shared.app import ApiBlueprint, create_base_app, init_api
 from shared.errors import ConflictError, TooManyRequestsError
 
 
@@ -14,7 +13,7 @@ class ThingSchema(Schema):
     count = fields.Integer(required=True)
 
 
-blp = Blueprint("things", __name__, url_prefix="/things")
+blp = ApiBlueprint("things", __name__, url_prefix="/things")
 
 
 @blp.route("")
@@ -60,8 +59,13 @@ def test_wrong_method_is_a_problem_405_with_allow(client):
     assert "POST" in response.headers["Allow"]
 
 
-def test_malformed_json_is_a_problem_400(client):
-    response = client.post("/things", data="{not json", content_type="application/json")
+@pytest.mark.parametrize(
+    "body",
+    ["{not json", '{"count": ' + "9" * 5000 + "}", "[" * 100_000 + "]" * 100_000],
+    ids=["broken", "5000-digit number", "deeply nested"],
+)
+def test_json_the_parser_cannot_load_is_a_problem_400(client, body):
+    response = client.post("/things", data=body, content_type="application/json")
     assert_problem(response, 400)
 
 

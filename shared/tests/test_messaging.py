@@ -6,7 +6,7 @@ import pika
 import pytest
 
 from shared.context import current_request_id, current_traceparent
-from shared.events import CONTENT_TYPE, new_event
+from shared.events import CONTENT_TYPE, InvalidEvent, new_event
 from shared.messaging import (
     EXCHANGE,
     BrokerUnavailable,
@@ -200,6 +200,28 @@ def test_a_malformed_message_is_dead_lettered_and_never_stops_the_consumer(
     dead = drain(channel, dlq_name(consumer_name))
     assert [p.headers["x-dlq-reason"] for p, _ in dead] == ["malformed", "malformed"]
     assert "not JSON" in dead[0][0].headers["x-error"]
+
+
+def test_an_event_its_handler_rejects_as_invalid_is_dead_lettered_without_retries(
+    amqp_url, channel, consumer_name
+):
+    event_type = unique_type("user")
+    attempts = []
+
+    def handler(event):
+        attempts.append(event.id)
+        raise InvalidEvent("user_id missing")
+
+    declare_topology(channel, consumer_name, [event_type], delivery_limit=5, retry_delays=[0.05])
+    consumer = Consumer(amqp_url, consumer_name, [event_type], handler, retry_delays=(0.05,))
+    event = new_event(event_type, "/auth", {})
+    with running(consumer), Publisher(amqp_url) as publisher:
+        assert publisher.publish(event)
+        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1)
+
+    assert attempts == [event.id]
+    [(properties, _body)] = drain(channel, dlq_name(consumer_name))
+    assert properties.headers["x-dlq-reason"] == "invalid-data"
 
 
 def test_a_crash_looping_delivery_is_dead_lettered_by_the_delivery_limit(amqp_url, consumer_name):

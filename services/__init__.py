@@ -1,0 +1,1 @@
+"""The suite's services: auth, orders and notifications, one Flask app each."""

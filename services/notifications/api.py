@@ -1,0 +1,121 @@
+"""HTTP layer of the notifications service: parse, call a use case, shape the answer."""
+
+# flask-smorest ships no type hints, so each of its decorators would be reported.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from marshmallow import RAISE
+from sqlalchemy.orm import Session
+
+from services.notifications import services
+from services.notifications.models import Notification, WebhookEndpoint, db
+from services.notifications.schemas import (
+    NotificationPageSchema,
+    NotificationQueryArgsSchema,
+    NotificationSchema,
+    WebhookCreatedSchema,
+    WebhookCreateSchema,
+    WebhookListSchema,
+)
+from services.notifications.services import NotificationPage
+from services.notifications.ssrf import TargetGuard
+from shared.app import ApiBlueprint
+from shared.tokens import current_principal, require_auth
+
+blp = ApiBlueprint(
+    "notifications",
+    __name__,
+    url_prefix="/api/v1/notifications",
+    description="A user's notifications and webhook endpoints.",
+)
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+GUARD_EXTENSION = "notifications_target_guard"
+
+
+def _session() -> Session:
+    return db.session()
+
+
+def _user_id() -> str:
+    return current_principal().user_id
+
+
+@blp.route("")
+class Notifications(MethodView):
+    """The caller's notifications."""
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(NotificationQueryArgsSchema, location="query", unknown=RAISE)
+    @blp.response(200, NotificationPageSchema)
+    def get(self, args: dict[str, Any]) -> NotificationPage:
+        """Newest first; `unread=true` for unread only; pass `next_cursor` back as `cursor`."""
+        return services.list_notifications(
+            session=_session(),
+            user_id=_user_id(),
+            unread=args["unread"],
+            limit=args["limit"],
+            cursor=args["cursor"],
+        )
+
+
+@blp.route("/<uuid:notification_id>/read")
+class NotificationRead(MethodView):
+    """Reading a notification."""
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.response(200, NotificationSchema)
+    def post(self, notification_id: uuid.UUID) -> Notification:
+        """Mark one of your notifications read; 404 for anyone else's."""
+        return services.mark_read(
+            session=_session(), user_id=_user_id(), notification_id=notification_id
+        )
+
+
+@blp.route("/webhooks")
+class Webhooks(MethodView):
+    """The caller's webhook endpoints."""
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.response(200, WebhookListSchema)
+    def get(self) -> dict[str, list[WebhookEndpoint]]:
+        """Your endpoints, without their secrets."""
+        return {"items": services.list_webhooks(session=_session(), user_id=_user_id())}
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(WebhookCreateSchema)
+    @blp.response(201, WebhookCreatedSchema)
+    def post(self, body: dict[str, Any]) -> WebhookEndpoint:
+        """Register an endpoint; its signing secret is in this answer and never again."""
+        guard: TargetGuard = current_app.extensions[GUARD_EXTENSION]
+        return services.create_webhook(
+            session=_session(),
+            user_id=_user_id(),
+            url=body["url"],
+            event_types=body["event_types"],
+            description=body["description"],
+            guard=guard,
+            max_per_user=int(current_app.config["NOTIFICATIONS_MAX_WEBHOOKS_PER_USER"]),
+        )
+
+
+@blp.route("/webhooks/<uuid:webhook_id>")
+class WebhookById(MethodView):
+    """One of the caller's webhook endpoints."""
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.response(204)
+    def delete(self, webhook_id: uuid.UUID) -> None:
+        """Delete it; what was still to be sent to it is cancelled. 404 for anyone else's."""
+        services.delete_webhook(session=_session(), user_id=_user_id(), webhook_id=webhook_id)

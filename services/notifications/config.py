@@ -1,0 +1,75 @@
+"""The notifications service's own settings, read from the environment on top of `common_config`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.config import ConfigError, Env
+
+
+def notifications_config(env: Env) -> dict[str, Any]:
+    """Flask config keys of the notifications service (validated later by `validate_config`)."""
+    return {
+        # The local sink (`python -m services.notifications.smtp_sink`) listens here by default.
+        "SMTP_HOST": env.string("SMTP_HOST", "127.0.0.1"),
+        "SMTP_PORT": env.integer("SMTP_PORT", 1025),
+        "SMTP_FROM": env.string("SMTP_FROM", "Flask Suite <no-reply@flask-suite.local>"),
+        "SMTP_USERNAME": env.optional("SMTP_USERNAME"),
+        "SMTP_PASSWORD": env.optional("SMTP_PASSWORD"),
+        "SMTP_STARTTLS": env.flag("SMTP_STARTTLS", False),
+        "SMTP_TIMEOUT_SECONDS": env.number("SMTP_TIMEOUT_SECONDS", 10.0),
+        "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": env.flag("NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE"),
+        "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": env.number(
+            "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", 5.0
+        ),
+        "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER": env.integer(
+            "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER", 10
+        ),
+        "NOTIFICATIONS_MAX_ATTEMPTS": env.integer("NOTIFICATIONS_MAX_ATTEMPTS", 8),
+        # Full-jitter exponential backoff: retry n waits uniform(0, min(cap, base * 2^(n-1))).
+        "NOTIFICATIONS_BACKOFF_BASE_SECONDS": env.number(
+            "NOTIFICATIONS_BACKOFF_BASE_SECONDS", 10.0
+        ),
+        "NOTIFICATIONS_BACKOFF_CAP_SECONDS": env.number(
+            "NOTIFICATIONS_BACKOFF_CAP_SECONDS", 3600.0
+        ),
+        # A claimed delivery is invisible to other workers this long; it must outlast a whole
+        # batch of slow sends, or a second worker would send the same message again.
+        "NOTIFICATIONS_DELIVERY_LEASE_SECONDS": env.number(
+            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS", 300.0
+        ),
+        "NOTIFICATIONS_DELIVERY_BATCH_SIZE": env.integer("NOTIFICATIONS_DELIVERY_BATCH_SIZE", 10),
+        "NOTIFICATIONS_DELIVERY_POLL_SECONDS": env.number(
+            "NOTIFICATIONS_DELIVERY_POLL_SECONDS", 1.0
+        ),
+        "NOTIFICATIONS_DELIVERY_THREADS": env.integer("NOTIFICATIONS_DELIVERY_THREADS", 1),
+    }
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Refuse settings that are missing or unusable, after test/caller overrides are applied."""
+    for name in (
+        "NOTIFICATIONS_MAX_ATTEMPTS",
+        "NOTIFICATIONS_DELIVERY_BATCH_SIZE",
+        "NOTIFICATIONS_DELIVERY_THREADS",
+        "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER",
+    ):
+        if int(config[name]) < 1:
+            raise ConfigError(f"{name} must be >= 1")
+    for name in (
+        "NOTIFICATIONS_BACKOFF_BASE_SECONDS",
+        "NOTIFICATIONS_BACKOFF_CAP_SECONDS",
+        "NOTIFICATIONS_DELIVERY_LEASE_SECONDS",
+        "NOTIFICATIONS_DELIVERY_POLL_SECONDS",
+        "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS",
+        "SMTP_TIMEOUT_SECONDS",
+    ):
+        if float(config[name]) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if float(config["NOTIFICATIONS_BACKOFF_CAP_SECONDS"]) < float(
+        config["NOTIFICATIONS_BACKOFF_BASE_SECONDS"]
+    ):
+        raise ConfigError("NOTIFICATIONS_BACKOFF_CAP_SECONDS must be >= the base")
+    if bool(config.get("SMTP_USERNAME")) != bool(config.get("SMTP_PASSWORD")):
+        raise ConfigError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")

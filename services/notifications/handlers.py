@@ -1,0 +1,57 @@
+"""Event handlers: validate an event's data, then call the use cases the API layer also uses.
+
+Each runs inside the inbox transaction (`shared.inbox.inbox_handler`): the inbox row, the
+contact/notification/delivery rows all commit together, or none does and the consumer
+retries. Invalid data raises, so the event is retried and then dead-lettered, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sqlalchemy.orm import Session
+
+from services.notifications import services
+from services.notifications.schemas import load_event_data
+from shared.events import Event
+
+CONSUMER = "notifications"
+
+
+def on_user_registered(session: Session, event: Event) -> None:
+    """Remember the user's address and welcome them."""
+    data = load_event_data(event.type, event.data)
+    services.record_contact(
+        session=session, user_id=data["user_id"], email=data["email"], name=data["name"]
+    )
+    _notify(session, event, data)
+
+
+def on_user_deactivated(session: Session, event: Event) -> None:
+    """Write to the user no more: cancel what is pending, create nothing new."""
+    data = load_event_data(event.type, event.data)
+    services.deactivate_contact(session=session, user_id=data["user_id"])
+
+
+def on_order_event(session: Session, event: Event) -> None:
+    """Tell the user about their order (created, or its status changed)."""
+    _notify(session, event, load_event_data(event.type, event.data))
+
+
+def _notify(session: Session, event: Event, data: Mapping[str, object]) -> None:
+    services.notify(
+        session=session,
+        user_id=str(data["user_id"]),
+        event_id=event.id,
+        event_type=event.type,
+        occurred_at=event.time,
+        data=data,
+    )
+
+
+HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
+    "user.registered": on_user_registered,
+    "user.deactivated": on_user_deactivated,
+    "order.created": on_order_event,
+    "order.status_changed": on_order_event,
+}

@@ -1,0 +1,153 @@
+"""Tables of the notifications service: contacts, notifications, deliveries, webhook endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.db import NAMING_CONVENTION, JSONType, utcnow
+from shared.inbox import InboxMixin
+
+# auth's user ids, as they arrive in events and in the token's `sub` (opaque text here).
+USER_ID = sa.String(64)
+
+
+class NotificationsBase(DeclarativeBase):
+    """This service's declarative base: its own metadata, the suite's naming convention."""
+
+    # Not shared.db.Base: two services' `inbox` tables could not live in one MetaData.
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=NotificationsBase)
+
+if TYPE_CHECKING:
+    # flask-sqlalchemy types db.Model as a variable, which mypy refuses as a base class.
+    Model = NotificationsBase
+else:
+    Model = db.Model
+
+
+class Channel(StrEnum):
+    """Where a delivery goes."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(StrEnum):
+    """Life of a delivery: pending until sent, failed after the last attempt, or cancelled."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Inbox(InboxMixin, Model):
+    """Events already applied, so a redelivered event changes nothing."""
+
+
+class Contact(Model):
+    """Projection of auth's users: where to write to, and whether we still may."""
+
+    __tablename__ = "contacts"
+
+    user_id: Mapped[str] = mapped_column(USER_ID, primary_key=True)
+    # None while only user.deactivated has arrived (events of two types are not ordered).
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Notification(Model):
+    """One event as its user sees it in the app."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        # Keyset pagination of a user's list, newest first.
+        sa.Index("ix_notifications_user_created", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[str] = mapped_column(USER_ID)
+    # Unique: a second line of defence behind the inbox, one notification per event.
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="notification", order_by="Delivery.created_at", lazy="selectin"
+    )
+
+
+class WebhookEndpoint(Model):
+    """A URL a user wants some of their events POSTed to, signed with its secret."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[str] = mapped_column(USER_ID, index=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSONType)
+    # Kept in clear: signing needs the key itself (a hash could only verify).
+    secret: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class Delivery(Model):
+    """One notification on one channel: its attempts, its outcome, and when to try next."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending', 'sent', 'failed', 'cancelled')", name="status_known"
+        ),
+        sa.CheckConstraint("channel IN ('email', 'webhook')", name="channel_known"),
+        # The delivery worker's query: due pending rows; finished rows stay out of the index.
+        sa.Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index("ix_deliveries_user_status", "user_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(USER_ID)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), index=True
+    )
+    # What to send, fixed when the event arrived so every retry sends the same bytes:
+    # email {subject, text, html}; webhook {body} (the exact JSON text that gets signed).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(sa.String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # While pending: when a worker may (re)try it; a claim pushes it out by the lease.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        sa.DateTime(timezone=True), default=utcnow
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    notification: Mapped[Notification] = relationship(back_populates="deliveries")

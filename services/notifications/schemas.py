@@ -1,0 +1,210 @@
+"""Bodies of the notifications API, and the data of the events it consumes (marshmallow).
+
+API input refuses unknown fields (no mass assignment). Event data is read tolerantly
+(unknown fields dropped): a producer may add a field without breaking this consumer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from shared.db import as_utc
+
+MAX_URL_LENGTH = 2048
+NO_CONTROL_CHARACTERS = r"\A[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z"
+NO_SPACE_OR_CONTROL = r"\A[^\x00-\x20\x7f]*\Z"
+# Event types a user can subscribe a webhook to (user.deactivated reaches nobody).
+SUBSCRIBABLE_EVENT_TYPES = ("user.registered", "order.created", "order.status_changed")
+
+
+class StrictSchema(Schema):
+    """Base: unknown fields are an error (no mass assignment), never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class UTCDateTime(fields.DateTime):
+    """A datetime dumped with its UTC offset, also when SQLite handed back a naive one."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, datetime):
+            value = as_utc(value)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+# -- HTTP -------------------------------------------------------------------------------
+
+
+class DeliverySchema(Schema):
+    """How one channel of a notification went."""
+
+    id = fields.UUID(dump_only=True)
+    channel = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    attempts = fields.Integer(dump_only=True)
+    last_error = fields.String(dump_only=True, allow_none=True)
+    next_attempt_at = UTCDateTime(dump_only=True, allow_none=True)
+    sent_at = UTCDateTime(dump_only=True, allow_none=True)
+    created_at = UTCDateTime(dump_only=True)
+    updated_at = UTCDateTime(dump_only=True)
+
+
+class NotificationSchema(Schema):
+    """A notification as its owner sees it, with the status of each delivery."""
+
+    id = fields.UUID(dump_only=True)
+    event_type = fields.String(dump_only=True)
+    title = fields.String(dump_only=True)
+    body = fields.String(dump_only=True)
+    read = fields.Function(lambda notification: notification.read_at is not None, dump_only=True)
+    read_at = UTCDateTime(dump_only=True, allow_none=True)
+    created_at = UTCDateTime(dump_only=True)
+    deliveries = fields.List(fields.Nested(DeliverySchema), dump_only=True)
+
+
+class NotificationQueryArgsSchema(StrictSchema):
+    """GET / query: only unread ones?, page size, and the cursor of the previous page."""
+
+    unread = fields.Boolean(load_default=None)
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class NotificationPageSchema(Schema):
+    """One page of notifications, newest first, and the cursor of the next (null at the end)."""
+
+    items = fields.List(fields.Nested(NotificationSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class WebhookCreateSchema(StrictSchema):
+    """POST /webhooks body. Whether the target is allowed is decided by the use case."""
+
+    url = fields.URL(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=[
+            validate.Length(max=MAX_URL_LENGTH),
+            validate.Regexp(
+                NO_SPACE_OR_CONTROL, error="Spaces and control characters are not allowed."
+            ),
+        ],
+    )
+    event_types = fields.List(
+        fields.String(validate=validate.OneOf(SUBSCRIBABLE_EVENT_TYPES)),
+        required=True,
+        validate=validate.Length(min=1, max=len(SUBSCRIBABLE_EVENT_TYPES)),
+    )
+    description = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[
+            validate.Length(max=500),
+            # PostgreSQL text cannot hold NUL; other control characters are no description.
+            validate.Regexp(NO_CONTROL_CHARACTERS, error="Control characters are not allowed."),
+        ],
+    )
+
+
+class WebhookSchema(Schema):
+    """A registered endpoint; its secret is never shown again after creation."""
+
+    id = fields.UUID(dump_only=True)
+    url = fields.String(dump_only=True)
+    event_types = fields.List(fields.String(), dump_only=True)
+    description = fields.String(dump_only=True, allow_none=True)
+    created_at = UTCDateTime(dump_only=True)
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    """The 201 answer: the endpoint plus its signing secret, shown this once."""
+
+    secret = fields.String(dump_only=True)
+
+
+class WebhookListSchema(Schema):
+    """The caller's endpoints, oldest first."""
+
+    items = fields.List(fields.Nested(WebhookSchema))
+
+
+# -- events -----------------------------------------------------------------------------
+
+
+def _id() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+def _count(minimum: int) -> fields.Integer:
+    return fields.Integer(required=True, strict=True, validate=validate.Range(min=minimum))
+
+
+def _status() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=32))
+
+
+UserRegisteredData = Schema.from_dict(
+    {
+        "user_id": _id(),
+        "email": fields.Email(required=True, validate=validate.Length(max=320)),
+        "name": fields.String(required=True, validate=validate.Length(max=200)),
+    },
+    name="UserRegisteredData",
+)
+UserDeactivatedData = Schema.from_dict({"user_id": _id()}, name="UserDeactivatedData")
+OrderItemData = Schema.from_dict(
+    {
+        "sku": fields.String(required=True, validate=validate.Length(min=1, max=100)),
+        "quantity": _count(1),
+        "unit_price_cents": _count(0),
+    },
+    name="OrderItemData",
+)
+OrderCreatedData = Schema.from_dict(
+    {
+        "order_id": _id(),
+        "user_id": _id(),
+        "status": _status(),
+        "total_cents": _count(0),
+        "currency": fields.String(
+            required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 code.")
+        ),
+        "items": fields.List(
+            fields.Nested(OrderItemData(unknown=EXCLUDE)),
+            required=True,
+            validate=validate.Length(max=1000),
+        ),
+    },
+    name="OrderCreatedData",
+)
+# `from` is a Python keyword, hence from_dict rather than a class body.
+OrderStatusChangedData = Schema.from_dict(
+    {"order_id": _id(), "user_id": _id(), "from": _status(), "to": _status()},
+    name="OrderStatusChangedData",
+)
+
+EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
+    "user.registered": UserRegisteredData,
+    "user.deactivated": UserDeactivatedData,
+    "order.created": OrderCreatedData,
+    "order.status_changed": OrderStatusChangedData,
+}
+
+
+class InvalidEventData(ValueError):
+    """An event's data does not have the fields its type promises."""
+
+
+def load_event_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The event's data, validated for its type (unknown fields dropped); InvalidEventData."""
+    schema = EVENT_DATA_SCHEMAS[event_type](unknown=EXCLUDE)
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        raise InvalidEventData(f"{event_type} data is invalid: {exc.messages}") from None
+    return loaded

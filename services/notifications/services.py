@@ -1,0 +1,459 @@
+"""Use cases of the notifications service: contacts, notifications, webhooks, deliveries.
+
+No Flask here. Who commits: the use cases the API calls commit their own transaction; the
+ones event handlers call only flush, because the inbox commits the event's row and its
+effect together; the delivery worker's claim and record steps each commit, so that no
+transaction stays open while a message is on the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import random
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.notifications.models import (
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    WebhookEndpoint,
+)
+from services.notifications.rendering import render
+from services.notifications.ssrf import TargetGuard, UnsafeTargetError
+from shared.db import as_utc, is_postgresql, utcnow
+from shared.errors import ConflictError, NotFoundError, UnprocessableError
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 1000
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+USER_DEACTIVATED = "cancelled: the user was deactivated"
+ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
+
+
+# -- retry policy -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a failed delivery is tried again."""
+
+    max_attempts: int
+    base_seconds: float
+    cap_seconds: float
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds before the next try after failed attempt `attempt` (1-based), full jitter."""
+        # Full jitter (uniform from zero) spreads the retries of many deliveries that failed
+        # together (an SMTP outage) instead of sending them back in one wave.
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 32))
+        return (rng or random).uniform(0, ceiling)
+
+
+# -- contacts and notifications (called by event handlers; the inbox commits) -----------
+
+
+def record_contact(*, session: Session, user_id: str, email: str, name: str) -> Contact:
+    """Create or update a user's contact; a user deactivated earlier stays inactive."""
+    now = utcnow()
+    contact = session.get(Contact, user_id)
+    if contact is None:
+        contact = Contact(
+            user_id=user_id, email=email, name=name, active=True, created_at=now, updated_at=now
+        )
+        session.add(contact)
+    else:
+        # user.deactivated may have overtaken user.registered: keep `active` as it is.
+        contact.email, contact.name, contact.updated_at = email, name, now
+    session.flush()
+    return contact
+
+
+def deactivate_contact(*, session: Session, user_id: str) -> int:
+    """Stop writing to a user: mark the contact inactive and cancel pending deliveries."""
+    now = utcnow()
+    contact = session.get(Contact, user_id)
+    if contact is None:
+        session.add(Contact(user_id=user_id, active=False, created_at=now, updated_at=now))
+    else:
+        contact.active, contact.updated_at = False, now
+    result = session.execute(
+        sa.update(Delivery)
+        .where(Delivery.user_id == user_id, Delivery.status == DeliveryStatus.PENDING)
+        .values(
+            status=DeliveryStatus.CANCELLED,
+            last_error=USER_DEACTIVATED,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def webhook_body(*, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> str:
+    """The JSON a webhook receives (Standard Webhooks payload shape: type, timestamp, data)."""
+    timestamp = as_utc(occurred_at).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps(
+        {"type": event_type, "timestamp": timestamp, "data": dict(data)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def notify(
+    *,
+    session: Session,
+    user_id: str,
+    event_id: str,
+    event_type: str,
+    occurred_at: datetime,
+    data: Mapping[str, Any],
+) -> Notification:
+    """Turn one event into the user's notification plus an email and webhook deliveries."""
+    now = utcnow()
+    contact = session.get(Contact, user_id)
+    rendered = render(event_type, data, name=contact.name if contact else None)
+    notification = Notification(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        event_id=event_id,
+        event_type=event_type,
+        title=rendered.title,
+        body=rendered.body,
+        created_at=now,
+    )
+    session.add(notification)
+    if contact is not None and not contact.active:
+        session.flush()
+        return notification  # in-app only: a deactivated user is written to no more
+
+    def delivery(
+        channel: Channel, payload: dict[str, Any], endpoint_id: uuid.UUID | None = None
+    ) -> None:
+        session.add(
+            Delivery(
+                id=uuid.uuid4(),
+                notification_id=notification.id,
+                user_id=user_id,
+                channel=channel.value,
+                endpoint_id=endpoint_id,
+                payload=payload,
+                status=DeliveryStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    # The address is looked up when sending: an order event may arrive before the user's
+    # user.registered (two producers, no common order), and the mail waits for it.
+    delivery(
+        Channel.EMAIL,
+        {"subject": rendered.title, "text": rendered.email_text, "html": rendered.email_html},
+    )
+    endpoints = session.scalars(
+        sa.select(WebhookEndpoint)
+        .where(WebhookEndpoint.user_id == user_id)
+        .order_by(WebhookEndpoint.created_at)
+    )
+    body: str | None = None
+    for endpoint in endpoints:
+        if event_type in endpoint.event_types:
+            body = body or webhook_body(event_type=event_type, occurred_at=occurred_at, data=data)
+            delivery(Channel.WEBHOOK, {"body": body}, endpoint.id)
+    session.flush()
+    return notification
+
+
+# -- the owner's view (called by the API; each commits) ---------------------------------
+
+
+@dataclass(frozen=True)
+class NotificationPage:
+    """One page of a user's notifications, newest first."""
+
+    items: list[Notification]
+    next_cursor: str | None
+
+
+def encode_cursor(notification: Notification) -> str:
+    """Opaque cursor pointing just past `notification` in (created_at, id) descending order."""
+    raw = json.dumps([as_utc(notification.created_at).isoformat(), str(notification.id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) of a cursor; 422 when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, notification_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return as_utc(datetime.fromisoformat(created_at)), uuid.UUID(notification_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise UnprocessableError(
+            "Invalid cursor.", errors={"cursor": ["Invalid cursor."]}
+        ) from None
+
+
+def list_notifications(
+    *,
+    session: Session,
+    user_id: str,
+    unread: bool | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> NotificationPage:
+    """The user's own notifications, newest first, optionally only (un)read ones."""
+    query = (
+        sa.select(Notification)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(limit + 1)
+    )
+    if unread is True:
+        query = query.where(Notification.read_at.is_(None))
+    elif unread is False:
+        query = query.where(Notification.read_at.is_not(None))
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(
+            sa.or_(
+                Notification.created_at < created_at,
+                sa.and_(Notification.created_at == created_at, Notification.id < last_id),
+            )
+        )
+    items = list(session.scalars(query))
+    next_cursor = encode_cursor(items[limit - 1]) if len(items) > limit else None
+    return NotificationPage(items=items[:limit], next_cursor=next_cursor)
+
+
+def mark_read(*, session: Session, user_id: str, notification_id: uuid.UUID) -> Notification:
+    """Mark one of the user's notifications read (again is fine); 404 for anyone else's."""
+    notification = session.scalar(
+        sa.select(Notification).where(
+            Notification.id == notification_id, Notification.user_id == user_id
+        )
+    )
+    if notification is None:
+        raise NotFoundError("No such notification.")
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        session.commit()
+    return notification
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def create_webhook(
+    *,
+    session: Session,
+    user_id: str,
+    url: str,
+    event_types: Sequence[str],
+    description: str | None,
+    guard: TargetGuard,
+    max_per_user: int,
+) -> WebhookEndpoint:
+    """Register an endpoint for the user; 422 when its URL may not be called (SSRF guard)."""
+    try:
+        guard.check_url(url)
+    except UnsafeTargetError as exc:
+        raise UnprocessableError(str(exc), errors={"url": [str(exc)]}) from None
+    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
+    if (count or 0) >= max_per_user:
+        raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
+    endpoint = WebhookEndpoint(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        url=url,
+        description=description,
+        event_types=list(dict.fromkeys(event_types)),  # dedupe, keep the caller's order
+        secret=new_webhook_secret(),
+        created_at=utcnow(),
+    )
+    session.add(endpoint)
+    session.commit()
+    return endpoint
+
+
+def list_webhooks(*, session: Session, user_id: str) -> list[WebhookEndpoint]:
+    """The user's own endpoints, oldest first."""
+    return list(
+        session.scalars(
+            sa.select(WebhookEndpoint)
+            .where(WebhookEndpoint.user_id == user_id)
+            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+        )
+    )
+
+
+def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> None:
+    """Delete one of the user's endpoints and cancel what was still to be sent to it."""
+    endpoint = session.scalar(
+        sa.select(WebhookEndpoint).where(
+            WebhookEndpoint.id == webhook_id, WebhookEndpoint.user_id == user_id
+        )
+    )
+    if endpoint is None:
+        raise NotFoundError("No such webhook endpoint.")
+    now = utcnow()
+    session.execute(
+        sa.update(Delivery)
+        .where(Delivery.endpoint_id == endpoint.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(
+            status=DeliveryStatus.CANCELLED,
+            last_error=ENDPOINT_DELETED,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+    session.delete(endpoint)
+    session.commit()
+
+
+# -- the delivery worker (each step commits) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """A claimed delivery with everything needed to send it, detached from the session."""
+
+    id: uuid.UUID
+    channel: str
+    attempt: int
+    payload: dict[str, Any]
+    email: str | None = None
+    url: str | None = None
+    secret: str | None = None
+
+
+def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: datetime) -> None:
+    delivery.status = status.value
+    delivery.last_error = error
+    delivery.next_attempt_at = None
+    delivery.updated_at = now
+
+
+def claim_due_deliveries(
+    *, session: Session, now: datetime, limit: int, lease_seconds: float
+) -> list[DeliveryJob]:
+    """Claim up to `limit` due deliveries for this worker (one attempt each) and commit."""
+    query = (
+        sa.select(Delivery)
+        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if is_postgresql(session):
+        # Workers skip each other's rows instead of waiting. SQLite ignores FOR UPDATE, so
+        # there (the `make run` set-up) only one delivery worker may run.
+        query = query.with_for_update(skip_locked=True)
+    deliveries = list(session.scalars(query))
+    if not deliveries:
+        session.commit()
+        return []
+    user_ids = {d.user_id for d in deliveries}
+    contacts = {
+        c.user_id: c
+        for c in session.scalars(sa.select(Contact).where(Contact.user_id.in_(user_ids)))
+    }
+    endpoint_ids = {d.endpoint_id for d in deliveries if d.endpoint_id is not None}
+    endpoints = {
+        e.id: e
+        for e in session.scalars(
+            sa.select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids))
+        )
+    }
+    lease_until = now + timedelta(seconds=lease_seconds)
+    jobs: list[DeliveryJob] = []
+    for delivery in deliveries:
+        contact = contacts.get(delivery.user_id)
+        if contact is not None and not contact.active:
+            # Deactivated after this delivery was created (a concurrent consumer).
+            _finish(delivery, DeliveryStatus.CANCELLED, USER_DEACTIVATED, now)
+            continue
+        endpoint = endpoints.get(delivery.endpoint_id) if delivery.endpoint_id else None
+        if delivery.channel == Channel.WEBHOOK and endpoint is None:
+            _finish(delivery, DeliveryStatus.CANCELLED, ENDPOINT_DELETED, now)
+            continue
+        # The attempt counts from the claim: a worker that dies mid-send still used one,
+        # so a message that crashes the worker cannot be retried forever.
+        delivery.attempts += 1
+        delivery.next_attempt_at = lease_until
+        delivery.updated_at = now
+        jobs.append(
+            DeliveryJob(
+                id=delivery.id,
+                channel=delivery.channel,
+                attempt=delivery.attempts,
+                payload=dict(delivery.payload),
+                email=contact.email if contact is not None else None,
+                url=endpoint.url if endpoint is not None else None,
+                secret=endpoint.secret if endpoint is not None else None,
+            )
+        )
+    session.commit()
+    return jobs
+
+
+def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
+    """The delivery, if it is still pending under this worker's claim (attempt unchanged)."""
+    delivery = session.get(Delivery, job.id, with_for_update=True)
+    if (
+        delivery is None
+        or delivery.status != DeliveryStatus.PENDING
+        or delivery.attempts != job.attempt
+    ):
+        # Cancelled meanwhile, or our lease ran out and another worker claimed it.
+        log.info("delivery no longer ours; result dropped", extra={"delivery_id": str(job.id)})
+        session.rollback()
+        return None
+    return delivery
+
+
+def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -> None:
+    """Mark a claimed delivery sent and commit."""
+    delivery = _still_ours(session, job)
+    if delivery is None:
+        return
+    delivery.status = DeliveryStatus.SENT.value
+    delivery.sent_at = now
+    delivery.next_attempt_at = None
+    delivery.updated_at = now
+    session.commit()
+
+
+def record_delivery_failed(
+    *, session: Session, job: DeliveryJob, error: str, now: datetime, policy: RetryPolicy
+) -> str | None:
+    """Record a failed attempt: retry later with backoff, or fail for good; commit."""
+    delivery = _still_ours(session, job)
+    if delivery is None:
+        return None
+    delivery.last_error = error[:MAX_ERROR_CHARS]
+    delivery.updated_at = now
+    if job.attempt >= policy.max_attempts:
+        delivery.status = DeliveryStatus.FAILED.value
+        delivery.next_attempt_at = None
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=policy.delay(job.attempt))
+    session.commit()
+    return delivery.status

@@ -1,0 +1,343 @@
+"""Fixtures of the notifications tests: the real PostgreSQL, a real SMTP sink, a real HTTP receiver.
+
+Integration tests share one PostgreSQL database per session, migrated once with the real
+migrations and truncated before each test. Tokens are signed with a key made here and
+checked by a verifier swapped into the app. Backoff and polling are tiny so that retry
+stories play out in fractions of a second.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from services.notifications import create_app
+from services.notifications.delivery import DeliverySettings, deliver_due_once, delivery_settings
+from services.notifications.handlers import CONSUMER, HANDLERS
+from services.notifications.models import Inbox, db
+from services.notifications.smtp_sink import start_sink
+from shared.config import Env
+from shared.events import Event
+from shared.inbox import inbox_handler
+from shared.tokens import StaticKeySource, TokenVerifier
+
+ISSUER = "https://auth.test/api/v1/auth"
+AUDIENCE = "suite-test"
+KID = "test-key"
+TABLES = ("deliveries", "notifications", "webhook_endpoints", "contacts", "inbox")
+FAST = {
+    "NOTIFICATIONS_BACKOFF_BASE_SECONDS": 0.01,
+    "NOTIFICATIONS_BACKOFF_CAP_SECONDS": 0.05,
+    "NOTIFICATIONS_DELIVERY_POLL_SECONDS": 0.02,
+    "NOTIFICATIONS_MAX_ATTEMPTS": 5,
+    "SMTP_TIMEOUT_SECONDS": 2.0,
+    "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": 2.0,
+}
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+class TokenMaker:
+    """Signs access tokens the way auth does, with a key only the tests know."""
+
+    def __init__(self) -> None:
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
+        self.jwks = {"keys": [{**public_jwk, "kid": KID, "alg": "RS256", "use": "sig"}]}
+
+    def verifier(self) -> TokenVerifier:
+        """A verifier that trusts this maker's key."""
+        return TokenVerifier(StaticKeySource(self.jwks), issuer=ISSUER, audience=AUDIENCE)
+
+    def token(self, user_id: str, roles: tuple[str, ...] = ("user",)) -> str:
+        """A valid access token for `user_id`."""
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "iat": now,
+            "exp": now + 900,
+            "jti": uuid.uuid4().hex,
+            "roles": list(roles),
+        }
+        headers = {"kid": KID, "typ": "at+jwt", "alg": "RS256"}
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
+
+    def headers(self, user_id: str) -> dict[str, str]:
+        """An Authorization header for `user_id`."""
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+
+@pytest.fixture(scope="session")
+def tokens() -> TokenMaker:
+    """The session's token signer."""
+    return TokenMaker()
+
+
+# -- the app on PostgreSQL ----------------------------------------------------------------
+
+
+def make_app(database_url: str, var_dir: Path, verifier: TokenVerifier, **config: Any) -> Flask:
+    """A notifications app for tests on `database_url`, trusting `verifier`'s key."""
+    env = Env(
+        {
+            "APP_ENV": "test",
+            "NOTIFICATIONS_DATABASE_URL": database_url,
+            "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+            "JWT_ISSUER": ISSUER,
+            "JWT_AUDIENCE": AUDIENCE,
+            "VAR_DIR": str(var_dir),
+        }
+    )
+    app = create_app({"TESTING": True, **FAST, **config}, env=env)
+    app.extensions["token_verifier"] = verifier
+    return app
+
+
+def truncate(app: Flask) -> None:
+    """Empty every table of the notifications database."""
+    with app.app_context():
+        db.session.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        db.session.commit()
+
+
+@pytest.fixture(scope="session")
+def pg_app_session(
+    database_factory: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    tokens: TokenMaker,
+) -> Iterator[Flask]:
+    """The session's app on PostgreSQL, migrated once by the real migrations."""
+    app = make_app(
+        database_factory("notifications_test"),
+        tmp_path_factory.mktemp("notifications-var"),
+        tokens.verifier(),
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(pg_app_session: Flask) -> Flask:
+    """The PostgreSQL app with empty tables."""
+    truncate(pg_app_session)
+    return pg_app_session
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def user_registered(
+    user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
+) -> Event:
+    """A user.registered event as auth publishes it."""
+    return Event(
+        type="user.registered",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id, "email": email_address, "name": name},
+    )
+
+
+def user_deactivated(user_id: str) -> Event:
+    """A user.deactivated event as auth publishes it."""
+    return Event(
+        type="user.deactivated", source="/auth", subject=user_id, data={"user_id": user_id}
+    )
+
+
+def order_created(user_id: str, order_id: str | None = None, total_cents: int = 2500) -> Event:
+    """An order.created event as orders publishes it."""
+    order_id = order_id or str(uuid.uuid4())
+    return Event(
+        type="order.created",
+        source="/orders",
+        subject=order_id,
+        data={
+            "order_id": order_id,
+            "user_id": user_id,
+            "status": "pending",
+            "total_cents": total_cents,
+            "currency": "EUR",
+            "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": total_cents}],
+        },
+    )
+
+
+def order_status_changed(user_id: str, order_id: str, old: str, new: str) -> Event:
+    """An order.status_changed event as orders publishes it."""
+    return Event(
+        type="order.status_changed",
+        source="/orders",
+        subject=order_id,
+        data={"order_id": order_id, "user_id": user_id, "from": old, "to": new},
+    )
+
+
+@pytest.fixture
+def consume(app: Flask) -> Callable[[Event], None]:
+    """Apply an event exactly as the consumer does (inbox + handler, one transaction)."""
+    return inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
+
+
+# -- delivery -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class SmtpSink:
+    """The real aiosmtpd sink on a free port, writing .eml files to `directory`."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    controller: Any = None
+
+    def start(self) -> None:
+        """Start listening (again)."""
+        self.controller = start_sink(self.directory, port=self.port)
+
+    def stop(self) -> None:
+        """Stop listening; connections are refused until start()."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def messages(self) -> list[EmailMessage]:
+        """Every message received so far, oldest first."""
+        paths = sorted(self.directory.glob("*.eml")) if self.directory.exists() else []
+        return [
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+            for path in paths
+        ]
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    """A running SMTP sink for this test."""
+    sink = SmtpSink(tmp_path / "mail")
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@dataclass
+class ReceivedRequest:
+    """One request the webhook receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 that records requests and answers per path."""
+
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        # path -> (status, headers); anything else gets 204.
+        self.responses: dict[str, tuple[int, dict[str, str]]] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                receiver.requests.append(
+                    ReceivedRequest(self.path, dict(self.headers.items()), body)
+                )
+                status, headers = receiver.responses.get(self.path, (204, {}))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep the test output clean
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+        """The URL of `path` on this receiver."""
+        return f"http://{host}:{self.port}{path}"
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A running webhook receiver for this test."""
+    receiver = WebhookReceiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def settings_for(app: Flask, smtp_port: int | None = None, **config: Any) -> DeliverySettings:
+    """The delivery loop's settings from the app's config, pointed at the test servers."""
+    merged = {**app.config, **config}
+    if smtp_port is not None:
+        merged["SMTP_PORT"] = smtp_port
+    return delivery_settings(merged)
+
+
+def deliver(app: Flask, settings: DeliverySettings) -> int:
+    """One pass of the delivery worker; the number of deliveries it claimed."""
+    with app.app_context():
+        return deliver_due_once(db.session(), settings)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until condition() is truthy; its value, or AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)

@@ -1,0 +1,278 @@
+"""Deliveries through a real SMTP server and a real HTTP receiver, on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import sessionmaker
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from services.notifications import services
+from services.notifications.delivery import run_delivery_loop
+from services.notifications.models import Delivery, db
+from services.notifications.ssrf import TargetGuard
+from services.notifications.tests.conftest import (
+    SmtpSink,
+    TokenMaker,
+    WebhookReceiver,
+    deliver,
+    free_port,
+    now_utc,
+    order_created,
+    settings_for,
+    user_registered,
+    wait_for,
+)
+from shared.events import Event
+
+pytestmark = pytest.mark.integration
+
+ADA = "user-ada"
+
+
+def _only(app: Flask, channel: str) -> Delivery:
+    with app.app_context():
+        [delivery] = db.session.scalars(sa.select(Delivery).where(Delivery.channel == channel))
+        db.session.expunge_all()
+        return delivery
+
+
+def _add_webhook(app: Flask, url: str, event_types: tuple[str, ...] = ("order.created",)) -> str:
+    """Register an endpoint (private targets allowed) and return its secret."""
+    with app.app_context():
+        endpoint = services.create_webhook(
+            session=db.session(),
+            user_id=ADA,
+            url=url,
+            event_types=list(event_types),
+            description=None,
+            guard=TargetGuard(allow_private=True),
+            max_per_user=10,
+        )
+        return endpoint.secret
+
+
+# -- email ------------------------------------------------------------------------------
+
+
+def test_a_welcome_email_is_sent_once_with_the_delivery_id_as_message_id(
+    app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
+) -> None:
+    consume(user_registered(ADA, "ada@example.com", "Ada"))
+    settings = settings_for(app, smtp_sink.port)
+
+    assert deliver(app, settings) == 1
+    assert deliver(app, settings) == 0  # nothing left to do
+
+    delivery = _only(app, "email")
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    assert delivery.sent_at is not None
+    [message] = smtp_sink.messages()
+    assert message["To"] == "ada@example.com"
+    assert message["Subject"] == "Welcome to Flask Suite, Ada"
+    assert message["Message-ID"] == f"<{delivery.id}@flask-suite.local>"
+    assert "Hello Ada," in message.get_body(("plain",)).get_content()
+    assert "<p>Hello Ada,</p>" in message.get_body(("html",)).get_content()
+
+
+def test_mail_waits_out_an_smtp_outage_and_goes_out_when_the_server_returns(
+    app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.stop()
+    consume(user_registered(ADA))
+    settings = settings_for(app, smtp_sink.port, NOTIFICATIONS_MAX_ATTEMPTS=1000)
+    with app.app_context():
+        session_factory = sessionmaker(bind=db.engine)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_delivery_loop, args=(session_factory, settings, stop))
+    worker.start()
+    try:
+        wait_for(lambda: _only(app, "email").attempts >= 2)
+        assert smtp_sink.messages() == []
+        smtp_sink.start()
+        delivery = wait_for(lambda: (d := _only(app, "email")).status == "sent" and d)
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+
+    assert delivery.attempts > 1
+    assert "SMTP" in (delivery.last_error or "")  # what the failed attempts ran into
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_an_email_that_keeps_failing_is_marked_failed_and_the_user_can_see_it(
+    app: Flask, client: FlaskClient, tokens: TokenMaker, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    settings = settings_for(app, free_port(), NOTIFICATIONS_MAX_ATTEMPTS=3)  # no server there
+
+    for _ in range(3):
+        wait_for(lambda: deliver(app, settings))
+
+    [item] = client.get("/api/v1/notifications", headers=tokens.headers(ADA)).get_json()["items"]
+    [delivery] = item["deliveries"]
+    assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
+    assert "SMTP" in delivery["last_error"]
+    assert delivery["next_attempt_at"] is None
+    assert deliver(app, settings) == 0
+
+
+def test_an_order_event_for_a_user_not_known_yet_waits_for_the_address(
+    app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
+) -> None:
+    order = order_created(ADA)
+    consume(order)  # orders' event overtook auth's user.registered
+    settings = settings_for(app, smtp_sink.port)
+    deliver(app, settings)
+    waiting = _only(app, "email")
+    assert waiting.status == "pending" and "no email address" in (waiting.last_error or "")
+
+    consume(user_registered(ADA, "ada@example.com"))
+    wait_for(lambda: deliver(app, settings) == 0 and len(smtp_sink.messages()) == 2)
+
+    subjects = sorted((m["To"], m["Subject"]) for m in smtp_sink.messages())
+    assert subjects == [
+        ("ada@example.com", "We received your order " + order.data["order_id"][:8]),
+        ("ada@example.com", "Welcome to Flask Suite, Ada"),
+    ]
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+
+def _webhook_settings(app: Flask):
+    # Mail goes nowhere in these tests; the receiver lives on 127.0.0.1, hence allowed.
+    return settings_for(app, free_port(), NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE=True)
+
+
+def test_a_webhook_arrives_signed_so_that_standard_webhooks_verifies_it(
+    app: Flask, consume: Callable[[Event], None], webhook_receiver: WebhookReceiver
+) -> None:
+    secret = _add_webhook(app, webhook_receiver.url("/hook"))
+    order = order_created(ADA, total_cents=2500)
+    consume(order)
+
+    deliver(app, _webhook_settings(app))
+
+    [request] = webhook_receiver.requests
+    payload = Webhook(secret).verify(request.body, request.headers)
+    assert payload["type"] == "order.created"
+    assert payload["data"]["order_id"] == order.data["order_id"]
+    delivery = _only(app, "webhook")
+    assert delivery.status == "sent"
+    assert request.headers["webhook-id"] == str(delivery.id)
+    tampered = request.body.replace(b'"total_cents":2500', b'"total_cents":1')
+    assert tampered != request.body
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(tampered, request.headers)
+
+
+def test_a_webhook_retry_sends_the_same_id_and_body(
+    app: Flask, consume: Callable[[Event], None], webhook_receiver: WebhookReceiver
+) -> None:
+    webhook_receiver.responses["/flaky"] = (503, {})
+    _add_webhook(app, webhook_receiver.url("/flaky"))
+    consume(order_created(ADA))
+    settings = _webhook_settings(app)
+
+    deliver(app, settings)
+    assert "HTTP 503" in (_only(app, "webhook").last_error or "")
+    del webhook_receiver.responses["/flaky"]
+    wait_for(lambda: deliver(app, settings) and _only(app, "webhook").status == "sent")
+
+    first, second = webhook_receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+    assert _only(app, "webhook").attempts == 2
+
+
+def test_a_redirecting_webhook_is_a_failed_attempt_and_is_not_followed(
+    app: Flask, consume: Callable[[Event], None], webhook_receiver: WebhookReceiver
+) -> None:
+    webhook_receiver.responses["/moved"] = (302, {"Location": webhook_receiver.url("/elsewhere")})
+    _add_webhook(app, webhook_receiver.url("/moved"))
+    consume(order_created(ADA))
+
+    deliver(app, _webhook_settings(app))
+
+    delivery = _only(app, "webhook")
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "HTTP 302" in (delivery.last_error or "")
+    assert [request.path for request in webhook_receiver.requests] == ["/moved"]
+
+
+def test_a_webhook_target_that_resolves_to_loopback_is_refused_at_delivery_time(
+    app: Flask, consume: Callable[[Event], None], webhook_receiver: WebhookReceiver
+) -> None:
+    # Registered while private targets were allowed (or while its DNS said otherwise).
+    _add_webhook(app, webhook_receiver.url("/hook", host="localhost"))
+    consume(order_created(ADA))
+
+    deliver(app, settings_for(app, free_port()))  # the default: private targets refused
+
+    delivery = _only(app, "webhook")
+    assert delivery.attempts == 1 and "loopback" in (delivery.last_error or "")
+    assert webhook_receiver.requests == []
+
+
+def test_a_deleted_webhook_gets_nothing_more(
+    app: Flask, consume: Callable[[Event], None], webhook_receiver: WebhookReceiver
+) -> None:
+    _add_webhook(app, webhook_receiver.url("/hook"))
+    consume(order_created(ADA))
+    with app.app_context():
+        [endpoint_id] = db.session.scalars(sa.text("SELECT id FROM webhook_endpoints"))
+        services.delete_webhook(session=db.session(), user_id=ADA, webhook_id=endpoint_id)
+
+    deliver(app, _webhook_settings(app))
+
+    assert _only(app, "webhook").status == "cancelled"
+    assert webhook_receiver.requests == []
+
+
+# -- claiming ---------------------------------------------------------------------------
+
+
+def test_a_claimed_delivery_is_left_alone_until_its_lease_runs_out(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+
+    def claim(after_seconds: float = 0) -> list[services.DeliveryJob]:
+        with app.app_context():
+            return services.claim_due_deliveries(
+                session=db.session(),
+                now=now_utc() + timedelta(seconds=after_seconds),
+                limit=10,
+                lease_seconds=60,
+            )
+
+    first, second, after_lease = claim(), claim(), claim(after_seconds=61)
+
+    assert [job.attempt for job in first] == [1]
+    assert second == []
+    assert [job.attempt for job in after_lease] == [2]
+
+
+def test_workers_skip_a_row_another_worker_holds_instead_of_waiting(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    with app.app_context():
+        holder = sessionmaker(bind=db.engine)()
+        try:
+            holder.execute(sa.text("SELECT id FROM deliveries FOR UPDATE"))  # another worker
+            jobs = services.claim_due_deliveries(
+                session=db.session(), now=now_utc(), limit=10, lease_seconds=60
+            )
+        finally:
+            holder.rollback()
+            holder.close()
+
+    assert jobs == []

@@ -1,0 +1,132 @@
+"""What gets sent, without any server: rendered text, email structure, signatures, backoff."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+import uuid
+
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from services.notifications.delivery import build_email, sign_webhook
+from services.notifications.rendering import format_money, render
+from services.notifications.services import RetryPolicy, new_webhook_secret
+
+ORDER = {
+    "order_id": "0f6b3a1c-0000-4000-8000-000000000000",
+    "user_id": "u1",
+    "status": "pending",
+    "total_cents": 123456,
+    "currency": "EUR",
+    "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 61728}],
+}
+
+
+def test_the_welcome_greets_the_user_by_name() -> None:
+    rendered = render("user.registered", {"email": "ada@example.com", "name": "Ada"}, name="Ada")
+    assert rendered.title == "Welcome to Flask Suite, Ada"
+    assert "ada@example.com" in rendered.body
+    assert rendered.email_text.startswith("Hello Ada,")
+
+
+def test_an_order_notification_shows_the_total_and_items_in_money() -> None:
+    rendered = render("order.created", ORDER, name="Ada")
+    assert rendered.title == "We received your order 0f6b3a1c"
+    assert "1,234.56 EUR" in rendered.body
+    assert "2 x BOOK-1 at 617.28 EUR" in rendered.body
+
+
+def test_a_status_change_says_from_what_to_what() -> None:
+    data = {"order_id": "abcdef12-x", "user_id": "u1", "from": "confirmed", "to": "shipped"}
+    rendered = render("order.status_changed", data, name=None)
+    assert rendered.title == "Your order abcdef12 is now shipped"
+    assert "from confirmed to shipped" in rendered.body
+    assert rendered.email_text.startswith("Hello,")
+
+
+def test_markup_in_a_name_is_escaped_in_html_and_kept_in_text() -> None:
+    rendered = render("order.created", ORDER, name="<script>alert(1)</script>")
+    assert "<script>" not in rendered.email_html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.email_html
+    assert "Hello <script>alert(1)</script>," in rendered.email_text
+
+
+def test_a_name_with_line_breaks_still_makes_a_one_line_subject() -> None:
+    data = {"email": "ada@example.com", "name": "Ada\r\nBcc: victim@example.com"}
+    rendered = render("user.registered", data, name=data["name"])
+    assert "\n" not in rendered.title and "\r" not in rendered.title
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "text"),
+    [
+        (1234, "EUR", "12.34 EUR"),
+        (5, "USD", "0.05 USD"),
+        (500, "JPY", "500 JPY"),
+        (1234, "KWD", "1.234 KWD"),
+    ],
+)
+def test_money_is_shown_in_the_currency_s_minor_units(minor: int, currency: str, text: str) -> None:
+    assert format_money(minor, currency) == text
+
+
+def test_an_email_has_text_and_html_parts_and_a_message_id_from_the_delivery() -> None:
+    delivery_id = str(uuid.uuid4())
+    message = build_email(
+        delivery_id=delivery_id,
+        sender="Flask Suite <no-reply@suite.example>",
+        to="ada@example.com",
+        subject="Hi",
+        text="plain",
+        html="<p>rich</p>",
+    )
+    assert message["Message-ID"] == f"<{delivery_id}@suite.example>"
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_a_webhook_secret_is_whsec_and_at_least_24_random_bytes() -> None:
+    secret = new_webhook_secret()
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"))) >= 24
+    assert new_webhook_secret() != secret
+
+
+def _headers(msg_id: str, timestamp: int, signature: str) -> dict[str, str]:
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+    }
+
+
+def test_our_signature_verifies_with_the_standard_webhooks_library() -> None:
+    secret, body, msg_id, timestamp = (
+        new_webhook_secret(),
+        '{"type":"x"}',
+        "msg_1",
+        int(time.time()),
+    )
+    signature = sign_webhook(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body)
+    assert Webhook(secret).verify(body, _headers(msg_id, timestamp, signature)) == {"type": "x"}
+
+
+def test_a_tampered_body_or_another_secret_does_not_verify() -> None:
+    secret, body, msg_id, timestamp = new_webhook_secret(), '{"total":1}', "msg_1", int(time.time())
+    signature = sign_webhook(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify('{"total":1000}', _headers(msg_id, timestamp, signature))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_webhook_secret()).verify(body, _headers(msg_id, timestamp, signature))
+
+
+def test_retry_delays_grow_exponentially_with_full_jitter_up_to_the_cap() -> None:
+    policy = RetryPolicy(max_attempts=10, base_seconds=1.0, cap_seconds=8.0)
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # the whole range is used, not just the top
+        assert min(delays) < ceiling * 0.2

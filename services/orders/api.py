@@ -1,0 +1,188 @@
+# (flask-smorest's decorators carry no type hints; the views below are fully annotated.)
+"""HTTP endpoints of the orders service: parse, call a use case, render. No rules here.
+
+ETags are strong, `"<order id>-<version>"`: strong because If-Match compares strongly
+(RFC 9110 13.1.1; a weak tag never matches), and the id makes a tag copied from another
+order fail instead of matching by accident.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Response, current_app, make_response, url_for
+from flask.views import MethodView
+from sqlalchemy.orm import Session
+from werkzeug.http import parse_etags
+
+from services.orders import services
+from services.orders.models import Order, db
+from services.orders.schemas import (
+    IdempotencyHeadersSchema,
+    IfMatchHeadersSchema,
+    OrderCreateSchema,
+    OrderPageSchema,
+    OrderQueryArgsSchema,
+    OrderSchema,
+    OrderStatusChangeSchema,
+)
+from shared.app import ApiBlueprint
+from shared.tokens import current_principal, require_auth
+
+blp = ApiBlueprint(
+    "orders",
+    __name__,
+    url_prefix="/api/v1/orders",
+    description="Place orders, list and read them, cancel them; admins move them along.",
+)
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+_VERSION = re.compile(r"[0-9]{1,9}")
+
+
+def etag_for(order_id: uuid.UUID | str, version: int) -> str:
+    """The ETag header value of one version of an order."""
+    return f'"{order_id}-{version}"'
+
+
+def if_match_versions(header: str | None, order_id: uuid.UUID) -> frozenset[int] | None:
+    """Versions of this order an If-Match header accepts; None when it sets no condition."""
+    if header is None:
+        return None
+    etags = parse_etags(header)
+    if etags.star_tag:
+        return None  # "*": any current version of an existing order
+    prefix = f"{order_id}-"
+    versions = {
+        int(tag[len(prefix) :])
+        for tag in etags  # strong tags only; weak ones never match If-Match
+        if tag.startswith(prefix) and _VERSION.fullmatch(tag[len(prefix) :])
+    }
+    return frozenset(versions)  # empty: nothing can match, so 412
+
+
+def _session() -> Session:
+    """This request's database session (the scoped session's current one)."""
+    return db.session()
+
+
+def _actor() -> services.Actor:
+    principal = current_principal()
+    return services.Actor(user_id=principal.user_id, is_admin=principal.is_admin)
+
+
+def _with_etag(order: Order) -> tuple[Order, dict[str, str]]:
+    return order, {"ETag": etag_for(order.id, order.version)}
+
+
+def _created(order: Order) -> services.StoredResponse:
+    """The 201 answer to a create; stored with an Idempotency-Key and replayed as is."""
+    return services.StoredResponse(
+        status=201,
+        body=OrderSchema().dump(order),
+        headers={
+            "Location": url_for("orders.order", order_id=order.id),
+            "ETag": etag_for(order.id, order.version),
+        },
+    )
+
+
+@blp.route("", endpoint="orders")
+class Orders(MethodView):
+    """The caller's orders (everyone's for admins)."""
+
+    decorators = [require_auth]
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(OrderQueryArgsSchema, location="query")
+    @blp.response(200, OrderPageSchema)
+    def get(self, args: Mapping[str, Any]) -> services.OrderPage:
+        """List orders newest first, `limit` (1-100, default 20) per page."""
+        return services.list_orders(
+            session=_session(),
+            actor=_actor(),
+            limit=args["limit"],
+            status=args.get("status"),
+            after=args.get("cursor"),
+        )
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(OrderCreateSchema)
+    @blp.arguments(IdempotencyHeadersSchema, location="headers")
+    @blp.response(201, OrderSchema, headers={"Location": {"schema": {"type": "string"}}})
+    def post(self, new_order: services.NewOrder, headers: Mapping[str, Any]) -> Response:
+        """Place an order; retries with the same Idempotency-Key get the first answer."""
+        placement = services.place_order(
+            session=_session(),
+            actor=_actor(),
+            new_order=new_order,
+            render=_created,
+            idempotency_key=headers.get("idempotency_key"),
+            idempotency_ttl=timedelta(seconds=current_app.config["ORDERS_IDEMPOTENCY_TTL_SECONDS"]),
+        )
+        stored = placement.response
+        response = make_response(stored.body, stored.status, stored.headers)
+        if placement.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+
+@blp.route("/<uuid:order_id>", endpoint="order")
+class OrderDetail(MethodView):
+    """One order."""
+
+    decorators = [require_auth]
+
+    @blp.doc(security=BEARER)
+    @blp.response(200, OrderSchema)
+    def get(self, order_id: uuid.UUID) -> tuple[Order, dict[str, str]]:
+        """Read an order (the caller's own; any for admins) with its ETag."""
+        return _with_etag(services.get_order(session=_session(), actor=_actor(), order_id=order_id))
+
+
+@blp.route("/<uuid:order_id>/cancel", endpoint="cancel")
+class OrderCancel(MethodView):
+    """Cancelling an order."""
+
+    decorators = [require_auth]
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(IfMatchHeadersSchema, location="headers")
+    @blp.response(200, OrderSchema)
+    def post(self, headers: Mapping[str, Any], order_id: uuid.UUID) -> tuple[Order, dict[str, str]]:
+        """Cancel a pending or confirmed order (409 otherwise); honours If-Match."""
+        order = services.cancel_order(
+            session=_session(),
+            actor=_actor(),
+            order_id=order_id,
+            if_match=if_match_versions(headers.get("if_match"), order_id),
+        )
+        return _with_etag(order)
+
+
+@blp.route("/<uuid:order_id>/status", endpoint="status")
+class OrderStatusChange(MethodView):
+    """Moving an order through its states (admins)."""
+
+    decorators = [require_auth]
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(OrderStatusChangeSchema)
+    @blp.arguments(IfMatchHeadersSchema, location="headers")
+    @blp.response(200, OrderSchema)
+    def post(
+        self, change: Mapping[str, Any], headers: Mapping[str, Any], order_id: uuid.UUID
+    ) -> tuple[Order, dict[str, str]]:
+        """Set the status (admins); 409 for an illegal transition, 412 for a stale If-Match."""
+        order = services.change_order_status(
+            session=_session(),
+            actor=_actor(),
+            order_id=order_id,
+            status=change["status"],
+            if_match=if_match_versions(headers.get("if_match"), order_id),
+        )
+        return _with_etag(order)

@@ -1,0 +1,216 @@
+"""What goes in and out of the orders API: validated input, rendered output, page cursors.
+
+Every input schema refuses unknown fields (marshmallow's RAISE), so a client can never set
+`status`, `user_id`, `total_cents` or anything else the service owns.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from services.orders.currencies import ACTIVE_CURRENCIES
+from services.orders.models import OrderStatus
+from services.orders.services import NewItem, NewOrder, PageKey
+from shared.db import as_utc
+
+MAX_ITEMS = 100
+MAX_QUANTITY = 1000
+# 10^9 minor units (ten million in a 2-decimal currency) per unit: the largest possible
+# total, 100 x 1000 x 10^9 = 10^14, fits a BIGINT and stays exact in a JavaScript number.
+MAX_UNIT_PRICE_CENTS = 10**9
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_CURSOR_CHARS = 200
+
+# Letters and digits, then also . _ - : / (what SKUs in the wild use); no spaces.
+# (Anchored: marshmallow's Regexp validator only matches at the start of the value.)
+SKU_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}\Z")
+# Printable ASCII, as the header's value reaches us (HTTP strips surrounding blanks).
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"\A[\x20-\x7e]{1,255}\Z")
+STATUSES = [s.value for s in OrderStatus]
+
+
+class StrictSchema(Schema):
+    """Refuses fields it does not declare."""
+
+    class Meta:
+        unknown = RAISE
+
+
+# -- input ---------------------------------------------------------------------------------
+
+
+class OrderItemCreateSchema(StrictSchema):
+    """One line of a new order."""
+
+    sku = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            SKU_PATTERN,
+            error="Must be 1 to 64 characters: letters, digits and . _ - : / "
+            "(starting with a letter or digit).",
+        ),
+    )
+    quantity = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
+    )
+    unit_price_cents = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=MAX_UNIT_PRICE_CENTS)
+    )
+
+
+class OrderCreateSchema(StrictSchema):
+    """A new order: a currency and 1 to 100 lines, prices in that currency's minor units."""
+
+    currency = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            sorted(ACTIVE_CURRENCIES),
+            error="Must be an active ISO 4217 currency code in upper case, such as EUR.",
+        ),
+        metadata={"example": "EUR"},
+    )
+    items = fields.List(
+        fields.Nested(OrderItemCreateSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_ITEMS),
+    )
+
+    @validates_schema  # runs only once every field is valid
+    def _distinct_skus(self, data: Mapping[str, Any], **_kwargs: Any) -> None:
+        counts = Counter(item["sku"] for item in data["items"])
+        repeated = sorted(sku for sku, n in counts.items() if n > 1)
+        if repeated:
+            raise ValidationError(
+                "Each SKU may appear once; add up the quantities instead: " + ", ".join(repeated),
+                field_name="items",
+            )
+
+    @post_load
+    def _to_new_order(self, data: dict[str, Any], **_kwargs: Any) -> NewOrder:
+        return NewOrder(
+            currency=data["currency"],
+            items=tuple(NewItem(**item) for item in data["items"]),
+        )
+
+
+class OrderStatusChangeSchema(StrictSchema):
+    """The state an admin moves an order to."""
+
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+
+class CursorField(fields.Field[PageKey]):
+    """An opaque page cursor: base64url of the last order's (created_at, id)."""
+
+    def _serialize(self, value: PageKey | None, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        created_at = as_utc(value.created_at).astimezone(UTC).isoformat()
+        raw = json.dumps([created_at, str(value.id)], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> PageKey:
+        if not isinstance(value, str) or len(value) > MAX_CURSOR_CHARS:
+            raise ValidationError("Invalid cursor.")
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            created_at, order_id = json.loads(raw)
+            key = PageKey(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(order_id))
+        except (binascii.Error, ValueError, TypeError, AttributeError):
+            raise ValidationError("Invalid cursor.") from None
+        if key.created_at.tzinfo is None:
+            raise ValidationError("Invalid cursor.")
+        return key
+
+
+class OrderQueryArgsSchema(StrictSchema):
+    """Filters and paging of the order list."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    limit = fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})
+
+
+class IdempotencyHeadersSchema(Schema):
+    """Headers of a create (other headers are ignored, not refused)."""
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Regexp(
+            IDEMPOTENCY_KEY_PATTERN, error="Must be 1 to 255 printable ASCII characters."
+        ),
+        metadata={"description": "Retries with the same key and body get the first answer."},
+    )
+
+
+class IfMatchHeadersSchema(Schema):
+    """Headers of a change (other headers are ignored, not refused)."""
+
+    if_match = fields.String(
+        data_key="If-Match",
+        metadata={"description": "The ETag the change is based on; 412 when it is stale."},
+    )
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+class UtcDateTime(fields.DateTime):
+    """ISO 8601 in UTC, whatever zone the database session handed back (naive on SQLite)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        return super()._serialize(as_utc(value).astimezone(UTC), attr, obj, **kwargs)
+
+
+class OrderItemSchema(Schema):
+    """One line of an order."""
+
+    sku = fields.String()
+    quantity = fields.Integer()
+    unit_price_cents = fields.Integer()
+
+
+class OrderSchema(Schema):
+    """An order as clients see it."""
+
+    id = fields.UUID()
+    user_id = fields.String()
+    status = fields.String(metadata={"enum": STATUSES})
+    currency = fields.String()
+    total_cents = fields.Integer()
+    version = fields.Integer(metadata={"description": "Grows with every change (see ETag)."})
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+    items = fields.List(fields.Nested(OrderItemSchema))
+
+
+class OrderPageSchema(Schema):
+    """A page of orders, newest first."""
+
+    items = fields.List(fields.Nested(OrderSchema), attribute="orders")
+    next_cursor = CursorField(attribute="next_key", allow_none=True)

@@ -1,0 +1,513 @@
+"""Use cases of the orders service. No Flask here: the API and the event handlers call these.
+
+Transactions: a use case the API calls (`place_order`, `cancel_order`,
+`change_order_status`) is one transaction and commits it, with the change and its outbox
+row together, or rolls everything back. The ones event handlers call
+(`record_customer`, `deactivate_customer`) only flush: they run inside the inbox's
+transaction, which commits the inbox row, the change and its events at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from services.orders.models import (
+    CANCELLABLE,
+    Customer,
+    IdempotencyKey,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Outbox,
+    can_transition,
+)
+from shared.db import as_utc, utcnow
+from shared.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    PreconditionFailedError,
+    UnprocessableError,
+)
+from shared.events import Event, new_event
+from shared.outbox import record_event
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/orders"
+DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
+# Without If-Match, a change that lost a race is re-checked against the new state this
+# many times before giving up with 409.
+TRANSITION_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: a user (sees own orders) or an admin (sees all)."""
+
+    user_id: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """One line of an order to place (already validated by the schema)."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """An order to place (already validated by the schema)."""
+
+    currency: str
+    items: tuple[NewItem, ...]
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """An HTTP answer kept with an Idempotency-Key and replayed as is."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The answer to a create: a new order, or the replay of an earlier identical request."""
+
+    response: StoredResponse
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class PageKey:
+    """Where a page of orders (newest first) stopped: the last order's (created_at, id)."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of orders and the key of the next one (None on the last page)."""
+
+    orders: list[Order]
+    next_key: PageKey | None
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """Commit what the block did, or roll all of it back."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+# -- placing orders ------------------------------------------------------------------------
+
+
+def request_fingerprint(new_order: NewOrder) -> str:
+    """SHA-256 of the canonical JSON of a create request (key order and spacing ignored)."""
+    canonical = json.dumps(
+        {
+            "currency": new_order.currency,
+            "items": [
+                {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+                for i in new_order.items
+            ],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def place_order(
+    *,
+    session: Session,
+    actor: Actor,
+    new_order: NewOrder,
+    render: Callable[[Order], StoredResponse],
+    idempotency_key: str | None = None,
+    idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+) -> Placement:
+    """Create a pending order and its order.created event; replay it for a repeated key.
+
+    `render` turns the new order into the HTTP answer, which is stored with the key so a
+    retry gets exactly the first answer, even after the order has moved on.
+    """
+    fingerprint = request_fingerprint(new_order)
+    try:
+        if idempotency_key is not None:
+            earlier = _earlier_placement(
+                session, actor, idempotency_key, fingerprint, idempotency_ttl
+            )
+            if earlier is not None:
+                session.rollback()  # read-only so far; end the transaction
+                return earlier
+        _refuse_deactivated_customer(session, actor.user_id)
+        order = _build_order(actor, new_order)
+        response = render(order)
+        if idempotency_key is not None:
+            session.add(
+                IdempotencyKey(
+                    user_id=actor.user_id,
+                    key=idempotency_key,
+                    request_hash=fingerprint,
+                    response_status=response.status,
+                    response_body=response.body,
+                    response_headers=response.headers,
+                    created_at=order.created_at,
+                )
+            )
+            # Insert the key first: a concurrent retry with the same key waits here (on
+            # PostgreSQL's unique index) until this transaction ends, before doing any work.
+            session.flush()
+        session.add(order)
+        record_event(session, _order_created(order), model=Outbox)
+        session.commit()
+        return Placement(response=response, replayed=False)
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        # Lost the race to a concurrent request with the same key: answer as it did.
+        try:
+            earlier = _earlier_placement(
+                session, actor, idempotency_key, fingerprint, idempotency_ttl
+            )
+        finally:
+            session.rollback()
+        if earlier is None:
+            raise
+        return earlier
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _earlier_placement(
+    session: Session, actor: Actor, key: str, fingerprint: str, ttl: timedelta
+) -> Placement | None:
+    """The stored answer for (user, key), 422 for another body, None when unused or expired."""
+    record = session.get(IdempotencyKey, (actor.user_id, key), populate_existing=True)
+    if record is None:
+        return None
+    if as_utc(record.created_at) <= utcnow() - ttl:
+        # Expired: forget it and treat the key as new. A plain DELETE (not session.delete)
+        # so that a concurrent request that already replaced it is not an error.
+        session.expunge(record)
+        session.execute(
+            sa.delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == actor.user_id,
+                IdempotencyKey.key == key,
+                IdempotencyKey.created_at <= utcnow() - ttl,
+            )
+        )
+        return None
+    if record.request_hash != fingerprint:
+        raise UnprocessableError(
+            "This Idempotency-Key was already used with a different request body.",
+            errors={"Idempotency-Key": ["Already used with a different request body."]},
+        )
+    return Placement(
+        response=StoredResponse(
+            status=record.response_status,
+            body=record.response_body,
+            headers=dict(record.response_headers),
+        ),
+        replayed=True,
+    )
+
+
+def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
+    """403 once auth said the user is deactivated; no projection row yet is no reason to wait."""
+    # FOR SHARE: a concurrent deactivation (UPDATE of this row) waits for this order to
+    # commit and then cancels it too, or this waits for the deactivation and refuses.
+    active = session.scalar(
+        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
+    )
+    if active is False:
+        raise ForbiddenError("This account is deactivated; it cannot place orders.")
+
+
+def _build_order(actor: Actor, new_order: NewOrder) -> Order:
+    now = utcnow()
+    order = Order(
+        id=uuid.uuid4(),
+        user_id=actor.user_id,
+        status=OrderStatus.PENDING.value,
+        currency=new_order.currency,
+        # Bounded by the schema (100 items x 1000 x 10^9) far below BIGINT and 2^53.
+        total_cents=sum(i.quantity * i.unit_price_cents for i in new_order.items),
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    order.items = [
+        OrderItem(
+            position=position,
+            sku=item.sku,
+            quantity=item.quantity,
+            unit_price_cents=item.unit_price_cents,
+        )
+        for position, item in enumerate(new_order.items)
+    ]
+    return order
+
+
+def _order_created(order: Order) -> Event:
+    return new_event(
+        "order.created",
+        SOURCE,
+        {
+            "order_id": str(order.id),
+            "user_id": order.user_id,
+            "status": order.status,
+            "total_cents": order.total_cents,
+            "currency": order.currency,
+            "items": [
+                {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+                for i in order.items
+            ],
+        },
+        subject=str(order.id),
+    )
+
+
+# -- reading orders ------------------------------------------------------------------------
+
+
+def _visible(actor: Actor) -> sa.ColumnElement[bool]:
+    """Ownership as a WHERE clause: someone else's order is simply not found (BOLA)."""
+    return sa.true() if actor.is_admin else Order.user_id == actor.user_id
+
+
+def get_order(*, session: Session, actor: Actor, order_id: uuid.UUID) -> Order:
+    """One order with its items, if the actor may see it (404 otherwise)."""
+    # joinedload: the order and its items in one round trip.
+    order = (
+        session.execute(
+            sa.select(Order)
+            .options(joinedload(Order.items))
+            .where(Order.id == order_id, _visible(actor))
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
+    if order is None:
+        raise NotFoundError("No such order.")
+    return order
+
+
+def list_orders(
+    *,
+    session: Session,
+    actor: Actor,
+    limit: int,
+    status: str | None = None,
+    after: PageKey | None = None,
+) -> OrderPage:
+    """A page of orders newest first (own ones; all for admins), keyset-paginated."""
+    query = (
+        sa.select(Order)
+        # selectinload: one more query for all items of the page, however many orders.
+        .options(selectinload(Order.items))
+        .where(_visible(actor))
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit + 1)
+    )
+    if status is not None:
+        query = query.where(Order.status == status)
+    if after is not None:
+        query = query.where(
+            sa.tuple_(Order.created_at, Order.id) < sa.tuple_(after.created_at, after.id)
+        )
+    orders = list(session.scalars(query).all())
+    next_key = None
+    if len(orders) > limit:
+        orders = orders[:limit]
+        last = orders[-1]
+        next_key = PageKey(created_at=as_utc(last.created_at), id=last.id)
+    return OrderPage(orders=orders, next_key=next_key)
+
+
+# -- changing orders -----------------------------------------------------------------------
+
+
+def cancel_order(
+    *,
+    session: Session,
+    actor: Actor,
+    order_id: uuid.UUID,
+    if_match: Collection[int] | None = None,
+) -> Order:
+    """Cancel a pending or confirmed order of the actor (any order for admins)."""
+    with _transaction(session):
+        order = get_order(session=session, actor=actor, order_id=order_id)
+        _transition(session, order, OrderStatus.CANCELLED, if_match=if_match)
+    return order
+
+
+def change_order_status(
+    *,
+    session: Session,
+    actor: Actor,
+    order_id: uuid.UUID,
+    status: str,
+    if_match: Collection[int] | None = None,
+) -> Order:
+    """Move an order along the state machine (admins only)."""
+    with _transaction(session):
+        # Ownership first: a user probing someone else's order learns nothing (404), while
+        # on their own order they are told what they lack (403).
+        order = get_order(session=session, actor=actor, order_id=order_id)
+        if not actor.is_admin:
+            raise ForbiddenError("Only admins may change an order's status.")
+        _transition(session, order, OrderStatus(status), if_match=if_match)
+    return order
+
+
+def _transition(
+    session: Session,
+    order: Order,
+    target: OrderStatus,
+    *,
+    if_match: Collection[int] | None,
+) -> None:
+    """Apply `order.status -> target` with a version check, and record order.status_changed.
+
+    `if_match` holds the versions the client's If-Match accepts (None: no precondition).
+    The UPDATE only matches the version read, so of two concurrent changes made from the
+    same version exactly one wins; the loser gets 412 (it sent If-Match) or re-checks the
+    new state (it did not).
+    """
+    for attempt in range(TRANSITION_ATTEMPTS):
+        if if_match is not None and order.version not in if_match:
+            raise PreconditionFailedError(
+                "The order has changed since you read it (If-Match does not match its ETag)."
+            )
+        if not can_transition(order.status, target):
+            raise ConflictError(f"A {order.status} order cannot become {target.value}.")
+        source, read_version = order.status, order.version
+        result = session.execute(
+            sa.update(Order)
+            .where(Order.id == order.id, Order.version == read_version)
+            .values(status=target.value, version=read_version + 1, updated_at=utcnow())
+            .execution_options(synchronize_session="evaluate")
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            record_event(
+                session,
+                new_event(
+                    "order.status_changed",
+                    SOURCE,
+                    {
+                        "order_id": str(order.id),
+                        "user_id": order.user_id,
+                        "from": source,
+                        "to": target.value,
+                    },
+                    subject=str(order.id),
+                ),
+                model=Outbox,
+            )
+            return
+        if if_match is not None:
+            raise PreconditionFailedError(
+                "The order was changed concurrently (If-Match no longer matches its ETag)."
+            )
+        log.info("order changed concurrently; re-checking", extra={"attempt": attempt + 1})
+        session.refresh(order, attribute_names=["status", "version", "updated_at"])
+    raise ConflictError("The order keeps changing concurrently; read it again and retry.")
+
+
+# -- the customer projection (called by event handlers, inside the inbox transaction) ------
+
+
+def record_customer(*, session: Session, user_id: str, email: str, name: str) -> None:
+    """Create or refresh the projection of a registered user; never re-activates one."""
+    customer = session.get(Customer, user_id, with_for_update=True)
+    if customer is None:
+        session.add(Customer(user_id=user_id, email=email, name=name, active=True))
+    else:
+        customer.email, customer.name, customer.updated_at = email, name, utcnow()
+    session.flush()
+
+
+def deactivate_customer(*, session: Session, user_id: str) -> list[Order]:
+    """Refuse the user's future orders and cancel their open ones, one event per order."""
+    customer = session.get(Customer, user_id, with_for_update=True)
+    if customer is None:
+        # Deactivated before user.registered arrived: remember the refusal anyway.
+        session.add(Customer(user_id=user_id, active=False))
+    else:
+        customer.active, customer.updated_at = False, utcnow()
+    # Flushed before reading the orders: the UPDATE waits for in-flight orders of this
+    # user (they hold FOR SHARE on the row), so the query below sees them all.
+    session.flush()
+    orders = list(
+        session.scalars(
+            sa.select(Order)
+            .where(Order.user_id == user_id, Order.status.in_([s.value for s in CANCELLABLE]))
+            .order_by(Order.created_at)
+            .with_for_update()
+        ).all()
+    )
+    for order in orders:
+        _transition(session, order, OrderStatus.CANCELLED, if_match=None)
+    session.flush()
+    return orders
+
+
+# -- housekeeping --------------------------------------------------------------------------
+
+
+def purge_expired_idempotency_keys(
+    *, session: Session, ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL, batch_size: int = 1000
+) -> int:
+    """Delete idempotency keys older than `ttl` in small batches; return how many."""
+    cutoff = utcnow() - ttl
+    deleted = 0
+    while True:
+        # Batches keep each transaction (and its locks) short on a large backlog.
+        keys: Sequence[Any] = session.execute(
+            sa.select(IdempotencyKey.user_id, IdempotencyKey.key)
+            .where(IdempotencyKey.created_at <= cutoff)
+            .limit(batch_size)
+        ).all()
+        if not keys:
+            session.commit()
+            return deleted
+        session.execute(
+            sa.delete(IdempotencyKey)
+            .where(
+                sa.tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_([tuple(k) for k in keys]),
+                IdempotencyKey.created_at <= cutoff,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        deleted += len(keys)
+        if len(keys) < batch_size:
+            return deleted

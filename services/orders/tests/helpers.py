@@ -1,0 +1,119 @@
+"""Helpers shared by the orders tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+
+from services.orders.models import db
+from shared.events import Event, parse_event
+
+KID = "orders-test-key"
+
+
+class TokenFactory:
+    """Signs access tokens the way auth does (RS256, kid, at+jwt, required claims)."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, *, issuer: str, audience: str) -> None:
+        self.key = key
+        self.issuer = issuer
+        self.audience = audience
+
+    def token(self, user_id: str, roles: tuple[str, ...] = ("user",)) -> str:
+        """A valid 15-minute access token for `user_id`."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user_id,
+            "iat": now,
+            "exp": now + 900,
+            "jti": uuid.uuid4().hex,
+            "roles": list(roles),
+        }
+        return jwt.encode(
+            claims, self.key, algorithm="RS256", headers={"kid": KID, "typ": "at+jwt"}
+        )
+
+    def headers(self, user_id: str, *, admin: bool = False) -> dict[str, str]:
+        """Authorization header of a user (or an admin)."""
+        roles = ("user", "admin") if admin else ("user",)
+        return {"Authorization": f"Bearer {self.token(user_id, roles)}"}
+
+    def jwks(self) -> dict[str, Any]:
+        """The public half, as auth publishes it."""
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        return {"keys": [{**jwk, "kid": KID, "alg": "RS256", "use": "sig"}]}
+
+
+def order_body(**overrides: Any) -> dict[str, Any]:
+    """A valid create body; keyword arguments replace its fields."""
+    body: dict[str, Any] = {
+        "currency": "EUR",
+        "items": [
+            {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250},
+            {"sku": "PEN-7", "quantity": 1, "unit_price_cents": 199},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+class EventQueue:
+    """A private queue bound to the order events on the test broker."""
+
+    def __init__(self, channel: Any, queue: str) -> None:
+        self.channel = channel
+        self.queue = queue
+
+    def drain(self) -> list[Event]:
+        """Every event waiting in the queue (acknowledged), oldest first."""
+        events = []
+        while True:
+            method, _properties, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                return events
+            events.append(parse_event(body))
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Event]:
+        """Drain until `count` events arrived or `timeout` passed."""
+        events: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while len(events) < count and time.monotonic() < deadline:
+            events += self.drain()
+            if len(events) < count:
+                self.channel.connection.sleep(0.05)
+        return events
+
+
+@contextmanager
+def count_statements(app: Flask) -> Iterator[list[str]]:
+    """Collect the SQL statements the app's engine runs inside the block."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def rows(app: Flask, model: Any) -> list[Any]:
+    """All rows of a table, read in a fresh transaction."""
+    with app.app_context():
+        result = list(db.session.scalars(sa.select(model)).all())
+        db.session.remove()
+        return result

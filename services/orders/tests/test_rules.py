@@ -1,0 +1,85 @@
+"""Unit tests of the pure rules: state machine, ETags, cursors, request fingerprints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from marshmallow import ValidationError
+
+from services.orders.api import etag_for, if_match_versions
+from services.orders.currencies import ACTIVE_CURRENCIES
+from services.orders.models import OrderStatus, can_transition
+from services.orders.schemas import CursorField, OrderCreateSchema
+from services.orders.services import PageKey, request_fingerprint
+
+ALLOWED = {
+    ("pending", "confirmed"),
+    ("pending", "cancelled"),
+    ("confirmed", "shipped"),
+    ("confirmed", "cancelled"),
+    ("shipped", "delivered"),
+}
+ORDER_ID = uuid.UUID("0b8e3a52-5c1f-4a43-9a55-3d4b2c9e7f10")
+
+
+@pytest.mark.parametrize("current", [s.value for s in OrderStatus])
+@pytest.mark.parametrize("target", [s.value for s in OrderStatus])
+def test_only_the_documented_transitions_are_allowed(current: str, target: str) -> None:
+    assert can_transition(current, target) == ((current, target) in ALLOWED)
+
+
+def test_an_etag_matches_only_its_own_order_and_version() -> None:
+    tag = etag_for(ORDER_ID, 3)
+    assert if_match_versions(tag, ORDER_ID) == {3}
+    assert if_match_versions(tag, uuid.uuid4()) == frozenset()
+    assert if_match_versions(f"W/{tag}", ORDER_ID) == frozenset()  # weak never matches
+    assert if_match_versions(f'"other", {tag}', ORDER_ID) == {3}
+    assert if_match_versions('"garbage"', ORDER_ID) == frozenset()
+
+
+def test_if_match_star_or_absent_sets_no_condition() -> None:
+    assert if_match_versions("*", ORDER_ID) is None
+    assert if_match_versions(None, ORDER_ID) is None
+
+
+def test_a_huge_version_in_if_match_is_just_a_mismatch() -> None:
+    assert if_match_versions(f'"{ORDER_ID}-{"9" * 5000}"', ORDER_ID) == frozenset()
+
+
+def test_a_cursor_round_trips_and_stays_opaque() -> None:
+    key = PageKey(created_at=datetime(2025, 5, 1, 12, 30, 1, 123456, tzinfo=UTC), id=ORDER_ID)
+    field = CursorField()
+    cursor = field.serialize("key", {"key": key})
+    assert isinstance(cursor, str) and str(ORDER_ID) not in cursor
+    assert field.deserialize(cursor) == key
+
+
+@pytest.mark.parametrize(
+    "cursor", ["", "!!!", "bm90IGpzb24", "W10", "WyJ4IiwieSJd", "x" * 500, "WzEsMl0"]
+)
+def test_a_tampered_cursor_is_a_validation_error(cursor: str) -> None:
+    with pytest.raises(ValidationError):
+        CursorField().deserialize(cursor)
+
+
+def test_the_fingerprint_ignores_key_order_and_spacing_but_not_content() -> None:
+    schema = OrderCreateSchema()
+    one = schema.load(
+        {"currency": "EUR", "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 5}]}
+    )
+    same = schema.load(
+        {"items": [{"unit_price_cents": 5, "quantity": 1, "sku": "A"}], "currency": "EUR"}
+    )
+    other = schema.load(
+        {"currency": "EUR", "items": [{"sku": "A", "quantity": 2, "unit_price_cents": 5}]}
+    )
+    assert request_fingerprint(one) == request_fingerprint(same)
+    assert request_fingerprint(one) != request_fingerprint(other)
+
+
+def test_only_real_money_counts_as_a_currency() -> None:
+    assert {"EUR", "USD", "JPY", "XCG", "ZWG"} <= ACTIVE_CURRENCIES
+    assert not {"XAU", "XTS", "XXX", "HRK", "usd"} & ACTIVE_CURRENCIES
+    assert all(len(code) == 3 and code.isupper() for code in ACTIVE_CURRENCIES)

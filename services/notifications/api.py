@@ -62,7 +62,7 @@ class Notifications(MethodView):
             user_id=_user_id(),
             unread=args["unread"],
             limit=args["limit"],
-            cursor=args["cursor"],
+            after=args.get("cursor"),
         )
 
 

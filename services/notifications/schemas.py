@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from shared.db import as_utc
+from shared.pagination import CursorField
 
 MAX_URL_LENGTH = 2048
 NO_CONTROL_CHARACTERS = r"\A[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z"
@@ -71,14 +72,14 @@ class NotificationQueryArgsSchema(StrictSchema):
 
     unread = fields.Boolean(load_default=None)
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})
 
 
 class NotificationPageSchema(Schema):
     """One page of notifications, newest first, and the cursor of the next (null at the end)."""
 
     items = fields.List(fields.Nested(NotificationSchema))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = CursorField(allow_none=True)
 
 
 class WebhookCreateSchema(StrictSchema):

@@ -9,7 +9,6 @@ transaction stays open while a message is on the network.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import random
@@ -35,6 +34,7 @@ from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
 from shared.db import as_utc, is_postgresql, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
+from shared.pagination import PageKey
 
 log = logging.getLogger(__name__)
 
@@ -189,25 +189,7 @@ class NotificationPage:
     """One page of a user's notifications, newest first."""
 
     items: list[Notification]
-    next_cursor: str | None
-
-
-def encode_cursor(notification: Notification) -> str:
-    """Opaque cursor pointing just past `notification` in (created_at, id) descending order."""
-    raw = json.dumps([as_utc(notification.created_at).isoformat(), str(notification.id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) of a cursor; 422 when it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, notification_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return as_utc(datetime.fromisoformat(created_at)), uuid.UUID(notification_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise UnprocessableError(
-            "Invalid cursor.", errors={"cursor": ["Invalid cursor."]}
-        ) from None
+    next_cursor: PageKey | None
 
 
 def list_notifications(
@@ -216,7 +198,7 @@ def list_notifications(
     user_id: str,
     unread: bool | None = None,
     limit: int = 20,
-    cursor: str | None = None,
+    after: PageKey | None = None,
 ) -> NotificationPage:
     """The user's own notifications, newest first, optionally only (un)read ones."""
     query = (
@@ -229,16 +211,15 @@ def list_notifications(
         query = query.where(Notification.read_at.is_(None))
     elif unread is False:
         query = query.where(Notification.read_at.is_not(None))
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
+    if after is not None:
         query = query.where(
             sa.or_(
-                Notification.created_at < created_at,
-                sa.and_(Notification.created_at == created_at, Notification.id < last_id),
+                Notification.created_at < after.created_at,
+                sa.and_(Notification.created_at == after.created_at, Notification.id < after.id),
             )
         )
     items = list(session.scalars(query))
-    next_cursor = encode_cursor(items[limit - 1]) if len(items) > limit else None
+    next_cursor = PageKey.of(items[limit - 1]) if len(items) > limit else None
     return NotificationPage(items=items[:limit], next_cursor=next_cursor)
 
 

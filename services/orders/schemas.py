@@ -6,14 +6,10 @@ Every input schema refuses unknown fields (marshmallow's RAISE), so a client can
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
-import uuid
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from marshmallow import (
@@ -28,8 +24,9 @@ from marshmallow import (
 
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
-from services.orders.services import NewItem, NewOrder, PageKey
+from services.orders.services import NewItem, NewOrder
 from shared.db import as_utc
+from shared.pagination import CursorField
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
@@ -116,32 +113,6 @@ class OrderStatusChangeSchema(StrictSchema):
     """The state an admin moves an order to."""
 
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-
-
-class CursorField(fields.Field[PageKey]):
-    """An opaque page cursor: base64url of the last order's (created_at, id)."""
-
-    def _serialize(self, value: PageKey | None, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        if value is None:
-            return None
-        created_at = as_utc(value.created_at).astimezone(UTC).isoformat()
-        raw = json.dumps([created_at, str(value.id)], separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> PageKey:
-        if not isinstance(value, str) or len(value) > MAX_CURSOR_CHARS:
-            raise ValidationError("Invalid cursor.")
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            created_at, order_id = json.loads(raw)
-            key = PageKey(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(order_id))
-        except (binascii.Error, ValueError, TypeError, AttributeError):
-            raise ValidationError("Invalid cursor.") from None
-        if key.created_at.tzinfo is None:
-            raise ValidationError("Invalid cursor.")
-        return key
 
 
 class OrderQueryArgsSchema(StrictSchema):

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +43,7 @@ from shared.errors import (
 )
 from shared.events import Event, new_event
 from shared.outbox import record_event
+from shared.pagination import PageKey
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,6 @@ class Placement:
 
     response: StoredResponse
     replayed: bool
-
-
-@dataclass(frozen=True)
-class PageKey:
-    """Where a page of orders (newest first) stopped: the last order's (created_at, id)."""
-
-    created_at: datetime
-    id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -348,7 +341,7 @@ def list_orders(
     if len(orders) > limit:
         orders = orders[:limit]
         last = orders[-1]
-        next_key = PageKey(created_at=as_utc(last.created_at), id=last.id)
+        next_key = PageKey.of(last)
     return OrderPage(orders=orders, next_key=next_key)
 
 

@@ -1,15 +1,30 @@
-"""Request ids, W3C trace context, one JSON log line per request, Prometheus metrics."""
+"""Request ids, W3C trace context, one JSON log line per request, Prometheus metrics.
+
+Web processes expose `/metrics` on their own port (gunicorn runs them in Prometheus'
+multiprocess mode, see shared.gunicorn_conf). Worker processes (relays, consumers, the
+delivery worker) have no HTTP app: `start_metrics_server()` serves their `/metrics` and
+`/healthz` on `METRICS_PORT`.
+"""
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -28,6 +43,12 @@ from shared.context import (
 )
 
 REQUEST_ID_HEADER = "X-Request-ID"
+METRICS_PORT_ENV = "METRICS_PORT"
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Label values must come from a small set: a client can send any method token, and each
+# new label value is a new time series kept until the process restarts.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -84,6 +105,11 @@ def _before_request() -> None:
     set_correlation(g.request_id, g.traceparent)
 
 
+def _clear_correlation(_exc: BaseException | None) -> None:
+    # The ids belong to this request only; code that runs next on this thread gets none.
+    set_correlation(None, None)
+
+
 def _after_request(response: Response) -> Response:
     request_id = g.get("request_id")
     if request_id:
@@ -94,8 +120,9 @@ def _after_request(response: Response) -> Response:
     duration = time.perf_counter() - started if started is not None else 0.0
     route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
     service = _service_name()
-    HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
-    HTTP_LATENCY.labels(service, request.method, route).observe(duration)
+    method = request.method if request.method in KNOWN_METHODS else "OTHER"
+    HTTP_REQUESTS.labels(service, method, route, str(response.status_code)).inc()
+    HTTP_LATENCY.labels(service, method, route).observe(duration)
     access_log.info(
         "request",
         extra={
@@ -116,19 +143,120 @@ def _service_name() -> str:
     return str(current_app.config.get("SERVICE_NAME", "app"))
 
 
-def metrics_response() -> Response:
-    """Prometheus exposition; aggregates gunicorn workers when multiprocess mode is on."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def metrics_registry() -> CollectorRegistry:
+    """What to expose: every process's samples in multiprocess mode, else this process's."""
+    if os.environ.get(MULTIPROC_DIR_ENV):
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        payload = generate_latest(registry)
-    else:
-        payload = generate_latest()
-    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+        return registry
+    return REGISTRY
+
+
+def metrics_response() -> Response:
+    """Prometheus exposition; aggregates gunicorn workers when multiprocess mode is on."""
+    return Response(generate_latest(metrics_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:
     """Request id + trace context + access log + metrics endpoint on an app."""
     app.before_request(_before_request)
+    app.teardown_request(_clear_correlation)
     app.after_request(_after_request)
     app.add_url_rule("/metrics", "metrics", metrics_response, methods=["GET"])
+
+
+# -- metrics for worker processes -------------------------------------------------------
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape, so a slow client cannot block the next scrape."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No stderr line per scrape: the worker's own logs are the JSON ones."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class MetricsServer:
+    """A running metrics endpoint of a worker process."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful when 0 asked for any free one)."""
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def _metrics_app(alive: Callable[[], bool] | None) -> Callable[..., Iterable[bytes]]:
+    registry = metrics_registry()
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            body = generate_latest(registry)
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [body]
+        if path == "/healthz":
+            ok = alive is None or alive()
+            payload = json.dumps({"status": "ok" if ok else "unavailable"}).encode()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json")])
+            return [payload]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
+
+
+def start_metrics_server(
+    port: int | None = None,
+    *,
+    host: str | None = None,
+    alive: Callable[[], bool] | None = None,
+) -> MetricsServer | None:
+    """Serve `/metrics` and `/healthz` from a daemon thread; port from METRICS_PORT if unset.
+
+    Returns None when no port is configured (the local run needs none). `alive`, when
+    given, decides `/healthz`: a worker whose loop died answers 503 and gets restarted.
+    """
+    if port is None:
+        raw = os.environ.get(METRICS_PORT_ENV, "").strip()
+        if not raw:
+            return None
+        try:
+            port = int(raw)
+        except ValueError:
+            raise ValueError(f"{METRICS_PORT_ENV} must be an integer, not {raw!r}") from None
+    multiproc_dir = os.environ.get(MULTIPROC_DIR_ENV)
+    if multiproc_dir:
+        # This process's files would otherwise be summed forever into live gauges.
+        atexit.register(prom_multiprocess.mark_process_dead, os.getpid(), multiproc_dir)
+    bind_host = host or os.environ.get("METRICS_HOST", "0.0.0.0")
+    server = make_server(
+        bind_host,
+        port,
+        _metrics_app(alive),
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True)
+    thread.start()
+    logging.getLogger(__name__).info(
+        "metrics server started", extra={"metrics_port": server.server_address[1]}
+    )
+    return MetricsServer(server, thread)

@@ -24,6 +24,7 @@ from services.notifications import create_app
 from services.notifications.delivery import delivery_settings, run_delivery_loop
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
+from shared import observability
 from shared.inbox import inbox_handler
 from shared.messaging import Consumer
 
@@ -45,6 +46,7 @@ def build_consumer(app: Flask) -> Consumer:
 def run_consumer_process() -> None:
     """Consume events until SIGTERM/SIGINT."""
     app = create_app()
+    observability.start_metrics_server()  # METRICS_PORT; none when unset
     consumer = build_consumer(app)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -60,6 +62,7 @@ def run_consumer_process() -> None:
 def run_delivery_process(*, threads: int | None = None) -> int:
     """Send due deliveries until SIGTERM/SIGINT, in `threads` loops (PostgreSQL) or one."""
     app = create_app()
+    observability.start_metrics_server()
     with app.app_context():
         engine = db.engine
     count = threads or int(app.config["NOTIFICATIONS_DELIVERY_THREADS"])

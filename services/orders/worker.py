@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from services.orders import create_app, services
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
 from services.orders.models import Outbox, db
+from shared import observability
 from shared.messaging import Consumer
 from shared.outbox import purge_sent, run_relay
 
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The app (config, logging, engine) is built here, in the process that uses it.
     app = create_app()
+    observability.start_metrics_server()  # METRICS_PORT; none when unset
     log.info("orders worker starting", extra={"command": args.command})
     COMMANDS[args.command](app)
     log.info("orders worker stopped", extra={"command": args.command})

@@ -1,0 +1,157 @@
+"""A rolling restart loses nothing: SIGTERM lets the work in hand finish.
+
+Both processes are the real thing: gunicorn with the suite's config started through the
+containers' entry point, and a shared.messaging.Consumer on the real RabbitMQ (a fresh
+vhost for this session).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+
+from shared.events import new_event
+from shared.messaging import Publisher, connection_parameters, declare_topology, queue_name
+
+from . import probe_consumer
+from .conftest import HERE, ROOT, Server, process_env, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigterm_lets_an_in_flight_request_finish_with_200(
+    probe_server_factory: Callable[..., Server], tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    server = probe_server_factory(WEB_CONCURRENCY="1", PROBE_MARKER_DIR=str(markers))
+    # The entry point must have exec'd gunicorn: otherwise SIGTERM would hit a shell.
+    cmdline = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+    assert b"gunicorn" in cmdline
+
+    result: dict[str, requests.Response] = {}
+    client = threading.Thread(
+        target=lambda: result.update(
+            response=requests.get(f"{server.url}/slow?seconds=2", timeout=15)
+        )
+    )
+    client.start()
+    wait_until(lambda: any(markers.iterdir()), 10, "the slow request to start")
+    server.process.send_signal(signal.SIGTERM)
+    client.join(timeout=15)
+
+    assert result["response"].status_code == 200
+    assert result["response"].json()["done"] is True
+    assert server.process.wait(timeout=15) == 0
+
+
+# -- consumer ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def probe_queue(amqp_url: str) -> Iterator[str]:
+    """The probe consumer's queues, declared as the consumer declares them, deleted after."""
+    connection = pika.BlockingConnection(connection_parameters(amqp_url))
+    channel = connection.channel()
+    declare_topology(
+        channel,
+        probe_consumer.CONSUMER,
+        [probe_consumer.ROUTING_KEY],
+        delivery_limit=probe_consumer.DELIVERY_LIMIT,
+        retry_delays=probe_consumer.RETRY_DELAYS,
+    )
+    channel.queue_purge(queue_name(probe_consumer.CONSUMER))
+    connection.close()
+    yield queue_name(probe_consumer.CONSUMER)
+    connection = pika.BlockingConnection(connection_parameters(amqp_url))
+    connection.channel().queue_purge(queue_name(probe_consumer.CONSUMER))
+    connection.close()
+
+
+def ready_messages(amqp_url: str, queue: str, expected: int) -> int:
+    """Messages waiting in `queue`, polled briefly: the broker requeues a closed
+    connection's unacked messages asynchronously."""
+    deadline = time.monotonic() + 5
+    while True:
+        connection = pika.BlockingConnection(connection_parameters(amqp_url))
+        try:
+            declared = connection.channel().queue_declare(queue=queue, passive=True)
+            count = int(declared.method.message_count)
+        finally:
+            connection.close()
+        if count == expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
+def start_consumer(amqp_url: str, journal: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A probe consumer process whose handler takes one second per event."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(HERE / "probe_consumer.py"), amqp_url, str(journal)],
+            cwd=ROOT,
+            env=process_env(PROBE_HANDLER_SECONDS="1.0", PYTHONPATH=str(ROOT)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def journal_of(journal: Path) -> list[str]:
+    """The lines the consumers wrote so far."""
+    return journal.read_text().splitlines() if journal.exists() else []
+
+
+def test_a_consumer_stopped_mid_message_acks_it_and_a_restart_handles_the_rest(
+    amqp_url: str, probe_queue: str, tmp_path: Path
+) -> None:
+    events = [new_event(probe_consumer.ROUTING_KEY, "/ops", {"n": n}) for n in range(3)]
+    with Publisher(amqp_url) as publisher:
+        assert publisher.publish_batch(events) == [True, True, True]
+    journal, log = tmp_path / "journal.txt", tmp_path / "consumer.log"
+
+    first = start_consumer(amqp_url, journal, log)
+    try:
+        wait_until(
+            lambda: any(line.startswith("start") for line in journal_of(journal)),
+            20,
+            "the first consumer to start handling an event",
+        )
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=15) == 0, log.read_text()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    lines = journal_of(journal)
+    in_hand = lines[0].split()[1]
+    # The message in hand was finished and acked; the prefetched ones went back unhandled.
+    assert lines == [f"start {in_hand}", f"done {in_hand}", "stopped"]
+    assert ready_messages(amqp_url, probe_queue, expected=2) == 2
+
+    second = start_consumer(amqp_url, journal, log)
+    try:
+        wait_until(
+            lambda: len([ln for ln in journal_of(journal) if ln.startswith("done")]) == 3,
+            20,
+            "the restarted consumer to handle the rest",
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=15) == 0, log.read_text()
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+
+    done = [line.split()[1] for line in journal_of(journal) if line.startswith("done")]
+    assert sorted(done) == sorted(event.id for event in events)  # each exactly once
+    assert ready_messages(amqp_url, probe_queue, expected=0) == 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers the test suite talks to are up: PostgreSQL, RabbitMQ, Redis on
 # 127.0.0.1. Starts any that is installed but stopped; fails with one clear line otherwise.
+# Also makes sure nginx is installed (as root it installs the Debian package).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -48,6 +49,18 @@ ensure_redis() {
     wait_port Redis 6379 15
   else
     echo "error: Redis is not running on 127.0.0.1:6379 and is not installed (apt-get install redis-server)" >&2
+    exit 1
+  fi
+}
+
+# The edge tests run a real nginx of their own on loopback; it only has to be installed.
+ensure_nginx() {
+  if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing nginx-light (the edge tests run nginx)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+  else
+    echo "error: nginx is needed by the edge tests; install it (apt-get install nginx-light)" >&2
     exit 1
   fi
 }

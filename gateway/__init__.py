@@ -1,0 +1,76 @@
+"""The gateway: the one door clients use. It verifies tokens locally (cached JWKS), strips
+identity headers, rate-limits, and forwards to auth, orders and notifications.
+
+Request path, in order: request id and trace context -> 413 on a declared oversize body ->
+CORS preflight -> route lookup (404) -> per-IP limit -> token check and per-user limit ->
+forward (chunked bodies capped at 1 MiB) -> stream the answer back with security headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from flask import Flask
+
+from gateway import openapi, proxy, ratelimit, revocation, security
+from gateway.config import gateway_config, validate_config
+from shared import errors, health
+from shared.app import create_base_app, remote_verifier
+from shared.config import Env
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = None) -> Flask:
+    """Build the gateway app; `config` overrides settings, `env` replaces os.environ (tests)."""
+    env = env or Env()
+    app = create_base_app("gateway", __name__, gateway_config(env), config, env=env)
+    validate_config(app.config)
+    errors.init_app(app)
+    security.init_app(app, remote_verifier(app), revocation_store(app))
+    ratelimit.init_app(app)
+    proxy.init_app(app)
+    upstreams = app.extensions["route_table"].upstreams()
+    openapi.init_app(app, upstreams)
+    health.init_app(app, readiness_checks(app, upstreams))
+    return app
+
+
+def revocation_store(app: Flask) -> revocation.RevocationStore:
+    """Redis when `REDIS_URL` is set (shared by all workers), else this process's memory."""
+    ttl = int(app.config["GATEWAY_REVOCATION_TTL_SECONDS"])
+    if app.config["REDIS_URL"]:
+        return revocation.RedisRevocationStore(
+            revocation.redis_client(app.config["REDIS_URL"]),
+            prefix=app.config["GATEWAY_REDIS_PREFIX"],
+            ttl_seconds=ttl,
+        )
+    return revocation.MemoryRevocationStore(ttl)
+
+
+def upstream_ready_check(url: str, timeout: float) -> health.Check:
+    """A check that the upstream's own /readyz answers 200."""
+    session = requests.Session()
+    session.trust_env = False
+
+    def check() -> None:
+        response = session.get(f"{url}/readyz", timeout=(timeout, timeout))
+        if response.status_code != 200:
+            raise RuntimeError(f"readyz answered {response.status_code}")
+
+    return check
+
+
+def readiness_checks(app: Flask, upstreams: Mapping[str, str]) -> dict[str, health.Check]:
+    """Each upstream's readiness (cached briefly: probes come often), plus Redis if used."""
+    ttl = float(app.config["GATEWAY_READY_TTL_SECONDS"])
+    timeout = float(app.config["GATEWAY_CONNECT_TIMEOUT"])
+    checks: dict[str, health.Check] = {
+        name: health.CachedCheck(upstream_ready_check(url, timeout), ttl=ttl)
+        for name, url in sorted(upstreams.items())
+    }
+    store = app.extensions["revocations"]
+    if isinstance(store, revocation.RedisRevocationStore):
+        client = store.client
+        checks["redis"] = health.CachedCheck(lambda: client.ping(), ttl=ttl)
+    return checks

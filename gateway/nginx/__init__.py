@@ -1,0 +1,1 @@
+"""The nginx edge configuration (a template) and its renderer."""

@@ -1,0 +1,151 @@
+"""No request reaches a service with an identity the gateway did not verify."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.tests.conftest import KEY, bearer, jwk, token
+
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+BAD_TOKENS = {
+    "forged signature": lambda: token(key=OTHER_KEY),
+    "expired": lambda: token(iat=int(time.time()) - 4000, exp=int(time.time()) - 3600),
+    "another audience": lambda: token(aud="someone-else"),
+    "another issuer": lambda: token(iss="https://evil.test"),
+    "unknown key id": lambda: token(kid="who-knows"),
+    "no subject": lambda: token(sub=None),
+    "garbage": lambda: "not.a.token",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
+def test_a_bad_token_is_refused_and_never_reaches_a_service(client, upstream, kind):
+    response = client.get(
+        "/api/v1/orders", headers={"Authorization": f"Bearer {BAD_TOKENS[kind]()}"}
+    )
+
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert upstream.received == []
+
+
+def test_a_protected_request_without_a_token_is_refused(client, upstream):
+    response = client.get("/api/v1/orders", headers={"X-User-Id": "admin-1"})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert upstream.received == []
+
+
+def test_a_client_sent_user_id_is_replaced_by_the_verified_one(client, upstream):
+    headers = {
+        **bearer("user-42"),
+        "X-User-Id": "admin-1",
+        "X-Forwarded-User": "admin-1",
+        "X-Auth-Request-User": "admin-1",
+        "X-Roles": "admin",
+        "X-User-Roles": "admin",
+        "Remote-User": "admin-1",
+    }
+
+    response = client.get("/api/v1/orders/o-1", headers=headers)
+
+    assert response.status_code == 200
+    (seen,) = upstream.received
+    assert seen.header("X-User-Id") == "user-42"
+    for name in ("X-Forwarded-User", "X-Auth-Request-User", "X-Roles", "X-User-Roles"):
+        assert seen.header(name) is None
+    assert seen.header("Remote-User") is None
+    # The service verifies the token itself: it gets it untouched.
+    assert seen.header("Authorization") == headers["Authorization"]
+
+
+def test_a_public_request_carries_no_user_id_at_all(client, upstream):
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"email": "a@example.com", "password": "x"},
+        headers={"X-User-Id": "admin-1", "X-Auth-User": "admin-1"},
+    )
+
+    assert response.status_code == 200
+    (seen,) = upstream.received
+    assert seen.header("X-User-Id") is None
+    assert seen.header("X-Auth-User") is None
+
+
+def test_a_public_path_with_another_method_still_needs_a_token(client, upstream):
+    response = client.delete("/api/v1/auth/register")
+
+    assert response.status_code == 401
+    assert upstream.received == []
+
+
+def test_dot_segments_cannot_turn_a_public_path_into_a_protected_one(client, upstream):
+    response = client.post("/api/v1/auth/login/../../orders", json={})
+
+    assert response.status_code == 404
+    assert upstream.received == []
+
+
+def test_the_well_known_jwks_is_public_and_served_by_auth(client, upstream):
+    response = client.get("/.well-known/jwks.json")
+
+    assert response.status_code == 200
+    assert response.json["keys"][0]["kid"] == jwk(KEY)["kid"]
+    assert upstream.jwks_paths == ["/api/v1/auth/jwks.json"]
+
+
+def test_random_key_ids_cost_auth_one_jwks_fetch_per_ten_seconds(make_gateway, upstream):
+    client = make_gateway(remote_jwks=True).test_client()
+
+    statuses = {
+        client.get("/api/v1/orders", headers=bearer(kid=f"forged-{uuid.uuid4().hex}")).status_code
+        for _ in range(100)
+    }
+
+    assert statuses == {401}
+    assert upstream.jwks_fetches == 1
+    # That one fetch brought the real key: valid tokens work without asking auth again.
+    assert client.get("/api/v1/orders", headers=bearer()).status_code == 200
+    assert upstream.jwks_fetches == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/auth/register"),
+        ("POST", "/api/v1/auth/login"),
+        ("POST", "/api/v1/auth/refresh"),
+        ("GET", "/api/v1/auth/jwks.json"),
+    ],
+)
+def test_public_routes_reach_the_service_without_a_token(client, upstream, method, path):
+    response = client.open(path, method=method, json={} if method == "POST" else None)
+
+    assert response.status_code == 200
+    assert len(upstream.received) + len(upstream.jwks_paths) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/auth/logout"),
+        ("GET", "/api/v1/auth/me"),
+        ("PATCH", "/api/v1/auth/users/u-1"),
+        ("GET", "/api/v1/orders"),
+        ("POST", "/api/v1/orders/o-1/cancel"),
+        ("GET", "/api/v1/notifications"),
+        ("DELETE", "/api/v1/notifications/webhooks/w-1"),
+    ],
+)
+def test_everything_else_needs_a_token(client, upstream, method, path):
+    response = client.open(path, method=method, json={} if method != "GET" else None)
+
+    assert response.status_code == 401
+    assert upstream.received == []

@@ -1,0 +1,171 @@
+"""Forwarding: headers in both directions, body limits, timeouts, streaming."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from gateway.tests.conftest import bearer
+from gateway.tests.fakes import free_port
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def live_gateway(gateway) -> Iterator[str]:
+    """The gateway on a real threaded HTTP server (for chunked bodies and streaming)."""
+    server = make_server("127.0.0.1", 0, gateway, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_a_request_id_is_made_forwarded_and_echoed(client, upstream):
+    response = client.get("/api/v1/orders", headers=bearer())
+
+    (seen,) = upstream.received
+    assert response.headers["X-Request-ID"]
+    assert seen.header("X-Request-ID") == response.headers["X-Request-ID"]
+
+
+def test_the_clients_request_id_and_trace_are_kept(client, upstream):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = client.get(
+        "/api/v1/orders",
+        headers={
+            **bearer(),
+            "X-Request-ID": "req-123",
+            "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+        },
+    )
+
+    (seen,) = upstream.received
+    assert response.headers["X-Request-ID"] == "req-123"
+    assert seen.header("X-Request-ID") == "req-123"
+    assert seen.header("traceparent").split("-")[1] == trace_id
+
+
+def test_x_forwarded_for_gets_the_peer_appended(client, upstream):
+    client.get(
+        "/api/v1/orders",
+        headers={**bearer(), "X-Forwarded-For": "203.0.113.9"},
+        environ_base={"REMOTE_ADDR": "198.51.100.7"},
+    )
+
+    (seen,) = upstream.received
+    assert seen.header("X-Forwarded-For") == "203.0.113.9, 198.51.100.7"
+
+
+def test_hop_by_hop_headers_do_not_cross_the_gateway(client, upstream):
+    response = client.get(
+        "/api/v1/orders",
+        headers={**bearer(), "Connection": "X-Client-Hop", "X-Client-Hop": "1", "TE": "trailers"},
+    )
+
+    (seen,) = upstream.received
+    assert seen.header("X-Client-Hop") is None
+    assert seen.header("TE") is None
+    assert "X-Upstream-Hop" not in response.headers
+
+
+def test_upstream_status_and_headers_come_back_with_security_headers(client):
+    response = client.post("/api/v1/orders", json={"sku": "a"}, headers=bearer())
+
+    assert response.status_code == 200
+    assert response.headers["ETag"] == '"v1"'
+    assert response.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "Server" not in response.headers
+    assert response.json["body"] == '{"sku": "a"}'
+
+
+def test_an_upstream_cookie_is_never_replayed_to_the_next_client(gateway, upstream):
+    # Two clients without cookie jars of their own: only the gateway could replay one.
+    gateway.test_client(use_cookies=False).get("/api/v1/orders", headers=bearer("user-1"))
+    gateway.test_client(use_cookies=False).get("/api/v1/orders", headers=bearer("user-2"))
+
+    assert upstream.received[1].header("Cookie") is None
+
+
+def test_a_declared_body_over_one_mib_is_refused_before_the_service(client, upstream):
+    response = client.post(
+        "/api/v1/orders", data=b"x" * (MIB + 1), headers={**bearer(), "Content-Type": "text/plain"}
+    )
+
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert upstream.received == []
+
+
+def test_a_chunked_body_over_one_mib_is_refused_before_the_service(live_gateway, upstream):
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"x" * (64 * 1024 + 1)
+
+    response = requests.post(f"{live_gateway}/api/v1/orders", data=chunks(), headers=bearer())
+
+    assert response.status_code == 413
+    assert upstream.received == []
+
+
+def test_a_chunked_body_under_the_limit_arrives_whole(live_gateway, upstream):
+    response = requests.post(
+        f"{live_gateway}/api/v1/orders", data=iter([b"abc", b"def"]), headers=bearer()
+    )
+
+    assert response.status_code == 200
+    assert upstream.received[0].body == b"abcdef"
+
+
+def test_a_large_response_streams_through_intact(live_gateway):
+    response = requests.get(f"{live_gateway}/api/v1/orders/big?bytes={3 * MIB}", headers=bearer())
+
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(3 * MIB)
+    assert len(response.content) == 3 * MIB
+
+
+def test_an_upstream_that_is_down_gives_503_fast(make_gateway):
+    client = make_gateway(f"http://127.0.0.1:{free_port()}", GATEWAY_CONNECT_TIMEOUT=1.0)
+    started = time.monotonic()
+
+    response = client.test_client().get("/api/v1/orders", headers=bearer())
+
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_slow_upstream_gives_504_after_the_read_timeout(make_gateway):
+    client = make_gateway(GATEWAY_READ_TIMEOUT=0.3).test_client()
+    started = time.monotonic()
+
+    response = client.get("/api/v1/orders/slow?seconds=2", headers=bearer())
+
+    assert response.status_code == 504
+    assert response.mimetype == "application/problem+json"
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_unknown_path_is_a_404_problem(client, upstream):
+    response = client.get("/api/v1/nothing-here", headers=bearer())
+
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert upstream.received == []
+
+
+def test_the_verify_endpoint_names_the_user_of_a_valid_token(client):
+    response = client.get("/_auth/verify", headers=bearer("user-7"))
+
+    assert response.status_code == 204
+    assert response.headers["X-User-Id"] == "user-7"
+    assert client.get("/_auth/verify").status_code == 401

@@ -12,6 +12,7 @@ export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
 export TRUSTED_PROXY_HOPS="${TRUSTED_PROXY_HOPS:-1}"
 export PYTHONUNBUFFERED=1
 BIN="$PWD/.venv/bin"
+export PATH="$BIN:$PATH"
 
 mkdir -p "$VAR_DIR/mail" "$VAR_DIR/keys"
 

@@ -1,4 +1,9 @@
-"""Database helpers shared by every service: declarative base, portable column types, clock."""
+"""Database helpers shared by every service: naming convention, portable types, clock.
+
+Each service declares its own `DeclarativeBase` with `NAMING_CONVENTION`: a base shared
+between services would share one MetaData, and two services' `outbox` tables could then
+not be imported into one process (the test run).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, MappedAsDataclass  # noqa: F401  (re-exported for services)
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite for `make run`.
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -19,12 +23,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Base(DeclarativeBase):
-    """Declarative base with a naming convention so Alembic migrations are deterministic."""
-
-    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def utcnow() -> datetime:

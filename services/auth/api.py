@@ -1,0 +1,181 @@
+"""HTTP layer of the auth service: parse, call a use case, shape the answer. No rules here."""
+
+# flask-smorest ships no type hints, so each of its decorators would be reported.
+# mypy: disable-error-code="untyped-decorator"
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+from flask.views import MethodView
+from marshmallow import RAISE
+from sqlalchemy.orm import Session
+
+from services.auth import services
+from services.auth.models import User, db
+from services.auth.schemas import (
+    JWKSSchema,
+    LoginSchema,
+    RefreshTokenSchema,
+    RegisterSchema,
+    TokenPairSchema,
+    UserPageSchema,
+    UserPatchSchema,
+    UserQueryArgsSchema,
+    UserSchema,
+)
+from services.auth.services import AuthDeps, TokenPair, UserPage
+from shared.app import ApiBlueprint
+from shared.tokens import current_principal, require_auth, require_role
+
+blp = ApiBlueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
+well_known_blp = ApiBlueprint(
+    "well_known", __name__, url_prefix="/.well-known", description="Discovery documents."
+)
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# Gateways and services cache the key set; a rotation is picked up on an unknown kid anyway.
+JWKS_CACHE_CONTROL = {"Cache-Control": "public, max-age=60"}
+
+
+def _deps() -> AuthDeps:
+    deps: AuthDeps = current_app.extensions["auth"]
+    return deps
+
+
+def _session() -> Session:
+    return db.session()
+
+
+@blp.route("/register")
+class Register(MethodView):
+    """Create an account."""
+
+    @blp.arguments(RegisterSchema)
+    @blp.response(201, UserSchema)
+    def post(self, body: dict[str, Any]) -> User:
+        """Register with email, password and name."""
+        return services.register_user(session=_session(), deps=_deps(), **body)
+
+
+@blp.route("/login")
+class Login(MethodView):
+    """Exchange credentials for tokens."""
+
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokenPairSchema)
+    def post(self, body: dict[str, Any]) -> TokenPair:
+        """Log in; 401 for any wrong credentials, 429 when throttled."""
+        return services.authenticate(
+            session=_session(),
+            deps=_deps(),
+            email=body["email"],
+            password=body["password"],
+            client_ip=request.remote_addr or "unknown",
+        )
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    """Rotate a refresh token."""
+
+    @blp.arguments(RefreshTokenSchema)
+    @blp.response(200, TokenPairSchema)
+    def post(self, body: dict[str, Any]) -> TokenPair:
+        """A new token pair for a refresh token, which stops working."""
+        return services.refresh_tokens(
+            session=_session(), deps=_deps(), refresh_token=body["refresh_token"]
+        )
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    """End a session."""
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(RefreshTokenSchema)
+    @blp.response(204)
+    def post(self, body: dict[str, Any]) -> None:
+        """Revoke the refresh token (and its rotation family)."""
+        services.logout(
+            session=_session(),
+            deps=_deps(),
+            user_id=current_principal().user_id,
+            refresh_token=body["refresh_token"],
+        )
+
+
+@blp.route("/me")
+class Me(MethodView):
+    """The caller's account."""
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.response(200, UserSchema)
+    def get(self) -> User:
+        """The user the access token was issued to."""
+        return services.get_active_user(session=_session(), user_id=current_principal().user_id)
+
+
+def _jwks() -> tuple[dict[str, Any], dict[str, str]]:
+    return _deps().keys.jwks(), JWKS_CACHE_CONTROL
+
+
+@blp.route("/jwks.json")
+class Jwks(MethodView):
+    """Public signing keys."""
+
+    @blp.response(200, JWKSSchema)
+    def get(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Every key that may have signed a live access token."""
+        return _jwks()
+
+
+@well_known_blp.route("/jwks.json")
+class WellKnownJwks(MethodView):
+    """Public signing keys at the conventional address."""
+
+    @well_known_blp.response(200, JWKSSchema)
+    def get(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The same document as /api/v1/auth/jwks.json."""
+        return _jwks()
+
+
+@blp.route("/users")
+class Users(MethodView):
+    """User administration."""
+
+    @blp.doc(security=BEARER)
+    @require_role("admin")
+    @blp.arguments(UserQueryArgsSchema, location="query", unknown=RAISE)
+    @blp.response(200, UserPageSchema)
+    def get(self, args: dict[str, Any]) -> UserPage:
+        """Users newest first; pass `next_cursor` back as `cursor` for the next page."""
+        return services.list_users(
+            session=_session(),
+            actor_id=current_principal().user_id,
+            limit=args["limit"],
+            after=args.get("cursor"),
+        )
+
+
+@blp.route("/users/<uuid:user_id>")
+class UserById(MethodView):
+    """One user, for admins."""
+
+    @blp.doc(security=BEARER)
+    @require_role("admin")
+    @blp.arguments(UserPatchSchema)
+    @blp.response(200, UserSchema)
+    def patch(self, body: dict[str, Any], user_id: Any) -> User:
+        """Change role and/or active; 409 for the last active admin."""
+        return services.update_user(
+            session=_session(),
+            deps=_deps(),
+            actor_id=current_principal().user_id,
+            user_id=user_id,
+            role=body.get("role"),
+            active=body.get("active"),
+        )

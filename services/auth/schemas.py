@@ -1,0 +1,131 @@
+"""Request and response bodies of the auth API (marshmallow); unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from services.auth.models import ROLES
+from services.auth.services import normalize_email
+from shared.db import as_utc
+from shared.pagination import CursorField
+
+MAX_PASSWORD_INPUT = 1024  # login only: bounds the hashing work spent on junk input
+MAX_TOKEN_INPUT = 512
+
+
+class StrictSchema(Schema):
+    """Base: unknown fields are an error (no mass assignment), never silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class NormalizedEmail(fields.Email):
+    """An email field that strips and lower-cases before validating."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        raw = super()._deserialize(value, attr, data, **kwargs)
+        return normalize_email(raw)
+
+
+def _email() -> NormalizedEmail:
+    return NormalizedEmail(required=True, validate=validate.Length(max=320))
+
+
+class RegisterSchema(StrictSchema):
+    """POST /register body. The password policy (length, common list) runs in the use case."""
+
+    email = _email()
+    # No length rule here: the policy's own message covers too short and too long.
+    password = fields.String(required=True, load_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class LoginSchema(StrictSchema):
+    """POST /login body."""
+
+    email = _email()
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=MAX_PASSWORD_INPUT)
+    )
+
+
+class RefreshTokenSchema(StrictSchema):
+    """POST /refresh and /logout body: the opaque refresh token."""
+
+    refresh_token = fields.String(
+        required=True, validate=validate.Length(min=1, max=MAX_TOKEN_INPUT)
+    )
+
+
+class TokenPairSchema(Schema):
+    """What login and refresh return."""
+
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 with an explicit UTC offset, also for SQLite's naive timestamps."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(as_utc(value) if value else value, attr, obj, **kwargs)
+
+
+class UserSchema(Schema):
+    """A user as the API shows it (never the password hash)."""
+
+    id = fields.UUID(dump_only=True)
+    email = fields.String(dump_only=True)
+    name = fields.String(dump_only=True)
+    role = fields.String(dump_only=True)
+    active = fields.Boolean(dump_only=True)
+    created_at = UTCDateTime(dump_only=True)
+
+
+class UserPatchSchema(StrictSchema):
+    """PATCH /users/{id} body: what an admin may change."""
+
+    role = fields.String(validate=validate.OneOf(ROLES))
+    # Only JSON true/false: "yes" or 1 would be a type error, not a silent cast.
+    active = fields.Boolean(truthy={True}, falsy={False})
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one of: role, active.", "_schema")
+
+
+class UserQueryArgsSchema(StrictSchema):
+    """GET /users query: page size and the opaque cursor of the previous page."""
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})
+
+
+class UserPageSchema(Schema):
+    """One page of users, newest first, and the cursor of the next page (null at the end)."""
+
+    items = fields.List(fields.Nested(UserSchema))
+    next_cursor = CursorField(allow_none=True)
+
+
+class JWKSchema(Schema):
+    """One public key of the JWKS."""
+
+    kty = fields.String()
+    kid = fields.String()
+    alg = fields.String()
+    use = fields.String()
+    n = fields.String()
+    e = fields.String()
+
+
+class JWKSSchema(Schema):
+    """The JSON Web Key Set: every key that may have signed a live token."""
+
+    keys = fields.List(fields.Nested(JWKSchema))

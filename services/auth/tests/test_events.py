@@ -1,0 +1,126 @@
+"""Events leave auth through the outbox and reach the real RabbitMQ (integration)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from services.auth.models import Outbox, db
+from shared.events import parse_event
+from shared.messaging import EXCHANGE, Publisher, declare_exchange
+from shared.outbox import relay_outbox_once, run_relay
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def channel(url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        yield connection.channel()
+    finally:
+        connection.close()
+
+
+def bind_queue(ch, name: str, routing_key: str = "user.registered", **kwargs) -> str:
+    declare_exchange(ch)
+    ch.queue_declare(queue=name, **kwargs)
+    ch.queue_bind(queue=name, exchange=EXCHANGE, routing_key=routing_key)
+    return name
+
+
+def drain(ch, queue: str) -> list[bytes]:
+    bodies = []
+    while True:
+        method, _properties, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return bodies
+        bodies.append(body)
+
+
+def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp_url):
+    with channel(amqp_url) as ch:
+        queue = bind_queue(ch, f"auth-test-{uuid.uuid4().hex[:8]}", exclusive=True)
+        response = auth.register("ada@example.com")
+        assert response.status_code == 201
+        user = response.get_json()
+
+        with pg_app.app_context(), Publisher(amqp_url) as publisher:
+            assert relay_outbox_once(db.session(), Outbox, publisher) == 1
+            assert relay_outbox_once(db.session(), Outbox, publisher) == 0  # nothing twice
+            (sent_at,) = db.session.scalars(sa.select(Outbox.sent_at))
+            assert sent_at is not None
+
+        time.sleep(0.2)  # anything else routed would have arrived by now
+        (body,) = drain(ch, queue)
+    event = parse_event(body)
+    assert event.type == "user.registered"
+    assert event.source == "/auth"
+    assert event.subject == user["id"]
+    assert event.data == {"user_id": user["id"], "email": "ada@example.com", "name": "Ada"}
+    assert event.requestid == response.headers["X-Request-ID"]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+def test_register_during_a_broker_outage_answers_201_and_publishes_after_it(
+    auth, pg_app, second_rabbit
+):
+    url = second_rabbit.url
+    queue = f"auth-outage-{uuid.uuid4().hex[:8]}"
+    with channel(url) as ch:
+        bind_queue(ch, queue, durable=True)  # durable: it outlives the outage
+    with pg_app.app_context():
+        engine = db.engine
+    stop = threading.Event()
+    relay = threading.Thread(
+        target=run_relay,
+        args=(sessionmaker(bind=engine), Outbox, url),
+        kwargs={"idle_seconds": 0.05, "stop_event": stop, "max_backoff": 0.5},
+        daemon=True,
+    )
+    relay.start()
+
+    def unsent() -> int:
+        with engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).where(Outbox.sent_at.is_(None))) or 0)
+
+    try:
+        second_rabbit.stop_app()
+        try:
+            response = auth.register("outage@example.com")
+            assert response.status_code == 201
+            time.sleep(1.0)  # the relay keeps trying against the stopped broker
+            assert unsent() == 1
+        finally:
+            second_rabbit.start_app()
+        wait_for(lambda: unsent() == 0, timeout=30)
+    finally:
+        stop.set()
+        relay.join(timeout=15)
+    assert not relay.is_alive()
+
+    with channel(url) as ch:
+        bodies = drain(ch, queue)
+        ch.queue_delete(queue)
+    (body,) = bodies
+    event = parse_event(body)
+    assert event.type == "user.registered"
+    assert event.data["email"] == "outage@example.com"
+    assert event.data["user_id"] == response.get_json()["id"]

@@ -1,0 +1,214 @@
+"""The real processes: gunicorn with two workers and the relay worker (integration)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+import sqlalchemy as sa
+
+from services.auth import services
+from services.auth.models import Outbox, db
+from services.auth.tests.conftest import (
+    AUDIENCE,
+    ISSUER,
+    PASSWORD,
+    deps_of,
+    dispose,
+    make_app,
+    migrate,
+)
+from shared.messaging import EXCHANGE, declare_exchange
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(database_factory, tmp_path_factory, amqp_url):
+    """A throwaway, migrated PostgreSQL database and key directory for real processes."""
+    url = database_factory("auth_proc")
+    keys_dir = tmp_path_factory.mktemp("proc") / "keys"
+    app = make_app(url, keys_dir, amqp_url=amqp_url)
+    migrate(app)
+    dispose(app)
+    return {"url": url, "keys_dir": keys_dir, "app": app, "amqp_url": amqp_url}
+
+
+def process_env(served, tmp_path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "APP_ENV": "test",
+        "AUTH_DATABASE_URL": served["url"],
+        "AUTH_SIGNING_KEYS_DIR": str(served["keys_dir"]),
+        "AMQP_URL": served["amqp_url"],
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": AUDIENCE,
+        "VAR_DIR": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def stop(process: subprocess.Popen) -> int:
+    """SIGTERM, then SIGKILL to the process group if it does not exit in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    return int(process.returncode)
+
+
+def wait_until_up(base: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"gunicorn exited:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass  # not listening yet, or no worker has booted to take the connection
+        time.sleep(0.2)
+    raise AssertionError(f"gunicorn did not answer in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "gunicorn.log"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        # The suite's production settings (threaded workers), with two workers and a
+        # gunicorn access log that names the worker pid of every request.
+        "--config",
+        "python:shared.gunicorn_conf",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "ACCESS pid=%(p)s status=%(s)s",
+        "services.auth.wsgi:app",
+    ]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**process_env(served, tmp_path), "SERVICE_NAME": "auth"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_up(base, process, log)
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        body = {"email": email, "password": PASSWORD, "name": "Ada"}
+        assert (
+            requests.post(f"{base}/api/v1/auth/register", json=body, timeout=10).status_code == 201
+        )
+
+        def wrong_login(_: int) -> int:
+            response = requests.post(
+                f"{base}/api/v1/auth/login",
+                json={"email": email, "password": "wrong " + PASSWORD},
+                timeout=20,
+            )
+            return response.status_code
+
+        # Concurrent guesses keep both workers (and their threads) busy; counting per process
+        # would let up to 10 through.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(wrong_login, range(16)))
+        assert set(statuses) <= {401, 429}, statuses
+        assert 1 <= statuses.count(401) <= 5, statuses
+
+        right = requests.post(
+            f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+        )
+        assert right.status_code == 429
+        assert right.headers["Content-Type"] == "application/problem+json"
+        assert 0 < int(right.headers["Retry-After"]) <= 901
+    finally:
+        assert stop(process) == 0
+    pids = set(re.findall(r"ACCESS pid=<(\d+)>", log.read_text()))
+    assert len(pids) == 2, f"expected both workers to serve; saw {pids}"
+
+
+def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_path):
+    app = served["app"]
+    with app.app_context():
+        services.register_user(
+            session=db.session(),
+            deps=deps_of(app),
+            email=f"{uuid.uuid4().hex[:8]}@example.com",
+            password=PASSWORD,
+            name="Relay",
+        )
+        event_ids = set(
+            db.session.scalars(sa.select(Outbox.event_id).where(Outbox.sent_at.is_(None)))
+        )
+
+    connection = pika.BlockingConnection(pika.URLParameters(served["amqp_url"]))
+    try:
+        channel = connection.channel()
+        declare_exchange(channel)
+        queue = channel.queue_declare(queue="", exclusive=True).method.queue
+        channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key="user.registered")
+
+        log = tmp_path / "relay.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.auth.worker", "relay"],
+                cwd=REPO,
+                env=process_env(served, tmp_path),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            received: set[str] = set()
+            deadline = time.monotonic() + 30
+            while received != event_ids and time.monotonic() < deadline:
+                method, properties, _body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    connection.sleep(0.1)
+                else:
+                    received.add(properties.message_id)
+            assert received == event_ids, log.read_text()[-3000:]
+        finally:
+            returncode = stop(process)
+    finally:
+        connection.close()
+    output = log.read_text()
+    assert returncode == 0, output[-3000:]
+    assert "outbox relay stopped" in output
+    with app.app_context():
+        sent = db.session.scalars(sa.select(Outbox.sent_at).where(Outbox.event_id.in_(event_ids)))
+        assert all(at is not None for at in sent)
+    dispose(app)

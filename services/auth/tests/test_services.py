@@ -1,0 +1,313 @@
+"""Use cases on SQLite with a hand-moved clock (unit): the rules without HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from argon2 import extract_parameters
+
+from services.auth import services
+from services.auth.models import LoginFailure, Outbox, RefreshToken, User, db
+from services.auth.passwords import Passwords
+from services.auth.services import INVALID_CREDENTIALS, AuthDeps
+from services.auth.tests.conftest import PASSWORD, FakeClock, deps_of
+from shared.errors import (
+    ConflictError,
+    ForbiddenError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+
+IP = "203.0.113.7"
+
+
+class Ctx:
+    """The session and dependencies of one test, with short-hands for the use cases."""
+
+    def __init__(self, session: Any, deps: AuthDeps, clock: FakeClock) -> None:
+        self.session, self.deps, self.clock = session, deps, clock
+
+    def register(self, email: str = "ada@example.com", password: str = PASSWORD) -> User:
+        return services.register_user(
+            session=self.session, deps=self.deps, email=email, password=password, name="Ada"
+        )
+
+    def admin(self, email: str = "root@example.com") -> User:
+        return services.create_admin(
+            session=self.session, deps=self.deps, email=email, password=PASSWORD, name="Root"
+        )
+
+    def login(self, email: str = "ada@example.com", password: str = PASSWORD, ip: str = IP):
+        return services.authenticate(
+            session=self.session, deps=self.deps, email=email, password=password, client_ip=ip
+        )
+
+    def refresh(self, token: str):
+        return services.refresh_tokens(session=self.session, deps=self.deps, refresh_token=token)
+
+    def outbox(self) -> list[Outbox]:
+        return list(self.session.scalars(sa.select(Outbox).order_by(Outbox.id)))
+
+
+@pytest.fixture
+def ctx(sqlite_app, clock) -> Iterator[Ctx]:
+    with sqlite_app.app_context():
+        yield Ctx(db.session(), deps_of(sqlite_app), clock)
+
+
+def test_registering_stores_the_normalised_email_and_records_one_event(ctx):
+    user = ctx.register("  Ada.Lovelace@Example.COM ")
+    assert user.email == "ada.lovelace@example.com"
+    assert user.password_hash.startswith("$argon2id$")
+    (row,) = ctx.outbox()
+    assert row.type == "user.registered" and row.sent_at is None
+    assert row.payload["source"] == "/auth"
+    assert row.payload["subject"] == str(user.id)
+    assert row.payload["data"] == {
+        "user_id": str(user.id),
+        "email": "ada.lovelace@example.com",
+        "name": "Ada",
+    }
+
+
+def test_a_taken_email_in_another_spelling_is_a_conflict_and_records_nothing(ctx):
+    ctx.register("ada@example.com")
+    with pytest.raises(ConflictError) as caught:
+        ctx.register(" ADA@example.com")
+    assert "email" in caught.value.errors
+    assert len(ctx.outbox()) == 1
+
+
+def test_the_unique_index_turns_a_registration_race_into_a_conflict(ctx, monkeypatch):
+    ctx.register("ada@example.com")
+    # Skip the early check, as a request racing the first one would.
+    real_scalar = ctx.session.scalar
+    monkeypatch.setattr(ctx.session, "scalar", lambda *a, **k: None)
+    with pytest.raises(ConflictError):
+        ctx.register("ada@example.com")
+    monkeypatch.setattr(ctx.session, "scalar", real_scalar)
+    assert ctx.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+    assert len(ctx.outbox()) == 1
+
+
+def test_a_weak_password_is_refused_with_a_field_error(ctx):
+    with pytest.raises(UnprocessableError) as caught:
+        ctx.register(password="password1")
+    assert "too common" in caught.value.errors["password"][0]
+    assert ctx.outbox() == []
+
+
+def test_unknown_email_wrong_password_and_deactivated_account_fail_alike(ctx):
+    admin = ctx.admin()
+    ada = ctx.register()
+    services.update_user(
+        session=ctx.session, deps=ctx.deps, actor_id=str(admin.id), user_id=ada.id, active=False
+    )
+    attempts = [("nobody@example.com", PASSWORD), ("root@example.com", "wrong" + PASSWORD)]
+    attempts.append(("ada@example.com", PASSWORD))
+    for email, password in attempts:
+        with pytest.raises(UnauthorizedError) as caught:
+            ctx.login(email, password)
+        assert caught.value.detail == INVALID_CREDENTIALS
+
+
+def test_an_unknown_email_still_costs_one_password_verification(ctx, monkeypatch):
+    calls = []
+    real_verify = ctx.deps.passwords.verify
+    monkeypatch.setattr(
+        ctx.deps.passwords, "verify", lambda h, p: calls.append(h) or real_verify(h, p)
+    )
+    ctx.register()
+    for email, password in [("nobody@example.com", PASSWORD), ("ada@example.com", "wrong pw")]:
+        with pytest.raises(UnauthorizedError):
+            ctx.login(email, password)
+    assert calls[0] is None  # verified against the dummy hash, as long as a real one
+    assert calls[1].startswith("$argon2id$")
+
+
+def test_the_sixth_failure_in_the_window_is_throttled_until_the_first_one_ages_out(ctx):
+    ctx.register()
+    for _ in range(5):
+        with pytest.raises(UnauthorizedError):
+            ctx.login(password="wrong password")
+        ctx.clock.advance(10)
+    # Even the right password is refused while throttled.
+    with pytest.raises(TooManyRequestsError) as caught:
+        ctx.login()
+    # First failure at t0, now t0+50: it leaves the 15-minute window in 850 s.
+    assert caught.value.retry_after == 851
+    assert caught.value.headers["Retry-After"] == "851"
+    # Another address, or another email, has its own bucket.
+    assert ctx.login(ip="198.51.100.1").access_token
+    ctx.clock.advance(851)
+    assert ctx.login().access_token
+
+
+def test_a_successful_login_clears_the_failures_of_its_bucket(ctx):
+    ctx.register()
+    for _ in range(4):
+        with pytest.raises(UnauthorizedError):
+            ctx.login(password="wrong password")
+    ctx.login()
+    assert ctx.session.scalar(sa.select(sa.func.count()).select_from(LoginFailure)) == 0
+
+
+def test_login_rehashes_a_password_made_with_weaker_parameters(ctx):
+    user = ctx.register()
+    old_hash = user.password_hash
+    ctx.deps.passwords = Passwords(time_cost=2, memory_kib=2048, parallelism=1)
+    ctx.login()
+    ctx.session.refresh(user)
+    assert user.password_hash != old_hash
+    assert extract_parameters(user.password_hash).memory_cost == 2048
+    assert ctx.login().access_token  # the new hash verifies
+
+
+def test_refresh_rotates_and_a_replayed_token_revokes_the_whole_family(ctx):
+    ctx.register()
+    first = ctx.login()
+    second = ctx.refresh(first.refresh_token)
+    third = ctx.refresh(second.refresh_token)
+    with pytest.raises(UnauthorizedError):
+        ctx.refresh(first.refresh_token)  # replay of a rotated token
+    with pytest.raises(UnauthorizedError):
+        ctx.refresh(third.refresh_token)  # the newest one died with its family
+    other_session = ctx.login()  # a separate login is a separate family
+    assert ctx.refresh(other_session.refresh_token).access_token
+
+
+def test_refresh_tokens_expire(ctx):
+    ctx.register()
+    pair = ctx.login()
+    ctx.clock.advance(ctx.deps.settings.refresh_ttl + 1)
+    with pytest.raises(UnauthorizedError):
+        ctx.refresh(pair.refresh_token)
+
+
+def test_stored_refresh_tokens_are_hashes_only(ctx):
+    ctx.register()
+    pair = ctx.login()
+    (row,) = ctx.session.scalars(sa.select(RefreshToken))
+    assert row.token_hash == services.hash_refresh_token(pair.refresh_token)
+    assert pair.refresh_token not in row.token_hash
+
+
+def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
+    admin = ctx.admin()
+    ada = ctx.register()
+    pair = ctx.login()
+    services.update_user(
+        session=ctx.session, deps=ctx.deps, actor_id=str(admin.id), user_id=ada.id, active=False
+    )
+    with pytest.raises(UnauthorizedError):
+        ctx.refresh(pair.refresh_token)
+    with pytest.raises(UnauthorizedError):
+        ctx.login()
+    assert [row.type for row in ctx.outbox()] == [
+        "user.registered",
+        "user.registered",
+        "user.deactivated",
+    ]
+    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id)}
+
+
+def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
+    root = ctx.admin()
+    for change in ({"role": "user"}, {"active": False}):
+        with pytest.raises(ConflictError):
+            services.update_user(
+                session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=root.id, **change
+            )
+    second = ctx.admin("second@example.com")
+    services.update_user(
+        session=ctx.session, deps=ctx.deps, actor_id=str(second.id), user_id=root.id, role="user"
+    )
+    with pytest.raises(ConflictError):
+        services.update_user(
+            session=ctx.session,
+            deps=ctx.deps,
+            actor_id=str(second.id),
+            user_id=second.id,
+            active=False,
+        )
+
+
+def test_a_demoted_admin_loses_admin_rights_at_once(ctx):
+    root = ctx.admin()
+    second = ctx.admin("second@example.com")
+    services.update_user(
+        session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=second.id, role="user"
+    )
+    with pytest.raises(ForbiddenError):
+        services.list_users(session=ctx.session, actor_id=str(second.id))
+
+
+def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
+    user, created = services.ensure_bootstrap_admin(
+        session=ctx.session, deps=ctx.deps, email="Boss@Example.com", password=PASSWORD, name="B"
+    )
+    assert created and user.role == "admin"
+    again, created = services.ensure_bootstrap_admin(
+        session=ctx.session,
+        deps=ctx.deps,
+        email="boss@example.com",
+        password="another long passphrase",
+        name="B",
+    )
+    assert not created and again.id == user.id
+    assert ctx.login("boss@example.com", PASSWORD).access_token
+
+
+def test_the_bootstrap_admin_promotes_an_existing_account(ctx):
+    ada = ctx.register()
+    user, created = services.ensure_bootstrap_admin(
+        session=ctx.session, deps=ctx.deps, email=ada.email, password=PASSWORD, name="Ada"
+    )
+    assert not created and user.role == "admin"
+
+
+def test_users_are_listed_newest_first_in_keyset_pages(ctx):
+    admin = ctx.admin()
+    for i in range(4):
+        ctx.clock.advance(1)
+        ctx.register(f"user{i}@example.com")
+    # Two users in the same instant: the id breaks the tie without skipping anyone.
+    ctx.clock.advance(1)
+    ctx.register("same0@example.com")
+    ctx.register("same1@example.com")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = services.list_users(
+            session=ctx.session, actor_id=str(admin.id), limit=2, after=cursor
+        )
+        seen += [u.email for u in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == len(set(seen)) == 7
+    assert seen[-1] == "root@example.com"
+    assert set(seen[:2]) == {"same0@example.com", "same1@example.com"}
+    assert seen[2:6] == [f"user{i}@example.com" for i in (3, 2, 1, 0)]
+
+
+def test_access_tokens_carry_the_required_claims(ctx, sqlite_app):
+    user = ctx.register()
+    pair = ctx.login()
+    verifier = sqlite_app.extensions["token_verifier"]
+    principal = verifier.verify(pair.access_token)
+    assert principal.user_id == str(user.id)
+    assert principal.roles == ("user",)
+    assert principal.expires_at - principal.issued_at == 900
+    assert pair.expires_in == 900
+
+
+def test_settings_are_frozen(ctx):
+    with pytest.raises(AttributeError):
+        ctx.deps.settings.access_ttl = 1  # type: ignore[misc]
+    assert replace(ctx.deps.settings, access_ttl=1).access_ttl == 1

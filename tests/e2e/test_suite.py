@@ -1,0 +1,118 @@
+"""The suite from a client's seat: everything through the gateway, every process real."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
+
+
+def notifications_of(client, event_type: str) -> list[dict]:
+    response = client.request("GET", "/api/v1/notifications?limit=100")
+    assert response.status_code == 200, response.text
+    return [n for n in response.json()["items"] if n["event_type"] == event_type]
+
+
+def place_order(client) -> dict:
+    response = client.request(
+        "POST", "/api/v1/orders", json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"]
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def alice(register):
+    return register("Alice")
+
+
+@pytest.fixture(scope="module")
+def alices_order(alice) -> dict:
+    return place_order(alice)
+
+
+def test_a_new_user_places_an_order_and_is_notified(alice, alices_order, wait_for):
+    response = alice.request("GET", f"/api/v1/orders/{alices_order['id']}")
+
+    assert response.status_code == 200
+    assert response.json()["total_cents"] == 2500
+    assert response.headers["ETag"]
+    assert response.headers["X-Request-ID"]
+    (created,) = wait_for(
+        lambda: notifications_of(alice, "order.created"), timeout=15, what="order notification"
+    )
+    assert wait_for(lambda: notifications_of(alice, "user.registered"), timeout=15)
+    assert created["read"] is False
+
+
+def test_another_user_sees_none_of_it(register, alice, alices_order):
+    bob = register("Bob")
+
+    order = bob.request("GET", f"/api/v1/orders/{alices_order['id']}")
+    listing = bob.request("GET", "/api/v1/orders")
+
+    assert order.status_code == 404
+    assert order.headers["Content-Type"] == "application/problem+json"
+    assert alices_order["id"] not in {o["id"] for o in listing.json()["items"]}
+    assert notifications_of(bob, "order.created") == []
+
+
+def test_the_admin_confirms_and_ships_and_the_owner_hears_of_each(
+    admin, alice, alices_order, wait_for
+):
+    path = f"/api/v1/orders/{alices_order['id']}/status"
+
+    for status in ("confirmed", "shipped"):
+        response = admin.request("POST", path, json={"status": status})
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == status
+
+    changes = wait_for(
+        lambda: len(found := notifications_of(alice, "order.status_changed")) >= 2 and found,
+        timeout=15,
+        what="two status notifications",
+    )
+    assert len(changes) == 2
+    assert alice.request("POST", path, json={"status": "delivered"}).status_code == 403
+
+
+def test_a_deactivated_users_token_is_refused(register, admin, wait_for):
+    carol = register("Carol")
+    assert carol.request("GET", "/api/v1/orders").status_code == 200
+
+    response = admin.request("PATCH", f"/api/v1/auth/users/{carol.user_id}", json={"active": False})
+    assert response.status_code == 200, response.text
+
+    wait_for(
+        lambda: carol.request("GET", "/api/v1/orders").status_code == 401,
+        timeout=10,
+        what="the gateway refusing a deactivated user's token",
+    )
+    refused = carol.request("GET", "/api/v1/orders")
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_forged_token_never_gets_past_the_gateway(suite):
+    response = requests.get(
+        suite.url("/api/v1/orders"),
+        headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30.", "X-User-Id": "admin"},
+        timeout=10,
+    )
+
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_gateway_publishes_every_services_api(suite):
+    document = requests.get(suite.url("/openapi.json"), timeout=10).json()
+
+    assert "x-unavailable" not in document
+    for path in ("/api/v1/auth/login", "/api/v1/orders", "/api/v1/notifications"):
+        assert path in document["paths"]

@@ -39,15 +39,10 @@ if ! broker_up; then
   fi
 fi
 
-for service in auth orders notifications; do
-  if [ -d "services/$service/migrations" ]; then
-    "$BIN/flask" --app "services.$service" db upgrade >/dev/null
-  fi
-done
-"$BIN/flask" --app services.auth keys ensure
-if [ -n "${AUTH_BOOTSTRAP_ADMIN_EMAIL:-}" ]; then
-  "$BIN/flask" --app services.auth ensure-admin
-fi
+# Migrations for every service; auth also makes a dev signing key and the bootstrap admin.
+flask --app services.auth prepare
+flask --app services.orders db upgrade
+flask --app services.notifications db upgrade
 
 cat <<MSG
 Flask microservices suite (local run; data under $VAR_DIR)

@@ -1,0 +1,113 @@
+"""`make run` as a new user runs it: SQLite files, the local SMTP sink, one supervisor.
+
+Everything `make run` starts runs for real on free ports, a fresh vhost and a temporary
+var/ directory; the test talks to the gateway only and stops the run as Ctrl-C would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import ROOT, free_port, poll
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class LocalRun:
+    """A `make run` in its own process group."""
+
+    process: subprocess.Popen
+    gateway: str
+    var_dir: Path
+
+    def group_alive(self) -> bool:
+        """True while any process of the run's group is left."""
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT to the whole foreground group, then wait for it to empty."""
+        if self.group_alive():
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+            poll(lambda: not self.group_alive(), timeout=30, what="every process stopped")
+        finally:
+            if self.group_alive():
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+def local_run(tmp_path, amqp_url):
+    """Start `make run` on free ports and wait until its gateway is ready."""
+    ports = {name: free_port() for name in ("GATEWAY", "AUTH", "ORDERS", "NOTIFICATIONS", "SMTP")}
+    env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}  # make run's own default
+    env.update({f"{name}_PORT": str(port) for name, port in ports.items()})
+    env.update(AMQP_URL=amqp_url, VAR_DIR=str(tmp_path / "var"), LOG_LEVEL="WARNING")
+    with (tmp_path / "make-run.log").open("wb") as log:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        run = LocalRun(process, f"http://127.0.0.1:{ports['GATEWAY']}", tmp_path / "var")
+        try:
+            poll(lambda: _ready(run), timeout=90, what="make run's gateway ready")
+            yield run
+        finally:
+            run.interrupt()
+
+
+def _ready(run: LocalRun) -> bool:
+    if run.process.poll() is not None:
+        pytest.fail(f"make run exited with {run.process.returncode}")
+    try:
+        return requests.get(f"{run.gateway}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_a_user_registered_under_make_run_gets_a_welcome_mail_and_a_notification(local_run):
+    api = f"{local_run.gateway}/api/v1"
+    credentials = {"email": "grace@example.com", "password": "correct horse battery"}
+    registered = requests.post(
+        f"{api}/auth/register", json={**credentials, "name": "Grace"}, timeout=10
+    )
+    assert registered.status_code == 201, registered.text
+    assert (local_run.var_dir / "auth.db").exists()  # SQLite, as the README says
+
+    mail_dir = local_run.var_dir / "mail"
+    mails = poll(lambda: list(mail_dir.glob("*.eml")), timeout=30, what="welcome mail")
+    assert message_from_bytes(Path(mails[0]).read_bytes())["To"] == "grace@example.com"
+
+    token = requests.post(f"{api}/auth/login", json=credentials, timeout=10).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    notifications = poll(
+        lambda: requests.get(f"{api}/notifications", headers=headers, timeout=10).json()["items"],
+        timeout=30,
+        what="welcome notification",
+    )
+    assert len(notifications) == 1
+
+
+def test_ctrl_c_stops_every_process_make_run_started(local_run):
+    local_run.interrupt()
+    assert not local_run.group_alive()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{local_run.gateway}/healthz", timeout=2)

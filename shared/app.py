@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, request
 from flask_smorest import Api, Blueprint
@@ -13,9 +14,12 @@ from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared import errors, observability
+from shared import errors, health, observability, tokens
 from shared.config import Env, common_config
 from shared.tokens import JWKSCache, TokenVerifier
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
 
 
 class JSONBodyParser(FlaskParser):
@@ -96,6 +100,46 @@ def init_api(app: Flask, blueprints: Iterable[Blueprint]) -> Api:
         api.register_blueprint(blueprint)
     # Registered after Api(app) so ours replace flask-smorest's JSON error handler.
     errors.init_app(app)
+    return api
+
+
+def init_service(
+    app: Flask,
+    *,
+    db: SQLAlchemy,
+    migrations_dir: str | Path,
+    blueprints: Iterable[Blueprint],
+    verifier: TokenVerifier,
+    extra_checks: Mapping[str, health.Check] | None = None,
+) -> Api:
+    """Wire a service's database, migrations, token checks, /healthz + /readyz and its API.
+
+    /readyz checks the database and the broker, then `extra_checks`. Nothing connects here.
+    """
+    # Imported here: the gateway shares this module and has no database (nor SQLAlchemy).
+    from flask_migrate import Migrate
+
+    from shared.db import engine_options, normalize_database_url
+
+    url = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    db.init_app(app)
+    # Batch mode: SQLite can only alter a table by copying it, which batch does for us.
+    Migrate(app, db, directory=str(migrations_dir), render_as_batch=True)
+    tokens.init_app(app, verifier)
+    health.init_app(
+        app,
+        {
+            "database": health.database_check(db),
+            "broker": health.broker_check(app.config["AMQP_URL"]),
+            **(extra_checks or {}),
+        },
+    )
+    api = init_api(app, blueprints)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
     return api
 
 

@@ -1,7 +1,8 @@
-"""Keyset pagination, newest first: a page key and the opaque cursor that carries it.
+"""Keyset pagination, newest first: a page key, the query that walks it, the opaque cursor.
 
-Use cases take and return `PageKey`s; the HTTP layer turns them into opaque cursors
-with `CursorField`, so a bad cursor is a 422 on the `cursor` field like any other input.
+Use cases take and return `PageKey`s (`keyset_page` fetches one page); the HTTP layer turns
+them into opaque cursors with `CursorField`, so a bad cursor is a 422 on the `cursor` field
+like any other input. List endpoints read `limit` and `cursor` with `PageQueryArgsSchema`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from marshmallow import ValidationError, fields
+import sqlalchemy as sa
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from shared.db import as_utc
 
+T = TypeVar("T")
+
 MAX_CURSOR_CHARS = 200
+MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,30 @@ class PageKey:
     def of(cls, row: Any) -> PageKey:
         """The key of a row with `created_at` and `id` columns."""
         return cls(created_at=as_utc(row.created_at), id=row.id)
+
+
+def keyset_page(
+    session: Session,
+    query: sa.Select[T],
+    *,
+    created_at: QueryableAttribute[datetime],
+    id: QueryableAttribute[uuid.UUID],
+    limit: int,
+    after: PageKey | None = None,
+) -> tuple[list[T], PageKey | None]:
+    """Up to `limit` rows of `query` newest first, from just after `after`; and the next key.
+
+    The next key is None on the last page. The row-value comparison `(created_at, id) < key`
+    walks a `(created_at, id)` index directly on PostgreSQL.
+    """
+    query = query.order_by(created_at.desc(), id.desc()).limit(limit + 1)
+    if after is not None:
+        query = query.where(sa.tuple_(created_at, id) < (after.created_at, after.id))
+    rows = list(session.scalars(query).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, PageKey.of(rows[-1])
 
 
 class CursorField(fields.Field[PageKey]):
@@ -59,3 +89,22 @@ class CursorField(fields.Field[PageKey]):
         if key.created_at.tzinfo is None:
             raise ValidationError("Invalid cursor.")
         return key
+
+
+def page_limit(default: int = 20) -> fields.Integer:
+    """The `limit` query argument: rows per page, 1 to MAX_PAGE_SIZE, `default` when absent."""
+    return fields.Integer(load_default=default, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class PageQueryArgsSchema(Schema):
+    """Query arguments of a keyset-paginated list: page size and the previous page's cursor.
+
+    Services add their filters (and may declare `limit = page_limit(other_default)`);
+    undeclared arguments are refused.
+    """
+
+    class Meta:
+        unknown = RAISE
+
+    limit = page_limit()
+    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})

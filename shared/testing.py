@@ -1,4 +1,5 @@
-"""Test helpers every service's tests use: throwaway PostgreSQL databases and RabbitMQ vhosts.
+"""Test helpers every service's tests use: throwaway PostgreSQL databases and RabbitMQ vhosts,
+free ports, waiting for an effect, real server processes, and access tokens signed like auth's.
 
 Each test session gets its own databases and its own vhost on the real servers, so the
 suites of several services (and several xdist workers) never see each other's rows or
@@ -7,17 +8,33 @@ messages. Registered as a pytest plugin by the root conftest.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import os
+import signal
+import socket
 import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+import jwt
 import psycopg
 import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_HOST = os.environ.get("TEST_AMQP_HOST", "127.0.0.1:5672")
+
+T = TypeVar("T")
 
 
 def _admin_connection() -> psycopg.Connection[tuple[object, ...]]:
@@ -85,17 +102,201 @@ def database_factory() -> Iterator[object]:
         drop_database(url)
 
 
-# -- a second, disposable RabbitMQ node for outage tests ------------------------------------
-
-RABBITMQ_SBIN = os.environ.get("TEST_RABBITMQ_SBIN", "/usr/lib/rabbitmq/bin")
+# -- ports and waiting ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> T:
+    """Call `predicate` until it returns something truthy and return that; fail at the deadline.
+
+    The predicate always gets one more call after the deadline, so a slow machine that got
+    there just in time is not failed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout}s: {what or predicate}")
+        time.sleep(interval)
+
+
+# -- server processes -----------------------------------------------------------------------
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    start_new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a process with its stdout and stderr going to `log`."""
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=start_new_session,
+        )
+
+
+def gunicorn_command(
+    app: str, *, port: int, workers: int, threads: int | None = None, options: Sequence[str] = ()
+) -> list[str]:
+    """argv of gunicorn serving `app` on 127.0.0.1:`port` with the suite's production settings."""
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:shared.gunicorn_conf"]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
+    return [*argv, *options, app]
+
+
+def log_tail(log: Path, chars: int = 3000) -> str:
+    """The end of a process's log, for failure messages."""
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, *, timeout: float
+) -> None:
+    """Poll `url`/healthz until it answers 200; fail with the end of `log` if `process` exits
+    first or the deadline passes."""
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: the process exited with {process.returncode}")
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False  # not listening yet, or no worker has booted to take the connection
+
+    try:
+        wait_for(answers, timeout=timeout, interval=0.1, what=f"{url}/healthz answering 200")
+    except pytest.fail.Exception as failure:
+        pytest.fail(f"{failure.msg}\n{log_tail(log)}")
+
+
+def stop_processes(
+    processes: Iterable[subprocess.Popen[bytes]], *, timeout: float = 15.0
+) -> list[int]:
+    """SIGTERM every process still running, then reap each; return their exit codes.
+
+    One still running `timeout` seconds into its wait gets SIGKILL, with its whole process
+    group when it leads one (gunicorn started with `start_new_session`), so no worker lingers.
+    """
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+            process.wait(timeout=timeout)
+    return [int(process.returncode) for process in processes]
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> int:
+    """SIGTERM a process and return its exit code; SIGKILL it if it takes over `timeout` s."""
+    (returncode,) = stop_processes([process], timeout=timeout)
+    return returncode
+
+
+# -- access tokens ---------------------------------------------------------------------------
+
+
+def rsa_private_key() -> rsa.RSAPrivateKey:
+    """A fresh 2048-bit RSA key, the kind auth signs access tokens with."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def rsa_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    """The public JWK of `private_key` as auth publishes it in its JWKS."""
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    return {**public, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def access_token_claims(*, issuer: str, audience: str, **overrides: Any) -> dict[str, Any]:
+    """The claims of a 15-minute access token of "user-1"; an override of None drops that claim."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": "user-1",
+        "iat": now,
+        "exp": now + 900,
+        "jti": uuid.uuid4().hex,
+        "roles": ["user"],
+        **overrides,
+    }
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def sign_access_token(
+    claims: Mapping[str, Any],
+    private_key: rsa.RSAPrivateKey,
+    *,
+    kid: str,
+    typ: str | None = "at+jwt",
+) -> str:
+    """`claims` signed RS256 with the `kid` and `typ` headers auth sets (typ None: no typ)."""
+    return jwt.encode(
+        dict(claims), private_key, algorithm="RS256", headers={"kid": kid, "typ": typ}
+    )
+
+
+def unsigned_token(claims: Mapping[str, Any], *, kid: str) -> str:
+    """The `alg: none` forgery: an access token's header and claims with no signature."""
+    header = {"alg": "none", "typ": "at+jwt", "kid": kid}
+    return f"{_segment(header)}.{_segment(claims)}."
+
+
+def key_confusion_token(
+    claims: Mapping[str, Any], private_key: rsa.RSAPrivateKey, *, kid: str
+) -> str:
+    """The key-confusion forgery: `claims` signed HS256 with the RSA public key's PEM as secret.
+
+    Signed by hand: PyJWT itself refuses to use a PEM key as an HMAC secret.
+    """
+    secret = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = f"{_segment({'alg': 'HS256', 'typ': 'at+jwt', 'kid': kid})}.{_segment(claims)}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def _segment(obj: Mapping[str, Any]) -> str:
+    return _b64url(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# -- a second, disposable RabbitMQ node for outage tests ------------------------------------
+
+RABBITMQ_SBIN = os.environ.get("TEST_RABBITMQ_SBIN", "/usr/lib/rabbitmq/bin")
 
 
 class RabbitNode:
@@ -112,8 +313,8 @@ class RabbitNode:
         import secrets
 
         self.base_dir = base_dir
-        self.port = _free_port()
-        dist_port = _free_port()
+        self.port = free_port()
+        dist_port = free_port()
         self.nodename = f"chaos-{uuid.uuid4().hex[:8]}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         self._process: subprocess.Popen[bytes] | None = None
@@ -175,8 +376,6 @@ class RabbitNode:
 
     def wait_until_accepting(self, timeout: float = 60.0) -> None:
         """Poll until an AMQP connection opens (or fail with the node's log)."""
-        import time
-
         import pika
         import pika.exceptions
 
@@ -209,8 +408,6 @@ class RabbitNode:
 
     def stop(self) -> None:
         """Shut the node down for good; kill its process group if it does not go quietly."""
-        import signal
-
         process, self._process = self._process, None
         if process is None:
             return

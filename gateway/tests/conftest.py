@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
@@ -16,18 +12,18 @@ from flask import Flask
 from gateway import create_app
 from gateway.tests.fakes import FakeUpstream
 from shared.config import Env
+from shared.testing import access_token_claims, rsa_jwk, rsa_private_key, sign_access_token
 from shared.tokens import StaticKeySource, TokenVerifier
 
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"
 KID = "test-key-1"
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KEY = rsa_private_key()
 
 
 def jwk(private_key: rsa.RSAPrivateKey = KEY, kid: str = KID) -> dict[str, Any]:
     """The public JWK of a key."""
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
-    return {**public, "kid": kid, "use": "sig", "alg": "RS256"}
+    return rsa_jwk(private_key, kid)
 
 
 JWKS = {"keys": [jwk()]}
@@ -42,19 +38,10 @@ def token(
     **claims: Any,
 ) -> str:
     """A signed access token; `claims` override (None removes) the standard ones."""
-    now = int(time.time())
-    payload: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": sub,
-        "iat": now,
-        "exp": now + 900,
-        "jti": uuid.uuid4().hex,
-        "roles": list(roles),
-    }
-    payload.update(claims)
-    payload = {k: v for k, v in payload.items() if v is not None}
-    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid, "typ": "at+jwt"})
+    payload = access_token_claims(
+        issuer=ISSUER, audience=AUDIENCE, sub=sub, roles=list(roles), **claims
+    )
+    return sign_access_token(payload, key, kid=kid)
 
 
 def bearer(sub: str = "user-1", **kwargs: Any) -> dict[str, str]:

@@ -6,7 +6,7 @@ import requests
 
 from gateway.openapi import SpecCache, merge_specs
 from gateway.tests.conftest import bearer
-from gateway.tests.fakes import free_port
+from shared.testing import free_port
 
 
 def test_the_per_ip_limit_answers_429_with_retry_after(make_gateway, upstream):

@@ -7,7 +7,6 @@ access log names the worker (pid) that answered each request, so the tests can t
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -19,9 +18,17 @@ import pytest
 import requests
 
 from gateway.tests.conftest import AUDIENCE, ISSUER, JWKS, bearer
-from gateway.tests.fakes import FakeUpstream, free_port
+from gateway.tests.fakes import FakeUpstream
 from gateway.tests.test_revocation import deactivated, publish_when_routable
-from shared.testing import create_vhost, delete_vhost
+from shared.testing import (
+    create_vhost,
+    delete_vhost,
+    free_port,
+    gunicorn_command,
+    spawn,
+    stop_processes,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,35 +57,6 @@ class Deployment:
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.05)
-
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"process exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # the socket is bound before the workers have imported the app
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not come up in {timeout}s")
-
-
-def spawn(argv: list[str], env: dict[str, str], output: Path) -> subprocess.Popen:
-    """Start a process from the repository root, its output going to a file."""
-    with output.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -117,36 +95,32 @@ def deployment(amqp_url: str, tmp_path_factory) -> Iterator[Deployment]:
     (logs / "metrics").mkdir()
     access_log = logs / "access.log"
     access_log.touch()
-    worker = spawn([sys.executable, "-m", "gateway.worker"], env, logs / "worker.out")
+    worker = spawn(
+        [sys.executable, "-m", "gateway.worker"], log=logs / "worker.out", env=env, cwd=ROOT
+    )
     web = spawn(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:shared.gunicorn_conf",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--access-logfile",
-            str(access_log),
-            "--access-logformat",
-            "%(p)s %(s)s %(U)s",
+        gunicorn_command(
             "gateway.wsgi:app",
-        ],
-        env,
-        logs / "gunicorn.out",
+            port=port,
+            workers=2,
+            threads=4,
+            options=[
+                "--access-logfile",
+                str(access_log),
+                "--access-logformat",
+                "%(p)s %(s)s %(U)s",
+            ],
+        ),
+        log=logs / "gunicorn.out",
+        env=env,
+        cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url, web)
+        wait_until_healthy(url, web, logs / "gunicorn.out", timeout=30)
         yield Deployment(url=url, access_log=access_log)
     finally:
-        stop(web)
-        stop(worker)
+        stop_processes([web, worker])
         upstream.stop()
         import redis
 

@@ -6,11 +6,11 @@ import time
 import uuid
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.tests.conftest import KEY, bearer, jwk, token
+from shared.testing import rsa_private_key
 
-OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa_private_key()
 
 BAD_TOKENS = {
     "forged signature": lambda: token(key=OTHER_KEY),

@@ -19,7 +19,8 @@ from werkzeug.serving import make_server
 
 from gateway.nginx.render import render
 from gateway.tests.conftest import bearer, token
-from gateway.tests.fakes import FakeUpstream, free_port
+from gateway.tests.fakes import FakeUpstream
+from shared.testing import free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -62,15 +63,13 @@ class Edge:
 
 
 def wait_for_port(port: int, process: subprocess.Popen, prefix: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             pytest.fail(f"nginx exited: {(prefix / 'error.log').read_text()}")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    pytest.fail("nginx did not listen in time")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, timeout=10, what="nginx listening")
 
 
 @pytest.fixture

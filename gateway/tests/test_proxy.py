@@ -11,7 +11,7 @@ import requests
 from werkzeug.serving import make_server
 
 from gateway.tests.conftest import bearer
-from gateway.tests.fakes import free_port
+from shared.testing import free_port
 
 MIB = 1024 * 1024
 

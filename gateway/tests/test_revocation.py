@@ -17,9 +17,9 @@ from gateway.revocation import (
     user_deactivated_handler,
 )
 from gateway.tests.conftest import bearer
-from gateway.tests.fakes import free_port
 from shared.events import new_event
 from shared.messaging import Publisher
+from shared.testing import free_port, wait_for
 
 
 def deactivated(user_id: object, at: float | None = None):
@@ -101,12 +101,10 @@ def test_the_redis_store_keeps_the_latest_time_with_a_ttl():
 
 def publish_when_routable(amqp_url: str, event, timeout: float = 10.0) -> None:
     """Publish with `mandatory` until a queue is bound for the event's type."""
-    deadline = time.monotonic() + timeout
     with Publisher(amqp_url) as publisher:
-        while not publisher.publish(event):
-            if time.monotonic() > deadline:
-                pytest.fail("no queue was bound for the event in time")
-            time.sleep(0.05)
+        wait_for(
+            lambda: publisher.publish(event), timeout=timeout, what="a queue bound for the event"
+        )
 
 
 @pytest.mark.integration

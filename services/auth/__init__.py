@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_migrate import Migrate
 
 from shared.config import Env
 
@@ -23,20 +22,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
     from services.auth.models import db
     from services.auth.passwords import Passwords
     from services.auth.services import AuthDeps, AuthSettings
-    from shared import health, tokens
-    from shared.app import create_base_app, init_api
-    from shared.db import engine_options, normalize_database_url
+    from shared.app import create_base_app, init_service
+    from shared.tokens import TokenVerifier
 
     env = env or Env()
     app = create_base_app("auth", __name__, auth_config(env), config, env=env)
     validate_config(app.config, is_local=env.is_local)
-
-    url = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
-    db.init_app(app)
-    # Batch mode: SQLite can only alter a table by copying it, which batch does for us.
-    Migrate(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
 
     keys_dir = Path(app.config["AUTH_SIGNING_KEYS_DIR"])
     if env.is_local and not key_files(keys_dir):
@@ -63,28 +54,20 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
         keys=keyring,
     )
     app.extensions["auth"] = deps
-    # Auth verifies its own tokens from its own key ring: no HTTP round trip to itself.
-    tokens.init_app(
-        app,
-        tokens.TokenVerifier(
-            keyring, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
-        ),
-    )
 
     def signing_key_check() -> None:
         keyring.signing_key()
 
-    health.init_app(
+    init_service(
         app,
-        {
-            "database": health.database_check(db),
-            "broker": health.broker_check(app.config["AMQP_URL"]),
-            "signing_key": signing_key_check,
-        },
-    )
-    api_ = init_api(app, [api.blp, api.well_known_blp])
-    api_.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        db=db,
+        migrations_dir=MIGRATIONS_DIR,
+        blueprints=[api.blp, api.well_known_blp],
+        # Auth verifies its own tokens from its own key ring: no HTTP round trip to itself.
+        verifier=TokenVerifier(
+            keyring, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
+        ),
+        extra_checks={"signing_key": signing_key_check},
     )
     cli.init_app(app)
     return app

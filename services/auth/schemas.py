@@ -9,7 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from services.auth.models import ROLES
 from services.auth.services import normalize_email
 from shared.db import as_utc
-from shared.pagination import CursorField
+from shared.pagination import CursorField, PageQueryArgsSchema, page_limit
 
 MAX_PASSWORD_INPUT = 1024  # login only: bounds the hashing work spent on junk input
 MAX_TOKEN_INPUT = 512
@@ -100,11 +100,10 @@ class UserPatchSchema(StrictSchema):
             raise ValidationError("Give at least one of: role, active.", "_schema")
 
 
-class UserQueryArgsSchema(StrictSchema):
+class UserQueryArgsSchema(PageQueryArgsSchema):
     """GET /users query: page size and the opaque cursor of the previous page."""
 
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
-    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})
+    limit = page_limit(default=50)
 
 
 class UserPageSchema(Schema):

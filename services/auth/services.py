@@ -42,7 +42,7 @@ from shared.errors import (
 )
 from shared.events import new_event
 from shared.outbox import record_event
-from shared.pagination import PageKey
+from shared.pagination import PageKey, keyset_page
 from shared.tokens import ACCESS_TOKEN_TYPE
 
 log = logging.getLogger(__name__)
@@ -491,17 +491,15 @@ def list_users(
 ) -> UserPage:
     """Users newest first, `limit` per page, keyset-paginated (admins only)."""
     _require_admin(session, actor_id)
-    query = sa.select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
-    if after is not None:
-        query = query.where(
-            sa.or_(
-                User.created_at < after.created_at,
-                sa.and_(User.created_at == after.created_at, User.id < after.id),
-            )
-        )
-    users = list(session.scalars(query))
-    next_cursor = PageKey.of(users[limit - 1]) if len(users) > limit else None
-    return UserPage(items=users[:limit], next_cursor=next_cursor)
+    users, next_cursor = keyset_page(
+        session,
+        sa.select(User),
+        created_at=User.created_at,
+        id=User.id,
+        limit=limit,
+        after=after,
+    )
+    return UserPage(items=users, next_cursor=next_cursor)
 
 
 def update_user(

@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from shared.db import as_utc
-from shared.pagination import CursorField
+from shared.pagination import CursorField, PageQueryArgsSchema
 
 MAX_URL_LENGTH = 2048
 NO_CONTROL_CHARACTERS = r"\A[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z"
@@ -67,12 +67,10 @@ class NotificationSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliverySchema), dump_only=True)
 
 
-class NotificationQueryArgsSchema(StrictSchema):
+class NotificationQueryArgsSchema(PageQueryArgsSchema):
     """GET / query: only unread ones?, page size, and the cursor of the previous page."""
 
     unread = fields.Boolean(load_default=None)
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})
 
 
 class NotificationPageSchema(Schema):

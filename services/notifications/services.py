@@ -34,7 +34,7 @@ from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
 from shared.db import as_utc, is_postgresql, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
-from shared.pagination import PageKey
+from shared.pagination import PageKey, keyset_page
 
 log = logging.getLogger(__name__)
 
@@ -201,26 +201,20 @@ def list_notifications(
     after: PageKey | None = None,
 ) -> NotificationPage:
     """The user's own notifications, newest first, optionally only (un)read ones."""
-    query = (
-        sa.select(Notification)
-        .where(Notification.user_id == user_id)
-        .order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(limit + 1)
-    )
+    query = sa.select(Notification).where(Notification.user_id == user_id)
     if unread is True:
         query = query.where(Notification.read_at.is_(None))
     elif unread is False:
         query = query.where(Notification.read_at.is_not(None))
-    if after is not None:
-        query = query.where(
-            sa.or_(
-                Notification.created_at < after.created_at,
-                sa.and_(Notification.created_at == after.created_at, Notification.id < after.id),
-            )
-        )
-    items = list(session.scalars(query))
-    next_cursor = PageKey.of(items[limit - 1]) if len(items) > limit else None
-    return NotificationPage(items=items[:limit], next_cursor=next_cursor)
+    items, next_cursor = keyset_page(
+        session,
+        query,
+        created_at=Notification.created_at,
+        id=Notification.id,
+        limit=limit,
+        after=after,
+    )
+    return NotificationPage(items=items, next_cursor=next_cursor)
 
 
 def mark_read(*, session: Session, user_id: str, notification_id: uuid.UUID) -> Notification:

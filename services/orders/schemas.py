@@ -26,16 +26,13 @@ from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
 from services.orders.services import NewItem, NewOrder
 from shared.db import as_utc
-from shared.pagination import CursorField
+from shared.pagination import CursorField, PageQueryArgsSchema
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
 # 10^9 minor units (ten million in a 2-decimal currency) per unit: the largest possible
 # total, 100 x 1000 x 10^9 = 10^14, fits a BIGINT and stays exact in a JavaScript number.
 MAX_UNIT_PRICE_CENTS = 10**9
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-MAX_CURSOR_CHARS = 200
 
 # Letters and digits, then also . _ - : / (what SKUs in the wild use); no spaces.
 # (Anchored: marshmallow's Regexp validator only matches at the start of the value.)
@@ -115,14 +112,10 @@ class OrderStatusChangeSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
-class OrderQueryArgsSchema(StrictSchema):
+class OrderQueryArgsSchema(PageQueryArgsSchema):
     """Filters and paging of the order list."""
 
     status = fields.String(validate=validate.OneOf(STATUSES))
-    limit = fields.Integer(
-        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
-    )
-    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})
 
 
 class IdempotencyHeadersSchema(Schema):

@@ -43,7 +43,7 @@ from shared.errors import (
 )
 from shared.events import Event, new_event
 from shared.outbox import record_event
-from shared.pagination import PageKey
+from shared.pagination import PageKey, keyset_page
 
 log = logging.getLogger(__name__)
 
@@ -327,21 +327,12 @@ def list_orders(
         # selectinload: one more query for all items of the page, however many orders.
         .options(selectinload(Order.items))
         .where(_visible(actor))
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(limit + 1)
     )
     if status is not None:
         query = query.where(Order.status == status)
-    if after is not None:
-        query = query.where(
-            sa.tuple_(Order.created_at, Order.id) < sa.tuple_(after.created_at, after.id)
-        )
-    orders = list(session.scalars(query).all())
-    next_key = None
-    if len(orders) > limit:
-        orders = orders[:limit]
-        last = orders[-1]
-        next_key = PageKey.of(last)
+    orders, next_key = keyset_page(
+        session, query, created_at=Order.created_at, id=Order.id, limit=limit, after=after
+    )
     return OrderPage(orders=orders, next_key=next_key)
 
 

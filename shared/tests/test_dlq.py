@@ -8,7 +8,8 @@ import pytest
 from shared.dlq import main
 from shared.events import new_event
 from shared.messaging import Consumer, Publisher, declare_topology, dlq_name, queue_name
-from shared.tests.conftest import drain, queue_depth, running, unique_type, wait_for
+from shared.testing import wait_for
+from shared.tests.conftest import drain, queue_depth, running, unique_type
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_list_shows_the_poison_event_and_replay_puts_it_back_on_the_main_queue(
     consumer = Consumer(amqp_url, consumer_name, [event_type], always_fails, retry_delays=(0.05,))
     with running(consumer), Publisher(amqp_url) as publisher:
         assert publisher.publish(poison)
-        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1)
+        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1, timeout=15)
 
     assert main(["--amqp-url", amqp_url, "list", consumer_name]) == 0
     out = capsys.readouterr().out

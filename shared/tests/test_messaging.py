@@ -20,8 +20,8 @@ from shared.messaging import (
     queue_name,
     retry_queue_name,
 )
-from shared.testing import _free_port
-from shared.tests.conftest import drain, queue_depth, running, unique_type, wait_for
+from shared.testing import free_port, wait_for
+from shared.tests.conftest import drain, queue_depth, running, unique_type
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,7 @@ def test_publisher_reconnects_on_the_next_call_after_its_connection_is_gone(amqp
 
 
 def test_publisher_raises_broker_unavailable_when_nothing_listens():
-    publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{_free_port()}/%2F")
+    publisher = Publisher(f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
     try:
         with pytest.raises(BrokerUnavailable):
             publisher.publish(new_event("order.created", "/orders", {}))
@@ -145,8 +145,9 @@ def test_consumer_handles_events_within_their_correlation_context(amqp_url, cons
     with correlation("req-7", TRACEPARENT):
         event = new_event(event_type, "/auth", {"user_id": 1})
     with running(consumer), Publisher(amqp_url) as publisher:
-        wait_for(lambda: publisher.publish(event))  # True once the consumer declared its queue
-        wait_for(lambda: seen)
+        # publish() is True once the consumer has declared its queue.
+        wait_for(lambda: publisher.publish(event), timeout=15)
+        wait_for(lambda: seen, timeout=15)
     assert seen == [(event.id, "req-7", TRACEPARENT)]
 
 
@@ -169,8 +170,8 @@ def test_a_poison_event_is_dead_lettered_after_its_retries_while_good_ones_flow(
     consumer = Consumer(amqp_url, consumer_name, [event_type], handler, retry_delays=(0.05, 0.05))
     with running(consumer), Publisher(amqp_url) as publisher:
         assert all(publisher.publish_batch([good[0], poison, *good[1:]]))
-        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1)
-        wait_for(lambda: all(attempts.get(e.id) == 1 for e in good))
+        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1, timeout=15)
+        wait_for(lambda: all(attempts.get(e.id) == 1 for e in good), timeout=15)
 
     assert attempts[poison.id] == 3  # the first try and one per retry tier
     [(properties, body)] = drain(channel, dlq_name(consumer_name))
@@ -193,8 +194,8 @@ def test_a_malformed_message_is_dead_lettered_and_never_stops_the_consumer(
         for body in (b"{not json", b'{"specversion": "1.0"}'):
             channel.basic_publish(EXCHANGE, event_type, body)
         assert publisher.publish(good)
-        wait_for(lambda: handled)
-        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 2)
+        wait_for(lambda: handled, timeout=15)
+        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 2, timeout=15)
 
     assert [e.id for e in handled] == [good.id]
     dead = drain(channel, dlq_name(consumer_name))
@@ -217,7 +218,7 @@ def test_an_event_its_handler_rejects_as_invalid_is_dead_lettered_without_retrie
     event = new_event(event_type, "/auth", {})
     with running(consumer), Publisher(amqp_url) as publisher:
         assert publisher.publish(event)
-        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1)
+        wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 1, timeout=15)
 
     assert attempts == [event.id]
     [(properties, _body)] = drain(channel, dlq_name(consumer_name))
@@ -262,8 +263,8 @@ def test_consumer_reconnects_after_a_broker_outage_and_keeps_consuming(second_ra
         second_rabbit.url, "outage", [event_type], handled.append, max_reconnect_delay=0.5
     )
     with running(consumer), Publisher(second_rabbit.url) as publisher:
-        wait_for(lambda: publisher.publish(new_event(event_type, "/auth", {"n": 1})))
-        wait_for(lambda: len(handled) == 1)
+        wait_for(lambda: publisher.publish(new_event(event_type, "/auth", {"n": 1})), timeout=15)
+        wait_for(lambda: len(handled) == 1, timeout=15)
 
         second_rabbit.stop_app()
         second_rabbit.start_app()

@@ -26,6 +26,7 @@ from shared.outbox import (
     run_relay,
     update_backlog_metrics,
 )
+from shared.testing import wait_for
 from shared.tests.conftest import (
     Applied,
     Inbox,
@@ -34,7 +35,6 @@ from shared.tests.conftest import (
     queue_depth,
     running,
     unique_type,
-    wait_for,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -258,8 +258,8 @@ def test_a_relay_killed_between_publish_and_commit_republishes_and_the_inbox_app
 
     consumer = Consumer(amqp_url, consumer_name, [event_type], handler, retry_delays=(0.05,))
     with running(consumer):
-        wait_for(lambda: len(deliveries) == 2)
-        wait_for(lambda: queue_depth(channel, queue_name(consumer_name)) == 0)
+        wait_for(lambda: len(deliveries) == 2, timeout=15)
+        wait_for(lambda: queue_depth(channel, queue_name(consumer_name)) == 0, timeout=15)
     assert deliveries == [event.id, event.id]
     with pg_sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Applied)) == 1
@@ -307,7 +307,7 @@ def test_outbox_writes_survive_a_broker_outage_and_the_relay_delivers_after_it(
     relay.start()
     try:
         before = record(pg_sessions, event_type, 1)
-        wait_for(lambda: unsent(pg_sessions) == 0)  # connected and relaying
+        wait_for(lambda: unsent(pg_sessions) == 0, timeout=15)  # connected and relaying
 
         second_rabbit.stop_app()
         try:

@@ -1,56 +1,39 @@
 """Token verification: only our own RS256 access tokens with every required claim get through."""
 
-import json
 import time
 import uuid
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.errors import UnauthorizedError
+from shared.testing import (
+    access_token_claims,
+    key_confusion_token,
+    rsa_jwk,
+    rsa_private_key,
+    sign_access_token,
+    unsigned_token,
+)
 from shared.tokens import JWKSCache, StaticKeySource, TokenVerifier
 
 ISSUER, AUDIENCE = "https://auth.test", "suite"
 
-
-def make_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-KEY = make_key()
-OTHER_KEY = make_key()
-
-
-def jwk_of(private_key, kid):
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
-    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+KEY = rsa_private_key()
+OTHER_KEY = rsa_private_key()
 
 
 def claims(**overrides):
-    now = int(time.time())
-    base = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "user-1",
-        "iat": now,
-        "exp": now + 900,
-        "jti": uuid.uuid4().hex,
-        "roles": ["user"],
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+    return access_token_claims(issuer=ISSUER, audience=AUDIENCE, **overrides)
 
 
-def sign(payload, key=KEY, kid="k1", typ="at+jwt", alg="RS256"):
-    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})
+def sign(payload, key=KEY, kid="k1", typ="at+jwt"):
+    return sign_access_token(payload, key, kid=kid, typ=typ)
 
 
 @pytest.fixture
 def verifier():
     return TokenVerifier(
-        StaticKeySource({"keys": [jwk_of(KEY, "k1")]}), issuer=ISSUER, audience=AUDIENCE
+        StaticKeySource({"keys": [rsa_jwk(KEY, "k1")]}), issuer=ISSUER, audience=AUDIENCE
     )
 
 
@@ -60,21 +43,8 @@ def test_a_valid_access_token_yields_its_principal(verifier):
     assert principal.is_admin
 
 
-def public_pem():
-    return KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def unsigned(payload):
-    header = {"alg": "none", "typ": "at+jwt", "kid": "k1"}
-    return jwt.api_jws.PyJWS(algorithms=["none"]).encode(
-        json.dumps(payload).encode(), key=None, algorithm="none", headers=header
-    )
-
-
 FORGED = {
-    "alg none": lambda: unsigned(claims()),
+    "alg none": lambda: unsigned_token(claims(), kid="k1"),
     "expired": lambda: sign(claims(iat=int(time.time()) - 4000, exp=int(time.time()) - 3600)),
     "other audience": lambda: sign(claims(aud="someone-else")),
     "other issuer": lambda: sign(claims(iss="https://evil.test")),
@@ -102,29 +72,14 @@ def test_forged_tokens_are_refused(verifier, forgery):
 
 def test_hs256_signed_with_the_public_key_is_refused(verifier):
     # The classic confusion attack: the public key used as an HMAC secret.
-    # Signed by hand: PyJWT itself refuses to HMAC with a PEM key.
-    token = _hs256_with(public_pem(), claims())
+    token = key_confusion_token(claims(), KEY, kid="k1")
     with pytest.raises(UnauthorizedError):
         verifier.verify(token)
 
 
-def _hs256_with(secret: bytes, payload: dict) -> str:
-    import base64
-    import hashlib
-    import hmac
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    header = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}).encode())
-    body = b64(json.dumps(payload).encode())
-    signature = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(signature)}"
-
-
 def test_revoked_principals_are_refused():
     verifier = TokenVerifier(
-        StaticKeySource({"keys": [jwk_of(KEY, "k1")]}),
+        StaticKeySource({"keys": [rsa_jwk(KEY, "k1")]}),
         issuer=ISSUER,
         audience=AUDIENCE,
         is_revoked=lambda principal: principal.user_id == "user-1",
@@ -157,7 +112,7 @@ class FakeSession:
 
 
 def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval():
-    session = FakeSession({"keys": [jwk_of(KEY, "k1")]})
+    session = FakeSession({"keys": [rsa_jwk(KEY, "k1")]})
     cache = JWKSCache("http://auth/jwks.json", min_refetch_seconds=10, session=session)
     verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
     verifier.verify(sign(claims()))
@@ -168,10 +123,10 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval():
 
 
 def test_a_rotated_in_key_is_picked_up_once_the_interval_has_passed():
-    session = FakeSession({"keys": [jwk_of(KEY, "k1")]})
+    session = FakeSession({"keys": [rsa_jwk(KEY, "k1")]})
     cache = JWKSCache("http://auth/jwks.json", min_refetch_seconds=0, session=session)
     verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
     verifier.verify(sign(claims()))
-    session.document = {"keys": [jwk_of(KEY, "k1"), jwk_of(OTHER_KEY, "k2")]}
+    session.document = {"keys": [rsa_jwk(KEY, "k1"), rsa_jwk(OTHER_KEY, "k2")]}
     assert verifier.verify(sign(claims(), key=OTHER_KEY, kid="k2")).user_id == "user-1"
     assert session.calls == 2

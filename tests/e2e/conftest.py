@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +21,16 @@ from typing import Any
 import pytest
 import requests
 
-from shared.testing import create_vhost, delete_vhost
+from shared.testing import (
+    create_vhost,
+    delete_vhost,
+    free_port,
+    gunicorn_command,
+    spawn,
+    stop_processes,
+    wait_for,
+    wait_until_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -43,25 +50,8 @@ WORKERS = {
 }
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def poll(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = ""
-) -> Any:
-    """Poll until predicate() is truthy and return it; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {what or predicate}")
-        time.sleep(interval)
+# Polls through the gateway come at most ten a second, well within its rate limits.
+GATEWAY_POLL_INTERVAL = 0.1
 
 
 @dataclass
@@ -75,52 +65,6 @@ class Suite:
     def url(self, path: str) -> str:
         """Absolute URL of a path behind the gateway."""
         return self.gateway + path
-
-
-def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _run(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start a one-off command (a migration); the caller waits for it."""
-    return _spawn(argv, env, log)
-
-
-def _gunicorn(app: str, port: int, workers: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:shared.gunicorn_conf",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        "4",
-        app,
-    ]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -167,16 +111,18 @@ def suite(e2e_amqp_url: str, database_factory, tmp_path_factory) -> Iterator[Sui
     (logs / "keys").mkdir()
 
     migrations = [
-        _run(
+        spawn(
             [sys.executable, "-m", "flask", "--app", "services.auth", "prepare"],
-            env,
-            logs / "migrate-auth.log",
+            log=logs / "migrate-auth.log",
+            env=env,
+            cwd=ROOT,
         ),
         *(
-            _run(
+            spawn(
                 [sys.executable, "-m", "flask", "--app", f"services.{name}", "db", "upgrade"],
-                env,
-                logs / f"migrate-{name}.log",
+                log=logs / f"migrate-{name}.log",
+                env=env,
+                cwd=ROOT,
             )
             for name in ("orders", "notifications")
         ),
@@ -186,22 +132,32 @@ def suite(e2e_amqp_url: str, database_factory, tmp_path_factory) -> Iterator[Sui
             pytest.fail(f"{name} migration failed:\n{(logs / f'migrate-{name}.log').read_text()}")
 
     suite = Suite(gateway=urls["gateway"], logs=logs)
+    web: dict[str, subprocess.Popen] = {}
     try:
         for name in (*SERVICES, "gateway"):
             service_env = {**env, "SERVICE_NAME": name}
             app = "gateway.wsgi:app" if name == "gateway" else f"services.{name}.wsgi:app"
-            suite.processes.append(
-                _spawn(_gunicorn(app, ports[name], 1), service_env, logs / f"{name}.log")
+            web[name] = spawn(
+                gunicorn_command(app, port=ports[name], workers=1, threads=4),
+                log=logs / f"{name}.log",
+                env=service_env,
+                cwd=ROOT,
             )
+            suite.processes.append(web[name])
             for index, args in enumerate(WORKERS[name]):
                 suite.processes.append(
-                    _spawn([sys.executable, *args], service_env, logs / f"{name}-worker{index}.log")
+                    spawn(
+                        [sys.executable, *args],
+                        log=logs / f"{name}-worker{index}.log",
+                        env=service_env,
+                        cwd=ROOT,
+                    )
                 )
         for name, url in urls.items():
-            poll(functools.partial(_healthy, url), timeout=40, what=f"{name} healthy")
+            wait_until_healthy(url, web[name], logs / f"{name}.log", timeout=40)
         yield suite
     finally:
-        _stop(suite.processes)
+        stop_processes(suite.processes, timeout=20)
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
@@ -262,7 +218,7 @@ def admin(suite: Suite) -> Client:
     return Client(suite, ADMIN_EMAIL, ADMIN_PASSWORD).login()
 
 
-@pytest.fixture
-def wait_for() -> Callable[..., Any]:
-    """poll(predicate, timeout=..., what=...): wait for an eventually consistent effect."""
-    return poll
+@pytest.fixture(name="wait_for")
+def gateway_wait_for() -> Callable[..., Any]:
+    """wait_for(predicate, timeout=..., what=...) polling the gateway: an eventual effect."""
+    return functools.partial(wait_for, interval=GATEWAY_POLL_INTERVAL)

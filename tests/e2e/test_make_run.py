@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, free_port, poll
+from shared.testing import free_port, spawn, wait_for
+from tests.e2e.conftest import GATEWAY_POLL_INTERVAL, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,7 @@ class LocalRun:
             os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=30)
-            poll(lambda: not self.group_alive(), timeout=30, what="every process stopped")
+            wait_for(lambda: not self.group_alive(), timeout=30, what="every process stopped")
         finally:
             if self.group_alive():
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -57,21 +58,24 @@ def local_run(tmp_path, amqp_url):
     env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}  # make run's own default
     env.update({f"{name}_PORT": str(port) for name, port in ports.items()})
     env.update(AMQP_URL=amqp_url, VAR_DIR=str(tmp_path / "var"), LOG_LEVEL="WARNING")
-    with (tmp_path / "make-run.log").open("wb") as log:
-        process = subprocess.Popen(
-            ["make", "--no-print-directory", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    process = spawn(
+        ["make", "--no-print-directory", "run"],
+        log=tmp_path / "make-run.log",
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    run = LocalRun(process, f"http://127.0.0.1:{ports['GATEWAY']}", tmp_path / "var")
+    try:
+        wait_for(
+            lambda: _ready(run),
+            timeout=90,
+            interval=GATEWAY_POLL_INTERVAL,
+            what="make run's gateway ready",
         )
-        run = LocalRun(process, f"http://127.0.0.1:{ports['GATEWAY']}", tmp_path / "var")
-        try:
-            poll(lambda: _ready(run), timeout=90, what="make run's gateway ready")
-            yield run
-        finally:
-            run.interrupt()
+        yield run
+    finally:
+        run.interrupt()
 
 
 def _ready(run: LocalRun) -> bool:
@@ -93,14 +97,15 @@ def test_a_user_registered_under_make_run_gets_a_welcome_mail_and_a_notification
     assert (local_run.var_dir / "auth.db").exists()  # SQLite, as the README says
 
     mail_dir = local_run.var_dir / "mail"
-    mails = poll(lambda: list(mail_dir.glob("*.eml")), timeout=30, what="welcome mail")
+    mails = wait_for(lambda: list(mail_dir.glob("*.eml")), timeout=30, what="welcome mail")
     assert message_from_bytes(Path(mails[0]).read_bytes())["To"] == "grace@example.com"
 
     token = requests.post(f"{api}/auth/login", json=credentials, timeout=10).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
-    notifications = poll(
+    notifications = wait_for(
         lambda: requests.get(f"{api}/notifications", headers=headers, timeout=10).json()["items"],
         timeout=30,
+        interval=GATEWAY_POLL_INTERVAL,
         what="welcome notification",
     )
     assert len(notifications) == 1

@@ -4,38 +4,20 @@ start them (through docker/entrypoint.sh), each stopped and reaped by the test t
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
+
+from shared.testing import free_port, stop_process, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` every 50 ms; fail the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def process_env(**extra: str) -> dict[str, str]:
@@ -62,13 +44,7 @@ class Server:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it does not go within 15 s; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(timeout=15)
+        return stop_process(self.process)
 
 
 def start_probe_server(tmp_path: Path, **settings: str) -> Server:
@@ -90,16 +66,7 @@ def start_probe_server(tmp_path: Path, **settings: str) -> Server:
             stderr=err,
         )
     server = Server(process, f"http://127.0.0.1:{port}", stdout, stderr)
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{stderr.read_text()}")
-        try:
-            return requests.get(f"{server.url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(answers, 20, "gunicorn to answer /healthz")
+    wait_until_healthy(server.url, process, stderr, timeout=20)
     return server
 
 

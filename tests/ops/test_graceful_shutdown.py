@@ -21,9 +21,10 @@ import requests
 
 from shared.events import new_event
 from shared.messaging import Publisher, connection_parameters, declare_topology, queue_name
+from shared.testing import spawn, wait_for
 
 from . import probe_consumer
-from .conftest import HERE, ROOT, Server, process_env, wait_until
+from .conftest import HERE, ROOT, Server, process_env
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def test_sigterm_lets_an_in_flight_request_finish_with_200(
         )
     )
     client.start()
-    wait_until(lambda: any(markers.iterdir()), 10, "the slow request to start")
+    wait_for(lambda: any(markers.iterdir()), timeout=10, what="the slow request to start")
     server.process.send_signal(signal.SIGTERM)
     client.join(timeout=15)
 
@@ -95,14 +96,12 @@ def ready_messages(amqp_url: str, queue: str, expected: int) -> int:
 
 def start_consumer(amqp_url: str, journal: Path, log: Path) -> subprocess.Popen[bytes]:
     """A probe consumer process whose handler takes one second per event."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, str(HERE / "probe_consumer.py"), amqp_url, str(journal)],
-            cwd=ROOT,
-            env=process_env(PROBE_HANDLER_SECONDS="1.0", PYTHONPATH=str(ROOT)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return spawn(
+        [sys.executable, str(HERE / "probe_consumer.py"), amqp_url, str(journal)],
+        log=log,
+        env=process_env(PROBE_HANDLER_SECONDS="1.0", PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+    )
 
 
 def journal_of(journal: Path) -> list[str]:
@@ -120,10 +119,10 @@ def test_a_consumer_stopped_mid_message_acks_it_and_a_restart_handles_the_rest(
 
     first = start_consumer(amqp_url, journal, log)
     try:
-        wait_until(
+        wait_for(
             lambda: any(line.startswith("start") for line in journal_of(journal)),
-            20,
-            "the first consumer to start handling an event",
+            timeout=20,
+            what="the first consumer to start handling an event",
         )
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=15) == 0, log.read_text()
@@ -140,10 +139,10 @@ def test_a_consumer_stopped_mid_message_acks_it_and_a_restart_handles_the_rest(
 
     second = start_consumer(amqp_url, journal, log)
     try:
-        wait_until(
+        wait_for(
             lambda: len([ln for ln in journal_of(journal) if ln.startswith("done")]) == 3,
-            20,
-            "the restarted consumer to handle the rest",
+            timeout=20,
+            what="the restarted consumer to handle the rest",
         )
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=15) == 0, log.read_text()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .conftest import ENTRYPOINT, ROOT, free_port, process_env
+from shared.testing import free_port
+
+from .conftest import ENTRYPOINT, ROOT, process_env
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ from services.auth.models import Outbox, db
 from shared.events import parse_event
 from shared.messaging import EXCHANGE, Publisher, declare_exchange
 from shared.outbox import relay_outbox_once, run_relay
+from shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,16 +68,6 @@ def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp
     assert event.subject == user["id"]
     assert event.data == {"user_id": user["id"], "email": "ada@example.com", "name": "Ada"}
     assert event.requestid == response.headers["X-Request-ID"]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 def test_register_during_a_broker_outage_answers_201_and_publishes_after_it(

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
-import uuid
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.auth.tests.conftest import AUDIENCE, ISSUER, deps_of
+from shared.testing import (
+    access_token_claims,
+    key_confusion_token,
+    rsa_private_key,
+    sign_access_token,
+    unsigned_token,
+)
 
 pytestmark = pytest.mark.integration
 
-OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def segment(obj: dict) -> str:
-    return b64(json.dumps(obj, separators=(",", ":")).encode())
+OTHER_KEY = rsa_private_key()
 
 
 class Forger:
@@ -37,44 +28,27 @@ class Forger:
         self.user_id = user_id
 
     def claims(self, **overrides):
-        now = int(time.time())
-        base = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": self.user_id,
-            "iat": now,
-            "exp": now + 900,
-            "jti": uuid.uuid4().hex,
-            "roles": ["user"],
-        }
-        base.update(overrides)
-        return {k: v for k, v in base.items() if v is not None}
+        return access_token_claims(
+            issuer=ISSUER, audience=AUDIENCE, **{"sub": self.user_id, **overrides}
+        )
 
     def sign(self, claims=None, *, key=None, kid=None, typ="at+jwt"):
-        headers = {"kid": kid or self.key.kid}
-        if typ is not None:
-            headers["typ"] = typ
-        return jwt.encode(
-            claims or self.claims(), key or self.key.private_key, algorithm="RS256", headers=headers
+        return sign_access_token(
+            claims or self.claims(), key or self.key.private_key, kid=kid or self.key.kid, typ=typ
         )
 
     def unsigned(self):
-        header = {"alg": "none", "typ": "at+jwt", "kid": self.key.kid}
-        return f"{segment(header)}.{segment(self.claims())}."
+        return unsigned_token(self.claims(), kid=self.key.kid)
 
     def hs256_with_public_pem(self):
         # The classic key-confusion attack: HMAC keyed with the RSA public key's PEM text.
-        pem = self.key.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        header = {"alg": "HS256", "typ": "at+jwt", "kid": self.key.kid}
-        signing_input = f"{segment(header)}.{segment(self.claims())}"
-        signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
-        return f"{signing_input}.{b64(signature)}"
+        return key_confusion_token(self.claims(), self.key.private_key, kid=self.key.kid)
 
     def tampered(self):
+        # A genuine header and signature around another (also genuine) token's admin payload.
         head, _payload, signature = self.sign().split(".")
-        return f"{head}.{segment(self.claims(roles=['admin']))}.{signature}"
+        _head, admin_payload, _signature = self.sign(self.claims(roles=["admin"])).split(".")
+        return f"{head}.{admin_payload}.{signature}"
 
 
 FORGERIES = {

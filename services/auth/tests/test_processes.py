@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -30,16 +27,11 @@ from services.auth.tests.conftest import (
     migrate,
 )
 from shared.messaging import EXCHANGE, declare_exchange
+from shared.testing import free_port, gunicorn_command, spawn, stop_process, wait_until_healthy
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -68,65 +60,27 @@ def process_env(served, tmp_path) -> dict[str, str]:
     }
 
 
-def stop(process: subprocess.Popen) -> int:
-    """SIGTERM, then SIGKILL to the process group if it does not exit in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    return int(process.returncode)
-
-
-def wait_until_up(base: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet, or no worker has booted to take the connection
-        time.sleep(0.2)
-    raise AssertionError(f"gunicorn did not answer in {timeout}s:\n{log.read_text()[-3000:]}")
-
-
 def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "gunicorn.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        # The suite's production settings (threaded workers), with two workers and a
-        # gunicorn access log that names the worker pid of every request.
-        "--config",
-        "python:shared.gunicorn_conf",
-        "--workers",
-        "2",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--access-logfile",
-        "-",
-        "--access-logformat",
-        "ACCESS pid=%(p)s status=%(s)s",
+    # The suite's production settings (threaded workers), with two workers and a
+    # gunicorn access log that names the worker pid of every request.
+    command = gunicorn_command(
         "services.auth.wsgi:app",
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env={**process_env(served, tmp_path), "SERVICE_NAME": "auth"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        port=port,
+        workers=2,
+        options=["--access-logfile", "-", "--access-logformat", "ACCESS pid=%(p)s status=%(s)s"],
+    )
+    process = spawn(
+        command,
+        log=log,
+        env={**process_env(served, tmp_path), "SERVICE_NAME": "auth"},
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
-        wait_until_up(base, process, log)
+        wait_until_healthy(base, process, log, timeout=30)
         email = f"{uuid.uuid4().hex[:8]}@example.com"
         body = {"email": email, "password": PASSWORD, "name": "Ada"}
         assert (
@@ -155,7 +109,7 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
         assert right.headers["Content-Type"] == "application/problem+json"
         assert 0 < int(right.headers["Retry-After"]) <= 901
     finally:
-        assert stop(process) == 0
+        assert stop_process(process, timeout=20) == 0
     pids = set(re.findall(r"ACCESS pid=<(\d+)>", log.read_text()))
     assert len(pids) == 2, f"expected both workers to serve; saw {pids}"
 
@@ -182,15 +136,13 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
         channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key="user.registered")
 
         log = tmp_path / "relay.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.auth.worker", "relay"],
-                cwd=REPO,
-                env=process_env(served, tmp_path),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = spawn(
+            [sys.executable, "-m", "services.auth.worker", "relay"],
+            log=log,
+            env=process_env(served, tmp_path),
+            cwd=REPO,
+            start_new_session=True,
+        )
         try:
             received: set[str] = set()
             deadline = time.monotonic() + 30
@@ -202,7 +154,7 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
                     received.add(properties.message_id)
             assert received == event_ids, log.read_text()[-3000:]
         finally:
-            returncode = stop(process)
+            returncode = stop_process(process, timeout=20)
     finally:
         connection.close()
     output = log.read_text()

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,10 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -39,6 +34,13 @@ from services.notifications.smtp_sink import start_sink
 from shared.config import Env
 from shared.events import Event
 from shared.inbox import inbox_handler
+from shared.testing import (
+    access_token_claims,
+    free_port,
+    rsa_jwk,
+    rsa_private_key,
+    sign_access_token,
+)
 from shared.tokens import StaticKeySource, TokenVerifier
 
 ISSUER = "https://auth.test/api/v1/auth"
@@ -62,9 +64,8 @@ class TokenMaker:
     """Signs access tokens the way auth does, with a key only the tests know."""
 
     def __init__(self) -> None:
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
-        self.jwks = {"keys": [{**public_jwk, "kid": KID, "alg": "RS256", "use": "sig"}]}
+        self.private_key = rsa_private_key()
+        self.jwks = {"keys": [rsa_jwk(self.private_key, KID)]}
 
     def verifier(self) -> TokenVerifier:
         """A verifier that trusts this maker's key."""
@@ -72,18 +73,10 @@ class TokenMaker:
 
     def token(self, user_id: str, roles: tuple[str, ...] = ("user",)) -> str:
         """A valid access token for `user_id`."""
-        now = int(time.time())
-        claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": user_id,
-            "iat": now,
-            "exp": now + 900,
-            "jti": uuid.uuid4().hex,
-            "roles": list(roles),
-        }
-        headers = {"kid": KID, "typ": "at+jwt", "alg": "RS256"}
-        return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
+        claims = access_token_claims(
+            issuer=ISSUER, audience=AUDIENCE, sub=user_id, roles=list(roles)
+        )
+        return sign_access_token(claims, self.private_key, kid=KID)
 
     def headers(self, user_id: str) -> dict[str, str]:
         """An Authorization header for `user_id`."""
@@ -214,13 +207,6 @@ def consume(app: Flask) -> Callable[[Event], None]:
 # -- delivery -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class SmtpSink:
     """The real aiosmtpd sink on a free port, writing .eml files to `directory`."""
@@ -325,17 +311,6 @@ def deliver(app: Flask, settings: DeliverySettings) -> int:
     """One pass of the delivery worker; the number of deliveries it claimed."""
     with app.app_context():
         return deliver_due_once(db.session(), settings)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll until condition() is truthy; its value, or AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def now_utc() -> datetime:

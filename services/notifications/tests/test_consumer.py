@@ -24,12 +24,11 @@ from services.notifications.tests.conftest import (
     settings_for,
     user_deactivated,
     user_registered,
-    wait_for,
 )
 from services.notifications.worker import build_consumer
 from shared.events import Event
 from shared.messaging import EXCHANGE, Publisher, declare_topology, dlq_name
-from shared.testing import create_vhost, delete_vhost
+from shared.testing import create_vhost, delete_vhost, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +104,7 @@ def test_the_same_event_delivered_five_times_makes_one_notification_and_one_emai
     _publish(broker_url, *[event] * 5)
     # One consumer takes the queue in order: once this one is applied, so are the five.
     _publish(broker_url, user_deactivated("sentinel"))
-    wait_for(lambda: _contact_exists(app, "sentinel"))
+    wait_for(lambda: _contact_exists(app, "sentinel"), timeout=10)
 
     assert _count(app, Notification, Notification.event_id == event.id) == 1
     assert _count(app, Delivery, Delivery.user_id == ADA) == 1
@@ -124,12 +123,13 @@ def test_poison_events_go_to_the_dead_letter_queue_and_the_next_event_is_still_p
 
     _publish(broker_url, invalid, good)
 
-    wait_for(lambda: _count(app, Notification, Notification.event_id == good.id) == 1)
+    wait_for(lambda: _count(app, Notification, Notification.event_id == good.id) == 1, timeout=10)
     with _channel(broker_url) as channel:
         wait_for(
             lambda: (
                 channel.queue_declare(dlq_name(CONSUMER), passive=True).method.message_count == 2
-            )
+            ),
+            timeout=10,
         )
         reasons = set()
         for _ in range(2):

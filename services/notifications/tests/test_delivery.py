@@ -22,14 +22,13 @@ from services.notifications.tests.conftest import (
     TokenMaker,
     WebhookReceiver,
     deliver,
-    free_port,
     now_utc,
     order_created,
     settings_for,
     user_registered,
-    wait_for,
 )
 from shared.events import Event
+from shared.testing import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,10 +92,10 @@ def test_mail_waits_out_an_smtp_outage_and_goes_out_when_the_server_returns(
     worker = threading.Thread(target=run_delivery_loop, args=(session_factory, settings, stop))
     worker.start()
     try:
-        wait_for(lambda: _only(app, "email").attempts >= 2)
+        wait_for(lambda: _only(app, "email").attempts >= 2, timeout=10)
         assert smtp_sink.messages() == []
         smtp_sink.start()
-        delivery = wait_for(lambda: (d := _only(app, "email")).status == "sent" and d)
+        delivery = wait_for(lambda: (d := _only(app, "email")).status == "sent" and d, timeout=10)
     finally:
         stop.set()
         worker.join(timeout=10)
@@ -113,7 +112,7 @@ def test_an_email_that_keeps_failing_is_marked_failed_and_the_user_can_see_it(
     settings = settings_for(app, free_port(), NOTIFICATIONS_MAX_ATTEMPTS=3)  # no server there
 
     for _ in range(3):
-        wait_for(lambda: deliver(app, settings))
+        wait_for(lambda: deliver(app, settings), timeout=10)
 
     [item] = client.get("/api/v1/notifications", headers=tokens.headers(ADA)).get_json()["items"]
     [delivery] = item["deliveries"]
@@ -134,7 +133,7 @@ def test_an_order_event_for_a_user_not_known_yet_waits_for_the_address(
     assert waiting.status == "pending" and "no email address" in (waiting.last_error or "")
 
     consume(user_registered(ADA, "ada@example.com"))
-    wait_for(lambda: deliver(app, settings) == 0 and len(smtp_sink.messages()) == 2)
+    wait_for(lambda: deliver(app, settings) == 0 and len(smtp_sink.messages()) == 2, timeout=10)
 
     subjects = sorted((m["To"], m["Subject"]) for m in smtp_sink.messages())
     assert subjects == [
@@ -184,7 +183,7 @@ def test_a_webhook_retry_sends_the_same_id_and_body(
     deliver(app, settings)
     assert "HTTP 503" in (_only(app, "webhook").last_error or "")
     del webhook_receiver.responses["/flaky"]
-    wait_for(lambda: deliver(app, settings) and _only(app, "webhook").status == "sent")
+    wait_for(lambda: deliver(app, settings) and _only(app, "webhook").status == "sent", timeout=10)
 
     first, second = webhook_receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"]

@@ -15,7 +15,6 @@ import flask_migrate
 import pika
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
@@ -26,6 +25,7 @@ from services.orders.tests.helpers import EventQueue, TokenFactory, order_body
 from shared import tokens
 from shared.messaging import EXCHANGE, Publisher, declare_exchange
 from shared.outbox import relay_outbox_once
+from shared.testing import rsa_private_key
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def app(orders_database_url: str) -> Iterator[Flask]:
 def token_factory(app: Flask) -> TokenFactory:
     """Signs tokens the app accepts (its verifier is swapped for one knowing our key)."""
     factory = TokenFactory(
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa_private_key(),
         issuer=app.config["JWT_ISSUER"],
         audience=app.config["JWT_AUDIENCE"],
     )

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import jwt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
 from services.orders.models import db
 from shared.events import Event, parse_event
+from shared.testing import access_token_claims, rsa_jwk, sign_access_token
 
 KID = "orders-test-key"
 
@@ -29,19 +28,10 @@ class TokenFactory:
 
     def token(self, user_id: str, roles: tuple[str, ...] = ("user",)) -> str:
         """A valid 15-minute access token for `user_id`."""
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": user_id,
-            "iat": now,
-            "exp": now + 900,
-            "jti": uuid.uuid4().hex,
-            "roles": list(roles),
-        }
-        return jwt.encode(
-            claims, self.key, algorithm="RS256", headers={"kid": KID, "typ": "at+jwt"}
+        claims = access_token_claims(
+            issuer=self.issuer, audience=self.audience, sub=user_id, roles=list(roles)
         )
+        return sign_access_token(claims, self.key, kid=KID)
 
     def headers(self, user_id: str, *, admin: bool = False) -> dict[str, str]:
         """Authorization header of a user (or an admin)."""
@@ -50,8 +40,7 @@ class TokenFactory:
 
     def jwks(self) -> dict[str, Any]:
         """The public half, as auth publishes it."""
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        return {"keys": [{**jwk, "kid": KID, "alg": "RS256", "use": "sig"}]}
+        return {"keys": [rsa_jwk(self.key, KID)]}
 
 
 def order_body(**overrides: Any) -> dict[str, Any]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from services.orders.models import Order
 from services.orders.tests.helpers import EventQueue, rows
 from shared.events import Event
 from shared.messaging import Publisher
+from shared.testing import spawn, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +38,12 @@ def start_worker(
             "AMQP_URL": amqp_url,
             "PYTHONPATH": str(REPO_ROOT),
         }
-        with (tmp_path / f"{command}.log").open("wb") as log:  # the child keeps its own copy
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.orders.worker", command],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process = spawn(
+            [sys.executable, "-m", "services.orders.worker", command],
+            log=tmp_path / f"{command}.log",
+            env=env,
+            cwd=REPO_ROOT,
+        )
         started.append(process)
         return process
 
@@ -55,20 +52,6 @@ def start_worker(
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, then the exit code (failing if it does not stop within 15 s)."""
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=15)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
-    """Poll until `condition()` is true or fail."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_the_relay_process_publishes_new_orders_and_stops_on_sigterm(
@@ -81,7 +64,7 @@ def test_the_relay_process_publishes_new_orders_and_stops_on_sigterm(
     order = place(alice)
     [event] = order_events.wait_for(1, timeout=20)
     assert (event.type, event.data["order_id"]) == ("order.created", order["id"])
-    assert stop(relay) == 0
+    assert stop_process(relay) == 0
 
 
 def test_the_consumer_process_applies_user_events_and_stops_on_sigterm(
@@ -101,7 +84,9 @@ def test_the_consumer_process_applies_user_events_and_stops_on_sigterm(
     )
     with Publisher(amqp_url) as publisher:
         # Unroutable until the consumer has declared its queue: retry until it has.
-        wait_until(lambda: publisher.publish(deactivated))
-    wait_until(lambda: [o.status for o in rows(app, Order)] == ["cancelled"])
+        wait_for(lambda: publisher.publish(deactivated), timeout=15)
+    wait_for(
+        lambda: [o.status for o in rows(app, Order)] == ["cancelled"], timeout=15, interval=0.1
+    )
     assert str(rows(app, Order)[0].id) == order["id"]
-    assert stop(consumer) == 0
+    assert stop_process(consumer) == 0

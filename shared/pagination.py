@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from shared.db import as_utc
+from shared.schemas import StrictSchema
 
 T = TypeVar("T")
 
@@ -96,15 +97,12 @@ def page_limit(default: int = 20) -> fields.Integer:
     return fields.Integer(load_default=default, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 
-class PageQueryArgsSchema(Schema):
+class PageQueryArgsSchema(StrictSchema):
     """Query arguments of a keyset-paginated list: page size and the previous page's cursor.
 
     Services add their filters (and may declare `limit = page_limit(other_default)`);
     undeclared arguments are refused.
     """
-
-    class Meta:
-        unknown = RAISE
 
     limit = page_limit()
     cursor = CursorField(metadata={"description": "`next_cursor` of the previous page."})

@@ -140,7 +140,12 @@ def one_connection_per_worker(deployment: Deployment) -> Iterator[list[requests.
     """
     by_pid: dict[str, requests.Session] = {}
     spare: list[requests.Session] = []
-    for attempt in range(40):
+    # Time-bound rather than a count: on a loaded machine the second worker may boot
+    # seconds after the first is already answering.
+    deadline = time.monotonic() + 30
+    attempt = 0
+    while len(by_pid) < 2 and time.monotonic() < deadline:
+        attempt += 1
         session = requests.Session()
         path = f"/api/v1/orders/pin-{uuid.uuid4().hex[:8]}"
         assert session.get(deployment.url + path, headers=bearer(f"pin-{attempt}")).ok
@@ -149,8 +154,6 @@ def one_connection_per_worker(deployment: Deployment) -> Iterator[list[requests.
             spare.append(session)
         else:
             by_pid[pid] = session
-        if len(by_pid) == 2:
-            break
     for session in spare:
         session.close()
     assert len(by_pid) == 2, "the kernel gave every connection to the same worker"

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.auth.models import ROLES
 from services.auth.services import normalize_email
-from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema, page_limit
+from shared.schemas import StrictSchema, UtcDateTime
 
 MAX_PASSWORD_INPUT = 1024  # login only: bounds the hashing work spent on junk input
 MAX_TOKEN_INPUT = 512
-
-
-class StrictSchema(Schema):
-    """Base: unknown fields are an error (no mass assignment), never silently dropped."""
-
-    class Meta:
-        unknown = RAISE
 
 
 class NormalizedEmail(fields.Email):
@@ -69,13 +62,6 @@ class TokenPairSchema(Schema):
     expires_in = fields.Integer(required=True)
 
 
-class UTCDateTime(fields.DateTime):
-    """ISO 8601 with an explicit UTC offset, also for SQLite's naive timestamps."""
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        return super()._serialize(as_utc(value) if value else value, attr, obj, **kwargs)
-
-
 class UserSchema(Schema):
     """A user as the API shows it (never the password hash)."""
 
@@ -84,7 +70,7 @@ class UserSchema(Schema):
     name = fields.String(dump_only=True)
     role = fields.String(dump_only=True)
     active = fields.Boolean(dump_only=True)
-    created_at = UTCDateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
 
 
 class UserPatchSchema(StrictSchema):

@@ -6,35 +6,18 @@ API input refuses unknown fields (no mass assignment). Event data is read tolera
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema
+from shared.schemas import StrictSchema, UtcDateTime
 
 MAX_URL_LENGTH = 2048
 NO_CONTROL_CHARACTERS = r"\A[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z"
 NO_SPACE_OR_CONTROL = r"\A[^\x00-\x20\x7f]*\Z"
 # Event types a user can subscribe a webhook to (user.deactivated reaches nobody).
 SUBSCRIBABLE_EVENT_TYPES = ("user.registered", "order.created", "order.status_changed")
-
-
-class StrictSchema(Schema):
-    """Base: unknown fields are an error (no mass assignment), never silently dropped."""
-
-    class Meta:
-        unknown = RAISE
-
-
-class UTCDateTime(fields.DateTime):
-    """A datetime dumped with its UTC offset, also when SQLite handed back a naive one."""
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        if isinstance(value, datetime):
-            value = as_utc(value)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 # -- HTTP -------------------------------------------------------------------------------
@@ -48,10 +31,10 @@ class DeliverySchema(Schema):
     status = fields.String(dump_only=True)
     attempts = fields.Integer(dump_only=True)
     last_error = fields.String(dump_only=True, allow_none=True)
-    next_attempt_at = UTCDateTime(dump_only=True, allow_none=True)
-    sent_at = UTCDateTime(dump_only=True, allow_none=True)
-    created_at = UTCDateTime(dump_only=True)
-    updated_at = UTCDateTime(dump_only=True)
+    next_attempt_at = UtcDateTime(dump_only=True, allow_none=True)
+    sent_at = UtcDateTime(dump_only=True, allow_none=True)
+    created_at = UtcDateTime(dump_only=True)
+    updated_at = UtcDateTime(dump_only=True)
 
 
 class NotificationSchema(Schema):
@@ -62,8 +45,8 @@ class NotificationSchema(Schema):
     title = fields.String(dump_only=True)
     body = fields.String(dump_only=True)
     read = fields.Function(lambda notification: notification.read_at is not None, dump_only=True)
-    read_at = UTCDateTime(dump_only=True, allow_none=True)
-    created_at = UTCDateTime(dump_only=True)
+    read_at = UtcDateTime(dump_only=True, allow_none=True)
+    created_at = UtcDateTime(dump_only=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), dump_only=True)
 
 
@@ -117,7 +100,7 @@ class WebhookSchema(Schema):
     url = fields.String(dump_only=True)
     event_types = fields.List(fields.String(), dump_only=True)
     description = fields.String(dump_only=True, allow_none=True)
-    created_at = UTCDateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
 
 
 class WebhookCreatedSchema(WebhookSchema):

@@ -9,11 +9,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC
 from typing import Any
 
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -25,8 +23,8 @@ from marshmallow import (
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
 from services.orders.services import NewItem, NewOrder
-from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema
+from shared.schemas import StrictSchema, UtcDateTime
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
@@ -40,13 +38,6 @@ SKU_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}\Z")
 # Printable ASCII, as the header's value reaches us (HTTP strips surrounding blanks).
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"\A[\x20-\x7e]{1,255}\Z")
 STATUSES = [s.value for s in OrderStatus]
-
-
-class StrictSchema(Schema):
-    """Refuses fields it does not declare."""
-
-    class Meta:
-        unknown = RAISE
 
 
 # -- input ---------------------------------------------------------------------------------
@@ -140,15 +131,6 @@ class IfMatchHeadersSchema(Schema):
 
 
 # -- output --------------------------------------------------------------------------------
-
-
-class UtcDateTime(fields.DateTime):
-    """ISO 8601 in UTC, whatever zone the database session handed back (naive on SQLite)."""
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        if value is None:
-            return None
-        return super()._serialize(as_utc(value).astimezone(UTC), attr, obj, **kwargs)
 
 
 class OrderItemSchema(Schema):

@@ -27,7 +27,14 @@ from services.auth.tests.conftest import (
     migrate,
 )
 from shared.messaging import EXCHANGE, declare_exchange
-from shared.testing import free_port, gunicorn_command, spawn, stop_process, wait_until_healthy
+from shared.testing import (
+    free_port,
+    gunicorn_command,
+    spawn,
+    stop_process,
+    wait_for,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +77,7 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
         "services.auth.wsgi:app",
         port=port,
         workers=2,
-        options=["--access-logfile", "-", "--access-logformat", "ACCESS pid=%(p)s status=%(s)s"],
+        options=["--access-logfile", "-", "--access-logformat", "ACCESS pid=%(p)s path=%(U)s"],
     )
     process = spawn(
         command,
@@ -81,6 +88,14 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
     )
     try:
         wait_until_healthy(base, process, log, timeout=30)
+
+        def both_workers_answered() -> bool:
+            # New connections until each worker has taken one: on a loaded machine the
+            # second worker can boot seconds after the first already answers.
+            requests.get(f"{base}/healthz", timeout=5, headers={"Connection": "close"})
+            return len(set(re.findall(r"ACCESS pid=<(\d+)>", log.read_text()))) == 2
+
+        wait_for(both_workers_answered, timeout=30, what="both gunicorn workers answering")
         email = f"{uuid.uuid4().hex[:8]}@example.com"
         body = {"email": email, "password": PASSWORD, "name": "Ada"}
         assert (
@@ -110,8 +125,8 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
         assert 0 < int(right.headers["Retry-After"]) <= 901
     finally:
         assert stop_process(process, timeout=20) == 0
-    pids = set(re.findall(r"ACCESS pid=<(\d+)>", log.read_text()))
-    assert len(pids) == 2, f"expected both workers to serve; saw {pids}"
+    pids = set(re.findall(r"ACCESS pid=<(\d+)> path=/api/v1/auth/login", log.read_text()))
+    assert len(pids) == 2, f"expected both workers to serve logins; saw {pids}"
 
 
 def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_path):

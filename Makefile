@@ -23,17 +23,17 @@ run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway o
 	scripts/run.sh
 
 test: $(STAMP) ## run every test against the real PostgreSQL, RabbitMQ and Redis
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services gateway
+	$(BIN)/mypy shared services gateway bench
 	$(MAKE) --no-print-directory lint-ops
 
 typecheck: $(STAMP) ## mypy only
-	$(BIN)/mypy shared services gateway
+	$(BIN)/mypy shared services gateway bench
 
 fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff check --fix .
@@ -70,3 +70,16 @@ lint-ops: $(STAMP) ## hadolint the Dockerfiles, check docker-compose.yml and dep
 	$(BIN)/hadolint services/*/Dockerfile gateway/Dockerfile
 	$(LINT_COMPOSE_ENV) $(COMPOSE) --project-directory . -f docker-compose.yml config --quiet
 	$(BIN)/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
+
+# -- benchmarks (bench/, results in BENCHMARKS.md and bench/results/) ----------------------
+.PHONY: bench bench-quick
+
+bench: $(STAMP) ## measure the suite under gunicorn + wrk on this machine (~20 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	bench/ensure-tools.sh
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## the short benchmark (under 2 minutes)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	bench/ensure-tools.sh
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers the test suite talks to are up: PostgreSQL, RabbitMQ, Redis on
 # 127.0.0.1. Starts any that is installed but stopped; fails with one clear line otherwise.
-# Also makes sure nginx is installed (as root it installs the Debian package).
+# Also makes sure nginx and wrk are installed (as root it installs the Debian packages).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -53,17 +53,20 @@ ensure_redis() {
   fi
 }
 
-# The edge tests run a real nginx of their own on loopback; it only has to be installed.
-ensure_nginx() {
-  if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then return 0; fi
+# Tools the tests run themselves (nginx for the edge tests, wrk for the benchmark's own
+# tests) only have to be installed; as root the Debian package is installed if missing.
+ensure_package() { # command package
+  if command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ]; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing nginx-light (the edge tests run nginx)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    echo "installing $2 (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
   else
-    echo "error: nginx is needed by the edge tests; install it (apt-get install nginx-light)" >&2
+    echo "error: the tests need $1; install it (apt-get install $2)" >&2
     exit 1
   fi
 }
+ensure_nginx() { ensure_package nginx nginx-light; }
+ensure_wrk() { ensure_package wrk wrk; }
 
 for name in "$@"; do
   "ensure_$name"

@@ -31,6 +31,34 @@ def render(values: Mapping[str, str], template: str | None = None) -> str:
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+# The main context the nginx image (or a distribution) normally provides, for running the
+# edge as a plain process in a directory of its own (the tests and the benchmark do).
+STANDALONE_MAIN = """
+{user}
+worker_processes {workers};
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {prefix}/access.log combined buffer=64k flush=1s;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {prefix}/edge.conf;
+}}
+"""
+
+
+def standalone_main(prefix: Path, *, workers: int = 1) -> str:
+    """nginx.conf for an edge whose files all live under `prefix` (edge.conf included)."""
+    # As root, nginx hands its workers to `nobody`, who cannot enter a private temp dir.
+    user = "user root;" if os.geteuid() == 0 else ""
+    return STANDALONE_MAIN.format(prefix=prefix, user=user, workers=workers)
+
+
 def main(argv: list[str]) -> int:
     """Render with values from the environment to a file or stdout."""
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,31 +16,12 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from gateway.nginx.render import render
+from gateway.nginx.render import render, standalone_main
 from gateway.tests.conftest import bearer, token
 from gateway.tests.fakes import FakeUpstream
 from shared.testing import free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-# Test scaffolding only: the main context the nginx image (or a distro) normally provides.
-MAIN_CONF = """
-{user}
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {prefix}/edge.conf;
-}}
-"""
 
 
 @dataclass
@@ -92,9 +72,7 @@ def edge(make_gateway, upstream: FakeUpstream, tmp_path: Path) -> Iterator[Edge]
             }
         )
     )
-    # As root, nginx would hand its workers to `nobody`, who cannot enter pytest's tmp dirs.
-    user = "user root;" if os.geteuid() == 0 else ""
-    (tmp_path / "nginx.conf").write_text(MAIN_CONF.format(prefix=tmp_path, user=user))
+    (tmp_path / "nginx.conf").write_text(standalone_main(tmp_path))
     process = subprocess.Popen(
         [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
         stdout=subprocess.DEVNULL,

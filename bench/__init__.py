@@ -1,0 +1,1 @@
+"""Load and event benchmarks of the suite (`make bench`, `make bench-quick`)."""

@@ -1,0 +1,124 @@
+"""What a benchmark run reports: medians with spread, targets, and the Markdown it rewrites."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench import report
+
+
+def cell(rps: list[float], errors: int = 0) -> dict[str, Any]:
+    runs = [
+        {
+            "rps": r,
+            "p50_ms": 2.0,
+            "p99_ms": 9.0,
+            "errors": errors,
+            "requests": 100,
+            "generator_cpu_share": 0.1,
+        }
+        for r in rps
+    ]
+    return {"runs": runs, "summary": report.http_cell(runs)}
+
+
+def results(**events: Any) -> dict[str, Any]:
+    return {
+        "http": {
+            "get_one": {
+                "direct": cell([1000, 900, 1100]),
+                "gateway": cell([400, 450, 500]),
+                "edge": cell([800, 780, 820]),
+            },
+            "baseline": {"direct": cell([2000, 2100, 1900])},
+        },
+        "events": {
+            "relay": {
+                "events": 1000,
+                "batch_size": 500,
+                "runs_count": 3,
+                "summary": report.summarize([3500, 3600, 3400]),
+            },
+            "e2e": {
+                "50": {
+                    "orders": 100,
+                    "runs": [{"errors": 0, "missing": 0}],
+                    "summary": {
+                        "p50_ms": report.summarize([80.0]),
+                        "p99_ms": report.summarize([150.0]),
+                        "max_lateness_ms": report.summarize([2.0]),
+                    },
+                }
+            },
+            **events,
+        },
+    }
+
+
+def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["target"]: item for item in items}
+
+
+def test_a_summary_is_the_median_with_its_spread():
+    assert report.summarize([3, 1, 2]) == {"median": 2, "min": 1, "max": 3, "n": 3}
+    assert math.isnan(report.summarize([])["median"])
+
+
+def test_targets_compare_ratios_of_medians_and_say_how_far_they_are():
+    targets = by_name(report.targets(results()))
+
+    gateway = targets["gateway / direct, GET one order"]
+    assert gateway["measured"] == 0.45 and gateway["met"] is False
+    assert gateway["how_far"] == "90% of the target"
+    assert targets["nginx fast path / direct, GET one order"]["met"] is True
+    assert targets["suite direct / bare baseline, GET one order"]["measured"] == 0.5
+    assert targets["outbox relay, events/s"]["met"] is True
+    assert targets["end-to-end p99 at 50 orders/s, ms"]["how_far"] == "150% of the limit"
+
+
+def test_one_failed_request_anywhere_misses_the_zero_error_target():
+    data = results(outage={"post_errors": 1})
+
+    errors = by_name(report.targets(data))["errors (non-2xx, socket errors) in every run"]
+
+    assert errors["measured"] == 1 and errors["met"] is False
+
+
+def test_a_measurement_not_run_is_reported_as_such():
+    data = results()
+    data["http"]["get_one"]["edge"] = {"not_run": "nginx is not installed"}
+
+    edge = by_name(report.targets(data))["nginx fast path / direct, GET one order"]
+
+    assert edge["met"] is None and edge["how_far"] == "not run"
+    assert "not run" in "\n".join(report.http_table(data))
+
+
+def test_the_markdown_section_is_replaced_and_the_prose_around_it_kept(tmp_path: Path):
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text(f"# Benchmarks\n\nprose before\n\n{report.BEGIN}\nold\n{report.END}\n\nafter\n")
+    data = results()
+    data["meta"] = {
+        "started": "today",
+        "mode": "quick",
+        "command": "make bench-quick",
+        "runs": 3,
+        "cpus": 2,
+        "cpu_model": "cpu",
+        "memory_gib": 24,
+        "load_before": "0.1",
+        "json": "x.json",
+        "chart": "x.png",
+    }
+    data["settings"] = dict.fromkeys(("gunicorn", "wrk", "nginx", "argon2", "versions"), "s")
+    data["targets"] = report.targets(data)
+
+    report.update_markdown(page, data)
+
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n\nprose before")
+    assert text.rstrip().endswith("after")
+    assert "old" not in text
+    assert "| GET one order | 1,000 (900–1,100)" in text

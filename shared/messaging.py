@@ -446,7 +446,7 @@ class Consumer:
         prefetch: int = 20,
         delivery_limit: int = 5,
         retry_delays: Sequence[float] = (1, 5, 30),
-        max_reconnect_delay: float = 30.0,
+        max_reconnect_delay: float = 5.0,
     ) -> None:
         self.amqp_url = amqp_url
         self.consumer = consumer

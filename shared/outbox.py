@@ -187,9 +187,9 @@ def run_relay(
     amqp_url: str,
     *,
     batch_size: int = 500,
-    idle_seconds: float = 0.2,
+    idle_seconds: float = 0.05,
     stop_event: threading.Event | None = None,
-    max_backoff: float = 30.0,
+    max_backoff: float = 5.0,
 ) -> None:
     """Relay outbox rows to RabbitMQ until stop_event is set, backing off while it fails."""
     stop = stop_event or threading.Event()
@@ -219,8 +219,9 @@ def run_relay(
                 _sleep_unless_stopped(stop, delay)
                 continue
             failures = 0
-            if sent < batch_size and not stop.is_set():
-                # Nothing (or little) was due: pause, keeping the broker connection alive.
+            if sent == 0 and not stop.is_set():
+                # Nothing was due: pause, keeping the broker connection alive. The pause is
+                # short because it is what an event waits, at worst, after its commit.
                 publisher.wait(idle_seconds)
     finally:
         publisher.close()

@@ -130,7 +130,14 @@ class JWKSCache:
 
 
 class TokenVerifier:
-    """Verifies RS256 access tokens: allowlisted alg, known kid, required claims, type."""
+    """Verifies RS256 access tokens: allowlisted alg, known kid, required claims, type.
+
+    A token that verified once is remembered until it expires: a client sends the same
+    token for 15 minutes, and the RSA check and claim parsing were about a tenth of a
+    service's CPU per request in the benchmark. Revocation is still asked every time.
+    """
+
+    CACHE_SIZE = 10_000
 
     def __init__(
         self,
@@ -144,9 +151,22 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.is_revoked = is_revoked
+        self._verified: dict[str, Principal] = {}
 
     def verify(self, token: str) -> Principal:
         """Return the principal of a valid access token or raise UnauthorizedError."""
+        principal = self._verified.get(token)
+        if principal is None or principal.expires_at + LEEWAY_SECONDS <= time.time():
+            principal = self._verify_signature_and_claims(token)
+            if len(self._verified) >= self.CACHE_SIZE:
+                # Dropping all at once keeps this lock-free and bounded; misses are cheap.
+                self._verified.clear()
+            self._verified[token] = principal
+        if self.is_revoked is not None and self.is_revoked(principal):
+            raise _invalid("token revoked")
+        return principal
+
+    def _verify_signature_and_claims(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -180,16 +200,13 @@ class TokenVerifier:
             raise _invalid("roles claim must be a list of strings")
         if not isinstance(claims["sub"], str):
             raise _invalid("sub must be a string")
-        principal = Principal(
+        return Principal(
             user_id=claims["sub"],
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
             issued_at=int(claims["iat"]),
         )
-        if self.is_revoked is not None and self.is_revoked(principal):
-            raise _invalid("token revoked")
-        return principal
 
 
 def _invalid(detail: str) -> UnauthorizedError:

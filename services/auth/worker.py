@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     relay = commands.add_parser("relay", help="publish outbox events to RabbitMQ")
     relay.add_argument("--batch-size", type=int, default=500)
-    relay.add_argument("--idle-seconds", type=float, default=0.2)
+    relay.add_argument("--idle-seconds", type=float, default=0.05)
     args = parser.parse_args(argv)
     if args.command == "relay":
         run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds)

@@ -130,3 +130,35 @@ def test_a_rotated_in_key_is_picked_up_once_the_interval_has_passed():
     session.document = {"keys": [rsa_jwk(KEY, "k1"), rsa_jwk(OTHER_KEY, "k2")]}
     assert verifier.verify(sign(claims(), key=OTHER_KEY, kid="k2")).user_id == "user-1"
     assert session.calls == 2
+
+
+class CountingKeys(StaticKeySource):
+    """Counts key look-ups: one per full signature check."""
+
+    lookups = 0
+
+    def get_key(self, kid):
+        self.lookups += 1
+        return super().get_key(kid)
+
+
+def test_a_token_that_verified_once_is_not_checked_again_until_it_expires(monkeypatch):
+    keys = CountingKeys({"keys": [rsa_jwk(KEY, "k1")]})
+    revoked: set[str] = set()
+    verifier = TokenVerifier(
+        keys, issuer=ISSUER, audience=AUDIENCE, is_revoked=lambda p: p.user_id in revoked
+    )
+    token = sign(claims(exp=int(time.time()) + 60))
+    for _ in range(5):
+        verifier.verify(token)
+    assert keys.lookups == 1
+
+    revoked.add("user-1")  # revocation is asked on every call, cached or not
+    with pytest.raises(UnauthorizedError, match="revoked"):
+        verifier.verify(token)
+
+    revoked.clear()
+    past_expiry = time.time() + 60 + 31  # exp plus the leeway
+    monkeypatch.setattr(time, "time", lambda: past_expiry)
+    verifier.verify(token)  # (PyJWT's own clock is not moved: the token still verifies)
+    assert keys.lookups == 2  # the remembered result did not outlive the token

@@ -16,7 +16,10 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "SMTP_PORT": env.integer("SMTP_PORT", 1025),
         "SMTP_FROM": env.string("SMTP_FROM", "Flask Suite <no-reply@flask-suite.local>"),
         "SMTP_USERNAME": env.optional("SMTP_USERNAME"),
-        "SMTP_PASSWORD": env.optional("SMTP_PASSWORD"),
+        # A secret when given: outside the local run a placeholder is refused at start-up.
+        "SMTP_PASSWORD": (
+            env.string("SMTP_PASSWORD", secret=True) if env.optional("SMTP_PASSWORD") else None
+        ),
         "SMTP_STARTTLS": env.flag("SMTP_STARTTLS", False),
         "SMTP_TIMEOUT_SECONDS": env.number("SMTP_TIMEOUT_SECONDS", 10.0),
         "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": env.flag("NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE"),

@@ -67,6 +67,7 @@ logs: ## follow the containers' logs (SERVICE=auth for one)
 	$(COMPOSE) logs --follow --tail=100 $(SERVICE)
 
 lint-ops: $(STAMP) ## hadolint the Dockerfiles, check docker-compose.yml and deploy/k8s
+	scripts/ensure-services.sh compose
 	$(BIN)/hadolint services/*/Dockerfile gateway/Dockerfile
 	$(LINT_COMPOSE_ENV) $(COMPOSE) --project-directory . -f docker-compose.yml config --quiet
 	$(BIN)/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)

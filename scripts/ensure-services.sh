@@ -67,6 +67,10 @@ ensure_package() { # command package
 }
 ensure_nginx() { ensure_package nginx nginx-light; }
 ensure_wrk() { ensure_package wrk wrk; }
+# `make lint` validates docker-compose.yml offline: the compose plugin or docker-compose.
+ensure_compose() {
+  docker compose version >/dev/null 2>&1 || ensure_package docker-compose docker-compose
+}
 
 for name in "$@"; do
   "ensure_$name"

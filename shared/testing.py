@@ -350,7 +350,8 @@ class RabbitNode:
         """Boot the node and wait until it accepts AMQP connections."""
         server = os.path.join(RABBITMQ_SBIN, "rabbitmq-server")
         if not os.path.exists(server):
-            pytest.skip(f"no rabbitmq-server under {RABBITMQ_SBIN}")
+            # The outage tests are must-shows: a missing broker is a failure, not a skip.
+            pytest.fail(f"no rabbitmq-server under {RABBITMQ_SBIN}; install rabbitmq-server")
         with open(os.path.join(self.base_dir, "server.log"), "wb") as out:
             self._process = subprocess.Popen(
                 [server],

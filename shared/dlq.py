@@ -32,11 +32,11 @@ import pika.exceptions
 
 from shared.messaging import (
     FAILED_AT_HEADER,
-    PERSISTENT,
     REASON_HEADER,
     connection_parameters,
     dlq_name,
     queue_name,
+    republished_properties,
 )
 
 EXIT_OK = 0
@@ -236,14 +236,7 @@ def cmd_replay(channel: Any, consumer: str, ids: Sequence[str] | None, limit: in
             # Our retry bookkeeping and the broker's x-death history go: a fresh start.
             headers = {k: v for k, v in message.headers.items() if not k.startswith("x-")}
             headers["x-replayed-at"] = datetime.now(UTC).isoformat()
-            copy = pika.BasicProperties(
-                content_type=props.content_type,
-                delivery_mode=PERSISTENT,
-                message_id=props.message_id,
-                type=props.type,
-                timestamp=props.timestamp,
-                headers=headers,
-            )
+            copy = republished_properties(props, headers)
             try:
                 # Default exchange straight to the queue: only this consumer sees it again.
                 channel.basic_publish("", target, message.body, properties=copy, mandatory=True)

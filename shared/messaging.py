@@ -59,6 +59,20 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 )
 
 
+def republished_properties(
+    properties: pika.BasicProperties, headers: dict[str, Any]
+) -> pika.BasicProperties:
+    """Properties for a copy of a message moved between queues: same identity, new headers."""
+    return pika.BasicProperties(
+        content_type=properties.content_type,
+        delivery_mode=PERSISTENT,
+        message_id=properties.message_id,
+        type=properties.type,
+        timestamp=properties.timestamp,
+        headers=headers,
+    )
+
+
 class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached right now; back off and try again."""
 
@@ -635,14 +649,7 @@ class Consumer:
             target = dlq_name(self.consumer)
             new_headers[REASON_HEADER] = dlq_reason
             new_headers[FAILED_AT_HEADER] = datetime.now(UTC).isoformat()
-        copy = pika.BasicProperties(
-            content_type=properties.content_type,
-            delivery_mode=PERSISTENT,
-            message_id=properties.message_id,
-            type=properties.type,
-            timestamp=properties.timestamp,
-            headers=new_headers,
-        )
+        copy = republished_properties(properties, new_headers)
         try:
             channel.basic_publish("", target, body, properties=copy, mandatory=True)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:

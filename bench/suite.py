@@ -271,7 +271,6 @@ class Suite:
             "NOTIFICATIONS_URL": urls["notifications"],
             "AUTH_SIGNING_KEYS_DIR": str(self.dir / "keys"),
             "GATEWAY_REDIS_PREFIX": self.redis_prefix,
-            "GATEWAY_THREADS": str(self.options.threads),
             # Everything reaches the services through one proxy hop (the gateway or nginx).
             "TRUSTED_PROXY_HOPS": "1",
             "SMTP_HOST": "127.0.0.1",

@@ -10,161 +10,61 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from shared.testing import (
-    create_vhost,
-    delete_vhost,
-    free_port,
-    gunicorn_command,
-    spawn,
-    stop_processes,
-    wait_for,
-    wait_until_healthy,
-)
+from bench.suite import Suite, SuiteError, SuiteOptions
+from shared.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "e2e admin passphrase 2024!"
 PASSWORD = "correct horse battery staple 42"
-SERVICES = ("auth", "orders", "notifications")
-# Background processes per service, besides gunicorn.
-WORKERS = {
-    "auth": [["-m", "services.auth.worker", "relay"]],
-    "orders": [
-        ["-m", "services.orders.worker", "relay"],
-        ["-m", "services.orders.worker", "consume"],
-    ],
-    "notifications": [["-m", "services.notifications.worker", "consume"]],
-    "gateway": [["-m", "gateway.worker"]],
-}
-
+# Background processes besides gunicorn (the notifications delivery worker is not needed:
+# the e2e checks in-app notifications).
+E2E_WORKERS = (
+    "auth.relay",
+    "orders.relay",
+    "orders.consume",
+    "notifications.consume",
+    "gateway.worker",
+)
 
 # Polls through the gateway come at most ten a second, well within its rate limits.
 GATEWAY_POLL_INTERVAL = 0.1
 
 
-@dataclass
-class Suite:
-    """The running suite: the gateway's URL and every process, for clean-up."""
-
-    gateway: str
-    logs: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        """Absolute URL of a path behind the gateway."""
-        return self.gateway + path
-
-
 @pytest.fixture(scope="module")
-def e2e_amqp_url() -> Iterator[str]:
-    """A vhost of the e2e run alone: the services declare their queues with the e2e's retry
-    delays, which other tests of the session may have declared differently."""
-    vhost, url = create_vhost("e2e")
-    yield url
-    delete_vhost(vhost)
+def suite(tmp_path_factory) -> Iterator[Suite]:
+    """The suite as deployed, from the one launcher the benchmark uses too (bench/suite.py).
 
-
-@pytest.fixture(scope="module")
-def suite(e2e_amqp_url: str, database_factory, tmp_path_factory) -> Iterator[Suite]:
-    """Migrate three databases, start every process, wait until the gateway routes."""
-    amqp_url = e2e_amqp_url
-    logs = tmp_path_factory.mktemp("e2e")
-    ports = {name: free_port() for name in (*SERVICES, "gateway")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "APP_ENV": "test",
-        "AMQP_URL": amqp_url,
-        "REDIS_URL": REDIS_URL,
-        "JWT_ISSUER": f"{urls['gateway']}/api/v1/auth",
-        "JWT_AUDIENCE": "flask-suite-e2e",
-        "JWKS_URL": f"{urls['auth']}/api/v1/auth/jwks.json",
-        "AUTH_URL": urls["auth"],
-        "ORDERS_URL": urls["orders"],
-        "NOTIFICATIONS_URL": urls["notifications"],
-        "AUTH_SIGNING_KEYS_DIR": str(logs / "keys"),
-        "AUTH_ARGON2_TIME_COST": "1",
-        "AUTH_ARGON2_MEMORY_KIB": "1024",
-        "AUTH_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
-        "AUTH_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "EVENT_RETRY_DELAYS": "0.5,1,2",
-        "GATEWAY_REDIS_PREFIX": prefix,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(free_port()),
-        "VAR_DIR": str(logs),
-        "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "WARNING"),
-        **{f"{name.upper()}_DATABASE_URL": database_factory(name) for name in SERVICES},
-    }
-    (logs / "keys").mkdir()
-
-    migrations = [
-        spawn(
-            [sys.executable, "-m", "flask", "--app", "services.auth", "prepare"],
-            log=logs / "migrate-auth.log",
-            env=env,
-            cwd=ROOT,
-        ),
-        *(
-            spawn(
-                [sys.executable, "-m", "flask", "--app", f"services.{name}", "db", "upgrade"],
-                log=logs / f"migrate-{name}.log",
-                env=env,
-                cwd=ROOT,
-            )
-            for name in ("orders", "notifications")
-        ),
-    ]
-    for process, name in zip(migrations, SERVICES, strict=True):
-        if process.wait(timeout=60) != 0:
-            pytest.fail(f"{name} migration failed:\n{(logs / f'migrate-{name}.log').read_text()}")
-
-    suite = Suite(gateway=urls["gateway"], logs=logs)
-    web: dict[str, subprocess.Popen] = {}
+    Its own databases, vhost (the e2e's retry delays declare the queues) and Redis prefix;
+    the e2e's settings on top: a cheap argon2, short retries and a bootstrap admin.
+    """
+    options = SuiteOptions(
+        workers=1,
+        log_level=os.environ.get("E2E_LOG_LEVEL", "WARNING"),
+        workers_to_start=E2E_WORKERS,
+        base_dir=tmp_path_factory.mktemp("e2e"),
+        extra_env={
+            "JWT_AUDIENCE": "flask-suite-e2e",
+            "AUTH_ARGON2_TIME_COST": "1",
+            "AUTH_ARGON2_MEMORY_KIB": "1024",
+            "AUTH_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+            "AUTH_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "EVENT_RETRY_DELAYS": "0.5,1,2",
+        },
+    )
     try:
-        for name in (*SERVICES, "gateway"):
-            service_env = {**env, "SERVICE_NAME": name}
-            app = "gateway.wsgi:app" if name == "gateway" else f"services.{name}.wsgi:app"
-            web[name] = spawn(
-                gunicorn_command(app, port=ports[name], workers=1, threads=4),
-                log=logs / f"{name}.log",
-                env=service_env,
-                cwd=ROOT,
-            )
-            suite.processes.append(web[name])
-            for index, args in enumerate(WORKERS[name]):
-                suite.processes.append(
-                    spawn(
-                        [sys.executable, *args],
-                        log=logs / f"{name}-worker{index}.log",
-                        env=service_env,
-                        cwd=ROOT,
-                    )
-                )
-        for name, url in urls.items():
-            wait_until_healthy(url, web[name], logs / f"{name}.log", timeout=40)
-        yield suite
-    finally:
-        stop_processes(suite.processes, timeout=20)
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        with Suite(options) as running:
+            yield running
+    except SuiteError as exc:
+        pytest.fail(str(exc))
 
 
 class Client:
@@ -180,7 +80,7 @@ class Client:
     def login(self) -> Client:
         """Log in and keep the access token for later calls."""
         response = self.http.post(
-            self.suite.url("/api/v1/auth/login"),
+            self.suite.url("gateway", "/api/v1/auth/login"),
             json={"email": self.email, "password": self.password},
             timeout=10,
         )
@@ -190,7 +90,7 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the API through the gateway."""
-        return self.http.request(method, self.suite.url(path), timeout=10, **kwargs)
+        return self.http.request(method, self.suite.url("gateway", path), timeout=10, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +100,7 @@ def register(suite: Suite) -> Callable[[str], Client]:
     def make(name: str) -> Client:
         email = f"{name.lower()}-{uuid.uuid4().hex[:6]}@e2e.example.com"
         response = requests.post(
-            suite.url("/api/v1/auth/register"),
+            suite.url("gateway", "/api/v1/auth/register"),
             json={"email": email, "password": PASSWORD, "name": name},
             timeout=10,
         )

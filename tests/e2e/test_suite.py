@@ -101,7 +101,7 @@ def test_a_deactivated_users_token_is_refused(register, admin, wait_for):
 
 def test_a_forged_token_never_gets_past_the_gateway(suite):
     response = requests.get(
-        suite.url("/api/v1/orders"),
+        suite.url("gateway", "/api/v1/orders"),
         headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30.", "X-User-Id": "admin"},
         timeout=10,
     )
@@ -111,7 +111,7 @@ def test_a_forged_token_never_gets_past_the_gateway(suite):
 
 
 def test_the_gateway_publishes_every_services_api(suite):
-    document = requests.get(suite.url("/openapi.json"), timeout=10).json()
+    document = requests.get(suite.url("gateway", "/openapi.json"), timeout=10).json()
 
     assert "x-unavailable" not in document
     for path in ("/api/v1/auth/login", "/api/v1/orders", "/api/v1/notifications"):

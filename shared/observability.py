@@ -96,6 +96,8 @@ def configure_logging(service: str, level: str | None = None) -> None:
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
     # pika logs every reconnect attempt at WARNING with a traceback; ours say it once.
     logging.getLogger("pika").setLevel(logging.ERROR)
+    # Alembic announces each of its plugins at INFO whenever a process imports it.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _before_request() -> None:

@@ -141,16 +141,15 @@ def redis_client(url: str) -> Any:
 
 
 def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
-    """The event handler: record the deactivation; ignore events it cannot use."""
+    """The event handler: record the deactivation; refuse (dead-letter) events without a user."""
 
     def handle(event: Event) -> None:
         if event.type != USER_DEACTIVATED:
             return
         user_id = event.data.get("user_id")
         if not isinstance(user_id, str | int) or isinstance(user_id, bool) or user_id == "":
-            # Retrying cannot fix the payload; the effect is idempotent, so drop it loudly.
-            log.warning("user.deactivated without user_id ignored", extra={"event_id": event.id})
-            return
+            # Retrying cannot fix the payload: the consumer dead-letters it for inspection.
+            raise InvalidEvent("user.deactivated without a usable user_id")
         store.revoke(str(user_id), event.time.timestamp())
         log.info("user tokens revoked", extra={"user_id": str(user_id), "event_id": event.id})
 

@@ -17,7 +17,7 @@ from gateway.revocation import (
     user_deactivated_handler,
 )
 from gateway.tests.conftest import bearer
-from shared.events import new_event
+from shared.events import InvalidEvent, new_event
 from shared.messaging import Publisher
 from shared.testing import free_port, wait_for
 
@@ -74,10 +74,11 @@ def test_revocations_are_forgotten_once_no_token_could_still_be_valid():
     assert store.revoked_at("u") is None
 
 
-def test_an_event_without_a_user_id_is_ignored():
+def test_an_event_without_a_user_id_is_refused_and_revokes_nothing():
     store = MemoryRevocationStore(1020)
 
-    user_deactivated_handler(store)(deactivated(""))
+    with pytest.raises(InvalidEvent):
+        user_deactivated_handler(store)(deactivated(""))
 
     assert store._entries == {}
 

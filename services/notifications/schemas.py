@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from shared.events import InvalidEvent
 from shared.pagination import CursorField, PageQueryArgsSchema
 from shared.schemas import StrictSchema, UtcDateTime
 
@@ -178,8 +179,8 @@ EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
 }
 
 
-class InvalidEventData(ValueError):
-    """An event's data does not have the fields its type promises."""
+class InvalidEventData(InvalidEvent):
+    """An event's data does not have the fields its type promises (dead-lettered at once)."""
 
 
 def load_event_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def _text(data: Mapping[str, Any], name: str, max_length: int) -> str:
     """A required, non-empty string field of an event's data."""
     value = data.get(name)
     if not isinstance(value, str) or not value or len(value) > max_length:
-        # Retrying cannot fix the payload; after the retries it waits in the DLQ.
+        # Retrying cannot fix the payload: the consumer dead-letters it at once.
         raise InvalidEvent(f"data.{name} must be a string of 1 to {max_length} characters")
     return value
 

@@ -39,11 +39,11 @@ from bench import events as ev
 from bench import profile, report
 from bench.cpu import CpuMeter, PhaseCpu
 from bench.edge import Edge, EdgeUnavailable
-from bench.suite import Suite, SuiteOptions, gunicorn_argv, queue_exists, wait_until
+from bench.suite import Suite, SuiteOptions, gunicorn_argv, queue_exists
 from bench.wrk import WrkError, WrkResult, run_wrk, write_rows, wrk_path
 from shared import testing
 from shared.messaging import queue_name
-from shared.testing import free_port
+from shared.testing import WaitTimeout, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -179,7 +179,7 @@ def start_baseline(suite: Suite, db_url: str) -> str:
         {"SERVICE_NAME": "baseline", "BASELINE_DATABASE_URL": ev.libpq_url(db_url)},
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _ok(f"{url}/items/1"), timeout=30, what="baseline answering")
+    wait_for(lambda: _ok(f"{url}/items/1"), timeout=30, what="baseline answering")
     return url
 
 
@@ -223,8 +223,8 @@ def settle(suite: Suite, *, deliveries: bool = True, timeout: float = 180.0) -> 
             return int(frame.method.message_count) == 0
 
     try:
-        wait_until(idle, timeout=timeout, interval=0.25, what="event pipeline idle")
-    except RuntimeError as exc:
+        wait_for(idle, timeout=timeout, interval=0.25, what="event pipeline idle")
+    except WaitTimeout as exc:
         sys.stderr.write(f"warning: {exc}; going on\n")
     return time.monotonic() - started
 
@@ -525,7 +525,7 @@ class Bench:
                 [sys.executable, "-m", "services.notifications.worker", "consume"],
                 {**env, "SERVICE_NAME": "notifications"},
             )
-            wait_until(
+            wait_for(
                 lambda: queue_exists(node.url, queue_name("notifications")),
                 timeout=60,
                 what="notifications queue on the second node",
@@ -538,11 +538,15 @@ class Bench:
             up = time.time()
             placed = count - errors
 
-            def drained() -> tuple[int, float | None, float | None] | None:
-                seen = ev.count_since(self.suite.database_urls["notifications"], user.id)
-                return seen if seen[0] >= placed else None
+            def drained() -> tuple[int, float, float] | None:
+                count, first, last = ev.count_since(
+                    self.suite.database_urls["notifications"], user.id
+                )
+                if count < placed or first is None or last is None:
+                    return None
+                return count, first, last
 
-            seen = wait_until(drained, timeout=900, interval=0.2, what="outage backlog drained")
+            seen = wait_for(drained, timeout=900, interval=0.2, what="outage backlog drained")
             self.cpu.setdefault("backlog after an outage", []).append(
                 self.meter.between("backlog after an outage", start, self.meter.snapshot(), {})
             )

@@ -19,12 +19,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pika
 import pika.exceptions
@@ -63,20 +61,6 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 class SuiteError(RuntimeError):
     """A process did not start, or a preparation step failed."""
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = ""
-) -> Any:
-    """Poll until predicate() is truthy and return it; SuiteError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SuiteError(f"not within {timeout}s: {what or predicate}")
-        time.sleep(interval)
 
 
 def gunicorn_argv(app: str, port: int, *, workers: int, threads: int) -> list[str]:
@@ -156,7 +140,7 @@ class Suite:
             for name in self.options.workers_to_start:
                 self.start_worker(name)
             for name in (*SERVICES, "gateway"):
-                wait_until(
+                testing.wait_for(
                     functools.partial(self._healthy, self.url(name, "/healthz")),
                     timeout=60,
                     what=f"{name} healthy ({self.logs / (name + '.log')})",
@@ -164,7 +148,7 @@ class Suite:
             for consumer, process in CONSUMER_PROCESSES.items():
                 if process not in self.options.workers_to_start:
                     continue
-                wait_until(
+                testing.wait_for(
                     functools.partial(queue_exists, self.amqp_url, queue_name(consumer)),
                     timeout=60,
                     what=f"queue {queue_name(consumer)} declared",

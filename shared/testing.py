@@ -105,6 +105,10 @@ def database_factory() -> Iterator[object]:
 # -- ports and waiting ----------------------------------------------------------------------
 
 
+class WaitTimeout(AssertionError):
+    """A condition did not come true in time (a test failure; the benchmark reports it)."""
+
+
 def free_port() -> int:
     """A loopback TCP port nothing listens on right now."""
     with socket.socket() as sock:
@@ -113,7 +117,7 @@ def free_port() -> int:
 
 
 def wait_for(
-    predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T | None], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> T:
     """Call `predicate` until it returns something truthy and return that; fail at the deadline.
 
@@ -126,7 +130,7 @@ def wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {what or predicate}")
+            raise WaitTimeout(f"not within {timeout}s: {what or predicate}")
         time.sleep(interval)
 
 
@@ -188,8 +192,8 @@ def wait_until_healthy(
 
     try:
         wait_for(answers, timeout=timeout, interval=0.1, what=f"{url}/healthz answering 200")
-    except pytest.fail.Exception as failure:
-        pytest.fail(f"{failure.msg}\n{log_tail(log)}")
+    except (WaitTimeout, pytest.fail.Exception) as failure:
+        pytest.fail(f"{failure}\n{log_tail(log)}")
 
 
 def stop_processes(

@@ -383,13 +383,16 @@ class DrainRun:
         return self.events / span if span > 0 else float("nan")
 
 
-def count_since(db_url: str, user_id: str) -> tuple[int, float | None, float | None]:
-    """How many order notifications the user has, and the first and last created_at."""
+def count_since(
+    db_url: str, user_id: str, *, after: float | None = None
+) -> tuple[int, float | None, float | None]:
+    """The user's order notifications (created after `after`, epoch): count, first, last."""
+    since = datetime.fromtimestamp(after if after is not None else 0, UTC)
     with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*), min(created_at), max(created_at) FROM notifications"
-            " WHERE user_id = %s AND event_type = 'order.created'",
-            (user_id,),
+            " WHERE user_id = %s AND event_type = 'order.created' AND created_at > %s",
+            (user_id, since),
         ).fetchone()
     assert row is not None
     first = row[1].timestamp() if row[1] is not None else None

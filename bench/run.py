@@ -482,7 +482,15 @@ class Bench:
                 "runs": runs,
                 "summary": {
                     key: report.summarize([r[key] for r in runs])
-                    for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "max_lateness_ms")
+                    for key in (
+                        "from_send_p50_ms",
+                        "from_send_p99_ms",
+                        "p50_ms",
+                        "p90_ms",
+                        "p99_ms",
+                        "max_ms",
+                        "max_lateness_ms",
+                    )
                 },
             }
         self.results["events"]["e2e"] = out
@@ -530,46 +538,63 @@ class Bench:
                 timeout=60,
                 what="notifications queue on the second node",
             )
-            start = self.meter.snapshot()
-            node.stop_app()
-            down = time.time()
-            errors = ev.post_orders(self.suite.url("orders", "/api/v1/orders"), [user.token], count)
-            node.start_app()
-            up = time.time()
-            placed = count - errors
-
-            def drained() -> tuple[int, float, float] | None:
-                count, first, last = ev.count_since(
-                    self.suite.database_urls["notifications"], user.id
-                )
-                if count < placed or first is None or last is None:
-                    return None
-                return count, first, last
-
-            seen = wait_for(drained, timeout=900, interval=0.2, what="outage backlog drained")
-            self.cpu.setdefault("backlog after an outage", []).append(
-                self.meter.between("backlog after an outage", start, self.meter.snapshot(), {})
-            )
-            run = ev.DrainRun(
-                events=placed,
-                post_errors=errors,
-                outage_seconds=up - down,
-                first_after_seconds=seen[1] - up,
-                drain_seconds=seen[2] - up,
-            )
+            runs = [self._outage_run(node, user) for _ in range(self.plan.runs)]
             self.results["events"]["outage"] = {
-                "events": run.events,
-                "post_errors": run.post_errors,
-                "outage_seconds": run.outage_seconds,
-                "first_after_seconds": run.first_after_seconds,
-                "drain_seconds": run.drain_seconds,
-                "rate": run.rate,
+                "events": count,
+                "runs": [
+                    {
+                        "events": run.events,
+                        "post_errors": run.post_errors,
+                        "outage_seconds": run.outage_seconds,
+                        "first_after_seconds": run.first_after_seconds,
+                        "drain_seconds": run.drain_seconds,
+                        "rate": run.rate,
+                    }
+                    for run in runs
+                ],
+                "post_errors": sum(run.post_errors for run in runs),
+                "summary": {
+                    key: report.summarize([getattr(run, key) for run in runs])
+                    for key in ("outage_seconds", "first_after_seconds", "drain_seconds", "rate")
+                },
             }
         finally:
             self.suite.stop_processes(names)
             self.extra_roots.pop("rabbitmq (bench node)", None)
             node.stop()
             shutil.rmtree(node_dir, ignore_errors=True)
+
+    def _outage_run(self, node: testing.RabbitNode, user: User) -> ev.DrainRun:
+        """Stop the node's broker, place orders, start it again, time the drain."""
+        self.settle()
+        count = self.plan.outage_events
+        start = self.meter.snapshot()
+        node.stop_app()
+        down = time.time()
+        errors = ev.post_orders(self.suite.url("orders", "/api/v1/orders"), [user.token], count)
+        node.start_app()
+        up = time.time()
+
+        def drained() -> tuple[float, float] | None:
+            # Only this run's notifications: the ones created since the broker went down.
+            seen, first, last = ev.count_since(
+                self.suite.database_urls["notifications"], user.id, after=down
+            )
+            if seen < count - errors or first is None or last is None:
+                return None
+            return first, last
+
+        first, last = wait_for(drained, timeout=900, interval=0.2, what="outage backlog drained")
+        self.cpu.setdefault("backlog after an outage", []).append(
+            self.meter.between("backlog after an outage", start, self.meter.snapshot(), {})
+        )
+        return ev.DrainRun(
+            events=count - errors,
+            post_errors=errors,
+            outage_seconds=up - down,
+            first_after_seconds=first - up,
+            drain_seconds=last - up,
+        )
 
     def profiles(self) -> None:
         """py-spy on the processes that bound the measured paths, under the same load."""

@@ -57,6 +57,9 @@ def results(**events: Any) -> dict[str, Any]:
     }
 
 
+ERRORS_TARGET = "errors (non-2xx, socket errors, lost notifications) in every run"
+
+
 def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {item["target"]: item for item in items}
 
@@ -81,9 +84,29 @@ def test_targets_compare_ratios_of_medians_and_say_how_far_they_are():
 def test_one_failed_request_anywhere_misses_the_zero_error_target():
     data = results(outage={"post_errors": 1})
 
-    errors = by_name(report.targets(data))["errors (non-2xx, socket errors) in every run"]
+    errors = by_name(report.targets(data))[ERRORS_TARGET]
 
     assert errors["measured"] == 1 and errors["met"] is False
+
+
+def test_an_order_whose_notification_never_appeared_misses_the_zero_error_target():
+    data = results()
+    data["events"]["e2e"]["50"]["runs"] = [{"errors": 0, "missing": 2}]
+
+    errors = by_name(report.targets(data))[ERRORS_TARGET]
+
+    assert errors["measured"] == 2 and errors["met"] is False
+
+
+def test_end_to_end_latency_counts_from_the_moment_the_post_was_sent():
+    data = results()
+    data["events"]["e2e"]["50"]["summary"]["from_send_p50_ms"] = report.summarize([90.0])
+    data["events"]["e2e"]["50"]["summary"]["from_send_p99_ms"] = report.summarize([180.0])
+
+    e2e = by_name(report.targets(data))["end-to-end p99 at 50 orders/s, ms"]
+
+    assert e2e["measured"] == 180.0 and e2e["met"] is False
+    assert "90.0 (90.0–90.0) / 180.0 (180.0–180.0)" in "\n".join(report.events_table(data))
 
 
 def test_a_measurement_not_run_is_reported_as_such():
@@ -96,14 +119,11 @@ def test_a_measurement_not_run_is_reported_as_such():
     assert "not run" in "\n".join(report.http_table(data))
 
 
-def test_the_markdown_section_is_replaced_and_the_prose_around_it_kept(tmp_path: Path):
-    page = tmp_path / "BENCHMARKS.md"
-    page.write_text(f"# Benchmarks\n\nprose before\n\n{report.BEGIN}\nold\n{report.END}\n\nafter\n")
-    data = results()
+def _described(data: dict[str, Any], mode: str) -> dict[str, Any]:
     data["meta"] = {
         "started": "today",
-        "mode": "quick",
-        "command": "make bench-quick",
+        "mode": mode,
+        "command": f"make bench ({mode})",
         "runs": 3,
         "cpus": 2,
         "cpu_model": "cpu",
@@ -114,11 +134,32 @@ def test_the_markdown_section_is_replaced_and_the_prose_around_it_kept(tmp_path:
     }
     data["settings"] = dict.fromkeys(("gunicorn", "wrk", "nginx", "argon2", "versions"), "s")
     data["targets"] = report.targets(data)
+    return data
 
-    report.update_markdown(page, data)
+
+def test_the_markdown_section_is_replaced_and_the_prose_around_it_kept(tmp_path: Path):
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text(f"# Benchmarks\n\nprose before\n\n{report.BEGIN}\nold\n{report.END}\n\nafter\n")
+
+    report.update_markdown(page, _described(results(), "full"))
 
     text = page.read_text()
     assert text.startswith("# Benchmarks\n\nprose before")
     assert text.rstrip().endswith("after")
     assert "old" not in text
     assert "| GET one order | 1,000 (900–1,100)" in text
+
+
+def test_a_quick_run_leaves_the_full_runs_figures_alone(tmp_path: Path):
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text(f"# Benchmarks\n\n{report.BEGIN}\nfull figures\n{report.END}\n\nanalysis\n")
+
+    report.update_markdown(page, _described(results(), "quick"))
+    report.update_markdown(page, _described(results(), "quick"))
+
+    text = page.read_text()
+    assert f"{report.BEGIN}\nfull figures\n{report.END}" in text
+    assert "analysis" in text
+    assert text.count(report.QUICK_BEGIN) == 1
+    quick = text.split(report.QUICK_BEGIN, 1)[1].split(report.QUICK_END, 1)[0]
+    assert "| GET one order | 1,000 (900–1,100)" in quick

@@ -10,25 +10,42 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, request
 from flask_smorest import Api, Blueprint
+from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import errors, health, observability, tokens
 from shared.config import Env, common_config
+from shared.schemas import UNSTORABLE_TEXT_MESSAGE, unstorable_text
 from shared.tokens import JWKSCache, TokenVerifier
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 
-class JSONBodyParser(FlaskParser):
-    """webargs' parser, answering 400 for every body Python's json module cannot load.
+class RequestParser(FlaskParser):
+    """webargs' parser with the suite's rules for client input.
 
-    webargs maps only JSONDecodeError to 400; json.loads also raises a plain ValueError for
-    an integer of more than 4300 digits and RecursionError for very deep nesting, both of
-    which would otherwise be a 500 for client input.
+    - Bodies and query strings refuse arguments the schema does not declare: webargs'
+      default for the query string is to drop them silently, whatever the schema says.
+      Headers and cookies stay permissive (clients and proxies send many we never read).
+    - A string (or key) holding NUL or an unpaired surrogate is a 422 naming its field, for
+      every schema at once: either would otherwise fail later, as a 500, in argon2, hashlib,
+      the database driver or PostgreSQL.
+    - Every body Python's json module cannot load is a 400: webargs maps only
+      JSONDecodeError, while json.loads also raises a plain ValueError for an integer of
+      more than 4300 digits and RecursionError for very deep nesting.
     """
+
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        # None: the schema's own `unknown` (marshmallow's default and StrictSchema: RAISE).
+        "query": None,
+        "querystring": None,
+        "form": None,
+    }
+    TEXT_LOCATIONS = frozenset({"json", "form", "query", "querystring"})
 
     def _raw_load_json(self, req: Request) -> Any:
         try:
@@ -38,11 +55,31 @@ class JSONBodyParser(FlaskParser):
         except (ValueError, RecursionError) as exc:
             abort(400, exc=exc, messages={"json": ["Invalid JSON body."]})
 
+    def pre_load(
+        self, location_data: Mapping[str, Any], *, schema: Schema, req: Request, location: str
+    ) -> Mapping[str, Any]:
+        """Refuse text no service could store before the schema sees it."""
+        if location not in self.TEXT_LOCATIONS:
+            return location_data
+        if location in ("query", "querystring"):
+            document: Any = req.args.to_dict(flat=False)
+        elif location == "form":
+            document = req.form.to_dict(flat=False)
+        else:
+            document = location_data
+        errors = unstorable_text(document)
+        if errors:
+            # Query and form values come as lists: name the argument, not its position.
+            if document is not location_data:
+                errors = {name: [UNSTORABLE_TEXT_MESSAGE] for name in errors}
+            raise ValidationError(errors)
+        return location_data
+
 
 class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest is untyped
-    """The flask-smorest Blueprint every service uses: JSON errors are 400, never 500."""
+    """The flask-smorest Blueprint every service uses, with the suite's RequestParser."""
 
-    ARGUMENTS_PARSER = JSONBodyParser()
+    ARGUMENTS_PARSER = RequestParser()
 
 
 def create_base_app(

@@ -6,11 +6,31 @@ from marshmallow import Schema, fields
 
 from shared.app import ApiBlueprint, create_base_app, init_api
 from shared.errors import ConflictError, TooManyRequestsError
+from shared.pagination import PageQueryArgsSchema
+from shared.schemas import UNSTORABLE_TEXT_MESSAGE, StrictSchema
+
+MIB = 1024 * 1024
+
+
+class TagSchema(StrictSchema):
+    label = fields.String(required=True)
 
 
 class ThingSchema(Schema):
     name = fields.String(required=True)
     count = fields.Integer(required=True)
+    tags = fields.List(fields.Nested(TagSchema))
+    note = fields.String()
+
+
+class ThingQueryArgsSchema(PageQueryArgsSchema):
+    colour = fields.String()
+
+
+class ThingHeadersSchema(Schema):
+    """A plain Schema (marshmallow's default is to refuse unknown keys)."""
+
+    trace = fields.String(data_key="X-Trace")
 
 
 blp = ApiBlueprint("things", __name__, url_prefix="/things")
@@ -18,6 +38,12 @@ blp = ApiBlueprint("things", __name__, url_prefix="/things")
 
 @blp.route("")
 class Things(MethodView):
+    @blp.arguments(ThingQueryArgsSchema, location="query")
+    @blp.arguments(ThingHeadersSchema, location="headers")
+    @blp.response(200)
+    def get(self, args, headers):
+        return {"args": {k: v for k, v in args.items() if k != "limit"}, "headers": headers}
+
     @blp.arguments(ThingSchema)
     @blp.response(201, ThingSchema)
     def post(self, data):
@@ -75,8 +101,58 @@ def test_wrong_types_and_unknown_fields_list_each_field(client):
     assert set(body["errors"]) == {"count", "admin"}
 
 
+# A lone UTF-16 surrogate cannot be encoded as UTF-8, PostgreSQL text cannot hold NUL: both
+# must be a 422 naming the field before any use case, hash or database sees them.
+UNSTORABLE = {"lone surrogate": "\\ud800", "NUL": "a\\u0000b"}
+
+
+@pytest.mark.parametrize("escaped", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+def test_text_that_cannot_be_stored_is_a_422_naming_its_field(client, escaped):
+    raw = '{"name": "' + escaped + '", "count": 1}'
+    response = client.post("/things", data=raw, content_type="application/json")
+    body = assert_problem(response, 422)
+    assert set(body["errors"]) == {"name"}
+
+
+@pytest.mark.parametrize("escaped", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+def test_unstorable_text_deep_in_a_body_is_named_by_its_path(client, escaped):
+    raw = '{"name": "ok", "count": 1, "tags": [{"label": "x"}, {"label": "' + escaped + '"}]}'
+    response = client.post("/things", data=raw, content_type="application/json")
+    body = assert_problem(response, 422)
+    assert body["errors"] == {"tags": {"1": {"label": [UNSTORABLE_TEXT_MESSAGE]}}}
+
+
+def test_an_unstorable_field_name_is_a_422_too(client):
+    raw = '{"name": "ok", "count": 1, "\\ud800": 1}'
+    response = client.post("/things", data=raw, content_type="application/json")
+    body = assert_problem(response, 422)
+    assert list(body["errors"]) == ["\\ud800"]
+
+
+def test_a_nul_in_a_query_argument_is_a_422_naming_it(client):
+    body = assert_problem(client.get("/things?colour=re%00d"), 422)
+    assert set(body["errors"]) == {"colour"}
+
+
+def test_ordinary_unicode_and_control_free_text_passes(client):
+    response = client.post("/things", json={"name": "Zoë 🚀 \u00e9", "count": 1, "note": "a\tb"})
+    assert response.status_code == 201
+    assert response.get_json()["name"] == "Zoë 🚀 \u00e9"
+
+
+def test_unknown_query_arguments_are_a_422_naming_them(client):
+    body = assert_problem(client.get("/things?colour=red&foo=bar"), 422)
+    assert set(body["errors"]) == {"foo"}
+
+
+def test_declared_query_arguments_and_any_headers_are_accepted(client):
+    response = client.get("/things?colour=red&limit=5", headers={"X-Trace": "t1", "X-Other": "1"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"args": {"colour": "red"}, "headers": {"trace": "t1"}}
+
+
 def test_body_over_one_mebibyte_is_a_problem_413(client):
-    response = client.post("/things", data="x" * (1024 * 1024 + 1), content_type="application/json")
+    response = client.post("/things", data="x" * (MIB + 1), content_type="application/json")
     assert_problem(response, 413)
 
 

@@ -70,6 +70,19 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+class StrictBoolean(fields.Boolean):
+    """Only JSON `true` and `false`.
+
+    marshmallow's Boolean also takes 0, 1 and "yes" (and `truthy={True}` does not help:
+    1 == True, so 1 is in the set). A flag set by mistake is a 422, not a silent cast.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class UtcDateTime(fields.DateTime):
     """ISO 8601 in UTC, whatever zone the database handed back (naive on SQLite)."""
 

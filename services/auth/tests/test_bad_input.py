@@ -135,6 +135,15 @@ def test_unstorable_text_in_any_field_is_422_with_its_name_and_changes_nothing(
     assert row_counts(pg_app) == before
 
 
+@pytest.mark.parametrize("active", [0, 1, "true", "false", "yes", None])
+def test_active_takes_only_json_true_or_false(client, caller, active):
+    method, path, _valid, who = WRITE_ENDPOINTS["patch user"]
+    body = assert_problem(send(client, caller, method, path, who, json={"active": active}), 422)
+    assert "active" in body["errors"]
+    me = send(client, caller, "GET", "/api/v1/auth/me", "user")
+    assert me.status_code == 200  # still active, whatever 0 or null might have meant
+
+
 @pytest.mark.parametrize("endpoint", list(WRITE_ENDPOINTS))
 def test_unknown_fields_are_422(client, caller, endpoint):
     method, path, valid, who = WRITE_ENDPOINTS[endpoint]

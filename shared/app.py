@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -122,12 +123,41 @@ def create_base_app(
 
 
 def _refuse_oversize_body() -> None:
-    """413 from the declared length, before anything reads (or buffers) the body."""
+    """413 for a body over MAX_CONTENT_LENGTH, however it is framed, before a view reads it.
+
+    A declared Content-Length is refused without reading. A body without one (chunked)
+    is read here to at most one byte past the limit: werkzeug would otherwise stop reading
+    at the limit without an error, and the view would parse a truncated body.
+    """
     from flask import current_app
 
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit and request.content_length is not None and request.content_length > limit:
+    if not limit:
+        return
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise RequestEntityTooLarge()
+        return
+    environ = request.environ
+    if not environ.get("wsgi.input_terminated"):
+        return  # no length and no server-terminated stream: werkzeug reads no body at all
+    body = _read_at_most(environ["wsgi.input"], limit + 1)
+    if len(body) > limit:
         raise RequestEntityTooLarge()
+    # The view reads the same bytes from memory (werkzeug wraps this stream on first use).
+    environ["wsgi.input"] = io.BytesIO(body)
+
+
+def _read_at_most(stream: Any, size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 64 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def init_api(app: Flask, blueprints: Iterable[Blueprint]) -> Api:

@@ -17,6 +17,15 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://flask-suite.dev/problems/"
 
+# Problem titles and types the suite fixes itself, whoever raises the error (a schema, a use
+# case, werkzeug, the nginx edge): Python's own phrases for these changed between versions.
+VALIDATION_TITLE, VALIDATION_CODE = "Unprocessable Content", "validation-error"
+TOO_LARGE_TITLE, TOO_LARGE_CODE = "Payload Too Large", "payload-too-large"
+_FIXED_PROBLEMS = {
+    413: (TOO_LARGE_TITLE, TOO_LARGE_CODE),
+    422: (VALIDATION_TITLE, VALIDATION_CODE),
+}
+
 log = logging.getLogger(__name__)
 
 
@@ -73,7 +82,7 @@ class PreconditionFailedError(ServiceError):
 class UnprocessableError(ServiceError):
     """Well-formed but semantically invalid input."""
 
-    status, title, code = 422, "Unprocessable Content", "validation-error"
+    status, title, code = 422, VALIDATION_TITLE, VALIDATION_CODE
 
 
 class TooManyRequestsError(ServiceError):
@@ -108,6 +117,8 @@ def problem(
     """Build a problem+json response; every error body in the suite comes from here."""
     from http import HTTPStatus
 
+    if title is None and status in _FIXED_PROBLEMS:
+        title, code = _FIXED_PROBLEMS[status]
     try:
         default_title = HTTPStatus(status).phrase
     except ValueError:

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from shared.app import ApiBlueprint, create_base_app, init_api
-from shared.errors import ConflictError, TooManyRequestsError
+from shared.errors import ConflictError, TooManyRequestsError, UnprocessableError
 from shared.pagination import PageQueryArgsSchema
 from shared.schemas import UNSTORABLE_TEXT_MESSAGE, StrictSchema
 
@@ -56,6 +56,8 @@ class Things(MethodView):
             raise TooManyRequestsError(retry_after=7)
         if data["name"] == "boom":
             raise RuntimeError("database password is hunter2")
+        if data["name"] == "refused-by-use-case":
+            raise UnprocessableError("No.", errors={"name": ["No."]})
         return data
 
 
@@ -102,6 +104,16 @@ def test_wrong_types_and_unknown_fields_list_each_field(client):
     response = client.post("/things", json={"name": "x", "count": "many", "admin": True})
     body = assert_problem(response, 422)
     assert set(body["errors"]) == {"count", "admin"}
+
+
+def test_a_schema_error_and_a_use_case_refusal_are_one_problem_type(client):
+    by_schema = assert_problem(client.post("/things", json={"name": "x"}), 422)
+    by_use_case = assert_problem(
+        client.post("/things", json={"name": "refused-by-use-case", "count": 1}), 422
+    )
+    assert by_schema["type"] == by_use_case["type"]
+    assert by_schema["type"] == "https://flask-suite.dev/problems/validation-error"
+    assert by_schema["title"] == by_use_case["title"] == "Unprocessable Content"
 
 
 # A lone UTF-16 surrogate cannot be encoded as UTF-8, PostgreSQL text cannot hold NUL: both
@@ -157,6 +169,12 @@ def test_declared_query_arguments_and_any_headers_are_accepted(client):
 def test_body_over_one_mebibyte_is_a_problem_413(client):
     response = client.post("/things", data="x" * (MIB + 1), content_type="application/json")
     assert_problem(response, 413)
+
+
+def test_the_413_problem_is_the_one_the_nginx_edge_answers_too(client):
+    body = assert_problem(client.post("/things", data="x" * (MIB + 1)), 413)
+    assert body["type"] == "https://flask-suite.dev/problems/payload-too-large"
+    assert body["title"] == "Payload Too Large"
 
 
 def chunked(client, body: bytes):

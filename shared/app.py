@@ -181,7 +181,8 @@ def init_service(
 ) -> Api:
     """Wire a service's database, migrations, token checks, /healthz + /readyz and its API.
 
-    /readyz checks the database and the broker, then `extra_checks`. Nothing connects here.
+    /readyz checks the database and the broker, then `extra_checks`; a request that finds the
+    database unavailable is a 503. Nothing connects here.
     """
     # Imported here: the gateway shares this module and has no database (nor SQLAlchemy).
     from flask_migrate import Migrate
@@ -204,6 +205,7 @@ def init_service(
         },
     )
     api = init_api(app, blueprints)
+    errors.init_database_errors(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

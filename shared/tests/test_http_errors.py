@@ -6,9 +6,15 @@ import json
 import pytest
 from flask.views import MethodView
 from marshmallow import Schema, fields
+from sqlalchemy import exc as sa_exc
 
 from shared.app import ApiBlueprint, create_base_app, init_api
-from shared.errors import ConflictError, TooManyRequestsError, UnprocessableError
+from shared.errors import (
+    ConflictError,
+    TooManyRequestsError,
+    UnprocessableError,
+    init_database_errors,
+)
 from shared.pagination import PageQueryArgsSchema
 from shared.schemas import UNSTORABLE_TEXT_MESSAGE, StrictSchema
 
@@ -58,7 +64,17 @@ class Things(MethodView):
             raise RuntimeError("database password is hunter2")
         if data["name"] == "refused-by-use-case":
             raise UnprocessableError("No.", errors={"name": ["No."]})
+        if data["name"] in DATABASE_ERRORS:
+            raise DATABASE_ERRORS[data["name"]]
         return data
+
+
+DATABASE_ERRORS = {
+    "db-gone": sa_exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+    "db-interface": sa_exc.InterfaceError("SELECT 1", {}, Exception("connection already closed")),
+    "pool-empty": sa_exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached"),
+    "db-integrity": sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
+}
 
 
 @pytest.fixture
@@ -67,6 +83,7 @@ def client(tmp_path):
         "things", __name__, {}, {"TESTING": True, "APP_ENV": "test", "VAR_DIR": str(tmp_path)}
     )
     init_api(app, [blp])
+    init_database_errors(app)
     return app.test_client()
 
 
@@ -218,6 +235,19 @@ def test_unexpected_errors_are_a_500_without_the_trace(client):
     body = assert_problem(response, 500)
     assert "hunter2" not in response.get_data(as_text=True)
     assert "Traceback" not in body["detail"]
+
+
+@pytest.mark.parametrize("name", ["db-gone", "db-interface", "pool-empty"])
+def test_an_unavailable_database_is_a_503_with_retry_after(client, name):
+    response = client.post("/things", json={"name": name, "count": 1})
+    body = assert_problem(response, 503)
+    assert body["type"] == "https://flask-suite.dev/problems/unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert "server closed" not in body["detail"]
+
+
+def test_other_database_errors_stay_a_500(client):
+    assert_problem(client.post("/things", json={"name": "db-integrity", "count": 1}), 500)
 
 
 def test_a_sane_client_request_id_is_echoed_and_a_bad_one_replaced(client):

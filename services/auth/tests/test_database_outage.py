@@ -17,10 +17,9 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def down_app(tmp_path, keys_dir):
+def down_app(keys_dir):
     """An app whose PostgreSQL is a port nothing listens on."""
-    app = make_app(f"postgresql://postgres@127.0.0.1:{free_port()}/auth", keys_dir)
-    yield app
+    return make_app(f"postgresql://postgres@127.0.0.1:{free_port()}/auth", keys_dir)
 
 
 def admin_token(app) -> str:
@@ -65,7 +64,7 @@ def test_every_route_answers_503_with_retry_after_while_the_database_is_down(
     assert problem["type"].endswith("/unavailable")
     assert "database" in problem["detail"]
     assert int(response.headers["Retry-After"]) > 0
-    # One line for the operator, no trace; nothing about the database for the client.
+    # One line for the operator, without the trace; not the server's address for the client.
     outage = [r for r in caplog.records if r.getMessage() == "database unavailable"]
     assert len(outage) == 1 and outage[0].exc_info is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -10,25 +11,42 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, request
 from flask_smorest import Api, Blueprint
+from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import errors, health, observability, tokens
 from shared.config import Env, common_config
+from shared.schemas import UNSTORABLE_TEXT_MESSAGE, unstorable_text
 from shared.tokens import JWKSCache, TokenVerifier
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 
-class JSONBodyParser(FlaskParser):
-    """webargs' parser, answering 400 for every body Python's json module cannot load.
+class RequestParser(FlaskParser):
+    """webargs' parser with the suite's rules for client input.
 
-    webargs maps only JSONDecodeError to 400; json.loads also raises a plain ValueError for
-    an integer of more than 4300 digits and RecursionError for very deep nesting, both of
-    which would otherwise be a 500 for client input.
+    - Bodies and query strings refuse arguments the schema does not declare: webargs'
+      default for the query string is to drop them silently, whatever the schema says.
+      Headers and cookies stay permissive (clients and proxies send many we never read).
+    - A string (or key) holding NUL or an unpaired surrogate is a 422 naming its field, for
+      every schema at once: either would otherwise fail later, as a 500, in argon2, hashlib,
+      the database driver or PostgreSQL.
+    - Every body Python's json module cannot load is a 400: webargs maps only
+      JSONDecodeError, while json.loads also raises a plain ValueError for an integer of
+      more than 4300 digits and RecursionError for very deep nesting.
     """
+
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        # None: the schema's own `unknown` (marshmallow's default and StrictSchema: RAISE).
+        "query": None,
+        "querystring": None,
+        "form": None,
+    }
+    TEXT_LOCATIONS = frozenset({"json", "form", "query", "querystring"})
 
     def _raw_load_json(self, req: Request) -> Any:
         try:
@@ -38,11 +56,31 @@ class JSONBodyParser(FlaskParser):
         except (ValueError, RecursionError) as exc:
             abort(400, exc=exc, messages={"json": ["Invalid JSON body."]})
 
+    def pre_load(
+        self, location_data: Mapping[str, Any], *, schema: Schema, req: Request, location: str
+    ) -> Mapping[str, Any]:
+        """Refuse text no service could store before the schema sees it."""
+        if location not in self.TEXT_LOCATIONS:
+            return location_data
+        if location in ("query", "querystring"):
+            document: Any = req.args.to_dict(flat=False)
+        elif location == "form":
+            document = req.form.to_dict(flat=False)
+        else:
+            document = location_data
+        errors = unstorable_text(document)
+        if errors:
+            # Query and form values come as lists: name the argument, not its position.
+            if document is not location_data:
+                errors = {name: [UNSTORABLE_TEXT_MESSAGE] for name in errors}
+            raise ValidationError(errors)
+        return location_data
+
 
 class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest is untyped
-    """The flask-smorest Blueprint every service uses: JSON errors are 400, never 500."""
+    """The flask-smorest Blueprint every service uses, with the suite's RequestParser."""
 
-    ARGUMENTS_PARSER = JSONBodyParser()
+    ARGUMENTS_PARSER = RequestParser()
 
 
 def create_base_app(
@@ -85,12 +123,41 @@ def create_base_app(
 
 
 def _refuse_oversize_body() -> None:
-    """413 from the declared length, before anything reads (or buffers) the body."""
+    """413 for a body over MAX_CONTENT_LENGTH, however it is framed, before a view reads it.
+
+    A declared Content-Length is refused without reading. A body without one (chunked)
+    is read here to at most one byte past the limit: werkzeug would otherwise stop reading
+    at the limit without an error, and the view would parse a truncated body.
+    """
     from flask import current_app
 
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit and request.content_length is not None and request.content_length > limit:
+    if not limit:
+        return
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise RequestEntityTooLarge()
+        return
+    environ = request.environ
+    if not environ.get("wsgi.input_terminated"):
+        return  # no length and no server-terminated stream: werkzeug reads no body at all
+    body = _read_at_most(environ["wsgi.input"], limit + 1)
+    if len(body) > limit:
         raise RequestEntityTooLarge()
+    # The view reads the same bytes from memory (werkzeug wraps this stream on first use).
+    environ["wsgi.input"] = io.BytesIO(body)
+
+
+def _read_at_most(stream: Any, size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 64 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def init_api(app: Flask, blueprints: Iterable[Blueprint]) -> Api:
@@ -114,7 +181,8 @@ def init_service(
 ) -> Api:
     """Wire a service's database, migrations, token checks, /healthz + /readyz and its API.
 
-    /readyz checks the database and the broker, then `extra_checks`. Nothing connects here.
+    /readyz checks the database and the broker, then `extra_checks`; a request that finds the
+    database unavailable is a 503. Nothing connects here.
     """
     # Imported here: the gateway shares this module and has no database (nor SQLAlchemy).
     from flask_migrate import Migrate
@@ -137,6 +205,7 @@ def init_service(
         },
     )
     api = init_api(app, blueprints)
+    errors.init_database_errors(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -16,6 +16,17 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://flask-suite.dev/problems/"
+# Seconds a client should wait before retrying when the database does not answer.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+# Problem titles and types the suite fixes itself, whoever raises the error (a schema, a use
+# case, werkzeug, the nginx edge): Python's own phrases for these changed between versions.
+VALIDATION_TITLE, VALIDATION_CODE = "Unprocessable Content", "validation-error"
+TOO_LARGE_TITLE, TOO_LARGE_CODE = "Payload Too Large", "payload-too-large"
+_FIXED_PROBLEMS = {
+    413: (TOO_LARGE_TITLE, TOO_LARGE_CODE),
+    422: (VALIDATION_TITLE, VALIDATION_CODE),
+}
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +84,7 @@ class PreconditionFailedError(ServiceError):
 class UnprocessableError(ServiceError):
     """Well-formed but semantically invalid input."""
 
-    status, title, code = 422, "Unprocessable Content", "validation-error"
+    status, title, code = 422, VALIDATION_TITLE, VALIDATION_CODE
 
 
 class TooManyRequestsError(ServiceError):
@@ -108,6 +119,8 @@ def problem(
     """Build a problem+json response; every error body in the suite comes from here."""
     from http import HTTPStatus
 
+    if title is None and status in _FIXED_PROBLEMS:
+        title, code = _FIXED_PROBLEMS[status]
     try:
         default_title = HTTPStatus(status).phrase
     except ValueError:
@@ -185,8 +198,45 @@ def handle_unexpected(exc: Exception) -> Response:
     return problem(500, "An unexpected error occurred; it has been logged.")
 
 
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for SQLAlchemy errors that mean the database cannot be used right now.
+
+    The server is down or unreachable, the connection broke, the pool had no connection
+    to give within its timeout, or the server refused the statement for a passing reason
+    (shutting down, a timeout, a deadlock): OperationalError as the DB-API defines it.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def handle_database_error(exc: Exception) -> Response:
+    """503 with Retry-After when the database is unavailable; any other error is a 500."""
+    if not is_database_unavailable(exc):
+        return handle_unexpected(exc)
+    # One line, no trace: during an outage every request fails the same way.
+    log.warning(
+        "database unavailable", extra={"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    )
+    unavailable = ServiceUnavailableError(
+        "The database is unavailable; try again shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+    return handle_service_error(unavailable)
+
+
 def init_app(app: Flask) -> None:
     """Register the problem+json handlers on an app."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(Exception, handle_unexpected)
+
+
+def init_database_errors(app: Flask) -> None:
+    """Answer 503 instead of 500 while the app's database is unavailable (services only)."""
+    from sqlalchemy import exc as sa_exc
+
+    app.register_error_handler(sa_exc.DBAPIError, handle_database_error)
+    app.register_error_handler(sa_exc.TimeoutError, handle_database_error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,9 @@ ALLOWED_ALGORITHMS = ("RS256",)
 ACCESS_TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
 LEEWAY_SECONDS = 30
+# The subject becomes a user id in every service's tables (String(64) columns); auth issues
+# UUIDs. Printable ASCII without spaces, so it is also safe in logs and headers.
+SUBJECT_PATTERN = re.compile(r"\A[\x21-\x7e]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,10 @@ class TokenVerifier:
 
     A token that verified once is remembered until it expires: a client sends the same
     token for 15 minutes, and the RSA check and claim parsing were about a tenth of a
-    service's CPU per request in the benchmark. Revocation is still asked every time.
+    service's CPU per request in the benchmark. Revocation is still asked every time, and
+    so is the key source, for the key that signed it: once a refreshed key set no longer
+    publishes that key (or publishes another under its `kid`), the token is checked again
+    in full, and refused when its key was withdrawn.
     """
 
     CACHE_SIZE = 10_000
@@ -151,22 +158,33 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.is_revoked = is_revoked
-        self._verified: dict[str, Principal] = {}
+        # token -> (its principal, the kid and the key object that verified it)
+        self._verified: dict[str, tuple[Principal, str, jwt.PyJWK]] = {}
 
     def verify(self, token: str) -> Principal:
         """Return the principal of a valid access token or raise UnauthorizedError."""
-        principal = self._verified.get(token)
-        if principal is None or principal.expires_at + LEEWAY_SECONDS <= time.time():
-            principal = self._verify_signature_and_claims(token)
+        cached = self._verified.get(token)
+        if cached is not None and not self._still_valid(*cached):
+            cached = None
+        if cached is None:
+            cached = self._verify_signature_and_claims(token)
             if len(self._verified) >= self.CACHE_SIZE:
                 # Dropping all at once keeps this lock-free and bounded; misses are cheap.
                 self._verified.clear()
-            self._verified[token] = principal
+            self._verified[token] = cached
+        principal = cached[0]
         if self.is_revoked is not None and self.is_revoked(principal):
             raise _invalid("token revoked")
         return principal
 
-    def _verify_signature_and_claims(self, token: str) -> Principal:
+    def _still_valid(self, principal: Principal, kid: str, key: jwt.PyJWK) -> bool:
+        if principal.expires_at + LEEWAY_SECONDS <= time.time():
+            return False
+        # Key sources build new key objects whenever they reload the set: the same object
+        # means the same published key, anything else is a full check again.
+        return self.keys.get_key(kid) is key
+
+    def _verify_signature_and_claims(self, token: str) -> tuple[Principal, str, jwt.PyJWK]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -198,15 +216,17 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise _invalid("roles claim must be a list of strings")
-        if not isinstance(claims["sub"], str):
-            raise _invalid("sub must be a string")
-        return Principal(
-            user_id=claims["sub"],
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not SUBJECT_PATTERN.match(subject):
+            raise _invalid("sub must be 1 to 64 printable ASCII characters without spaces")
+        principal = Principal(
+            user_id=subject,
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
             issued_at=int(claims["iat"]),
         )
+        return principal, kid, key
 
 
 def _invalid(detail: str) -> UnauthorizedError:

@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
 from services.auth import services
@@ -149,7 +148,7 @@ class Users(MethodView):
 
     @blp.doc(security=BEARER)
     @require_role("admin")
-    @blp.arguments(UserQueryArgsSchema, location="query", unknown=RAISE)
+    @blp.arguments(UserQueryArgsSchema, location="query")
     @blp.response(200, UserPageSchema)
     def get(self, args: dict[str, Any]) -> UserPage:
         """Users newest first; pass `next_cursor` back as `cursor` for the next page."""

@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from services.auth.models import ROLES
 from services.auth.services import normalize_email
 from shared.pagination import CursorField, PageQueryArgsSchema, page_limit
-from shared.schemas import StrictSchema, UtcDateTime
+from shared.schemas import StrictBoolean, StrictSchema, UtcDateTime
 
 MAX_PASSWORD_INPUT = 1024  # login only: bounds the hashing work spent on junk input
 MAX_TOKEN_INPUT = 512
@@ -77,8 +77,7 @@ class UserPatchSchema(StrictSchema):
     """PATCH /users/{id} body: what an admin may change."""
 
     role = fields.String(validate=validate.OneOf(ROLES))
-    # Only JSON true/false: "yes" or 1 would be a type error, not a silent cast.
-    active = fields.Boolean(truthy={True}, falsy={False})
+    active = StrictBoolean()
 
     @validates_schema
     def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:

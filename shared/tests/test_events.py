@@ -105,11 +105,49 @@ def test_parse_event_accepts_text_as_well_as_bytes():
         (json.dumps(valid_body(data=None)), "data"),
         (json.dumps(valid_body(subject="")), "'subject'"),
         (json.dumps(valid_body(requestid="x" * 2000)), "'requestid'"),
+        # What consumers store must fit their columns (inbox event_id: String(36)).
+        (json.dumps(valid_body(id="0b9f3c1e-8a61-4f7e-9d0c-1f2e3d4c5b6a7")), "'id'"),
+        (json.dumps(valid_body(id="evt 1")), "'id'"),
+        (json.dumps(valid_body(id="evt\u00001")), "'id'"),
+        (json.dumps(valid_body(type="order." + "a" * 60)), "'type'"),
+        (json.dumps(valid_body(source="/" + "s" * 255)), "'source'"),
+        (json.dumps(valid_body(subject="s" * 256)), "'subject'"),
+        (json.dumps(valid_body(subject="orders/\u00001")), "'subject'"),
+        (json.dumps(valid_body(traceparent="00-" + "a" * 200)), "'traceparent'"),
+        (json.dumps(valid_body(time="2026-01-02T03:04:05" + "0" * 100 + "Z")), "'time'"),
+        (json.dumps(valid_body(data={"name": "a\u0000b"})), "data holds .* in: name"),
+        (
+            '{"specversion": "1.0", "id": "e1", "source": "/auth", "type": "user.registered", '
+            '"time": "2026-01-02T03:04:05Z", "data": {"user": {"name": "\\ud800"}}}',
+            "data holds .* in: user",
+        ),
     ],
 )
 def test_parse_event_refuses_what_is_not_a_valid_cloudevent(raw, message):
     with pytest.raises(InvalidEvent, match=message):
         parse_event(raw)
+
+
+def test_attributes_at_their_longest_still_parse():
+    body = valid_body(
+        id="e" * 36,
+        type="order." + "a" * 58,
+        source="/" + "s" * 254,
+        subject="Ada Lovelace / orders/" + "s" * 233,
+        requestid="r" * 128,
+    )
+    event = parse_event(json.dumps(body))
+    assert (len(event.id), len(event.type), len(event.source), len(event.subject)) == (
+        36,
+        64,
+        255,
+        255,
+    )
+
+
+def test_new_event_refuses_a_type_no_consumer_could_store():
+    with pytest.raises(ValueError, match="bad event type"):
+        new_event("order." + "a" * 60, "/orders", {})
 
 
 def test_parse_event_refuses_oversized_bodies_before_parsing_them():

@@ -1,8 +1,12 @@
 """Token verification: only our own RS256 access tokens with every required claim get through."""
 
+import json
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jwt
 import pytest
 
 from shared.errors import UnauthorizedError
@@ -132,26 +136,26 @@ def test_a_rotated_in_key_is_picked_up_once_the_interval_has_passed():
     assert session.calls == 2
 
 
-class CountingKeys(StaticKeySource):
-    """Counts key look-ups: one per full signature check."""
-
-    lookups = 0
-
-    def get_key(self, kid):
-        self.lookups += 1
-        return super().get_key(kid)
-
-
 def test_a_token_that_verified_once_is_not_checked_again_until_it_expires(monkeypatch):
-    keys = CountingKeys({"keys": [rsa_jwk(KEY, "k1")]})
+    decode = jwt.decode
+    signature_checks = []
+
+    def counting_decode(*args, **kwargs):
+        signature_checks.append(1)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     revoked: set[str] = set()
     verifier = TokenVerifier(
-        keys, issuer=ISSUER, audience=AUDIENCE, is_revoked=lambda p: p.user_id in revoked
+        StaticKeySource({"keys": [rsa_jwk(KEY, "k1")]}),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        is_revoked=lambda p: p.user_id in revoked,
     )
     token = sign(claims(exp=int(time.time()) + 60))
     for _ in range(5):
         verifier.verify(token)
-    assert keys.lookups == 1
+    assert len(signature_checks) == 1
 
     revoked.add("user-1")  # revocation is asked on every call, cached or not
     with pytest.raises(UnauthorizedError, match="revoked"):
@@ -161,4 +165,112 @@ def test_a_token_that_verified_once_is_not_checked_again_until_it_expires(monkey
     past_expiry = time.time() + 60 + 31  # exp plus the leeway
     monkeypatch.setattr(time, "time", lambda: past_expiry)
     verifier.verify(token)  # (PyJWT's own clock is not moved: the token still verifies)
-    assert keys.lookups == 2  # the remembered result did not outlive the token
+    assert len(signature_checks) == 2  # the remembered result did not outlive the token
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["u" * 65, "user\x00one", "user one", "user\tone", "us\u00e9r", "", 42],
+    ids=["65 characters", "NUL", "space", "tab", "not ASCII", "empty", "not a string"],
+)
+def test_a_signed_token_whose_subject_is_no_user_id_is_refused(verifier, subject):
+    with pytest.raises(UnauthorizedError) as caught:
+        verifier.verify(sign(claims(sub=subject)))
+    assert "invalid_token" in caught.value.headers["WWW-Authenticate"]
+
+
+def test_a_subject_of_64_printable_characters_is_a_user_id(verifier):
+    subject = "0123456789abcdef-ABCDEF:._@" + "x" * 37
+    assert verifier.verify(sign(claims(sub=subject))).user_id == subject
+
+
+# -- keys withdrawn from a JWKS served over HTTP ------------------------------------------------
+
+
+class JWKSServer:
+    """A JWKS document served over HTTP on a free local port; tests change `document`."""
+
+    def __init__(self, document):
+        self.document = document
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps(server.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args):
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks.json"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+NEW_KEY = rsa_private_key()
+
+
+@pytest.fixture
+def jwks_server():
+    server = JWKSServer({"keys": [rsa_jwk(KEY, "k1"), rsa_jwk(OTHER_KEY, "k2")]})
+    yield server
+    server.close()
+
+
+def test_tokens_of_a_key_withdrawn_from_the_jwks_fail_once_the_set_is_refetched(jwks_server):
+    cache = JWKSCache(jwks_server.url, min_refetch_seconds=0)
+    verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
+    old = sign(claims(), kid="k1")
+    assert verifier.verify(old).user_id == "user-1"
+
+    jwks_server.document = {"keys": [rsa_jwk(OTHER_KEY, "k2"), rsa_jwk(NEW_KEY, "k3")]}
+    # The first token of the new key makes the cache fetch the set again.
+    verifier.verify(sign(claims(), key=NEW_KEY, kid="k3"))
+    assert cache.fetch_count == 2
+
+    with pytest.raises(UnauthorizedError, match="unknown signing key"):
+        verifier.verify(old)
+    assert verifier.verify(sign(claims(), key=OTHER_KEY, kid="k2")).user_id == "user-1"
+
+
+def test_a_periodic_refresh_that_drops_a_key_ends_its_remembered_tokens(jwks_server):
+    # max_age 0: every look-up is a refresh, as the hourly one is in production.
+    cache = JWKSCache(jwks_server.url, min_refetch_seconds=0, max_age_seconds=0)
+    verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
+    old = sign(claims(), kid="k1")
+    verifier.verify(old)
+
+    jwks_server.document = {"keys": [rsa_jwk(OTHER_KEY, "k2")]}
+    with pytest.raises(UnauthorizedError, match="unknown signing key"):
+        verifier.verify(old)
+
+
+def test_a_kid_published_again_with_another_key_no_longer_verifies_old_tokens(jwks_server):
+    cache = JWKSCache(jwks_server.url, min_refetch_seconds=0, max_age_seconds=0)
+    verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
+    old = sign(claims(), kid="k1")
+    verifier.verify(old)
+
+    jwks_server.document = {"keys": [rsa_jwk(NEW_KEY, "k1")]}
+    with pytest.raises(UnauthorizedError, match="invalid token"):
+        verifier.verify(old)
+
+
+def test_remembered_tokens_stay_valid_while_the_jwks_cannot_be_fetched(jwks_server):
+    cache = JWKSCache(jwks_server.url, min_refetch_seconds=0, max_age_seconds=0)
+    verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
+    token = sign(claims())
+    verifier.verify(token)
+
+    jwks_server.close()  # auth is down: the keys we have keep serving
+    assert verifier.verify(token).user_id == "user-1"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from services.auth import services
-from services.auth.models import db
+from services.auth.models import LoginFailure, Outbox, RefreshToken, User, db
 from services.auth.tests.conftest import PASSWORD, bearer, deps_of
 
 pytestmark = pytest.mark.integration
@@ -29,6 +30,9 @@ READ_ENDPOINTS = {
     "users": ("GET", "/api/v1/auth/users", "admin"),
 }
 WRONG_TYPES = [1, 1.5, True, None, ["x"], {"a": 1}]
+# Valid JSON strings no service can keep: a lone UTF-16 surrogate is not encodable as UTF-8
+# (argon2, hashlib and the driver fail on it), PostgreSQL text cannot hold NUL.
+UNSTORABLE_TEXT = ["\ud800", "abc\udfffdef" + PASSWORD, "a\u0000b", PASSWORD + "\x00"]
 
 
 @pytest.fixture
@@ -105,6 +109,39 @@ def test_every_field_of_the_wrong_type_is_422_with_its_name(client, caller, endp
             response = send(client, caller, method, path, who, json={**valid, field: wrong})
             body = assert_problem(response, 422)
             assert field in body["errors"], (field, wrong, body)
+
+
+def row_counts(app) -> dict[str, int]:
+    with app.app_context():
+        return {
+            model.__tablename__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in (User, RefreshToken, LoginFailure, Outbox)
+        }
+
+
+@pytest.mark.parametrize("endpoint", list(WRITE_ENDPOINTS))
+def test_unstorable_text_in_any_field_is_422_with_its_name_and_changes_nothing(
+    client, caller, pg_app, endpoint
+):
+    method, path, valid, who = WRITE_ENDPOINTS[endpoint]
+    before = row_counts(pg_app)
+    for field in valid:
+        for text in UNSTORABLE_TEXT:
+            # The test client writes JSON with ASCII escapes: "\ud800" reaches the parser.
+            response = send(client, caller, method, path, who, json={**valid, field: text})
+            body = assert_problem(response, 422)
+            assert field in body["errors"], (field, text, body)
+    # Not even a login throttle row: the request never reached the use case.
+    assert row_counts(pg_app) == before
+
+
+@pytest.mark.parametrize("active", [0, 1, "true", "false", "yes", None])
+def test_active_takes_only_json_true_or_false(client, caller, active):
+    method, path, _valid, who = WRITE_ENDPOINTS["patch user"]
+    body = assert_problem(send(client, caller, method, path, who, json={"active": active}), 422)
+    assert "active" in body["errors"]
+    me = send(client, caller, "GET", "/api/v1/auth/me", "user")
+    assert me.status_code == 200  # still active, whatever 0 or null might have meant
 
 
 @pytest.mark.parametrize("endpoint", list(WRITE_ENDPOINTS))

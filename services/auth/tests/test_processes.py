@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -39,6 +40,8 @@ from shared.testing import (
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
+MIB = 1024 * 1024
+CHUNK = 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,47 @@ def process_env(served, tmp_path) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def test_a_chunked_body_over_one_mebibyte_is_refused_with_413_by_gunicorn(served, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "gunicorn.log"
+    process = spawn(
+        gunicorn_command("services.auth.wsgi:app", port=port, workers=1),
+        log=log,
+        env={**process_env(served, tmp_path), "SERVICE_NAME": "auth"},
+        cwd=REPO,
+        start_new_session=True,
+    )
+
+    def register(email: str, padding: int) -> requests.Response:
+        body = json.dumps({"email": email, "password": PASSWORD, "name": "Big"}).encode()
+
+        def chunks():  # a generator: requests sends it chunked, with no Content-Length
+            yield body
+            for _ in range(padding // CHUNK):
+                yield b" " * CHUNK
+
+        return requests.post(
+            f"{base}/api/v1/auth/register",
+            data=chunks(),
+            headers={"Content-Type": "application/json"},
+            timeout=20,
+        )
+
+    try:
+        wait_until_healthy(base, process, log, timeout=30)
+        refused = register("big@example.com", padding=3 * MIB)
+        assert refused.status_code == 413, refused.text
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert refused.json()["status"] == 413
+        # Nothing was registered from the first 1 MiB, and a chunked body within the
+        # limit is read whole: the same email registers now.
+        accepted = register("big@example.com", padding=MIB // 2)
+        assert accepted.status_code == 201, accepted.text
+    finally:
+        assert stop_process(process, timeout=20) == 0
 
 
 def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):

@@ -543,7 +543,7 @@ class Consumer:
 
     stop(): the consumer finishes the messages already delivered (within `drain_timeout`;
     what is left then goes to the back of the queue as copies), cancels itself at the broker
-    (see `_cancel` for the order of things), acks, and closes. A rolling restart returns
+    (see "stopping" below for the order of things), acks, and closes. A rolling restart returns
     nothing to the queue, so it counts towards no message's delivery limit.
     """
 
@@ -737,15 +737,18 @@ class Consumer:
     # 1. From the stop on, acks are deferred. Each ack frees a place in the prefetch window
     #    and the broker fills it (a quorum queue a few milliseconds later), so acking would
     #    keep deliveries in flight. Without acks, at most `prefetch` messages can be ours.
+    #    (A crash meanwhile redelivers the handled ones; the inbox makes that harmless.)
     # 2. Every message delivered, before or after the stop, is handled.
     # 3. Once the window is full, or nothing arrived for `stop_settle_seconds`, no delivery
     #    is on its way: basic.cancel (`_cancel`), then the deferred acks, then close.
     #
     # What the broker still sends between basic.cancel and its cancel-ok is rejected with
     # requeue by pika's BlockingChannel, and no public API keeps it: that takes a new
-    # message published within that one round trip while the window has room, and costs
-    # it one delivery count. `drain_timeout` bounds the whole stop: what is not handled by
-    # then goes to the back of the queue as a copy (`_requeue`), which counts nothing.
+    # message published within that one round trip while the window has room (or a broker
+    # slower than `stop_settle_seconds` to refill it), and costs each such message one
+    # delivery count, at most `prefetch` of them per stop. `drain_timeout` bounds the
+    # whole stop: what is not handled by then goes to the back of the queue as a copy
+    # (`_requeue`), which counts nothing.
 
     def _note_stop(self) -> None:
         if self._stop_requested and self._drain_deadline == math.inf:
@@ -855,7 +858,7 @@ class Consumer:
         delay = random.uniform(delay / 2, delay)
         log.warning(
             "dependency unavailable; holding the event and retrying",
-            exc_info=attempts == 1,  # the traceback once, not once per attempt
+            exc_info=error if attempts == 1 else None,  # the traceback once, not each time
             extra={
                 **extra,
                 "attempt": attempts,

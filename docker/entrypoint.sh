@@ -5,6 +5,11 @@
 #   migrate   wait for the database, migrate, exit (the Kubernetes migration Job)
 #   CMD ...   wait for the database, then exec CMD: a relay, a consumer, a `flask` command
 #
+# Migrating also declares the queues of a service that consumes events (orders,
+# notifications, and the gateway when REDIS_URL is set), when AMQP_URL is given: the broker
+# routes an event only to queues that exist, so a queue must exist before any relay
+# publishes, not only once its consumer container first starts.
+#
 # `exec` everywhere: the server, not this shell, must receive SIGTERM to drain in time.
 set -eu
 
@@ -22,7 +27,29 @@ wait_for_database() {
     fi
 }
 
+declare_queues() {
+    if [ -z "${AMQP_URL:-}" ]; then
+        return 0
+    fi
+    case "$service" in
+    orders | notifications)
+        "$python" -m "services.$service.worker" setup
+        ;;
+    gateway)
+        # Without Redis no gateway.worker runs, so there is no queue of the gateway's.
+        if [ -n "${REDIS_URL:-}" ]; then
+            "$python" -m gateway.worker setup
+        fi
+        ;;
+    esac
+}
+
 migrate() {
+    migrate_database
+    declare_queues
+}
+
+migrate_database() {
     if [ -z "$database_url" ]; then
         return 0
     fi

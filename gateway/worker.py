@@ -1,15 +1,23 @@
-"""`python -m gateway.worker`: consumes `user.deactivated` and records revocations in Redis.
+"""`python -m gateway.worker [consume|setup]`: records `user.deactivated` in Redis.
 
 One such process serves every gateway worker on every host (they all read Redis). Without
-Redis there is nothing to run here: each gunicorn worker listens for itself.
+Redis there is nothing to run here: each gunicorn worker listens for itself. `setup`
+declares the queue `consume` reads and exits. It runs under shared.worker: SIGTERM or
+SIGINT stop it after the messages in hand, and with METRICS_PORT set it serves /metrics and
+/healthz there.
+
+Redis going away is an outage, not a bad event: the consumer holds the event and retries
+it until Redis answers, so the revocation is late, never dropped into the DLQ.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import signal
 import sys
-from types import FrameType
+from collections.abc import Sequence
+
+import redis
 
 from gateway.config import gateway_config
 from gateway.revocation import (
@@ -19,12 +27,22 @@ from gateway.revocation import (
     user_deactivated_handler,
 )
 from shared.config import ConfigError, Env, common_config
-from shared.messaging import Consumer
-from shared.observability import configure_logging, start_metrics_server
+from shared.messaging import Consumer, transient_errors
+from shared.observability import configure_logging
+from shared.worker import (
+    EXIT_CONFIG,
+    consumer_from_config,
+    consumer_task,
+    run_worker,
+    setup_topology,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.worker")
 
 CONSUMER_NAME = "gateway"
+
+# Besides the shared defaults: Redis unreachable, or too slow to answer.
+is_transient = transient_errors(redis.ConnectionError, redis.TimeoutError)
 
 
 def build_consumer(env: Env) -> Consumer:
@@ -40,34 +58,29 @@ def build_consumer(env: Env) -> Consumer:
         prefix=config["GATEWAY_REDIS_PREFIX"],
         ttl_seconds=int(config["GATEWAY_REVOCATION_TTL_SECONDS"]),
     )
-    return Consumer(
-        config["AMQP_URL"],
+    return consumer_from_config(
+        config,
         CONSUMER_NAME,
         [USER_DEACTIVATED],
         user_deactivated_handler(store),
-        delivery_limit=int(config["EVENT_DELIVERY_LIMIT"]),
-        retry_delays=config["EVENT_RETRY_DELAYS"],
+        is_transient=is_transient,
     )
 
 
-def main() -> int:
-    """Run the consumer until SIGTERM or SIGINT."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the consumer until SIGTERM or SIGINT, or declare its queue (`setup`)."""
+    parser = argparse.ArgumentParser(prog="python -m gateway.worker")
+    parser.add_argument("command", nargs="?", default="consume", choices=["consume", "setup"])
+    args = parser.parse_args(argv)
     configure_logging("gateway-worker")
     try:
         consumer = build_consumer(Env())
     except ConfigError as exc:
         log.error("cannot start", extra={"error": str(exc)})
-        return 2
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        consumer.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    # /metrics and /healthz on METRICS_PORT, when set (container health checks probe it).
-    start_metrics_server()
-    consumer.run()
-    return 0
+        return EXIT_CONFIG
+    if args.command == "setup":
+        return setup_topology(consumer)
+    return run_worker([consumer_task(consumer)])
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ fi
 flask --app services.auth prepare
 flask --app services.orders db upgrade
 flask --app services.notifications db upgrade
+# Queues of the consuming services, before anything publishes: the broker routes an event
+# only to queues that exist, so one declared later (when its consumer first starts) would
+# miss the events published until then, such as the bootstrap admin's user.registered.
+"$BIN/python" -m services.orders.worker setup
+"$BIN/python" -m services.notifications.worker setup
 
 cat <<MSG
 Flask microservices suite (local run; data under $VAR_DIR)

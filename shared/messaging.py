@@ -7,6 +7,9 @@ Topology per consuming service `<c>` (its `consumer` name):
     <c>.events --retries used up, or malformed--> <c>.events.dlq
     <c>.events --x-delivery-limit (crash loop)--> exchange "events.dlx" --> <c>.events.dlq
 
+A handler failing because a dependency is down (TransientError, a lost database or Redis)
+takes none of these paths: the consumer holds the message and retries it in place.
+
 pika is not thread-safe: every Publisher and Consumer opens its own connection lazily, in
 the thread that uses it, and nothing here connects at import time.
 """
@@ -14,15 +17,19 @@ the thread that uses it, and nothing here connects at import time.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions
+import sqlalchemy.exc
 from pika.adapters.select_connection import IOLoop
 from prometheus_client import Counter
 
@@ -52,6 +59,17 @@ EVENTS_REDELIVERED = Counter(
 )
 EVENTS_DEAD_LETTERED = Counter(
     "events_dead_lettered", "Messages a consumer moved to its DLQ.", ["consumer", "reason"]
+)
+DLQ_REASONS = ("malformed", "invalid-data", "handler-failed")
+EVENTS_TRANSIENT_FAILURES = Counter(
+    "events_transient_failures",
+    "Handler attempts that failed on an unavailable dependency (retried in place).",
+    ["consumer"],
+)
+EVENTS_REQUEUED = Counter(
+    "events_requeued",
+    "Held messages a consumer put back at the end of its queue as fresh copies.",
+    ["consumer"],
 )
 EVENTS_PUBLISHED = Counter("events_published", "Events routed and confirmed by the broker.")
 OUTBOX_PUBLISH_FAILURES = Counter(
@@ -447,8 +465,87 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
+class TransientError(Exception):
+    """A handler's dependency is unavailable right now: retried in place, never dead-lettered."""
+
+
+# What fails because infrastructure is down rather than because of the event: SQLAlchemy's
+# connection-level errors (it wraps the driver's; OperationalError also covers a lock or
+# serialization timeout, and SQLite's "database is locked"), and sockets that could not
+# connect or timed out. A handler raises TransientError for anything else of that kind.
+DEFAULT_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def transient_errors(*extra: type[BaseException]) -> Callable[[BaseException], bool]:
+    """A predicate for `Consumer(is_transient=...)`: the default errors plus `extra` types."""
+    kinds = DEFAULT_TRANSIENT_ERRORS + extra
+
+    def is_transient(exc: BaseException) -> bool:
+        current: BaseException | None = exc
+        while current is not None:
+            if isinstance(current, InvalidEvent):
+                return False
+            if isinstance(current, kinds):
+                return True
+            if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+                return True
+            # `raise ServiceError(...) from db_error` is still the database being down.
+            current = current.__cause__
+        return False
+
+    return is_transient
+
+
+is_transient_error = transient_errors()
+
+
+@dataclass
+class _Delivery:
+    """A message the broker handed us and we have not settled yet."""
+
+    method: Any
+    properties: Any
+    body: bytes
+    received_at: float  # time.monotonic()
+
+
 class Consumer:
-    """Consumes a service's queue: handler per event, retries with backoff, then the DLQ."""
+    """Consumes a service's queue: handler per event, retries with backoff, then the DLQ.
+
+    pika's delivery callback only appends the message to a local buffer; the loop of
+    `_consume_once` handles it from there, outside every pika callback. That is what lets
+    the consumer wait for a dependency while holding a message: it waits in
+    process_data_events, which answers heartbeats and buffers new deliveries. The same wait
+    inside the callback would be a nested process_data_events, where BlockingConnection
+    dispatches nothing, so deliveries would pile up inside pika and the stop logic could
+    not see them.
+
+    What happens to an event:
+
+    * handled: acked after the handler (and its commit) returned;
+    * malformed, or the handler raised InvalidEvent: straight to the DLQ;
+    * the handler failed on a dependency (`is_transient`: the database, Redis... is down):
+      the message stays unacked and is retried in place with capped, jittered backoff until
+      the dependency is back; the prefetched messages wait in the buffer. Nothing goes back
+      to the broker, so neither the retry tiers nor the quorum queue's x-delivery-limit
+      (which counts every return) are used up by an outage;
+    * any other failure: the retry tiers, then the DLQ.
+
+    A message held for `max_hold` seconds (and everything buffered behind it) is moved to
+    the back of the queue as a fresh copy: RabbitMQ closes a channel that keeps a delivery
+    unacked past its consumer_timeout (30 min by default), which would return them all.
+
+    stop(): the consumer finishes the messages already delivered (within `drain_timeout`;
+    what is left then goes to the back of the queue as copies), cancels itself at the broker
+    (see "stopping" below for the order of things), acks, and closes. A rolling restart returns
+    nothing to the queue, so it counts towards no message's delivery limit.
+    """
 
     def __init__(
         self,
@@ -461,6 +558,11 @@ class Consumer:
         delivery_limit: int = 5,
         retry_delays: Sequence[float] = (1, 5, 30),
         max_reconnect_delay: float = 5.0,
+        is_transient: Callable[[BaseException], bool] = is_transient_error,
+        max_transient_delay: float = 10.0,
+        max_hold: float = 600.0,
+        drain_timeout: float = 20.0,
+        stop_settle_seconds: float = 0.5,
     ) -> None:
         self.amqp_url = amqp_url
         self.consumer = consumer
@@ -470,13 +572,41 @@ class Consumer:
         self.delivery_limit = delivery_limit
         self.retry_delays = [float(d) for d in retry_delays]
         self.max_reconnect_delay = max_reconnect_delay
+        self.is_transient = is_transient
+        self.max_transient_delay = max_transient_delay
+        self.max_hold = max_hold
+        self.drain_timeout = drain_timeout
+        self.stop_settle_seconds = stop_settle_seconds
         self.queue = queue_name(consumer)
         # A plain bool, not threading.Event: stop() runs in signal handlers, where taking
         # a lock the interrupted code may hold would deadlock.
         self._stop_requested = False
+        # State of the current connection (see _consume_once).
+        self._connection: Any = None
+        self._channel: Any = None
+        self._consumer_tag: str | None = None
+        self._deliveries: deque[_Delivery] = deque()
+        self._deferred_acks: list[int] = []
+        self._cancelled = False
+        self._drain_deadline = math.inf
+        self._last_arrival = 0.0
+        self._init_metrics()
+
+    def _init_metrics(self) -> None:
+        # Series exist (at 0) from the start, so rate() and alerts see them before the
+        # first failure rather than an absent series.
+        for key in self.routing_keys:
+            if "*" not in key and "#" not in key:
+                EVENTS_PROCESSED.labels(self.consumer, key)
+                EVENTS_FAILED.labels(self.consumer, key)
+        EVENTS_REDELIVERED.labels(self.consumer)
+        EVENTS_TRANSIENT_FAILURES.labels(self.consumer)
+        EVENTS_REQUEUED.labels(self.consumer)
+        for reason in DLQ_REASONS:
+            EVENTS_DEAD_LETTERED.labels(self.consumer, reason)
 
     def stop(self) -> None:
-        """Make run() return after the message in hand; safe from a signal handler; final."""
+        """Make run() return once the delivered messages are settled; signal-safe; final."""
         self._stop_requested = True
 
     def run(self) -> None:
@@ -490,6 +620,49 @@ class Consumer:
                 failures += 1
                 self._back_off(failures, exc)
 
+    def declare(self, channel: Any) -> None:
+        """Declare this consumer's exchanges and queues on `channel` (idempotent)."""
+        try:
+            declare_topology(
+                channel,
+                self.consumer,
+                self.routing_keys,
+                delivery_limit=self.delivery_limit,
+                retry_delays=self.retry_delays,
+            )
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code in (403, 406):
+                # Missing permissions, or queue arguments that differ from the existing
+                # queue's: reconnecting cannot fix configuration, so fail loudly.
+                raise TopologyError(f"{self.consumer}: {exc}") from exc
+            raise
+
+    def setup(self, timeout: float = 60.0) -> None:
+        """Declare the topology without consuming, waiting up to `timeout` s for the broker.
+
+        Run before anything publishes: the broker routes an event only to queues that exist,
+        so a service whose queue is not declared yet would never see it.
+        """
+        deadline = time.monotonic() + timeout
+        failures = 0
+        while True:
+            try:
+                connection = pika.BlockingConnection(
+                    connection_parameters(self.amqp_url, connection_name=f"{self.consumer}-setup")
+                )
+                try:
+                    self.declare(connection.channel())
+                finally:
+                    _close_quietly(connection)
+                return
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                failures += 1
+                if time.monotonic() >= deadline:
+                    raise BrokerUnavailable(
+                        f"cannot declare the queues of {self.consumer} within {timeout}s: {exc}"
+                    ) from exc
+                self._back_off(failures, exc)
+
     def _back_off(self, failures: int, exc: BaseException) -> None:
         delay = min(self.max_reconnect_delay, 0.5 * 2 ** (failures - 1))
         delay = random.uniform(delay / 2, delay)  # jitter: workers do not reconnect in step
@@ -501,76 +674,145 @@ class Consumer:
         while not self._stop_requested and time.monotonic() < deadline:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
+    # -- one connection -------------------------------------------------------------------
+
     def _consume_once(self) -> None:
         connection = pika.BlockingConnection(
             connection_parameters(self.amqp_url, connection_name=f"{self.consumer}-consumer")
         )
+        self._connection = connection
+        self._deliveries.clear()
+        self._deferred_acks.clear()
+        self._cancelled = False
+        self._drain_deadline = math.inf
         try:
-            channel = connection.channel()
-            try:
-                declare_topology(
-                    channel,
-                    self.consumer,
-                    self.routing_keys,
-                    delivery_limit=self.delivery_limit,
-                    retry_delays=self.retry_delays,
-                )
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                if exc.reply_code in (403, 406):
-                    # Missing permissions, or queue arguments that differ from the existing
-                    # queue's: reconnecting cannot fix configuration, so fail loudly.
-                    raise TopologyError(f"{self.consumer}: {exc}") from exc
-                raise
+            channel = self._channel = connection.channel()
+            self.declare(channel)
             # Confirms for the retry/DLQ republish: we ack the original only once the copy
             # is safe. Blocking confirms are fine here: that is the failure path.
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.prefetch)
-            channel.basic_consume(self.queue, self._on_message, auto_ack=False)
+            self._consumer_tag = channel.basic_consume(
+                self.queue, self._on_delivery, auto_ack=False
+            )
             log.info("consumer started", extra={"consumer": self.consumer, "queue": self.queue})
-            while not self._stop_requested:
-                connection.process_data_events(time_limit=0.25)
-            log.info("consumer stopping", extra={"consumer": self.consumer})
+            while True:
+                self._note_stop()
+                if self._deliveries and time.monotonic() >= self._drain_deadline:
+                    self._cancel()
+                    left = list(self._deliveries)
+                    self._deliveries.clear()
+                    self._requeue(left, "not handled within the stop deadline")
+                    break
+                if self._deliveries:
+                    self._process(self._deliveries.popleft())
+                elif self._cancelled:
+                    break
+                elif self._drain_deadline < math.inf:
+                    if self._stop_settled():
+                        self._cancel()
+                    else:
+                        connection.process_data_events(time_limit=0.05)
+                else:
+                    connection.process_data_events(time_limit=0.25)
+            log.info("consumer stopped", extra={"consumer": self.consumer})
         finally:
-            # Prefetched but unhandled messages go back to the queue when we close.
-            if connection.is_open:
-                try:
-                    connection.close()
-                except pika.exceptions.AMQPError:
-                    pass
+            # Messages still unacked here (a lost connection, or a requeue that failed) go
+            # back to the queue when the connection closes.
+            self._deliveries.clear()
+            self._deferred_acks.clear()
+            self._connection = self._channel = self._consumer_tag = None
+            _close_quietly(connection)
 
-    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        if self._stop_requested:
-            return  # left unacked: requeued when the connection closes
-        headers: dict[str, Any] = dict(properties.headers or {})
-        if method.redelivered:
+    def _on_delivery(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self._last_arrival = time.monotonic()
+        self._deliveries.append(_Delivery(method, properties, body, self._last_arrival))
+
+    # -- stopping -------------------------------------------------------------------------
+    #
+    # Closing a channel, or cancelling the consumer, hands back what the broker sent us
+    # and we have not acked, and a quorum queue counts every such return towards the
+    # message's x-delivery-limit. So on stop we settle everything delivered first:
+    #
+    # 1. From the stop on, acks are deferred. Each ack frees a place in the prefetch window
+    #    and the broker fills it (a quorum queue a few milliseconds later), so acking would
+    #    keep deliveries in flight. Without acks, at most `prefetch` messages can be ours.
+    #    (A crash meanwhile redelivers the handled ones; the inbox makes that harmless.)
+    # 2. Every message delivered, before or after the stop, is handled.
+    # 3. Once the window is full, or nothing arrived for `stop_settle_seconds`, no delivery
+    #    is on its way: basic.cancel (`_cancel`), then the deferred acks, then close.
+    #
+    # What the broker still sends between basic.cancel and its cancel-ok is rejected with
+    # requeue by pika's BlockingChannel, and no public API keeps it: that takes a new
+    # message published within that one round trip while the window has room (or a broker
+    # slower than `stop_settle_seconds` to refill it), and costs each such message one
+    # delivery count, at most `prefetch` of them per stop. `drain_timeout` bounds the
+    # whole stop: what is not handled by then goes to the back of the queue as a copy
+    # (`_requeue`), which counts nothing.
+
+    def _note_stop(self) -> None:
+        if self._stop_requested and self._drain_deadline == math.inf:
+            now = time.monotonic()
+            self._drain_deadline = now + self.drain_timeout
+            self._last_arrival = now
+            log.info(
+                "consumer stopping; finishing the messages already delivered",
+                extra={"consumer": self.consumer, "buffered": len(self._deliveries)},
+            )
+
+    def _stop_settled(self) -> bool:
+        """True once no delivery can be on its way to us (buffer empty, acks deferred)."""
+        window_full = len(self._deferred_acks) >= self.prefetch
+        quiet = time.monotonic() - self._last_arrival >= self.stop_settle_seconds
+        return window_full or quiet or time.monotonic() >= self._drain_deadline
+
+    def _settle(self, delivery_tag: int) -> None:
+        """Ack a message, or (while stopping, before the cancel) remember to ack it then."""
+        self._note_stop()
+        if self._stop_requested and not self._cancelled:
+            self._deferred_acks.append(delivery_tag)
+        else:
+            self._channel.basic_ack(delivery_tag)
+
+    def _cancel(self) -> None:
+        """basic.cancel, then the deferred acks; deliveries pika already read are kept.
+
+        basic_cancel makes pika reject (with requeue) whatever it read but did not dispatch
+        yet, so process_data_events first moves that into our buffer; the caller handles it.
+        """
+        if self._cancelled:
+            return
+        self._connection.process_data_events(time_limit=0)
+        if self._consumer_tag is not None:
+            self._channel.basic_cancel(self._consumer_tag)
+        self._cancelled = True
+        for tag in self._deferred_acks:
+            self._channel.basic_ack(tag)
+        self._deferred_acks.clear()
+
+    # -- one message ----------------------------------------------------------------------
+
+    def _process(self, delivery: _Delivery) -> None:
+        headers: dict[str, Any] = dict(delivery.properties.headers or {})
+        if delivery.method.redelivered:
             EVENTS_REDELIVERED.labels(self.consumer).inc()
         try:
-            event = parse_event(body)
+            event = parse_event(delivery.body)
         except InvalidEvent as exc:
             log.warning(
                 "malformed event dead-lettered",
                 extra={
                     "consumer": self.consumer,
-                    "message_id": properties.message_id,
+                    "message_id": delivery.properties.message_id,
                     "error": str(exc),
                 },
             )
-            self._move(
-                channel, method, properties, body, headers, dlq_reason="malformed", error=str(exc)
-            )
+            self._move(delivery, headers, dlq_reason="malformed", error=str(exc))
             return
         with correlation(event.requestid, event.traceparent):
-            self._handle(channel, method, properties, body, headers, event)
+            self._handle(delivery, headers, event)
 
-    def _handle(
-        self,
-        channel: Any,
-        method: Any,
-        properties: Any,
-        body: bytes,
-        headers: dict[str, Any],
-        event: Event,
-    ) -> None:
+    def _handle(self, delivery: _Delivery, headers: dict[str, Any], event: Event) -> None:
         extra = {
             "consumer": self.consumer,
             "event_id": event.id,
@@ -578,60 +820,96 @@ class Consumer:
             "request_id": event.requestid,
             "delivery_count": headers.get("x-delivery-count"),
         }
-        try:
-            self.handler(event)
-        except Exception as exc:
-            EVENTS_FAILED.labels(self.consumer, event.type).inc()
-            retries = _header_int(headers, RETRIES_HEADER)
-            if isinstance(exc, InvalidEvent):
-                # The handler found the data unusable: no retry can fix that.
-                log.error("event data rejected; dead-lettered", exc_info=True, extra=extra)
-                self._move(
-                    channel,
-                    method,
-                    properties,
-                    body,
-                    headers,
-                    dlq_reason="invalid-data",
-                    error=_error_text(exc),
-                )
-            elif retries < len(self.retry_delays):
-                log.warning(
-                    "event handler failed; will retry",
-                    exc_info=True,
-                    extra={**extra, "retry": retries + 1},
-                )
-                self._move(
-                    channel,
-                    method,
-                    properties,
-                    body,
-                    headers,
-                    retry=retries + 1,
-                    error=_error_text(exc),
-                )
-            else:
-                log.error("event handler failed; dead-lettered", exc_info=True, extra=extra)
-                self._move(
-                    channel,
-                    method,
-                    properties,
-                    body,
-                    headers,
-                    dlq_reason="handler-failed",
-                    error=_error_text(exc),
-                )
-            return
-        channel.basic_ack(method.delivery_tag)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                self.handler(event)
+                break
+            except Exception as exc:
+                error = exc
+            if not self.is_transient(error):
+                self._failed(delivery, headers, event, error, extra)
+                return
+            EVENTS_TRANSIENT_FAILURES.labels(self.consumer).inc()
+            if not self._hold(delivery, attempts, error, extra):
+                return
+        if attempts > 1:
+            log.info("dependency is back; event handled", extra={**extra, "attempts": attempts})
+        self._settle(delivery.method.delivery_tag)
         EVENTS_PROCESSED.labels(self.consumer, event.type).inc()
         log.debug("event handled", extra=extra)
 
+    def _hold(
+        self, delivery: _Delivery, attempts: int, error: Exception, extra: dict[str, Any]
+    ) -> bool:
+        """Wait before the next attempt; False when the messages were requeued instead."""
+        now = time.monotonic()
+        stopping = now >= self._drain_deadline
+        if stopping or now - delivery.received_at >= self.max_hold:
+            if stopping:
+                self._cancel()
+            held = [delivery, *self._deliveries]
+            self._deliveries.clear()
+            why = "stopping" if stopping else f"held for {self.max_hold:.0f}s"
+            self._requeue(held, f"dependency still unavailable ({why})")
+            return False
+        delay = min(self.max_transient_delay, 0.5 * 2 ** min(attempts - 1, 20))
+        delay = random.uniform(delay / 2, delay)
+        log.warning(
+            "dependency unavailable; holding the event and retrying",
+            exc_info=error if attempts == 1 else None,  # the traceback once, not each time
+            extra={
+                **extra,
+                "attempt": attempts,
+                "retry_in": round(delay, 2),
+                "error": _error_text(error),
+            },
+        )
+        self._wait(delay)
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        """Pause while answering heartbeats and buffering deliveries; cut short by the stop
+        deadline."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._note_stop()
+            deadline = min(deadline, self._drain_deadline)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._connection.process_data_events(time_limit=min(0.25, left))
+
+    def _failed(
+        self,
+        delivery: _Delivery,
+        headers: dict[str, Any],
+        event: Event,
+        exc: Exception,
+        extra: dict[str, Any],
+    ) -> None:
+        EVENTS_FAILED.labels(self.consumer, event.type).inc()
+        retries = _header_int(headers, RETRIES_HEADER)
+        error = _error_text(exc)
+        if isinstance(exc, InvalidEvent):
+            # The handler found the data unusable: no retry can fix that.
+            log.error("event data rejected; dead-lettered", exc_info=exc, extra=extra)
+            self._move(delivery, headers, dlq_reason="invalid-data", error=error)
+        elif retries < len(self.retry_delays):
+            log.warning(
+                "event handler failed; will retry",
+                exc_info=exc,
+                extra={**extra, "retry": retries + 1},
+            )
+            self._move(delivery, headers, retry=retries + 1, error=error)
+        else:
+            log.error("event handler failed; dead-lettered", exc_info=exc, extra=extra)
+            self._move(delivery, headers, dlq_reason="handler-failed", error=error)
+
     def _move(
         self,
-        channel: Any,
-        method: Any,
-        properties: Any,
-        body: bytes,
+        delivery: _Delivery,
         headers: dict[str, Any],
         *,
         error: str,
@@ -641,7 +919,7 @@ class Consumer:
         """Republish a copy to a retry queue or the DLQ (confirmed), then ack the original."""
         new_headers = {**headers, ERROR_HEADER: error, CONSUMER_HEADER: self.consumer}
         new_headers.pop("x-delivery-count", None)  # the quorum queue's count, not the copy's
-        new_headers.setdefault("x-original-routing-key", method.routing_key)
+        new_headers.setdefault("x-original-routing-key", delivery.method.routing_key)
         if retry is not None:
             target = retry_queue_name(self.consumer, retry)
             new_headers[RETRIES_HEADER] = retry
@@ -649,17 +927,65 @@ class Consumer:
             target = dlq_name(self.consumer)
             new_headers[REASON_HEADER] = dlq_reason
             new_headers[FAILED_AT_HEADER] = datetime.now(UTC).isoformat()
-        copy = republished_properties(properties, new_headers)
+        copy = republished_properties(delivery.properties, new_headers)
         try:
-            channel.basic_publish("", target, body, properties=copy, mandatory=True)
+            self._channel.basic_publish("", target, delivery.body, properties=copy, mandatory=True)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             # Could not park the copy: requeue the original; the delivery limit bounds this.
             log.error(
                 "could not move message; requeued",
                 extra={"consumer": self.consumer, "target": target, "error": str(exc)},
             )
-            channel.basic_nack(method.delivery_tag, requeue=True)
+            self._channel.basic_nack(delivery.method.delivery_tag, requeue=True)
             return
-        channel.basic_ack(method.delivery_tag)
+        self._settle(delivery.method.delivery_tag)
         if dlq_reason is not None:
             EVENTS_DEAD_LETTERED.labels(self.consumer, dlq_reason).inc()
+
+    def _requeue(self, deliveries: Sequence[_Delivery], reason: str) -> None:
+        """Put unfinished messages at the back of our queue as fresh copies, acking each
+        original once its copy is confirmed.
+
+        Returning them (nack, or closing the channel) would count towards x-delivery-limit;
+        a copy starts at zero. A crash between publish and ack leaves both, and the inbox
+        applies the event once.
+        """
+        moved = 0
+        for delivery in deliveries:
+            headers = dict(delivery.properties.headers or {})
+            headers.pop("x-delivery-count", None)
+            headers.setdefault("x-original-routing-key", delivery.method.routing_key)
+            copy = republished_properties(delivery.properties, headers)
+            try:
+                self._channel.basic_publish(
+                    "", self.queue, delivery.body, properties=copy, mandatory=True
+                )
+            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                # The queue refuses more (reject-publish overflow): keep the originals.
+                log.error(
+                    "could not requeue held messages",
+                    extra={"consumer": self.consumer, "error": str(exc)},
+                )
+                break
+            self._settle(delivery.method.delivery_tag)
+            moved += 1
+        EVENTS_REQUEUED.labels(self.consumer).inc(moved)
+        log.warning(
+            "unfinished messages moved to the back of the queue",
+            extra={"consumer": self.consumer, "count": moved, "reason": reason},
+        )
+        kept = list(deliveries[moved:])
+        if kept and not self._stop_requested:
+            # Still ours: hold them again and try the requeue another max_hold later. When
+            # stopping, closing the connection returns them instead.
+            for delivery in kept:
+                delivery.received_at = time.monotonic()
+            self._deliveries.extendleft(reversed(kept))
+
+
+def _close_quietly(connection: Any) -> None:
+    if connection.is_open:
+        try:
+            connection.close()
+        except pika.exceptions.AMQPError:
+            pass

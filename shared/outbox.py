@@ -65,7 +65,11 @@ class OutboxMixin:
         # The relay's query reads unsent rows in id order; sent rows (almost all of the
         # table) stay out of the index.
         unsent = sa.text("sent_at IS NULL")
-        return (sa.Index("ix_outbox_unsent", "id", postgresql_where=unsent, sqlite_where=unsent),)
+        return (
+            sa.Index("ix_outbox_unsent", "id", postgresql_where=unsent, sqlite_where=unsent),
+            # purge_sent deletes by sent_at: without it each purge scans the whole table.
+            sa.Index("ix_outbox_sent_at", "sent_at"),
+        )
 
 
 class BatchPublisher(Protocol):
@@ -236,11 +240,23 @@ def _sleep_unless_stopped(stop: threading.Event, seconds: float) -> None:
         time.sleep(min(0.1, left))
 
 
-def purge_sent(session: Session, model: type[OutboxMixin], older_than: timedelta) -> int:
-    """Delete rows sent longer than `older_than` ago; return how many; the caller commits."""
-    result = session.execute(
-        sa.delete(model)
-        .where(model.sent_at.is_not(None), model.sent_at < utcnow() - older_than)
-        .execution_options(synchronize_session=False)
-    )
+def purge_sent(
+    session: Session,
+    model: type[OutboxMixin],
+    older_than: timedelta,
+    *,
+    limit: int | None = None,
+) -> int:
+    """Delete rows sent longer than `older_than` ago (at most `limit`); return how many.
+
+    The caller commits. Finds the rows through the index on sent_at.
+    """
+    old = (model.sent_at.is_not(None), model.sent_at < utcnow() - older_than)
+    statement = sa.delete(model)
+    if limit is None:
+        statement = statement.where(*old)
+    else:
+        batch = sa.select(model.id).where(*old).limit(limit).scalar_subquery()
+        statement = statement.where(model.id.in_(batch))
+    result = session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -450,3 +450,163 @@ def second_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNo
     finally:
         node.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- a disposable PostgreSQL server and Redis server for outage tests -------------------------
+
+
+def _newest_postgres_bin() -> str:
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    return str(found[-1].parent) if found else ""
+
+
+class PostgresNode:
+    """A throwaway PostgreSQL server (its own data directory, socket and port) to stop at will.
+
+    The shared server must never be stopped, so outage tests start this one. initdb and
+    postgres refuse to run as root: as root, every command runs as the `postgres` user
+    (runuser), in a directory of its own under the system temp directory (pytest's tmp_path
+    is private to root). `stop` is a fast shutdown, which drops every client connection and
+    closes the port; `start` again serves the same data on the same port.
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.bin_dir = os.environ.get("TEST_PG_BIN") or _newest_postgres_bin()
+        if not self.bin_dir or not os.path.exists(os.path.join(self.bin_dir, "pg_ctl")):
+            # Outage tests are must-shows: a missing server is a failure, not a skip.
+            pytest.fail("no PostgreSQL server binaries (pg_ctl); install postgresql")
+        self.base_dir = tempfile.mkdtemp(prefix="pg-node-")
+        self.data_dir = os.path.join(self.base_dir, "data")
+        self.log_path = os.path.join(self.base_dir, "server.log")
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.base_dir, owner.pw_uid, owner.pw_gid)
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        self.running = False
+
+    def _run(self, tool: str, *args: str, timeout: float = 90.0) -> None:
+        argv = [*self._as_postgres, os.path.join(self.bin_dir, tool), *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{tool} failed ({result.returncode}): {result.stderr}\n{self.log_tail()}"
+            )
+
+    def init(self) -> None:
+        """Create the cluster: trust authentication, user postgres, no fsync (test data)."""
+        self._run("initdb", "-D", self.data_dir, "-U", "postgres", "-A", "trust", "--no-sync")
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start serving on 127.0.0.1:port and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base_dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            *("-D", self.data_dir, "-l", self.log_path, "-o", options),
+            *("-w", "-t", str(int(timeout)), "start"),
+            timeout=timeout + 30,
+        )
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """Shut the server down (the outage); clients lose their connections at once."""
+        self._run("pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop")
+        self.running = False
+
+    def destroy(self) -> None:
+        """Stop the server if it runs and remove its files."""
+        import shutil
+
+        if self.running:
+            try:
+                self.stop("immediate")
+            except (RuntimeError, subprocess.SubprocessError, OSError):
+                pass
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the server log, for failure messages."""
+        try:
+            with open(self.log_path, errors="replace") as log:
+                return "".join(log.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresNode]:
+    """A private PostgreSQL server for this test module, always stopped and removed after."""
+    node = PostgresNode()
+    try:
+        node.init()
+        node.start()
+        yield node
+    finally:
+        node.destroy()
+
+
+class RedisNode:
+    """A throwaway redis-server on a port of its own (nothing persisted) to stop at will."""
+
+    def __init__(self, base_dir: str | Path) -> None:
+        self.base_dir = Path(base_dir)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log_path = self.base_dir / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the server and wait until it answers PING."""
+        import shutil
+
+        import redis
+
+        server = os.environ.get("TEST_REDIS_SERVER") or shutil.which("redis-server")
+        if not server:
+            pytest.fail("no redis-server on PATH; install redis-server")
+        argv = [server, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.base_dir)]
+        self._process = spawn(argv, log=self.log_path)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            if self._process is not None and self._process.poll() is not None:
+                pytest.fail(f"redis-server exited:\n{log_tail(self.log_path)}")
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        try:
+            wait_for(answers, timeout=timeout, interval=0.05, what="redis-server answering")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop the server (the outage): its port closes, clients lose their connections."""
+        process, self._process = self._process, None
+        if process is not None:
+            stop_process(process)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisNode]:
+    """A private redis-server for one test, always stopped after."""
+    node = RedisNode(tmp_path)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pika
 import pytest
+import redis
 
 from gateway.revocation import (
     BroadcastListener,
@@ -18,8 +23,18 @@ from gateway.revocation import (
 )
 from gateway.tests.conftest import bearer
 from shared.events import InvalidEvent, new_event
-from shared.messaging import Publisher
-from shared.testing import free_port, wait_for
+from shared.messaging import Publisher, dlq_name, queue_name
+from shared.testing import (
+    RedisNode,
+    create_vhost,
+    delete_vhost,
+    free_port,
+    spawn,
+    stop_process,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def deactivated(user_id: object, at: float | None = None):
@@ -140,3 +155,55 @@ def test_when_redis_cannot_answer_protected_requests_fail_closed(gateway, upstre
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert upstream.received == []
+
+
+def ready_in(amqp_url: str, queue: str) -> int:
+    """Messages waiting in a queue of the broker."""
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+
+
+@pytest.mark.chaos
+@pytest.mark.integration
+def test_a_deactivation_during_a_redis_outage_is_recorded_once_redis_is_back(
+    own_redis: RedisNode, tmp_path
+):
+    vhost, amqp_url = create_vhost("gateway-redis")
+    prefix = f"gw-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "APP_ENV": "test",
+        "AMQP_URL": amqp_url,
+        "REDIS_URL": own_redis.url,
+        "GATEWAY_REDIS_PREFIX": prefix,
+        # The retry tiers take 0.1 s; the outage lasts far longer.
+        "EVENT_RETRY_DELAYS": "0.05,0.05",
+        "PYTHONPATH": str(REPO),
+    }
+    log = tmp_path / "worker.log"
+    worker = spawn([sys.executable, "-m", "gateway.worker"], log=log, env=env, cwd=REPO)
+    client = redis.Redis.from_url(own_redis.url)
+    try:
+        publish_when_routable(amqp_url, deactivated("warm-up"), timeout=30)
+        wait_for(lambda: client.get(f"{prefix}:revoked:warm-up"), timeout=15)
+
+        own_redis.stop()
+        with Publisher(amqp_url) as publisher:
+            assert publisher.publish(deactivated("user-x"))
+        time.sleep(3)
+        assert ready_in(amqp_url, dlq_name("gateway")) == 0
+        own_redis.start()
+
+        revoked = wait_for(
+            lambda: client.get(f"{prefix}:revoked:user-x"),
+            timeout=30,
+            what="the revocation written once Redis is back",
+        )
+        assert float(revoked) > 0
+        assert ready_in(amqp_url, dlq_name("gateway")) == 0
+        assert ready_in(amqp_url, queue_name("gateway")) == 0
+    finally:
+        client.close()
+        code = stop_process(worker)
+        delete_vhost(vhost)
+    assert code == 0, log.read_text()[-2000:]

@@ -1,50 +1,61 @@
-"""Background processes of the auth service: `python -m services.auth.worker relay`.
+"""Background process of the auth service: `python -m services.auth.worker relay`.
 
-Auth consumes no events; its one worker is the outbox relay that publishes what the
-use cases recorded. SIGTERM or SIGINT stop it after the batch in hand.
+Auth consumes no events; its one worker is the outbox relay that publishes what the use
+cases recorded, and deletes published events once they are older than
+AUTH_OUTBOX_RETENTION_SECONDS (checked every AUTH_PURGE_INTERVAL_SECONDS). It runs under
+shared.worker: SIGTERM or SIGINT stop it after the batch in hand, and with METRICS_PORT set
+it serves /metrics and /healthz there.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from collections.abc import Sequence
-from types import FrameType
+from datetime import timedelta
 
 from sqlalchemy.orm import sessionmaker
 
-log = logging.getLogger(__name__)
+from shared.config import ConfigError, Env
+from shared.worker import outbox_purge, periodic_task, relay_task, run_worker
+
+log = logging.getLogger("services.auth.worker")
+
+DAY = 24 * 3600
 
 
-def run_relay_process(*, batch_size: int, idle_seconds: float) -> None:
-    """Relay the outbox to RabbitMQ until SIGTERM/SIGINT."""
+def purge_settings(env: Env) -> tuple[timedelta, float]:
+    """(retention of sent events, seconds between purges) from the environment."""
+    retention = env.integer("AUTH_OUTBOX_RETENTION_SECONDS", 7 * DAY)
+    interval = env.number("AUTH_PURGE_INTERVAL_SECONDS", 600.0)
+    if retention <= 0 or interval <= 0:
+        raise ConfigError(
+            "AUTH_OUTBOX_RETENTION_SECONDS and AUTH_PURGE_INTERVAL_SECONDS must be positive"
+        )
+    return timedelta(seconds=retention), interval
+
+
+def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
+    """Relay the outbox to RabbitMQ and purge old sent events until SIGTERM/SIGINT."""
     from services.auth import create_app
     from services.auth.models import Outbox, db
-    from shared.outbox import run_relay
 
     app = create_app()
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        # Only set a flag: the relay finishes (and commits) the batch in hand, then returns.
-        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    retention, interval = purge_settings(Env())
     with app.app_context():
         engine = db.engine
-    run_relay(
-        sessionmaker(bind=engine),
-        Outbox,
-        app.config["AMQP_URL"],
-        batch_size=batch_size,
-        idle_seconds=idle_seconds,
-        stop_event=stop,
-    )
-    engine.dispose()
+    sessions = sessionmaker(bind=engine)
+    tasks = [
+        relay_task(
+            sessions,
+            Outbox,
+            app.config["AMQP_URL"],
+            batch_size=batch_size,
+            idle_seconds=idle_seconds,
+        ),
+        periodic_task("outbox-purge", interval, outbox_purge(sessions, Outbox, retention)),
+    ]
+    return run_worker(tasks, cleanup=engine.dispose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,9 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay.add_argument("--batch-size", type=int, default=500)
     relay.add_argument("--idle-seconds", type=float, default=0.05)
     args = parser.parse_args(argv)
-    if args.command == "relay":
-        run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds)
-    return 0
+    try:
+        return run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds)
+    except ConfigError as exc:
+        log.error("cannot start", extra={"error": str(exc)})
+        return 2
 
 
 if __name__ == "__main__":

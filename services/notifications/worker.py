@@ -2,20 +2,19 @@
 
     python -m services.notifications.worker consume   # events -> notifications + deliveries
     python -m services.notifications.worker deliver   # deliveries -> SMTP and webhooks
+    python -m services.notifications.worker setup     # declare the queues `consume` reads
 
-Two processes so that a slow SMTP server or webhook never holds up consuming. SIGTERM or
-SIGINT stop either one after the message (or delivery) in hand.
+Two processes so that a slow SMTP server or webhook never holds up consuming. Both run under
+shared.worker: SIGTERM or SIGINT stop either one after the message (or delivery) in hand,
+and with METRICS_PORT set they serve /metrics and /healthz there.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-import time
 from collections.abc import Sequence
-from types import FrameType
 
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
@@ -24,45 +23,33 @@ from services.notifications import create_app
 from services.notifications.delivery import delivery_settings, run_delivery_loop
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
-from shared import observability
 from shared.inbox import inbox_handler
 from shared.messaging import Consumer
+from shared.worker import Task, consumer_from_config, consumer_task, run_worker, setup_topology
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("services.notifications.worker")
 
 
 def build_consumer(app: Flask) -> Consumer:
     """The RabbitMQ consumer of this service: its own quorum queue, inbox-deduplicated."""
-    return Consumer(
-        app.config["AMQP_URL"],
-        CONSUMER,
-        list(HANDLERS),
-        inbox_handler(app, db, Inbox, CONSUMER, HANDLERS),
-        delivery_limit=int(app.config["EVENT_DELIVERY_LIMIT"]),
-        retry_delays=[float(d) for d in app.config["EVENT_RETRY_DELAYS"]],
+    return consumer_from_config(
+        app.config, CONSUMER, HANDLERS, inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
     )
 
 
-def run_consumer_process() -> None:
+def run_consumer_process() -> int:
     """Consume events until SIGTERM/SIGINT."""
-    app = create_app()
-    observability.start_metrics_server()  # METRICS_PORT; none when unset
-    consumer = build_consumer(app)
+    return run_worker([consumer_task(build_consumer(create_app()))])
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        # Consumer.stop only sets a flag: safe inside a signal handler.
-        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-        consumer.stop()
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    consumer.run()
+def run_setup() -> int:
+    """Declare this service's queues and bindings without consuming."""
+    return setup_topology(build_consumer(create_app()))
 
 
 def run_delivery_process(*, threads: int | None = None) -> int:
     """Send due deliveries until SIGTERM/SIGINT, in `threads` loops (PostgreSQL) or one."""
     app = create_app()
-    observability.start_metrics_server()
     with app.app_context():
         engine = db.engine
     count = threads or int(app.config["NOTIFICATIONS_DELIVERY_THREADS"])
@@ -72,42 +59,15 @@ def run_delivery_process(*, threads: int | None = None) -> int:
         # SQLite has no SKIP LOCKED: two loops could claim the same row.
         log.warning("SQLite: running one delivery loop", extra={"requested": count})
         count = 1
-    stop = threading.Event()
-    stop_requested = False
+    sessions = sessionmaker(bind=engine)
+    settings = delivery_settings(app.config)
+    stop = threading.Event()  # set by the runner's main thread, never by a signal handler
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        # Only a plain flag here: setting a threading.Event could need a lock the
-        # interrupted main thread holds. The main loop below passes it on.
-        nonlocal stop_requested
-        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-        stop_requested = True
+    def loop() -> None:
+        run_delivery_loop(sessions, settings, stop)
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    session_factory = sessionmaker(bind=engine)
-    loops = [
-        threading.Thread(
-            target=run_delivery_loop,
-            args=(session_factory, delivery_settings(app.config), stop),
-            name=f"delivery-{n}",
-        )
-        for n in range(count)
-    ]
-    for loop in loops:
-        loop.start()
-    log.info("delivery worker started", extra={"threads": count})
-    while not stop_requested and any(loop.is_alive() for loop in loops):
-        time.sleep(0.2)
-    stop.set()
-    for loop in loops:
-        loop.join()
-    engine.dispose()
-    if not stop_requested:
-        # Every loop died of an unexpected error: exit non-zero so the supervisor restarts us.
-        log.error("delivery loops ended unexpectedly")
-        return 1
-    log.info("delivery worker stopped")
-    return 0
+    tasks = [Task(f"delivery-{n}", loop, stop.set) for n in range(count)]
+    return run_worker(tasks, cleanup=engine.dispose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,11 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="delivery loops (PostgreSQL only; default from config)",
     )
+    commands.add_parser("setup", help="declare the queues `consume` reads, then exit")
     args = parser.parse_args(argv)
     if args.command == "deliver":
         return run_delivery_process(threads=args.threads)
-    run_consumer_process()
-    return 0
+    if args.command == "setup":
+        return run_setup()
+    return run_consumer_process()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import json
 
 import pika
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.context import current_request_id, current_traceparent
 from shared.events import CONTENT_TYPE, InvalidEvent, new_event
@@ -26,6 +27,11 @@ from shared.tests.conftest import drain, queue_depth, running, unique_type
 pytestmark = pytest.mark.integration
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def counter(name, **labels):
+    """A consumer counter's current value (0 when the series does not exist)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def bound_queue(channel, name, *routing_keys):
@@ -174,6 +180,13 @@ def test_a_poison_event_is_dead_lettered_after_its_retries_while_good_ones_flow(
         wait_for(lambda: all(attempts.get(e.id) == 1 for e in good), timeout=15)
 
     assert attempts[poison.id] == 3  # the first try and one per retry tier
+    labels = {"consumer": consumer_name, "type": event_type}
+    assert counter("events_failed_total", **labels) == 3  # every failed attempt
+    assert counter("events_processed_total", **labels) == 20
+    assert (
+        counter("events_dead_lettered_total", consumer=consumer_name, reason="handler-failed") == 1
+    )
+    assert counter("events_redelivered_total", consumer=consumer_name) == 0  # retries are copies
     [(properties, body)] = drain(channel, dlq_name(consumer_name))
     assert json.loads(body)["id"] == poison.id
     assert properties.headers["x-dlq-reason"] == "handler-failed"
@@ -198,6 +211,8 @@ def test_a_malformed_message_is_dead_lettered_and_never_stops_the_consumer(
         wait_for(lambda: queue_depth(channel, dlq_name(consumer_name)) == 2, timeout=15)
 
     assert [e.id for e in handled] == [good.id]
+    assert counter("events_dead_lettered_total", consumer=consumer_name, reason="malformed") == 2
+    assert counter("events_failed_total", consumer=consumer_name, type=event_type) == 0
     dead = drain(channel, dlq_name(consumer_name))
     assert [p.headers["x-dlq-reason"] for p, _ in dead] == ["malformed", "malformed"]
     assert "not JSON" in dead[0][0].headers["x-error"]
@@ -223,6 +238,32 @@ def test_an_event_its_handler_rejects_as_invalid_is_dead_lettered_without_retrie
     assert attempts == [event.id]
     [(properties, _body)] = drain(channel, dlq_name(consumer_name))
     assert properties.headers["x-dlq-reason"] == "invalid-data"
+    assert counter("events_dead_lettered_total", consumer=consumer_name, reason="invalid-data") == 1
+
+
+def test_a_delivery_the_broker_had_handed_out_before_is_counted_as_redelivered(
+    amqp_url, channel, consumer_name
+):
+    event_type = unique_type("user")
+    declare_topology(channel, consumer_name, [event_type], delivery_limit=5, retry_delays=[1])
+    first, second = new_event(event_type, "/auth", {}), new_event(event_type, "/auth", {})
+    with Publisher(amqp_url) as publisher:
+        assert publisher.publish_batch([first, second]) == [True, True]
+    # Another consumer takes the first message and dies before its ack.
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        method, _properties, _body = connection.channel().basic_get(
+            queue_name(consumer_name), auto_ack=False
+        )
+        assert method is not None
+    handled = []
+    consumer = Consumer(amqp_url, consumer_name, [event_type], handled.append, retry_delays=[1])
+    # The series exists from the start, at 0, so alerts on its rate see it.
+    assert REGISTRY.get_sample_value("events_redelivered_total", {"consumer": consumer_name}) == 0
+    with running(consumer):
+        wait_for(lambda: len(handled) == 2, timeout=15)
+
+    assert sorted(e.id for e in handled) == sorted([first.id, second.id])
+    assert counter("events_redelivered_total", consumer=consumer_name) == 1
 
 
 def test_a_crash_looping_delivery_is_dead_lettered_by_the_delivery_limit(amqp_url, consumer_name):

@@ -170,6 +170,31 @@ def test_backlog_metrics_and_purge_of_sent_rows(session_factory):
         session.commit()
 
 
+def test_the_backlog_gauges_show_the_unsent_events_and_the_age_of_the_oldest(session_factory):
+    from prometheus_client import REGISTRY
+
+    def gauges():
+        return (
+            REGISTRY.get_sample_value("outbox_backlog"),
+            REGISTRY.get_sample_value("outbox_oldest_unsent_age_seconds"),
+        )
+
+    record(session_factory, "order.created", 2)
+    with session_factory() as session:
+        # The oldest was written five minutes ago (the relay was down, say).
+        oldest = session.scalars(sa.select(Outbox).order_by(Outbox.id)).first()
+        oldest.created_at = utcnow() - timedelta(minutes=5)
+        session.commit()
+        update_backlog_metrics(session, Outbox)
+        backlog, age = gauges()
+        assert backlog == 2
+        assert 300 <= age < 360
+
+        relay_outbox_once(session, Outbox, FakePublisher())
+        update_backlog_metrics(session, Outbox)
+    assert gauges() == (0, 0)
+
+
 @pytest.mark.integration
 def test_relay_publishes_to_the_real_broker_and_reports_unroutable_rows(
     session_factory, amqp_url, channel

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from flask import Flask
 
 from shared.app import create_base_app
 from shared.messaging import EVENTS_PROCESSED
 from shared.observability import MetricsServer, start_metrics_server
+from shared.testing import (
+    create_vhost,
+    delete_vhost,
+    free_port,
+    spawn,
+    stop_processes,
+    wait_until_healthy,
+)
+
+from .conftest import ROOT, process_env
 
 
 @pytest.fixture
@@ -132,3 +145,104 @@ def test_an_unknown_http_method_is_counted_as_other_not_as_a_new_series(app: Fla
         'http_requests_total{method="OTHER",route="<unmatched>",service="opsmethods",status="405"}'
         " 1.0" in metrics
     )
+
+
+# -- every worker command the suite runs --------------------------------------------------
+
+RELAY_METRICS = ["outbox_backlog ", "outbox_oldest_unsent_age_seconds "]
+CONSUMER_METRICS = [
+    'events_processed_total{consumer="%s"',
+    'events_failed_total{consumer="%s"',
+    'events_redelivered_total{consumer="%s"}',
+    'events_dead_lettered_total{consumer="%s"',
+    'events_transient_failures_total{consumer="%s"}',
+]
+
+
+def worker_commands() -> set[tuple[str, ...]]:
+    """`python -m <module> [args]` of every worker in the Procfile and docker-compose.yml."""
+    commands: set[tuple[str, ...]] = set()
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        argv = shlex.split(line.partition(":")[2])
+        if argv[:2] == ["python", "-m"] and argv[2].endswith(".worker"):
+            commands.add(tuple(argv[2:]))
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in compose["services"].values():
+        argv = service.get("command") or []
+        if argv[:2] == ["python", "-m"] and argv[2].endswith(".worker"):
+            commands.add(tuple(argv[2:]))
+    return commands
+
+
+def expected_metrics(command: tuple[str, ...]) -> list[str]:
+    """What /metrics of that worker must show, by what it does."""
+    module, *args = command
+    if args == ["relay"]:
+        return RELAY_METRICS
+    if args == ["deliver"]:
+        return ["notification_delivery_attempts"]
+    consumer = "gateway" if module == "gateway.worker" else module.split(".")[1]
+    return [metric % consumer for metric in CONSUMER_METRICS]
+
+
+def test_the_worker_commands_are_the_ones_this_test_knows() -> None:
+    assert worker_commands() == {
+        ("services.auth.worker", "relay"),
+        ("services.orders.worker", "relay"),
+        ("services.orders.worker", "consume"),
+        ("services.notifications.worker", "consume"),
+        ("services.notifications.worker", "deliver"),
+        ("gateway.worker",),
+    }
+
+
+@pytest.mark.integration
+def test_every_worker_command_answers_its_health_probe_and_serves_its_metrics(
+    tmp_path: Path,
+) -> None:
+    vhost, amqp_url = create_vhost("ops-workers")
+    env = process_env(
+        APP_ENV="test",
+        VAR_DIR=str(tmp_path),
+        AMQP_URL=amqp_url,
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        GATEWAY_REDIS_PREFIX=f"ops-{uuid.uuid4().hex[:8]}",
+        METRICS_HOST="127.0.0.1",
+        PYTHONPATH=str(ROOT),
+    )
+    for service in ("auth", "orders", "notifications"):  # SQLite files under VAR_DIR
+        migrated = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", f"services.{service}", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+    started: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], str, Path]] = {}
+    try:
+        for command in sorted(worker_commands()):
+            port = free_port()
+            log = tmp_path / f"{'-'.join(command)}.log"
+            process = spawn(
+                [sys.executable, "-m", *command],
+                log=log,
+                env={**env, "METRICS_PORT": str(port)},
+                cwd=ROOT,
+            )
+            started[command] = (process, f"http://127.0.0.1:{port}", log)
+        for command, (process, url, log) in started.items():
+            wait_until_healthy(url, process, log, timeout=60)
+            metrics = requests.get(f"{url}/metrics", timeout=5)
+            assert metrics.status_code == 200
+            missing = [name for name in expected_metrics(command) if name not in metrics.text]
+            assert not missing, f"{' '.join(command)} lacks {missing}"
+    finally:
+        codes = stop_processes(process for process, _url, _log in started.values())
+        delete_vhost(vhost)
+    assert codes == [0] * len(started), {
+        " ".join(command): log.read_text()[-2000:]
+        for (command, (_process, _url, log)), code in zip(started.items(), codes, strict=True)
+        if code != 0
+    }

@@ -23,7 +23,7 @@ run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway o
 	scripts/run.sh
 
 test: $(STAMP) ## run every test against the real PostgreSQL, RabbitMQ and Redis
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy

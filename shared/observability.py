@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -47,8 +48,11 @@ METRICS_PORT_ENV = "METRICS_PORT"
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Label values must come from a small set: a client can send any method token, and each
-# new label value is a new time series kept until the process restarts.
+# new label value is a new time series kept until the process restarts. Routes are URL
+# rules (never paths), statuses the registered codes; anything else shares one value.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_STATUSES = frozenset(int(status) for status in HTTPStatus)
+UNMATCHED_ROUTE = "<unmatched>"
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -56,7 +60,7 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency",
-    ["service", "method", "route"],
+    ["service", "method", "route", "status"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -120,11 +124,12 @@ def _after_request(response: Response) -> Response:
         response.headers["traceparent"] = g.traceparent
     started = g.get("request_started")
     duration = time.perf_counter() - started if started is not None else 0.0
-    route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
     service = _service_name()
     method = request.method if request.method in KNOWN_METHODS else "OTHER"
-    HTTP_REQUESTS.labels(service, method, route, str(response.status_code)).inc()
-    HTTP_LATENCY.labels(service, method, route).observe(duration)
+    status = status_label(response.status_code)
+    HTTP_REQUESTS.labels(service, method, route, status).inc()
+    HTTP_LATENCY.labels(service, method, route, status).observe(duration)
     access_log.info(
         "request",
         extra={
@@ -137,6 +142,11 @@ def _after_request(response: Response) -> Response:
         },
     )
     return response
+
+
+def status_label(code: int) -> str:
+    """The `status` label of a response: its code if registered (RFC 9110 & co.), else "other"."""
+    return str(code) if code in KNOWN_STATUSES else "other"
 
 
 def _service_name() -> str:

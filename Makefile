@@ -14,10 +14,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,otel]'
 	touch $@
 
-install: $(STAMP) ## create .venv and install the suite with its dev tools
+install: $(STAMP) ## create .venv and install the suite with its dev tools and span export
 
 run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway on :8080)
 	scripts/run.sh

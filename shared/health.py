@@ -1,6 +1,6 @@
 """`/healthz` (the process answers) and `/readyz` (what it cannot serve without answers).
 
-Readiness decides whether a load balancer (a Kubernetes Service, the compose edge) sends
+Readiness decides whether a load balancer (a Kubernetes Service, a cloud one) sends
 this process traffic, so it must only fail for what makes the process useless. A check is
 either *required* (it fails: /readyz answers 503, the pod leaves the Service) or
 *reported* (it fails: /readyz still answers 200 with status "degraded" and names it).

@@ -28,7 +28,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -111,8 +111,6 @@ def configure_logging(service: str, level: str | None = None) -> None:
 
 
 def _before_request() -> None:
-    from flask import current_app
-
     g.request_started = time.perf_counter()
     g.request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
     span_traceparent = current_app.extensions.get(SPAN_TRACEPARENT_EXTENSION)
@@ -161,8 +159,6 @@ def status_label(code: int) -> str:
 
 
 def _service_name() -> str:
-    from flask import current_app
-
     return str(current_app.config.get("SERVICE_NAME", "app"))
 
 

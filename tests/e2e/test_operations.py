@@ -106,6 +106,11 @@ def records_of_trace(suite: Suite, process: str, trace_id: str) -> list[dict[str
     return [r for r in log_records(suite, process) if r.get("trace_id") == trace_id]
 
 
+def access_lines(suite: Suite, process: str, trace_id: str) -> list[dict[str, Any]]:
+    """The per-request log lines of one process in this trace."""
+    return [r for r in records_of_trace(suite, process, trace_id) if r.get("message") == "request"]
+
+
 @pytest.fixture
 def order_events(suite: Suite) -> Iterator[Callable[[str], dict[str, Any] | None]]:
     """A queue of our own bound to order.created: find(order_id) -> the published event."""
@@ -152,26 +157,24 @@ def test_one_trace_id_follows_an_order_through_every_process(suite, register, or
     assert response.status_code == 201, response.text
     order_id = response.json()["id"]
     assert trace_id_of(response.headers["traceparent"]) == trace_id
-    (gateway_line,) = wait_for(
-        lambda: records_of_trace(suite, "gateway", trace_id), timeout=5, what="gateway log line"
-    )
-    assert (gateway_line["message"], gateway_line["status"]) == ("request", 201)
-    (orders_line,) = wait_for(
-        lambda: records_of_trace(suite, "orders", trace_id), timeout=5, what="orders log line"
-    )
+    (gateway_line,) = wait_for(lambda: access_lines(suite, "gateway", trace_id), timeout=5)
+    assert gateway_line["status"] == 201
+    (orders_line,) = wait_for(lambda: access_lines(suite, "orders", trace_id), timeout=5)
     assert (orders_line["route"], orders_line["status"]) == ("/api/v1/orders", 201)
     assert orders_line["request_id"] == gateway_line["request_id"]
     # The relay logs no line per event; what it carries is in the event it published.
     published = wait_for(lambda: order_events(order_id), timeout=15, what="order.created")
     assert trace_id_of(published["event"]["traceparent"]) == trace_id
     assert trace_id_of(published["headers"]["traceparent"]) == trace_id
-    handled = wait_for(
-        lambda: records_of_trace(suite, CONSUMER, trace_id), timeout=15, what="consumer log line"
+    assert wait_for(
+        lambda: [
+            r
+            for r in records_of_trace(suite, CONSUMER, trace_id)
+            if r["message"] == "event handled" and r.get("event_id") == published["event"]["id"]
+        ],
+        timeout=15,
+        what="the consumer's line for the event",
     )
-    assert any(
-        r["message"] == "event handled" and r.get("event_id") == published["event"]["id"]
-        for r in handled
-    ), handled
 
 
 def test_every_web_process_exports_its_spans_in_the_callers_trace(suite, register, otlp):
@@ -181,12 +184,18 @@ def test_every_web_process_exports_its_spans_in_the_callers_trace(suite, registe
     response = user.request("GET", "/api/v1/orders", headers={"traceparent": traceparent})
     assert response.status_code == 200, response.text
 
-    def both_services() -> list[Any] | None:
-        spans = otlp.of_trace(trace_id)
-        services = {span.service for span in spans}
-        return spans if {"gateway", "orders"} <= services else None
+    expected = {
+        ("gateway", SPAN_KIND_SERVER),
+        ("gateway", SPAN_KIND_CLIENT),
+        ("orders", SPAN_KIND_SERVER),
+    }
 
-    spans = wait_for(both_services, timeout=10, what="spans of gateway and orders")
+    def all_arrived() -> list[Any] | None:
+        # Each process exports in batches of its own: wait for every kind of span.
+        spans = otlp.of_trace(trace_id)
+        return spans if expected <= {(span.service, span.kind) for span in spans} else None
+
+    spans = wait_for(all_arrived, timeout=10, what="spans of gateway and orders")
     gateway_server = [s for s in spans if s.service == "gateway" and s.kind == SPAN_KIND_SERVER]
     gateway_client = [s for s in spans if s.service == "gateway" and s.kind == SPAN_KIND_CLIENT]
     orders_server = [s for s in spans if s.service == "orders" and s.kind == SPAN_KIND_SERVER]
@@ -205,9 +214,13 @@ def test_a_request_without_traceparent_logs_the_trace_id_its_spans_have(suite, r
     assert response.status_code == 200
     trace_id = trace_id_of(response.headers["traceparent"])
     assert trace_id is not None
-    assert records_of_trace(suite, "gateway", trace_id)
-    spans = wait_for(lambda: otlp.of_trace(trace_id), timeout=10, what="the gateway's spans")
-    assert "gateway" in {span.service for span in spans}
+    assert wait_for(lambda: access_lines(suite, "gateway", trace_id), timeout=5)
+    # The trace id the gateway logged and answered with is the one its span was exported in.
+    assert wait_for(
+        lambda: [span for span in otlp.of_trace(trace_id) if span.service == "gateway"],
+        timeout=10,
+        what="the gateway's spans",
+    )
 
 
 # -- rolling restart ----------------------------------------------------------------------
@@ -337,12 +350,14 @@ def test_a_rolling_restart_loses_no_order_and_no_notification(suite, register, r
     # for connections the gateway still held to the old one).
     assert all(orders_down <= at <= orders_up + 1.0 for at in placed.retries), summary
     ids = set(placed.order_ids.values())
-    assert len(ids) == len(placed.order_ids), "a retried POST made a second order"
+    assert len(ids) == len(placed.order_ids), "two Idempotency-Keys answered with one order"
+    # No order the clients were not told of: a retry replayed its first answer.
     assert {o["id"] for o in all_pages(user, "/api/v1/orders")} == ids
 
     expected = collections.Counter(order_id[:8] for order_id in ids)
 
     def order_notifications() -> collections.Counter[str] | None:
+        # The title ends with the order's reference, the first 8 characters of its id.
         found = [
             n["title"].rsplit(" ", 1)[-1]
             for n in all_pages(user, "/api/v1/notifications")

@@ -14,16 +14,16 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,otel]'
 	touch $@
 
-install: $(STAMP) ## create .venv and install the suite with its dev tools
+install: $(STAMP) ## create .venv and install the suite with its dev tools and span export
 
 run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway on :8080)
 	scripts/run.sh
 
 test: $(STAMP) ## run every test against the real PostgreSQL, RabbitMQ and Redis
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy

@@ -19,6 +19,7 @@ from gateway.config import gateway_config, validate_config
 from shared import errors, health
 from shared.app import create_base_app, remote_verifier
 from shared.config import Env
+from shared.tokens import JWKSCache
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = None) -> Flask:
@@ -32,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
     proxy.init_app(app)
     upstreams = app.extensions["route_table"].upstreams()
     openapi.init_app(app, upstreams)
-    health.init_app(app, readiness_checks(app, upstreams))
+    health.init_app(app, readiness_checks(app, upstreams), degraded_ok=upstreams)
     return app
 
 
@@ -61,8 +62,30 @@ def upstream_ready_check(url: str, timeout: float) -> health.Check:
     return check
 
 
+def jwks_check(app: Flask) -> health.Check:
+    """A check that this process holds auth's signing keys, fetching them while it has none.
+
+    Once loaded, the keys are kept through an auth outage, and so is readiness.
+    """
+
+    def check() -> None:
+        # Looked up per call: tests swap the verifier after create_app.
+        keys = app.extensions["token_verifier"].keys
+        if isinstance(keys, JWKSCache) and not keys.loaded():
+            raise RuntimeError(f"no key set loaded from {keys.url} yet")
+
+    return check
+
+
 def readiness_checks(app: Flask, upstreams: Mapping[str, str]) -> dict[str, health.Check]:
-    """Each upstream's readiness (cached briefly: probes come often), plus Redis if used."""
+    """Each upstream's readiness (cached briefly: probes come often), Redis if used, the JWKS.
+
+    create_app reports the upstreams without requiring them: a gateway whose upstream is
+    down still answers (503 problem+json, fast) for that upstream and serves the others,
+    and an upstream's outage must not take every gateway pod out of rotation with it.
+    Required are Redis (limits and revocations live there) and the JWKS (without keys no
+    protected request can pass).
+    """
     ttl = float(app.config["GATEWAY_READY_TTL_SECONDS"])
     timeout = float(app.config["GATEWAY_CONNECT_TIMEOUT"])
     checks: dict[str, health.Check] = {
@@ -73,4 +96,5 @@ def readiness_checks(app: Flask, upstreams: Mapping[str, str]) -> dict[str, heal
     if isinstance(store, revocation.RedisRevocationStore):
         client = store.client
         checks["redis"] = health.CachedCheck(lambda: client.ping(), ttl=ttl)
+    checks["jwks"] = jwks_check(app)
     return checks

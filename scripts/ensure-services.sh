@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the servers the test suite talks to are up: PostgreSQL, RabbitMQ, Redis on
 # 127.0.0.1. Starts any that is installed but stopped; fails with one clear line otherwise.
-# Also makes sure nginx and wrk are installed (as root it installs the Debian packages).
+# Also makes sure nginx, wrk and docker-compose are installed (as root it installs the
+# Debian packages).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -67,7 +68,8 @@ ensure_package() { # command package
 }
 ensure_nginx() { ensure_package nginx nginx-light; }
 ensure_wrk() { ensure_package wrk wrk; }
-# `make lint` validates docker-compose.yml offline: the compose plugin or docker-compose.
+# `make test` and `make lint` validate docker-compose.yml offline: the compose plugin or
+# docker-compose.
 ensure_compose() {
   docker compose version >/dev/null 2>&1 || ensure_package docker-compose docker-compose
 }

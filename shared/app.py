@@ -181,8 +181,9 @@ def init_service(
 ) -> Api:
     """Wire a service's database, migrations, token checks, /healthz + /readyz and its API.
 
-    /readyz checks the database and the broker, then `extra_checks`; a request that finds the
-    database unavailable is a 503. Nothing connects here.
+    /readyz requires the database and `extra_checks` and reports the broker (see
+    shared.health for why a broker outage leaves the service ready); a request that finds
+    the database unavailable is a 503. Nothing connects here.
     """
     # Imported here: the gateway shares this module and has no database (nor SQLAlchemy).
     from flask_migrate import Migrate
@@ -203,6 +204,7 @@ def init_service(
             "broker": health.broker_check(app.config["AMQP_URL"]),
             **(extra_checks or {}),
         },
+        degraded_ok={"broker"},
     )
     api = init_api(app, blueprints)
     errors.init_database_errors(app)

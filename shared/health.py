@@ -1,11 +1,24 @@
-"""`/healthz` (the process answers) and `/readyz` (its database and broker answer)."""
+"""`/healthz` (the process answers) and `/readyz` (what it cannot serve without answers).
+
+Readiness decides whether a load balancer (a Kubernetes Service, a cloud one) sends
+this process traffic, so it must only fail for what makes the process useless. A check is
+either *required* (it fails: /readyz answers 503, the pod leaves the Service) or
+*reported* (it fails: /readyz still answers 200 with status "degraded" and names it).
+
+A service requires its database: without it no request can succeed. The broker is only
+reported: writes go to the outbox in the same transaction and the relay publishes them
+once the broker is back, so an outage delays events but loses nothing. Failing readiness
+on it would take every pod of every service out of rotation at once and turn a broker
+outage into a full API outage. The gateway requires only what it cannot work without
+itself and reports its upstreams (see gateway.readiness_checks).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import pika
 from flask import Flask, Response, jsonify
@@ -68,25 +81,45 @@ def database_check(db: object) -> Check:
     return check
 
 
-def init_app(app: Flask, checks: Mapping[str, Check]) -> None:
-    """Add /healthz and /readyz; readyz is 503 when any named check fails."""
+def init_app(app: Flask, checks: Mapping[str, Check], *, degraded_ok: Collection[str] = ()) -> None:
+    """Add /healthz and /readyz: 503 when a required check fails, 200 "degraded" for the rest.
+
+    Every check named in `degraded_ok` is reported in the body but never makes /readyz
+    fail; all the others are required.
+    """
+    unknown = set(degraded_ok) - set(checks)
+    if unknown:
+        raise ValueError(f"degraded_ok names no check: {', '.join(sorted(unknown))}")
+    reported_only = frozenset(degraded_ok)
 
     def healthz() -> Response:
         return jsonify(status="ok")
 
     def readyz() -> tuple[Response, int]:
         results: dict[str, str] = {}
-        ready = True
+        failed: list[str] = []
         for name, check in checks.items():
             try:
                 check()
                 results[name] = "ok"
             except Exception as exc:
-                log.warning("readiness check failed", extra={"check": name, "error": str(exc)})
+                log.warning(
+                    "readiness check failed",
+                    extra={
+                        "check": name,
+                        "required": name not in reported_only,
+                        "error": str(exc),
+                    },
+                )
                 results[name] = "unavailable"
-                ready = False
-        body = jsonify(status="ok" if ready else "unavailable", checks=results)
-        return body, 200 if ready else 503
+                failed.append(name)
+        if any(name not in reported_only for name in failed):
+            status, code = "unavailable", 503
+        elif failed:
+            status, code = "degraded", 200
+        else:
+            status, code = "ok", 200
+        return jsonify(status=status, checks=results), code
 
     app.add_url_rule("/healthz", "healthz", healthz, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])

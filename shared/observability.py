@@ -4,6 +4,12 @@ Web processes expose `/metrics` on their own port (gunicorn runs them in Prometh
 multiprocess mode, see shared.gunicorn_conf). Worker processes (relays, consumers, the
 delivery worker) have no HTTP app: `start_metrics_server()` serves their `/metrics` and
 `/healthz` on `METRICS_PORT`.
+
+Spans: with `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) set, `init_tracing`
+sends every request's span, and those of its outgoing HTTP calls, to that OTLP/HTTP
+collector, continuing the caller's traceparent; the traceparent this process logs, passes
+on and stores in events is then its span's. Unset (the default), no OpenTelemetry module
+is even imported, and the packages (the `otel` extra) need not be installed.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -47,8 +54,11 @@ METRICS_PORT_ENV = "METRICS_PORT"
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Label values must come from a small set: a client can send any method token, and each
-# new label value is a new time series kept until the process restarts.
+# new label value is a new time series kept until the process restarts. Routes are URL
+# rules (never paths), statuses the registered codes; anything else shares one value.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_STATUSES = frozenset(int(status) for status in HTTPStatus)
+UNMATCHED_ROUTE = "<unmatched>"
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -56,7 +66,7 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency",
-    ["service", "method", "route"],
+    ["service", "method", "route", "status"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -103,7 +113,10 @@ def configure_logging(service: str, level: str | None = None) -> None:
 def _before_request() -> None:
     g.request_started = time.perf_counter()
     g.request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
-    g.traceparent = child_traceparent(request.headers.get("traceparent"))
+    span_traceparent = current_app.extensions.get(SPAN_TRACEPARENT_EXTENSION)
+    g.traceparent = (span_traceparent and span_traceparent()) or child_traceparent(
+        request.headers.get("traceparent")
+    )
     set_correlation(g.request_id, g.traceparent)
 
 
@@ -120,11 +133,12 @@ def _after_request(response: Response) -> Response:
         response.headers["traceparent"] = g.traceparent
     started = g.get("request_started")
     duration = time.perf_counter() - started if started is not None else 0.0
-    route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
     service = _service_name()
     method = request.method if request.method in KNOWN_METHODS else "OTHER"
-    HTTP_REQUESTS.labels(service, method, route, str(response.status_code)).inc()
-    HTTP_LATENCY.labels(service, method, route).observe(duration)
+    status = status_label(response.status_code)
+    HTTP_REQUESTS.labels(service, method, route, status).inc()
+    HTTP_LATENCY.labels(service, method, route, status).observe(duration)
     access_log.info(
         "request",
         extra={
@@ -139,9 +153,12 @@ def _after_request(response: Response) -> Response:
     return response
 
 
-def _service_name() -> str:
-    from flask import current_app
+def status_label(code: int) -> str:
+    """The `status` label of a response: its code if registered (RFC 9110 & co.), else "other"."""
+    return str(code) if code in KNOWN_STATUSES else "other"
 
+
+def _service_name() -> str:
     return str(current_app.config.get("SERVICE_NAME", "app"))
 
 
@@ -160,11 +177,80 @@ def metrics_response() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Request id + trace context + access log + metrics endpoint on an app."""
+    """Request id + trace context + access log + metrics endpoint (+ spans, if asked) on an app."""
+    # First: the span must exist before _before_request reads its traceparent.
+    init_tracing(app)
     app.before_request(_before_request)
     app.teardown_request(_clear_correlation)
     app.after_request(_after_request)
     app.add_url_rule("/metrics", "metrics", metrics_response, methods=["GET"])
+
+
+# -- OpenTelemetry export (optional) ---------------------------------------------------
+
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+SPAN_TRACEPARENT_EXTENSION = "span_traceparent"
+# Probes and scrapes come every few seconds; their spans would bury the requests'.
+UNTRACED_URLS = "/healthz,/readyz,/metrics"
+
+_tracing_lock = threading.Lock()
+_tracer_provider: Any = None
+
+
+def tracing_enabled() -> bool:
+    """Whether an OTLP endpoint is configured (the standard OpenTelemetry variables)."""
+    return any(os.environ.get(name, "").strip() for name in OTLP_ENDPOINT_VARIABLES)
+
+
+def init_tracing(app: Flask) -> bool:
+    """Export the app's request spans over OTLP/HTTP when an endpoint is set; True if so."""
+    if not tracing_enabled():
+        return False
+    # Imported here, never at module level: without an endpoint they need not be installed.
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    provider = _process_tracer_provider(str(app.config.get("SERVICE_NAME", "app")))
+    FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]  # untyped upstream
+        app, tracer_provider=provider, excluded_urls=UNTRACED_URLS, enable_commenter=False
+    )
+    app.extensions[SPAN_TRACEPARENT_EXTENSION] = _current_span_traceparent
+    return True
+
+
+def _process_tracer_provider(service: str) -> Any:
+    """The one tracer provider of this process, made by its first app (after any fork).
+
+    OpenTelemetry allows one global provider per process, and requests is instrumented
+    process-wide, so both happen once whatever the number of apps built.
+    """
+    global _tracer_provider
+    with _tracing_lock:
+        if _tracer_provider is None:
+            from opentelemetry import trace
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.instrumentation.requests import RequestsInstrumentor
+            from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            # OTEL_SERVICE_NAME, when an operator sets it, wins over the suite's name.
+            named = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
+            provider = TracerProvider(resource=Resource.create(named))
+            # The exporter reads the endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*.
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            trace.set_tracer_provider(provider)
+            RequestsInstrumentor().instrument(tracer_provider=provider, excluded_urls=UNTRACED_URLS)
+            _tracer_provider = provider
+        return _tracer_provider
+
+
+def _current_span_traceparent() -> str | None:
+    """The W3C traceparent of the active span, or None outside one (an untraced URL)."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
 
 
 # -- metrics for worker processes -------------------------------------------------------

@@ -120,6 +120,16 @@ class JWKSCache:
                 key = self._keys.get(kid)
         return key
 
+    def loaded(self) -> bool:
+        """Whether a key set is at hand; while none is, fetch one (rate-limited like a miss)."""
+        if self._fetched_at == float("-inf"):
+            with self._lock:
+                now = time.monotonic()
+                never = self._fetched_at == float("-inf")
+                if never and now - self._attempted_at >= self.min_refetch_seconds:
+                    self._refresh(now)
+        return self._fetched_at != float("-inf")
+
     def _refresh(self, now: float) -> None:
         self._attempted_at = now
         self.fetch_count += 1

@@ -188,5 +188,7 @@ def test_readyz_reports_each_upstream(make_gateway, upstream):
     down = make_gateway(f"http://127.0.0.1:{free_port()}").test_client().get("/readyz")
 
     assert ready.status_code == 200
-    assert down.status_code == 503
+    # Reported, not required: the gateway stays in rotation and answers 503 per request.
+    assert down.status_code == 200
+    assert down.json["status"] == "degraded"
     assert down.json["checks"]["orders"] == "unavailable"

@@ -82,7 +82,8 @@ def _ready(run: LocalRun) -> bool:
     if run.process.poll() is not None:
         pytest.fail(f"make run exited with {run.process.returncode}")
     try:
-        return requests.get(f"{run.gateway}/readyz", timeout=2).status_code == 200
+        # "ok", not just 200: every upstream is ready too, not only the gateway.
+        return requests.get(f"{run.gateway}/readyz", timeout=2).json().get("status") == "ok"
     except requests.RequestException:
         return False
 

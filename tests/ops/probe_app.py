@@ -1,7 +1,8 @@
 """A tiny app built like the services (create_base_app), served by gunicorn in the ops tests.
 
 `/slow` marks its start in PROBE_MARKER_DIR (so a test knows the request is in flight),
-sleeps, then answers; `/pid` tells which gunicorn worker answered.
+sleeps, then answers; `/pid` tells which gunicorn worker answered; `/status/<code>` answers
+with that status code.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def create_app() -> Flask:
             (Path(marker_dir) / f"started-{os.getpid()}-{time.monotonic_ns()}").touch()
         time.sleep(seconds)
         return jsonify(done=True, pid=os.getpid())
+
+    @app.get("/status/<int:code>")
+    def status(code: int) -> ResponseReturnValue:
+        return "", code
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:

@@ -1,7 +1,7 @@
 """The container and Kubernetes files describe the suite an operator expects to run.
 
-Checked offline: there is no Docker engine or cluster here. `make lint-ops` adds hadolint
-and `docker-compose config`.
+Checked offline: there is no Docker engine or cluster here. hadolint and `compose config`
+run in test_container_lint.py.
 """
 
 from __future__ import annotations

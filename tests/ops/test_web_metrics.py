@@ -67,10 +67,34 @@ def test_metrics_count_the_requests_of_every_gunicorn_worker(server: Server) -> 
     labels = {"service": "probe", "method": "GET", "route": "/slow"}
     counted = metric_value(after, "http_requests_total", status="200", **labels)
     counted -= metric_value(before, "http_requests_total", status="200", **labels)
-    timed = metric_value(after, "http_request_duration_seconds_count", **labels)
-    timed -= metric_value(before, "http_request_duration_seconds_count", **labels)
+    timed = metric_value(after, "http_request_duration_seconds_count", status="200", **labels)
+    timed -= metric_value(before, "http_request_duration_seconds_count", status="200", **labels)
     assert counted == served
     assert timed == served
+
+
+def test_latency_is_timed_by_route_and_status_with_bounded_labels(server: Server) -> None:
+    before = requests.get(f"{server.url}/metrics", timeout=5).text
+    statuses = [
+        requests.get(f"{server.url}{path}", timeout=5).status_code
+        for path in ("/status/201", "/status/409", "/status/409", "/status/799", "/no/such/42")
+    ]
+    assert statuses == [201, 409, 409, 799, 404]
+
+    after = requests.get(f"{server.url}/metrics", timeout=5).text
+
+    def timed(route: str, status: str) -> float:
+        name = "http_request_duration_seconds_count"
+        labels = {"service": "probe", "method": "GET", "route": route, "status": status}
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+    assert timed("/status/<int:code>", "201") == 1
+    assert timed("/status/<int:code>", "409") == 2
+    # An unregistered code, and a path that matches no route, make no series of their own.
+    assert timed("/status/<int:code>", "other") == 1
+    assert timed("<unmatched>", "404") == 1
+    assert "799" not in after
+    assert "/no/such/42" not in after
 
 
 def test_responses_do_not_name_the_server(server: Server) -> None:

@@ -33,7 +33,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from services.notifications import services
 from services.notifications.models import Channel
-from services.notifications.services import DeliveryJob, RetryPolicy
+from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPolicy
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
 from shared.db import utcnow
 
@@ -169,7 +169,10 @@ class WebhookSender:
                 stream=True,
             )
         except UnsafeTargetError as exc:
-            raise DeliveryError(f"refused: {exc}") from exc
+            # The reason names hosts and addresses, and last_error is shown to the
+            # endpoint's owner: the detail goes to our log only.
+            log.warning("webhook target refused at delivery", extra={"reason": str(exc)})
+            raise DeliveryError(f"refused: {REFUSED_TARGET}") from exc
         except requests.RequestException as exc:
             raise DeliveryError(f"webhook request failed: {type(exc).__name__}: {exc}") from exc
         try:

@@ -43,6 +43,10 @@ SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 USER_DEACTIVATED = "cancelled: the user was deactivated"
 ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
+# The one reason a client gets for any refused webhook target: which rule refused it
+# ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
+# what our internal DNS knows. The detail is logged.
+REFUSED_TARGET = "this webhook target is not allowed: it must be a public http(s) address"
 
 
 # -- retry policy -----------------------------------------------------------------------
@@ -251,7 +255,11 @@ def create_webhook(
     try:
         guard.check_url(url)
     except UnsafeTargetError as exc:
-        raise UnprocessableError(str(exc), errors={"url": [str(exc)]}) from None
+        log.info(
+            "webhook target refused",
+            extra={"user_id": user_id, "url": url[:200], "reason": str(exc)},
+        )
+        raise UnprocessableError(REFUSED_TARGET, errors={"url": [REFUSED_TARGET]}) from None
     count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
     if (count or 0) >= max_per_user:
         raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")

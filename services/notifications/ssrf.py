@@ -7,6 +7,10 @@ explicitly allowed. `TargetGuard.check_url` runs when an endpoint is registered 
 `GuardedAdapter` runs the same check inside the HTTP connection at delivery time and
 connects to exactly the addresses it just approved, so a DNS answer that changed since
 registration, or between a check and the connect (DNS rebinding), cannot slip through.
+
+The reasons in UnsafeTargetError name hosts and addresses: they are for our logs. What a
+client is told is one generic sentence (`services.REFUSED_TARGET`), or the answers would
+map our internal DNS for them.
 """
 
 from __future__ import annotations

@@ -299,6 +299,17 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver.server.server_close()
 
 
+def resolver_of(answers: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
+    """A fake DNS for the SSRF guard: host -> addresses; unknown hosts do not resolve."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in answers:
+            raise OSError(f"unknown host {host}")
+        return list(answers[host])
+
+    return resolve
+
+
 def settings_for(app: Flask, smtp_port: int | None = None, **config: Any) -> DeliverySettings:
     """The delivery loop's settings from the app's config, pointed at the test servers."""
     merged = {**app.config, **config}

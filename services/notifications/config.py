@@ -21,8 +21,10 @@ def notifications_config(env: Env) -> dict[str, Any]:
             env.string("SMTP_PASSWORD", secret=True) if env.optional("SMTP_PASSWORD") else None
         ),
         "SMTP_STARTTLS": env.flag("SMTP_STARTTLS", False),
-        "SMTP_TIMEOUT_SECONDS": env.number("SMTP_TIMEOUT_SECONDS", 10.0),
+        # The longest one email may take, connect to the server's answer to the message.
+        "SMTP_TIMEOUT_SECONDS": env.number("SMTP_TIMEOUT_SECONDS", 30.0),
         "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": env.flag("NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE"),
+        # The longest one webhook delivery may take: DNS, connect, TLS, request, answer.
         "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": env.number(
             "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", 5.0
         ),

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from services.notifications import services
+from services.notifications.deadline import Deadline
 from services.notifications.models import Channel
 from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPolicy
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
@@ -71,8 +73,31 @@ def build_email(
     return message
 
 
+class _DeadlineSMTP(smtplib.SMTP):
+    """smtplib's client, with its socket watched by a Deadline (smtplib's timeout is per read)."""
+
+    def __init__(self, host: str, port: int, *, deadline: Deadline) -> None:
+        self.deadline = deadline  # set first: SMTP.__init__ connects
+        super().__init__(host, port, timeout=deadline.seconds)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # The one place smtplib opens its socket (also under SMTP_SSL); typeshed omits it.
+        sock: socket.socket = super()._get_socket(  # type: ignore[misc]
+            host, port, self.deadline.bound(timeout)
+        )
+        try:
+            self.deadline.watch(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
 class EmailSender:
-    """Sends one message per SMTP connection (the worker sends little, and reconnects cleanly)."""
+    """Sends one message per SMTP connection (the worker sends little, and reconnects cleanly).
+
+    `timeout` bounds the whole exchange, connect to the answer to the message.
+    """
 
     def __init__(
         self,
@@ -98,17 +123,23 @@ class EmailSender:
             text=text,
             html=html,
         )
-        try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username and self.password:
-                    smtp.login(self.username, self.password)
-                smtp.send_message(message)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(
-                f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
-            ) from exc
+        with Deadline(self.timeout) as deadline:
+            try:
+                with _DeadlineSMTP(self.host, self.port, deadline=deadline) as smtp:
+                    if self.starttls:
+                        smtp.starttls(context=ssl.create_default_context())
+                    if self.username and self.password:
+                        smtp.login(self.username, self.password)
+                    smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                if deadline.expired:
+                    raise DeliveryError(
+                        f"SMTP {self.host}:{self.port}: no complete answer within "
+                        f"{self.timeout:g} s; abandoned"
+                    ) from exc
+                raise DeliveryError(
+                    f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
+                ) from exc
 
 
 # -- webhooks ---------------------------------------------------------------------------
@@ -136,15 +167,10 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.guard = guard
+        # The whole delivery's limit: DNS, connect, TLS, sending, status line and headers.
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
         self.clock = clock
-        self.session = requests.Session()
-        # No proxy from the environment: the guard must see the address really connected to.
-        self.session.trust_env = False
-        adapter = GuardedAdapter(guard)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
 
     def send(self, *, delivery_id: str, url: str, secret: str, body: str) -> None:
         """POST one webhook; DeliveryError for a refused target, a timeout or a non-2xx."""
@@ -158,23 +184,54 @@ class WebhookSender:
                 secret=secret, msg_id=delivery_id, timestamp=timestamp, body=body
             ),
         }
-        try:
-            self.guard.split_url(url)  # the scheme rule; the address rule runs at connect
-            response = self.session.post(
-                url,
-                data=body.encode(),
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except UnsafeTargetError as exc:
-            # The reason names hosts and addresses, and last_error is shown to the
-            # endpoint's owner: the detail goes to our log only.
-            log.warning("webhook target refused at delivery", extra={"reason": str(exc)})
-            raise DeliveryError(f"refused: {REFUSED_TARGET}") from exc
-        except requests.RequestException as exc:
-            raise DeliveryError(f"webhook request failed: {type(exc).__name__}: {exc}") from exc
+        with Deadline(self.timeout) as deadline:
+            try:
+                self._post(url, body.encode(), headers, deadline)
+            except DeliveryError as exc:
+                if deadline.expired:
+                    raise DeliveryError(self._too_slow()) from exc
+                raise
+            if deadline.expired:
+                # The watchdog cut the connection: what looked like an answer may be a
+                # truncated one (an end of file also ends the headers).
+                raise DeliveryError(self._too_slow())
+
+    def _too_slow(self) -> str:
+        return f"webhook gave no complete answer within {self.timeout:g} s; abandoned"
+
+    def _post(self, url: str, data: bytes, headers: dict[str, str], deadline: Deadline) -> None:
+        # A session per delivery: every socket of this POST is then one opened under this
+        # deadline (a pooled keep-alive connection would not be watched), and nothing is
+        # shared between delivery threads.
+        with requests.Session() as session:
+            # No proxy from the environment: the guard must see the address really connected to.
+            session.trust_env = False
+            adapter = GuardedAdapter(self.guard, deadline=deadline)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            try:
+                self.guard.split_url(url)  # the scheme rule; the address rule runs at connect
+                response = session.post(
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except UnsafeTargetError as exc:
+                # The reason names hosts and addresses, and last_error is shown to the
+                # endpoint's owner: the detail goes to our log only.
+                log.warning("webhook target refused at delivery", extra={"reason": str(exc)})
+                raise DeliveryError(f"refused: {REFUSED_TARGET}") from exc
+            except requests.RequestException as exc:
+                raise DeliveryError(f"webhook request failed: {type(exc).__name__}: {exc}") from exc
+            try:
+                self._check_answer(response)
+            finally:
+                response.close()
+
+    def _check_answer(self, response: requests.Response) -> None:
         try:
             status = response.status_code
             if 200 <= status < 300:
@@ -188,8 +245,6 @@ class WebhookSender:
             raise DeliveryError(f"HTTP {status}: {text}")
         except (Urllib3HTTPError, OSError) as exc:
             raise DeliveryError(f"reading the response failed: {exc}") from exc
-        finally:
-            response.close()
 
 
 # -- the delivery loop ------------------------------------------------------------------

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -297,6 +299,79 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
+
+
+# -- servers that misbehave on purpose ------------------------------------------------------
+
+
+Behaviour = Callable[["MisbehavingServer", socket.socket], None]
+
+
+class MisbehavingServer:
+    """A TCP server on 127.0.0.1 that answers every connection with `behaviour(self, conn)`."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sent = 0
+        self.finished = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            self.behaviour(self, conn)
+        except OSError:
+            pass  # the client hung up: what these tests want
+        finally:
+            conn.close()
+            self.finished.set()
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        """Send `data`, counting what the client let through."""
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def close(self) -> None:
+        """Stop accepting."""
+        self.listener.close()
+
+
+def drip(server: MisbehavingServer, conn: socket.socket, first: bytes, piece: bytes) -> None:
+    """Send `first`, then `piece` every 0.2 s for a minute."""
+    server.send(conn, first)
+    for _ in range(300):  # 60 s of one piece every 0.2 s
+        time.sleep(0.2)
+        server.send(conn, piece)
+
+
+def drip_headers(server: MisbehavingServer, conn: socket.socket) -> None:
+    """A 200 status line, then one more header line every 0.2 s, never the blank line."""
+    conn.recv(65536)
+    drip(server, conn, b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n")
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[Callable[[Behaviour], MisbehavingServer]]:
+    """Start misbehaving servers: misbehaving(drip_headers) -> a running server."""
+    servers: list[MisbehavingServer] = []
+
+    def start(behaviour: Behaviour) -> MisbehavingServer:
+        server = MisbehavingServer(behaviour)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 def resolver_of(answers: dict[str, list[str]]) -> Callable[[str, int], list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -18,10 +19,13 @@ from services.notifications.delivery import run_delivery_loop
 from services.notifications.models import Delivery, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
+    Behaviour,
+    MisbehavingServer,
     SmtpSink,
     TokenMaker,
     WebhookReceiver,
     deliver,
+    drip_headers,
     now_utc,
     order_created,
     settings_for,
@@ -189,6 +193,32 @@ def test_a_webhook_retry_sends_the_same_id_and_body(
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert first.body == second.body
     assert _only(app, "webhook").attempts == 2
+
+
+def test_a_target_that_drips_its_answer_costs_one_bounded_attempt_and_is_retried_later(
+    app: Flask,
+    consume: Callable[[Event], None],
+    misbehaving: Callable[[Behaviour], MisbehavingServer],
+) -> None:
+    server = misbehaving(drip_headers)  # a header line every 0.2 s, for a minute
+    _add_webhook(app, f"http://127.0.0.1:{server.port}/hook")
+    consume(order_created(ADA))
+    settings = settings_for(
+        app,
+        free_port(),
+        NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE=True,
+        NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS=1.0,
+    )
+
+    started = time.monotonic()
+    deliver(app, settings)
+    took = time.monotonic() - started
+
+    delivery = _only(app, "webhook")
+    assert took < 1.0 + 3.0  # the deadline, and some slack; not the minute of dripping
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "no complete answer within 1 s" in (delivery.last_error or "")
+    wait_for(lambda: deliver(app, settings) and _only(app, "webhook").attempts == 2, timeout=10)
 
 
 def test_a_redirecting_webhook_is_a_failed_attempt_and_is_not_followed(

@@ -39,10 +39,11 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "NOTIFICATIONS_BACKOFF_CAP_SECONDS": env.number(
             "NOTIFICATIONS_BACKOFF_CAP_SECONDS", 3600.0
         ),
-        # A claimed delivery is invisible to other workers this long; it must outlast a whole
-        # batch of slow sends, or a second worker would send the same message again.
+        # A claimed delivery is invisible to other workers this long. It is renewed right
+        # before its send, so it has to outlast one send (at least twice the longer of the
+        # two timeouts above); a worker that died frees its deliveries after this long.
         "NOTIFICATIONS_DELIVERY_LEASE_SECONDS": env.number(
-            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS", 300.0
+            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS", 120.0
         ),
         "NOTIFICATIONS_DELIVERY_BATCH_SIZE": env.integer("NOTIFICATIONS_DELIVERY_BATCH_SIZE", 10),
         "NOTIFICATIONS_DELIVERY_POLL_SECONDS": env.number(
@@ -76,5 +77,15 @@ def validate_config(config: Mapping[str, Any]) -> None:
         config["NOTIFICATIONS_BACKOFF_BASE_SECONDS"]
     ):
         raise ConfigError("NOTIFICATIONS_BACKOFF_CAP_SECONDS must be >= the base")
+    longest_send = max(
+        float(config["SMTP_TIMEOUT_SECONDS"]),
+        float(config["NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS"]),
+    )
+    if float(config["NOTIFICATIONS_DELIVERY_LEASE_SECONDS"]) < 2 * longest_send:
+        # Otherwise a send could still run when its lease ends and another worker resends it.
+        raise ConfigError(
+            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS must be at least twice the longer of "
+            "SMTP_TIMEOUT_SECONDS and NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS"
+        )
     if bool(config.get("SMTP_USERNAME")) != bool(config.get("SMTP_PASSWORD")):
         raise ConfigError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")

@@ -1,10 +1,13 @@
 """Sending: email over SMTP, signed webhooks over HTTP, and the loop that drives them.
 
 The loop never holds a transaction across the network: it claims due deliveries (one
-attempt each, a lease keeps other workers off them) and commits, sends, then records
-each result in a transaction of its own. A crash after a send but before its record
-sends that message again once the lease runs out; the email's Message-ID and the
-webhook's `webhook-id` are the delivery id, so a receiver can tell it is the same one.
+attempt each, a lease keeps other workers off them) and commits; before each send it
+renews the lease and checks that nobody claimed the delivery since (so one claim sends
+at most once, however long the batch takes); it sends under a deadline shorter than the
+lease, then records the result in a transaction of its own. A crash after a send but
+before its record sends that message again once the lease runs out; the email's
+Message-ID and the webhook's `webhook-id` are the delivery id, so a receiver can tell
+it is the same one.
 """
 
 from __future__ import annotations
@@ -335,6 +338,13 @@ def deliver_due_once(
     )
     for job in jobs:
         extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}
+        # The batch was claimed at once, and the sends before this one took time: another
+        # worker may have claimed it meanwhile, or the user or endpoint may be gone.
+        if not services.renew_claim(
+            session=session, job=job, now=now(), lease_seconds=settings.lease_seconds
+        ):
+            DELIVERY_ATTEMPTS.labels(job.channel, "skipped").inc()
+            continue
         try:
             send_job(job, settings)
         except DeliveryError as exc:

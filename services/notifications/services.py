@@ -397,6 +397,30 @@ def claim_due_deliveries(
     return jobs
 
 
+def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seconds: float) -> bool:
+    """Extend our lease right before sending; False (send nothing) when it is ours no more."""
+    # Every claim adds one to `attempts`, so an unchanged count proves that no other
+    # worker claimed the row since we did, even when our lease ran out while earlier
+    # jobs of the batch were sent. The conditional UPDATE decides it atomically: a worker
+    # claiming it now either waits for this commit (and then sees a fresh lease) or has
+    # already changed the count (and this matches nothing).
+    result = session.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == job.id,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.attempts == job.attempt,
+        )
+        .values(next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if int(getattr(result, "rowcount", 0) or 0) == 1:
+        return True
+    log.info("delivery no longer ours; not sent", extra={"delivery_id": str(job.id)})
+    return False
+
+
 def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
     """The delivery, if it is still pending under this worker's claim (attempt unchanged)."""
     delivery = session.get(Delivery, job.id, with_for_update=True)

@@ -311,3 +311,90 @@ def test_workers_skip_a_row_another_worker_holds_instead_of_waiting(
             holder.close()
 
     assert jobs == []
+
+
+def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    with app.app_context():
+        session = db.session()
+        [ours] = services.claim_due_deliveries(
+            session=session, now=now_utc(), limit=10, lease_seconds=1
+        )
+        # Our lease ran out while earlier sends of the batch went on; another worker claimed it.
+        [theirs] = services.claim_due_deliveries(
+            session=session, now=now_utc() + timedelta(seconds=2), limit=10, lease_seconds=60
+        )
+
+        assert (
+            services.renew_claim(session=session, job=ours, now=now_utc(), lease_seconds=60)
+            is False
+        )
+        assert services.renew_claim(session=session, job=theirs, now=now_utc(), lease_seconds=60)
+
+
+def test_two_delivery_loops_send_each_mail_once_while_slow_webhooks_hold_one_up(
+    app: Flask,
+    consume: Callable[[Event], None],
+    smtp_sink: SmtpSink,
+    misbehaving: Callable[[Behaviour], MisbehavingServer],
+) -> None:
+    server = misbehaving(drip_headers)
+    consume(user_registered(ADA, "ada@example.com"))
+    for _ in range(4):
+        _add_webhook(app, f"http://127.0.0.1:{server.port}/hook")
+    consume(order_created(ADA))  # a mail and four webhooks, besides the welcome mail
+    with app.app_context():
+        # The slow webhooks come first in a batch, the mails after them.
+        db.session.execute(
+            sa.text(
+                "UPDATE deliveries SET next_attempt_at = now() - interval '1 hour'"
+                " WHERE channel = 'webhook'"
+            )
+        )
+        db.session.commit()
+        session_factory = sessionmaker(bind=db.engine)
+    config = {
+        "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": True,
+        "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": 1.0,
+        "SMTP_TIMEOUT_SECONDS": 1.0,
+        # Shorter than the four webhooks of the first batch take (4 x 1 s).
+        "NOTIFICATIONS_DELIVERY_LEASE_SECONDS": 2.0,
+        "NOTIFICATIONS_MAX_ATTEMPTS": 2,
+    }
+    stop = threading.Event()
+
+    def loop() -> threading.Thread:
+        settings = settings_for(app, smtp_sink.port, **config)
+        thread = threading.Thread(target=run_delivery_loop, args=(session_factory, settings, stop))
+        thread.start()
+        return thread
+
+    def count(where: str) -> int:
+        with app.app_context():
+            return int(db.session.scalar(sa.text(f"SELECT count(*) FROM deliveries WHERE {where}")))
+
+    def pending() -> int:
+        return count("status = 'pending'")
+
+    def pending_unclaimed() -> int:
+        return count("status = 'pending' AND attempts = 0")
+
+    first = loop()
+    try:
+        wait_for(lambda: pending_unclaimed() == 0, timeout=10)  # all in its first batch
+        second = loop()  # takes over what the first one's lease no longer covers
+        try:
+            wait_for(lambda: pending() == 0, timeout=60)
+        finally:
+            stop.set()
+            second.join(timeout=30)
+    finally:
+        stop.set()
+        first.join(timeout=30)  # after the rest of its batch: what it sent is in the sink
+
+    subjects = sorted(m["Subject"] for m in smtp_sink.messages())
+    assert len(subjects) == 2  # the order mail and the welcome mail, once each
+    assert subjects[0].startswith("We received your order")
+    assert subjects[1].startswith("Welcome")

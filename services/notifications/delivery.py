@@ -335,6 +335,7 @@ def deliver_due_once(
         now=now(),
         limit=settings.batch_size,
         lease_seconds=settings.lease_seconds,
+        max_attempts=settings.policy.max_attempts,
     )
     for job in jobs:
         extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}

@@ -43,6 +43,10 @@ SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 USER_DEACTIVATED = "cancelled: the user was deactivated"
 ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
+WORKER_LOST = (
+    "failed: the worker sending the last attempt stopped before recording its outcome "
+    "(crashed or killed), and no attempts are left"
+)
 # The one reason a client gets for any refused webhook target: which rule refused it
 # ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
 # what our internal DNS knows. The detail is logged.
@@ -336,7 +340,7 @@ def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: 
 
 
 def claim_due_deliveries(
-    *, session: Session, now: datetime, limit: int, lease_seconds: float
+    *, session: Session, now: datetime, limit: int, lease_seconds: float, max_attempts: int
 ) -> list[DeliveryJob]:
     """Claim up to `limit` due deliveries for this worker (one attempt each) and commit."""
     query = (
@@ -377,8 +381,16 @@ def claim_due_deliveries(
         if delivery.channel == Channel.WEBHOOK and endpoint is None:
             _finish(delivery, DeliveryStatus.CANCELLED, ENDPOINT_DELETED, now)
             continue
-        # The attempt counts from the claim: a worker that dies mid-send still used one,
-        # so a message that crashes the worker cannot be retried forever.
+        if delivery.attempts >= max_attempts:
+            # Only a claim that was never recorded leaves a pending row here: its worker
+            # died mid-send. The attempt counts from the claim, so a message that crashes
+            # (or hangs) every worker that tries it ends `failed`, not retried forever.
+            _finish(delivery, DeliveryStatus.FAILED, WORKER_LOST, now)
+            log.warning(
+                "delivery failed: its worker was lost on the last attempt",
+                extra={"delivery_id": str(delivery.id), "attempts": delivery.attempts},
+            )
+            continue
         delivery.attempts += 1
         delivery.next_attempt_at = lease_until
         delivery.updated_at = now

@@ -286,6 +286,7 @@ def test_a_claimed_delivery_is_left_alone_until_its_lease_runs_out(
                 now=now_utc() + timedelta(seconds=after_seconds),
                 limit=10,
                 lease_seconds=60,
+                max_attempts=5,
             )
 
     first, second, after_lease = claim(), claim(), claim(after_seconds=61)
@@ -304,7 +305,7 @@ def test_workers_skip_a_row_another_worker_holds_instead_of_waiting(
         try:
             holder.execute(sa.text("SELECT id FROM deliveries FOR UPDATE"))  # another worker
             jobs = services.claim_due_deliveries(
-                session=db.session(), now=now_utc(), limit=10, lease_seconds=60
+                session=db.session(), now=now_utc(), limit=10, lease_seconds=60, max_attempts=5
             )
         finally:
             holder.rollback()
@@ -320,11 +321,15 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
     with app.app_context():
         session = db.session()
         [ours] = services.claim_due_deliveries(
-            session=session, now=now_utc(), limit=10, lease_seconds=1
+            session=session, now=now_utc(), limit=10, lease_seconds=1, max_attempts=5
         )
         # Our lease ran out while earlier sends of the batch went on; another worker claimed it.
         [theirs] = services.claim_due_deliveries(
-            session=session, now=now_utc() + timedelta(seconds=2), limit=10, lease_seconds=60
+            session=session,
+            now=now_utc() + timedelta(seconds=2),
+            limit=10,
+            lease_seconds=60,
+            max_attempts=5,
         )
 
         assert (
@@ -398,3 +403,30 @@ def test_two_delivery_loops_send_each_mail_once_while_slow_webhooks_hold_one_up(
     assert len(subjects) == 2  # the order mail and the welcome mail, once each
     assert subjects[0].startswith("We received your order")
     assert subjects[1].startswith("Welcome")
+
+
+def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed_not_retried_forever(
+    app: Flask, client: FlaskClient, tokens: TokenMaker, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    start = now_utc()
+
+    def claim(round_: int) -> list[services.DeliveryJob]:
+        # Each round comes after the previous claim's lease ran out, its worker gone.
+        with app.app_context():
+            return services.claim_due_deliveries(
+                session=db.session(),
+                now=start + timedelta(seconds=61 * round_),
+                limit=10,
+                lease_seconds=60,
+                max_attempts=3,
+            )
+
+    attempts = [[job.attempt for job in claim(round_)] for round_ in range(6)]
+
+    assert attempts == [[1], [2], [3], [], [], []]
+    [item] = client.get("/api/v1/notifications", headers=tokens.headers(ADA)).get_json()["items"]
+    [delivery] = item["deliveries"]
+    assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
+    assert delivery["last_error"] == services.WORKER_LOST
+    assert delivery["next_attempt_at"] is None

@@ -31,10 +31,14 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER": env.integer(
             "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER", 10
         ),
-        "NOTIFICATIONS_MAX_ATTEMPTS": env.integer("NOTIFICATIONS_MAX_ATTEMPTS", 8),
-        # Full-jitter exponential backoff: retry n waits uniform(0, min(cap, base * 2^(n-1))).
+        # Retries back off exponentially: after failed attempt n a delivery waits between
+        # half and all of min(cap, base * 2^(n-1)). With 40 attempts, 30 s and 1 h that is
+        # 30 s, 1 min, 2 min ... 32 min, then about an hour each time: a delivery is given
+        # up no sooner than 16.5 h after its first failure (33 h at most, ~25 h typically),
+        # so an outage of the SMTP server or a webhook of hours delays mail and loses none.
+        "NOTIFICATIONS_MAX_ATTEMPTS": env.integer("NOTIFICATIONS_MAX_ATTEMPTS", 40),
         "NOTIFICATIONS_BACKOFF_BASE_SECONDS": env.number(
-            "NOTIFICATIONS_BACKOFF_BASE_SECONDS", 10.0
+            "NOTIFICATIONS_BACKOFF_BASE_SECONDS", 30.0
         ),
         "NOTIFICATIONS_BACKOFF_CAP_SECONDS": env.number(
             "NOTIFICATIONS_BACKOFF_CAP_SECONDS", 3600.0

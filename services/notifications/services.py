@@ -64,12 +64,23 @@ class RetryPolicy:
     base_seconds: float
     cap_seconds: float
 
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait after failed attempt `attempt` (1-based): base * 2^(n-1), capped."""
+        return min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 32))
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds before the next try after failed attempt `attempt` (1-based), full jitter."""
-        # Full jitter (uniform from zero) spreads the retries of many deliveries that failed
-        # together (an SMTP outage) instead of sending them back in one wave.
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 32))
-        return (rng or random).uniform(0, ceiling)
+        """Seconds before the next try after failed attempt `attempt`: half fixed, half random."""
+        # "Equal jitter": the random half spreads the retries of many deliveries that failed
+        # together (an SMTP outage) instead of sending them back in one wave; the fixed
+        # half keeps a floor under the whole retry window, so a run of short random draws
+        # cannot use up every attempt within an outage.
+        ceiling = self.ceiling(attempt)
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+    def window(self) -> tuple[float, float]:
+        """Shortest and longest time from the first failure until a delivery is given up."""
+        total = sum(self.ceiling(n) for n in range(1, self.max_attempts))
+        return total / 2, total
 
 
 # -- contacts and notifications (called by event handlers; the inbox commits) -----------
@@ -476,3 +487,24 @@ def record_delivery_failed(
         delivery.next_attempt_at = now + timedelta(seconds=policy.delay(job.attempt))
     session.commit()
     return delivery.status
+
+
+def retry_failed_deliveries(
+    *, session: Session, now: datetime, channel: str | None = None, since: datetime | None = None
+) -> int:
+    """Queue failed deliveries again with a fresh set of attempts, due now; commit; how many."""
+    # An operator's command, after the cause (an SMTP outage longer than the retry window,
+    # a broken webhook receiver) is fixed. Deliveries of users deactivated or endpoints
+    # deleted since are cancelled by the claim as usual, not sent.
+    query = sa.update(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+    if channel is not None:
+        query = query.where(Delivery.channel == channel)
+    if since is not None:
+        query = query.where(Delivery.updated_at >= since)
+    result = session.execute(
+        query.values(
+            status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, updated_at=now
+        ).execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

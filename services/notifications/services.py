@@ -444,12 +444,14 @@ def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seco
     return False
 
 
-def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
-    """The delivery, if it is still pending under this worker's claim (attempt unchanged)."""
+def _still_ours(
+    session: Session, job: DeliveryJob, *, also: tuple[DeliveryStatus, ...] = ()
+) -> Delivery | None:
+    """The delivery, if it is still pending (or in `also`) under this worker's claim."""
     delivery = session.get(Delivery, job.id, with_for_update=True)
     if (
         delivery is None
-        or delivery.status != DeliveryStatus.PENDING
+        or delivery.status not in (DeliveryStatus.PENDING, *also)
         or delivery.attempts != job.attempt
     ):
         # Cancelled meanwhile, or our lease ran out and another worker claimed it.
@@ -461,9 +463,13 @@ def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
 
 def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -> None:
     """Mark a claimed delivery sent and commit."""
-    delivery = _still_ours(session, job)
+    # Cancelled while on the wire (the user was deactivated, the endpoint deleted): it
+    # went out all the same, and its owner should see that rather than "cancelled".
+    delivery = _still_ours(session, job, also=(DeliveryStatus.CANCELLED,))
     if delivery is None:
         return
+    if delivery.status == DeliveryStatus.CANCELLED:
+        delivery.last_error = None  # the reason it was cancelled, which it was not
     delivery.status = DeliveryStatus.SENT.value
     delivery.sent_at = now
     delivery.next_attempt_at = None

@@ -15,8 +15,8 @@ from sqlalchemy.orm import sessionmaker
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.notifications import services
-from services.notifications.delivery import run_delivery_loop
-from services.notifications.models import Delivery, db
+from services.notifications.delivery import deliver_due_once, run_delivery_loop
+from services.notifications.models import Contact, Delivery, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
     Behaviour,
@@ -29,6 +29,7 @@ from services.notifications.tests.conftest import (
     now_utc,
     order_created,
     settings_for,
+    user_deactivated,
     user_registered,
 )
 from shared.events import Event
@@ -430,3 +431,82 @@ def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed_not_retried_f
     assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
     assert delivery["last_error"] == services.WORKER_LOST
     assert delivery["next_attempt_at"] is None
+
+
+# -- backoff ----------------------------------------------------------------------------
+
+
+def test_a_failed_attempt_waits_out_its_backoff_before_it_is_claimed_again(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    settings = settings_for(  # no SMTP server on that port: every attempt fails
+        app,
+        free_port(),
+        NOTIFICATIONS_BACKOFF_BASE_SECONDS=60.0,
+        NOTIFICATIONS_BACKOFF_CAP_SECONDS=3600.0,
+    )
+    ceiling = timedelta(seconds=settings.policy.ceiling(1))
+
+    deliver(app, settings)
+    after_attempt = now_utc()
+
+    delivery = _only(app, "email")
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    due = delivery.next_attempt_at
+    assert due is not None
+    assert after_attempt < due <= after_attempt + ceiling
+    assert deliver(app, settings) == 0  # due later: not claimed now
+    with app.app_context():
+        just_before = due - timedelta(seconds=1)
+        assert deliver_due_once(db.session(), settings, now=lambda: just_before) == 0
+        assert deliver_due_once(db.session(), settings, now=lambda: due) == 1
+    assert _only(app, "email").attempts == 2
+
+
+# -- deactivated users ------------------------------------------------------------------
+
+
+def test_a_user_deactivated_after_their_delivery_was_created_is_not_written_to(
+    app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
+) -> None:
+    consume(user_registered(ADA))
+    with app.app_context():
+        # user.deactivated was applied by another consumer while this event was handled:
+        # the contact is inactive, and this pending delivery escaped its cancellation.
+        db.session.execute(sa.update(Contact).values(active=False))
+        db.session.commit()
+
+    assert deliver(app, settings_for(app, smtp_sink.port)) == 0
+
+    delivery = _only(app, "email")
+    assert (delivery.status, delivery.attempts) == ("cancelled", 0)
+    assert delivery.last_error == services.USER_DEACTIVATED
+    assert smtp_sink.messages() == []
+
+
+def test_a_user_deactivated_while_their_batch_is_being_sent_gets_nothing_more(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    consume(order_created(ADA))
+    sent: list[str] = []
+
+    class DeactivatingMailer:
+        """Sends the first mail, during which auth's user.deactivated arrives."""
+
+        def send(self, *, delivery_id: str, to: str, subject: str, text: str, html: str) -> None:
+            sent.append(subject)
+            if len(sent) == 1:
+                consume(user_deactivated(ADA))
+
+    settings = settings_for(app, free_port())
+    settings.email = DeactivatingMailer()
+    assert deliver(app, settings) == 2  # both mails were claimed in one batch
+
+    assert len(sent) == 1
+    with app.app_context():
+        rows = db.session.execute(sa.select(Delivery.status, Delivery.last_error))
+        outcomes = sorted((row[0], row[1]) for row in rows)
+    # The first one was on the wire when the user was deactivated: it did go out.
+    assert outcomes == [("cancelled", services.USER_DEACTIVATED), ("sent", None)]

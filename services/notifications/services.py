@@ -9,6 +9,7 @@ transaction stays open while a message is on the network.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import random
@@ -50,6 +51,9 @@ WORKER_LOST = (
 # The one reason a client gets for any refused webhook target: which rule refused it
 # ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
 # what our internal DNS knows. The detail is logged.
+# The first key of the advisory lock that serialises one user's webhook creations (any
+# number that no other advisory lock in this database uses).
+WEBHOOK_LIMIT_LOCK = 4201
 REFUSED_TARGET = "this webhook target is not allowed: it must be a public http(s) address"
 
 
@@ -275,9 +279,12 @@ def create_webhook(
             extra={"user_id": user_id, "url": url[:200], "reason": str(exc)},
         )
         raise UnprocessableError(REFUSED_TARGET, errors={"url": [REFUSED_TARGET]}) from None
-    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
-    if (count or 0) >= max_per_user:
-        raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
+    if is_postgresql(session):
+        # One user's creations take turns, or two requests could each count one below the
+        # limit and both insert. The lock is the transaction's: gone at commit or rollback.
+        session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(WEBHOOK_LIMIT_LOCK, _lock_key(user_id)))
+        )
     endpoint = WebhookEndpoint(
         id=uuid.uuid4(),
         user_id=user_id,
@@ -288,8 +295,22 @@ def create_webhook(
         created_at=utcnow(),
     )
     session.add(endpoint)
+    session.flush()
+    # Counted after our own insert: the lock above orders this on PostgreSQL; on SQLite
+    # (`make run`) the insert took the database's write lock, so a concurrent request's
+    # insert waits for our commit and its count then includes our row.
+    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
+    if (count or 0) > max_per_user:
+        session.rollback()
+        raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
     session.commit()
     return endpoint
+
+
+def _lock_key(user_id: str) -> int:
+    """A stable signed 32-bit number for `user_id` (PostgreSQL advisory locks take integers)."""
+    digest = hashlib.blake2b(user_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def list_webhooks(*, session: Session, user_id: str) -> list[WebhookEndpoint]:

@@ -145,6 +145,17 @@ def app(pg_app_session: Flask) -> Flask:
 
 
 @pytest.fixture
+def sqlite_app(tmp_path: Path, tokens: TokenMaker) -> Iterator[Flask]:
+    """An app on a fresh SQLite file (the `make run` set-up), migrated by the real migrations."""
+    app = make_app(f"sqlite:///{tmp_path / 'notifications.db'}", tmp_path, tokens.verifier())
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """A test client of the app."""
     return app.test_client()

@@ -40,6 +40,7 @@ from services.notifications.deadline import Deadline
 from services.notifications.models import Channel
 from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPolicy
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
+from shared.context import child_traceparent, correlation
 from shared.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -338,33 +339,43 @@ def deliver_due_once(
         max_attempts=settings.policy.max_attempts,
     )
     for job in jobs:
-        extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}
-        # The batch was claimed at once, and the sends before this one took time: another
-        # worker may have claimed it meanwhile, or the user or endpoint may be gone.
-        if not services.renew_claim(
-            session=session, job=job, now=now(), lease_seconds=settings.lease_seconds
-        ):
-            DELIVERY_ATTEMPTS.labels(job.channel, "skipped").inc()
-            continue
-        try:
-            send_job(job, settings)
-        except DeliveryError as exc:
-            error = str(exc)
-        except Exception as exc:
-            # A bug with one message must not stop the others; it is retried and recorded.
-            log.exception("unexpected error while sending", extra=extra)
-            error = f"unexpected error: {type(exc).__name__}: {exc}"
-        else:
-            services.record_delivery_sent(session=session, job=job, now=now())
-            DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()
-            log.info("delivery sent", extra=extra)
-            continue
-        status = services.record_delivery_failed(
-            session=session, job=job, error=error, now=now(), policy=settings.policy
-        )
-        DELIVERY_ATTEMPTS.labels(job.channel, "failed" if status == "failed" else "retry").inc()
-        log.warning("delivery attempt failed", extra={**extra, "error": error, "status": status})
+        # The log lines of this send carry the request and trace of the event behind it
+        # (a span of its own within that trace).
+        traceparent = child_traceparent(job.traceparent) if job.traceparent else None
+        with correlation(job.request_id, traceparent):
+            _deliver_one(session, job, settings, now)
     return len(jobs)
+
+
+def _deliver_one(
+    session: Session, job: DeliveryJob, settings: DeliverySettings, now: Callable[[], datetime]
+) -> None:
+    extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}
+    # The batch was claimed at once, and the sends before this one took time: another
+    # worker may have claimed it meanwhile, or the user or endpoint may be gone.
+    if not services.renew_claim(
+        session=session, job=job, now=now(), lease_seconds=settings.lease_seconds
+    ):
+        DELIVERY_ATTEMPTS.labels(job.channel, "skipped").inc()
+        return
+    try:
+        send_job(job, settings)
+    except DeliveryError as exc:
+        error = str(exc)
+    except Exception as exc:
+        # A bug with one message must not stop the others; it is retried and recorded.
+        log.exception("unexpected error while sending", extra=extra)
+        error = f"unexpected error: {type(exc).__name__}: {exc}"
+    else:
+        services.record_delivery_sent(session=session, job=job, now=now())
+        DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()
+        log.info("delivery sent", extra=extra)
+        return
+    status = services.record_delivery_failed(
+        session=session, job=job, error=error, now=now(), policy=settings.policy
+    )
+    DELIVERY_ATTEMPTS.labels(job.channel, "failed" if status == "failed" else "retry").inc()
+    log.warning("delivery attempt failed", extra={**extra, "error": error, "status": status})
 
 
 def run_delivery_loop(

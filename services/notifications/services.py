@@ -33,6 +33,7 @@ from services.notifications.models import (
 )
 from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
+from shared.context import trace_id_of
 from shared.db import as_utc, is_postgresql, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.pagination import PageKey, keyset_page
@@ -146,6 +147,8 @@ def notify(
     event_type: str,
     occurred_at: datetime,
     data: Mapping[str, Any],
+    request_id: str | None = None,
+    traceparent: str | None = None,
 ) -> Notification:
     """Turn one event into the user's notification plus an email and webhook deliveries."""
     now = utcnow()
@@ -159,6 +162,10 @@ def notify(
         title=rendered.title,
         body=rendered.body,
         created_at=now,
+        # Kept only when well-formed: they come from another service, and a value that
+        # does not fit the column must not turn the whole event into a poison message.
+        request_id=request_id if request_id and len(request_id) <= 128 else None,
+        traceparent=traceparent if trace_id_of(traceparent) else None,
     )
     session.add(notification)
     if contact is not None and not contact.active:
@@ -362,6 +369,9 @@ class DeliveryJob:
     email: str | None = None
     url: str | None = None
     secret: str | None = None
+    # The originating event's, so the send is logged under that request and trace.
+    request_id: str | None = None
+    traceparent: str | None = None
 
 
 def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: datetime) -> None:
@@ -401,6 +411,14 @@ def claim_due_deliveries(
             sa.select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids))
         )
     }
+    correlation_ids = {
+        row.id: (row.request_id, row.traceparent)
+        for row in session.execute(
+            sa.select(Notification.id, Notification.request_id, Notification.traceparent).where(
+                Notification.id.in_({d.notification_id for d in deliveries})
+            )
+        )
+    }
     lease_until = now + timedelta(seconds=lease_seconds)
     jobs: list[DeliveryJob] = []
     for delivery in deliveries:
@@ -426,6 +444,7 @@ def claim_due_deliveries(
         delivery.attempts += 1
         delivery.next_attempt_at = lease_until
         delivery.updated_at = now
+        request_id, traceparent = correlation_ids.get(delivery.notification_id, (None, None))
         jobs.append(
             DeliveryJob(
                 id=delivery.id,
@@ -435,6 +454,8 @@ def claim_due_deliveries(
                 email=contact.email if contact is not None else None,
                 url=endpoint.url if endpoint is not None else None,
                 secret=endpoint.secret if endpoint is not None else None,
+                request_id=request_id,
+                traceparent=traceparent,
             )
         )
     session.commit()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -32,7 +35,9 @@ from services.notifications.tests.conftest import (
     user_deactivated,
     user_registered,
 )
+from shared.context import child_traceparent, trace_id_of
 from shared.events import Event
+from shared.observability import configure_logging
 from shared.testing import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -510,3 +515,38 @@ def test_a_user_deactivated_while_their_batch_is_being_sent_gets_nothing_more(
         outcomes = sorted((row[0], row[1]) for row in rows)
     # The first one was on the wire when the user was deactivated: it did go out.
     assert outcomes == [("cancelled", services.USER_DEACTIVATED), ("sent", None)]
+
+
+# -- correlation ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger back as it was: configure_logging changes it for the process."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_the_log_line_of_a_delivery_carries_the_trace_and_request_of_its_event(
+    app: Flask,
+    consume: Callable[[Event], None],
+    smtp_sink: SmtpSink,
+    restore_logging: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    traceparent = child_traceparent(None)  # as the gateway made it for "place my order"
+    consume(user_registered(ADA))  # an event without correlation ids
+    consume(dataclasses.replace(order_created(ADA), requestid="req-42", traceparent=traceparent))
+    configure_logging("notifications", "INFO")  # as deployed; here to the stdout capsys set
+
+    assert deliver(app, settings_for(app, smtp_sink.port)) == 2
+
+    out = capsys.readouterr().out.splitlines()
+    lines = [json.loads(line) for line in out if line.startswith("{")]
+    sent = [line for line in lines if line["message"] == "delivery sent"]
+    ids = sorted(((line["trace_id"] or ""), line["request_id"] or "") for line in sent)
+    # The order's mail under the order's trace and request; the welcome mail under none.
+    assert ids == [("", ""), (trace_id_of(traceparent), "req-42")]

@@ -42,7 +42,8 @@ class PointInTime(click.ParamType):
                 param,
                 ctx,
             )
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        # In UTC, as the database stores it (SQLite keeps no offset and compares text).
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @deliveries_cli.command("retry-failed")

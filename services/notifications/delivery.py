@@ -274,7 +274,7 @@ class DeliverySettings:
     webhook: WebhookSending
     policy: RetryPolicy
     batch_size: int = 10
-    lease_seconds: float = 300.0
+    lease_seconds: float = 120.0
     poll_seconds: float = 1.0
 
 

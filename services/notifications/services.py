@@ -52,10 +52,10 @@ WORKER_LOST = (
 # The one reason a client gets for any refused webhook target: which rule refused it
 # ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
 # what our internal DNS knows. The detail is logged.
+REFUSED_TARGET = "this webhook target is not allowed: it must be a public http(s) address"
 # The first key of the advisory lock that serialises one user's webhook creations (any
 # number that no other advisory lock in this database uses).
 WEBHOOK_LIMIT_LOCK = 4201
-REFUSED_TARGET = "this webhook target is not allowed: it must be a public http(s) address"
 
 
 # -- retry policy -----------------------------------------------------------------------
@@ -433,8 +433,9 @@ def claim_due_deliveries(
             continue
         if delivery.attempts >= max_attempts:
             # Only a claim that was never recorded leaves a pending row here: its worker
-            # died mid-send. The attempt counts from the claim, so a message that crashes
-            # (or hangs) every worker that tries it ends `failed`, not retried forever.
+            # died mid-send (or NOTIFICATIONS_MAX_ATTEMPTS was lowered). The attempt counts
+            # from the claim, so a message that crashes (or hangs) every worker that tries
+            # it ends `failed`, not retried forever.
             _finish(delivery, DeliveryStatus.FAILED, WORKER_LOST, now)
             log.warning(
                 "delivery failed: its worker was lost on the last attempt",

@@ -16,7 +16,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = None) -> Flask:
     """Build the app; `config` overrides settings (tests), `env` replaces os.environ."""
     # Imported here so that importing the package (for the CLI or gunicorn) stays cheap.
-    from services.notifications import api
+    from services.notifications import api, cli
     from services.notifications.api import GUARD_EXTENSION
     from services.notifications.config import notifications_config, validate_config
     from services.notifications.models import db
@@ -38,4 +38,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
         # tests swap app.extensions["token_verifier"] for one with their own key.
         verifier=remote_verifier(app),
     )
+    cli.init_app(app)
     return app

@@ -21,26 +21,33 @@ def notifications_config(env: Env) -> dict[str, Any]:
             env.string("SMTP_PASSWORD", secret=True) if env.optional("SMTP_PASSWORD") else None
         ),
         "SMTP_STARTTLS": env.flag("SMTP_STARTTLS", False),
-        "SMTP_TIMEOUT_SECONDS": env.number("SMTP_TIMEOUT_SECONDS", 10.0),
+        # The longest one email may take, connect to the server's answer to the message.
+        "SMTP_TIMEOUT_SECONDS": env.number("SMTP_TIMEOUT_SECONDS", 30.0),
         "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": env.flag("NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE"),
+        # The longest one webhook delivery may take: DNS, connect, TLS, request, answer.
         "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": env.number(
             "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", 5.0
         ),
         "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER": env.integer(
             "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER", 10
         ),
-        "NOTIFICATIONS_MAX_ATTEMPTS": env.integer("NOTIFICATIONS_MAX_ATTEMPTS", 8),
-        # Full-jitter exponential backoff: retry n waits uniform(0, min(cap, base * 2^(n-1))).
+        # Retries back off exponentially: after failed attempt n a delivery waits between
+        # half and all of min(cap, base * 2^(n-1)). With 40 attempts, 30 s and 1 h that is
+        # 30 s, 1 min, 2 min ... 32 min, then about an hour each time: a delivery is given
+        # up no sooner than 16.5 h after its first failure (33 h at most, ~25 h typically),
+        # so an outage of the SMTP server or a webhook of hours delays mail and loses none.
+        "NOTIFICATIONS_MAX_ATTEMPTS": env.integer("NOTIFICATIONS_MAX_ATTEMPTS", 40),
         "NOTIFICATIONS_BACKOFF_BASE_SECONDS": env.number(
-            "NOTIFICATIONS_BACKOFF_BASE_SECONDS", 10.0
+            "NOTIFICATIONS_BACKOFF_BASE_SECONDS", 30.0
         ),
         "NOTIFICATIONS_BACKOFF_CAP_SECONDS": env.number(
             "NOTIFICATIONS_BACKOFF_CAP_SECONDS", 3600.0
         ),
-        # A claimed delivery is invisible to other workers this long; it must outlast a whole
-        # batch of slow sends, or a second worker would send the same message again.
+        # A claimed delivery is invisible to other workers this long. It is renewed right
+        # before its send, so it has to outlast one send (at least twice the longer of the
+        # two timeouts above); a worker that died frees its deliveries after this long.
         "NOTIFICATIONS_DELIVERY_LEASE_SECONDS": env.number(
-            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS", 300.0
+            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS", 120.0
         ),
         "NOTIFICATIONS_DELIVERY_BATCH_SIZE": env.integer("NOTIFICATIONS_DELIVERY_BATCH_SIZE", 10),
         "NOTIFICATIONS_DELIVERY_POLL_SECONDS": env.number(
@@ -74,5 +81,15 @@ def validate_config(config: Mapping[str, Any]) -> None:
         config["NOTIFICATIONS_BACKOFF_BASE_SECONDS"]
     ):
         raise ConfigError("NOTIFICATIONS_BACKOFF_CAP_SECONDS must be >= the base")
+    longest_send = max(
+        float(config["SMTP_TIMEOUT_SECONDS"]),
+        float(config["NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS"]),
+    )
+    if float(config["NOTIFICATIONS_DELIVERY_LEASE_SECONDS"]) < 2 * longest_send:
+        # Otherwise a send could still run when its lease ends and another worker resends it.
+        raise ConfigError(
+            "NOTIFICATIONS_DELIVERY_LEASE_SECONDS must be at least twice the longer of "
+            "SMTP_TIMEOUT_SECONDS and NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS"
+        )
     if bool(config.get("SMTP_USERNAME")) != bool(config.get("SMTP_PASSWORD")):
         raise ConfigError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")

@@ -1,10 +1,13 @@
 """Sending: email over SMTP, signed webhooks over HTTP, and the loop that drives them.
 
 The loop never holds a transaction across the network: it claims due deliveries (one
-attempt each, a lease keeps other workers off them) and commits, sends, then records
-each result in a transaction of its own. A crash after a send but before its record
-sends that message again once the lease runs out; the email's Message-ID and the
-webhook's `webhook-id` are the delivery id, so a receiver can tell it is the same one.
+attempt each, a lease keeps other workers off them) and commits; before each send it
+renews the lease and checks that nobody claimed the delivery since (so one claim sends
+at most once, however long the batch takes); it sends under a deadline shorter than the
+lease, then records the result in a transaction of its own. A crash after a send but
+before its record sends that message again once the lease runs out; the email's
+Message-ID and the webhook's `webhook-id` are the delivery id, so a receiver can tell
+it is the same one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -32,9 +36,11 @@ from sqlalchemy.orm import Session
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from services.notifications import services
+from services.notifications.deadline import Deadline
 from services.notifications.models import Channel
-from services.notifications.services import DeliveryJob, RetryPolicy
+from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPolicy
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
+from shared.context import child_traceparent, correlation
 from shared.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,8 +77,31 @@ def build_email(
     return message
 
 
+class _DeadlineSMTP(smtplib.SMTP):
+    """smtplib's client, with its socket watched by a Deadline (smtplib's timeout is per read)."""
+
+    def __init__(self, host: str, port: int, *, deadline: Deadline) -> None:
+        self.deadline = deadline  # set first: SMTP.__init__ connects
+        super().__init__(host, port, timeout=deadline.seconds)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # The one place smtplib opens its socket (also under SMTP_SSL); typeshed omits it.
+        sock: socket.socket = super()._get_socket(  # type: ignore[misc]
+            host, port, self.deadline.bound(timeout)
+        )
+        try:
+            self.deadline.watch(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
 class EmailSender:
-    """Sends one message per SMTP connection (the worker sends little, and reconnects cleanly)."""
+    """Sends one message per SMTP connection (the worker sends little, and reconnects cleanly).
+
+    `timeout` bounds the whole exchange, connect to the answer to the message.
+    """
 
     def __init__(
         self,
@@ -98,17 +127,23 @@ class EmailSender:
             text=text,
             html=html,
         )
-        try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username and self.password:
-                    smtp.login(self.username, self.password)
-                smtp.send_message(message)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(
-                f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
-            ) from exc
+        with Deadline(self.timeout) as deadline:
+            try:
+                with _DeadlineSMTP(self.host, self.port, deadline=deadline) as smtp:
+                    if self.starttls:
+                        smtp.starttls(context=ssl.create_default_context())
+                    if self.username and self.password:
+                        smtp.login(self.username, self.password)
+                    smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                if deadline.expired:
+                    raise DeliveryError(
+                        f"SMTP {self.host}:{self.port}: no complete answer within "
+                        f"{self.timeout:g} s; abandoned"
+                    ) from exc
+                raise DeliveryError(
+                    f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
+                ) from exc
 
 
 # -- webhooks ---------------------------------------------------------------------------
@@ -136,15 +171,10 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.guard = guard
+        # The whole delivery's limit: DNS, connect, TLS, sending, status line and headers.
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
         self.clock = clock
-        self.session = requests.Session()
-        # No proxy from the environment: the guard must see the address really connected to.
-        self.session.trust_env = False
-        adapter = GuardedAdapter(guard)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
 
     def send(self, *, delivery_id: str, url: str, secret: str, body: str) -> None:
         """POST one webhook; DeliveryError for a refused target, a timeout or a non-2xx."""
@@ -158,20 +188,54 @@ class WebhookSender:
                 secret=secret, msg_id=delivery_id, timestamp=timestamp, body=body
             ),
         }
-        try:
-            self.guard.split_url(url)  # the scheme rule; the address rule runs at connect
-            response = self.session.post(
-                url,
-                data=body.encode(),
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except UnsafeTargetError as exc:
-            raise DeliveryError(f"refused: {exc}") from exc
-        except requests.RequestException as exc:
-            raise DeliveryError(f"webhook request failed: {type(exc).__name__}: {exc}") from exc
+        with Deadline(self.timeout) as deadline:
+            try:
+                self._post(url, body.encode(), headers, deadline)
+            except DeliveryError as exc:
+                if deadline.expired:
+                    raise DeliveryError(self._too_slow()) from exc
+                raise
+            if deadline.expired:
+                # The watchdog cut the connection: what looked like an answer may be a
+                # truncated one (an end of file also ends the headers).
+                raise DeliveryError(self._too_slow())
+
+    def _too_slow(self) -> str:
+        return f"webhook gave no complete answer within {self.timeout:g} s; abandoned"
+
+    def _post(self, url: str, data: bytes, headers: dict[str, str], deadline: Deadline) -> None:
+        # A session per delivery: every socket of this POST is then one opened under this
+        # deadline (a pooled keep-alive connection would not be watched), and nothing is
+        # shared between delivery threads.
+        with requests.Session() as session:
+            # No proxy from the environment: the guard must see the address really connected to.
+            session.trust_env = False
+            adapter = GuardedAdapter(self.guard, deadline=deadline)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            try:
+                self.guard.split_url(url)  # the scheme rule; the address rule runs at connect
+                response = session.post(
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except UnsafeTargetError as exc:
+                # The reason names hosts and addresses, and last_error is shown to the
+                # endpoint's owner: the detail goes to our log only.
+                log.warning("webhook target refused at delivery", extra={"reason": str(exc)})
+                raise DeliveryError(f"refused: {REFUSED_TARGET}") from exc
+            except requests.RequestException as exc:
+                raise DeliveryError(f"webhook request failed: {type(exc).__name__}: {exc}") from exc
+            try:
+                self._check_answer(response)
+            finally:
+                response.close()
+
+    def _check_answer(self, response: requests.Response) -> None:
         try:
             status = response.status_code
             if 200 <= status < 300:
@@ -185,8 +249,6 @@ class WebhookSender:
             raise DeliveryError(f"HTTP {status}: {text}")
         except (Urllib3HTTPError, OSError) as exc:
             raise DeliveryError(f"reading the response failed: {exc}") from exc
-        finally:
-            response.close()
 
 
 # -- the delivery loop ------------------------------------------------------------------
@@ -212,7 +274,7 @@ class DeliverySettings:
     webhook: WebhookSending
     policy: RetryPolicy
     batch_size: int = 10
-    lease_seconds: float = 300.0
+    lease_seconds: float = 120.0
     poll_seconds: float = 1.0
 
 
@@ -274,28 +336,46 @@ def deliver_due_once(
         now=now(),
         limit=settings.batch_size,
         lease_seconds=settings.lease_seconds,
+        max_attempts=settings.policy.max_attempts,
     )
     for job in jobs:
-        extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}
-        try:
-            send_job(job, settings)
-        except DeliveryError as exc:
-            error = str(exc)
-        except Exception as exc:
-            # A bug with one message must not stop the others; it is retried and recorded.
-            log.exception("unexpected error while sending", extra=extra)
-            error = f"unexpected error: {type(exc).__name__}: {exc}"
-        else:
-            services.record_delivery_sent(session=session, job=job, now=now())
-            DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()
-            log.info("delivery sent", extra=extra)
-            continue
-        status = services.record_delivery_failed(
-            session=session, job=job, error=error, now=now(), policy=settings.policy
-        )
-        DELIVERY_ATTEMPTS.labels(job.channel, "failed" if status == "failed" else "retry").inc()
-        log.warning("delivery attempt failed", extra={**extra, "error": error, "status": status})
+        # The log lines of this send carry the request and trace of the event behind it
+        # (a span of its own within that trace).
+        traceparent = child_traceparent(job.traceparent) if job.traceparent else None
+        with correlation(job.request_id, traceparent):
+            _deliver_one(session, job, settings, now)
     return len(jobs)
+
+
+def _deliver_one(
+    session: Session, job: DeliveryJob, settings: DeliverySettings, now: Callable[[], datetime]
+) -> None:
+    extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}
+    # The batch was claimed at once, and the sends before this one took time: another
+    # worker may have claimed it meanwhile, or the user or endpoint may be gone.
+    if not services.renew_claim(
+        session=session, job=job, now=now(), lease_seconds=settings.lease_seconds
+    ):
+        DELIVERY_ATTEMPTS.labels(job.channel, "skipped").inc()
+        return
+    try:
+        send_job(job, settings)
+    except DeliveryError as exc:
+        error = str(exc)
+    except Exception as exc:
+        # A bug with one message must not stop the others; it is retried and recorded.
+        log.exception("unexpected error while sending", extra=extra)
+        error = f"unexpected error: {type(exc).__name__}: {exc}"
+    else:
+        services.record_delivery_sent(session=session, job=job, now=now())
+        DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()
+        log.info("delivery sent", extra=extra)
+        return
+    status = services.record_delivery_failed(
+        session=session, job=job, error=error, now=now(), policy=settings.policy
+    )
+    DELIVERY_ATTEMPTS.labels(job.channel, "failed" if status == "failed" else "retry").inc()
+    log.warning("delivery attempt failed", extra={**extra, "error": error, "status": status})
 
 
 def run_delivery_loop(

@@ -46,6 +46,8 @@ def _notify(session: Session, event: Event, data: Mapping[str, object]) -> None:
         event_type=event.type,
         occurred_at=event.time,
         data=data,
+        request_id=event.requestid,
+        traceparent=event.traceparent,
     )
 
 

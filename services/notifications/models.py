@@ -87,6 +87,9 @@ class Notification(Model):
     body: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The originating event's correlation ids: the delivery worker logs under them.
+    request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    traceparent: Mapped[str | None] = mapped_column(sa.String(55))  # W3C version 00
 
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="notification", order_by="Delivery.created_at", lazy="selectin"

@@ -9,6 +9,7 @@ transaction stays open while a message is on the network.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import random
@@ -32,6 +33,7 @@ from services.notifications.models import (
 )
 from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
+from shared.context import trace_id_of
 from shared.db import as_utc, is_postgresql, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.pagination import PageKey, keyset_page
@@ -43,6 +45,17 @@ SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 USER_DEACTIVATED = "cancelled: the user was deactivated"
 ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
+WORKER_LOST = (
+    "failed: the worker sending the last attempt stopped before recording its outcome "
+    "(crashed or killed), and no attempts are left"
+)
+# The one reason a client gets for any refused webhook target: which rule refused it
+# ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
+# what our internal DNS knows. The detail is logged.
+REFUSED_TARGET = "this webhook target is not allowed: it must be a public http(s) address"
+# The first key of the advisory lock that serialises one user's webhook creations (any
+# number that no other advisory lock in this database uses).
+WEBHOOK_LIMIT_LOCK = 4201
 
 
 # -- retry policy -----------------------------------------------------------------------
@@ -56,12 +69,23 @@ class RetryPolicy:
     base_seconds: float
     cap_seconds: float
 
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait after failed attempt `attempt` (1-based): base * 2^(n-1), capped."""
+        return min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 32))
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds before the next try after failed attempt `attempt` (1-based), full jitter."""
-        # Full jitter (uniform from zero) spreads the retries of many deliveries that failed
-        # together (an SMTP outage) instead of sending them back in one wave.
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 32))
-        return (rng or random).uniform(0, ceiling)
+        """Seconds before the next try after failed attempt `attempt`: half fixed, half random."""
+        # "Equal jitter": the random half spreads the retries of many deliveries that failed
+        # together (an SMTP outage) instead of sending them back in one wave; the fixed
+        # half keeps a floor under the whole retry window, so a run of short random draws
+        # cannot use up every attempt within an outage.
+        ceiling = self.ceiling(attempt)
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+    def window(self) -> tuple[float, float]:
+        """Shortest and longest time from the first failure until a delivery is given up."""
+        total = sum(self.ceiling(n) for n in range(1, self.max_attempts))
+        return total / 2, total
 
 
 # -- contacts and notifications (called by event handlers; the inbox commits) -----------
@@ -123,6 +147,8 @@ def notify(
     event_type: str,
     occurred_at: datetime,
     data: Mapping[str, Any],
+    request_id: str | None = None,
+    traceparent: str | None = None,
 ) -> Notification:
     """Turn one event into the user's notification plus an email and webhook deliveries."""
     now = utcnow()
@@ -136,6 +162,10 @@ def notify(
         title=rendered.title,
         body=rendered.body,
         created_at=now,
+        # Kept only when well-formed: they come from another service, and a value that
+        # does not fit the column must not turn the whole event into a poison message.
+        request_id=request_id if request_id and len(request_id) <= 128 else None,
+        traceparent=traceparent if trace_id_of(traceparent) else None,
     )
     session.add(notification)
     if contact is not None and not contact.active:
@@ -251,10 +281,17 @@ def create_webhook(
     try:
         guard.check_url(url)
     except UnsafeTargetError as exc:
-        raise UnprocessableError(str(exc), errors={"url": [str(exc)]}) from None
-    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
-    if (count or 0) >= max_per_user:
-        raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
+        log.info(
+            "webhook target refused",
+            extra={"user_id": user_id, "url": url[:200], "reason": str(exc)},
+        )
+        raise UnprocessableError(REFUSED_TARGET, errors={"url": [REFUSED_TARGET]}) from None
+    if is_postgresql(session):
+        # One user's creations take turns, or two requests could each count one below the
+        # limit and both insert. The lock is the transaction's: gone at commit or rollback.
+        session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(WEBHOOK_LIMIT_LOCK, _lock_key(user_id)))
+        )
     endpoint = WebhookEndpoint(
         id=uuid.uuid4(),
         user_id=user_id,
@@ -265,8 +302,22 @@ def create_webhook(
         created_at=utcnow(),
     )
     session.add(endpoint)
+    session.flush()
+    # Counted after our own insert: the lock above orders this on PostgreSQL; on SQLite
+    # (`make run`) the insert took the database's write lock, so a concurrent request's
+    # insert waits for our commit and its count then includes our row.
+    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
+    if (count or 0) > max_per_user:
+        session.rollback()
+        raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
     session.commit()
     return endpoint
+
+
+def _lock_key(user_id: str) -> int:
+    """A stable signed 32-bit number for `user_id` (PostgreSQL advisory locks take integers)."""
+    digest = hashlib.blake2b(user_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def list_webhooks(*, session: Session, user_id: str) -> list[WebhookEndpoint]:
@@ -318,6 +369,9 @@ class DeliveryJob:
     email: str | None = None
     url: str | None = None
     secret: str | None = None
+    # The originating event's, so the send is logged under that request and trace.
+    request_id: str | None = None
+    traceparent: str | None = None
 
 
 def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: datetime) -> None:
@@ -328,7 +382,7 @@ def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: 
 
 
 def claim_due_deliveries(
-    *, session: Session, now: datetime, limit: int, lease_seconds: float
+    *, session: Session, now: datetime, limit: int, lease_seconds: float, max_attempts: int
 ) -> list[DeliveryJob]:
     """Claim up to `limit` due deliveries for this worker (one attempt each) and commit."""
     query = (
@@ -357,6 +411,14 @@ def claim_due_deliveries(
             sa.select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids))
         )
     }
+    correlation_ids = {
+        row.id: (row.request_id, row.traceparent)
+        for row in session.execute(
+            sa.select(Notification.id, Notification.request_id, Notification.traceparent).where(
+                Notification.id.in_({d.notification_id for d in deliveries})
+            )
+        )
+    }
     lease_until = now + timedelta(seconds=lease_seconds)
     jobs: list[DeliveryJob] = []
     for delivery in deliveries:
@@ -369,11 +431,21 @@ def claim_due_deliveries(
         if delivery.channel == Channel.WEBHOOK and endpoint is None:
             _finish(delivery, DeliveryStatus.CANCELLED, ENDPOINT_DELETED, now)
             continue
-        # The attempt counts from the claim: a worker that dies mid-send still used one,
-        # so a message that crashes the worker cannot be retried forever.
+        if delivery.attempts >= max_attempts:
+            # Only a claim that was never recorded leaves a pending row here: its worker
+            # died mid-send (or NOTIFICATIONS_MAX_ATTEMPTS was lowered). The attempt counts
+            # from the claim, so a message that crashes (or hangs) every worker that tries
+            # it ends `failed`, not retried forever.
+            _finish(delivery, DeliveryStatus.FAILED, WORKER_LOST, now)
+            log.warning(
+                "delivery failed: its worker was lost on the last attempt",
+                extra={"delivery_id": str(delivery.id), "attempts": delivery.attempts},
+            )
+            continue
         delivery.attempts += 1
         delivery.next_attempt_at = lease_until
         delivery.updated_at = now
+        request_id, traceparent = correlation_ids.get(delivery.notification_id, (None, None))
         jobs.append(
             DeliveryJob(
                 id=delivery.id,
@@ -383,18 +455,46 @@ def claim_due_deliveries(
                 email=contact.email if contact is not None else None,
                 url=endpoint.url if endpoint is not None else None,
                 secret=endpoint.secret if endpoint is not None else None,
+                request_id=request_id,
+                traceparent=traceparent,
             )
         )
     session.commit()
     return jobs
 
 
-def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
-    """The delivery, if it is still pending under this worker's claim (attempt unchanged)."""
+def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seconds: float) -> bool:
+    """Extend our lease right before sending; False (send nothing) when it is ours no more."""
+    # Every claim adds one to `attempts`, so an unchanged count proves that no other
+    # worker claimed the row since we did, even when our lease ran out while earlier
+    # jobs of the batch were sent. The conditional UPDATE decides it atomically: a worker
+    # claiming it now either waits for this commit (and then sees a fresh lease) or has
+    # already changed the count (and this matches nothing).
+    result = session.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == job.id,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.attempts == job.attempt,
+        )
+        .values(next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if int(getattr(result, "rowcount", 0) or 0) == 1:
+        return True
+    log.info("delivery no longer ours; not sent", extra={"delivery_id": str(job.id)})
+    return False
+
+
+def _still_ours(
+    session: Session, job: DeliveryJob, *, also: tuple[DeliveryStatus, ...] = ()
+) -> Delivery | None:
+    """The delivery, if it is still pending (or in `also`) under this worker's claim."""
     delivery = session.get(Delivery, job.id, with_for_update=True)
     if (
         delivery is None
-        or delivery.status != DeliveryStatus.PENDING
+        or delivery.status not in (DeliveryStatus.PENDING, *also)
         or delivery.attempts != job.attempt
     ):
         # Cancelled meanwhile, or our lease ran out and another worker claimed it.
@@ -406,9 +506,13 @@ def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
 
 def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -> None:
     """Mark a claimed delivery sent and commit."""
-    delivery = _still_ours(session, job)
+    # Cancelled while on the wire (the user was deactivated, the endpoint deleted): it
+    # went out all the same, and its owner should see that rather than "cancelled".
+    delivery = _still_ours(session, job, also=(DeliveryStatus.CANCELLED,))
     if delivery is None:
         return
+    if delivery.status == DeliveryStatus.CANCELLED:
+        delivery.last_error = None  # the reason it was cancelled, which it was not
     delivery.status = DeliveryStatus.SENT.value
     delivery.sent_at = now
     delivery.next_attempt_at = None
@@ -432,3 +536,24 @@ def record_delivery_failed(
         delivery.next_attempt_at = now + timedelta(seconds=policy.delay(job.attempt))
     session.commit()
     return delivery.status
+
+
+def retry_failed_deliveries(
+    *, session: Session, now: datetime, channel: str | None = None, since: datetime | None = None
+) -> int:
+    """Queue failed deliveries again with a fresh set of attempts, due now; commit; how many."""
+    # An operator's command, after the cause (an SMTP outage longer than the retry window,
+    # a broken webhook receiver) is fixed. Deliveries of users deactivated or endpoints
+    # deleted since are cancelled by the claim as usual, not sent.
+    query = sa.update(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+    if channel is not None:
+        query = query.where(Delivery.channel == channel)
+    if since is not None:
+        query = query.where(Delivery.updated_at >= since)
+    result = session.execute(
+        query.values(
+            status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, updated_at=now
+        ).execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -7,13 +7,19 @@ explicitly allowed. `TargetGuard.check_url` runs when an endpoint is registered 
 `GuardedAdapter` runs the same check inside the HTTP connection at delivery time and
 connects to exactly the addresses it just approved, so a DNS answer that changed since
 registration, or between a check and the connect (DNS rebinding), cannot slip through.
+
+The reasons in UnsafeTargetError name hosts and addresses: they are for our logs. What a
+client is told is one generic sentence (`services.REFUSED_TARGET`), or the answers would
+map our internal DNS for them.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,10 +30,16 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
+from services.notifications.deadline import Deadline
+
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> the IP addresses (as text) a connection to it could reach.
 Resolver = Callable[[str, int], list[str]]
+
+DNS_TIMEOUT_SECONDS = 2.0
+# Lookups that outlive their caller keep a thread until the system resolver gives up.
+_LOOKUPS_IN_FLIGHT = threading.BoundedSemaphore(32)
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _FORBIDDEN_KINDS = (
@@ -49,6 +61,31 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address getaddrinfo gives for host:port (IPv4 and IPv6)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
+
+
+def resolve_within(resolver: Resolver, host: str, port: int, timeout: float) -> list[str]:
+    """resolver(host, port), or TimeoutError when it has no answer within `timeout` seconds."""
+    # getaddrinfo takes no timeout and cannot be interrupted (urllib3's timeouts do not
+    # cover it either), so it runs in a thread of its own that we stop waiting for. A
+    # resolver such as dnspython would take a timeout, but not /etc/hosts or the numeric
+    # spellings ("2130706433") that the system resolver understands and the guard checks.
+    if not _LOOKUPS_IN_FLIGHT.acquire(blocking=False):
+        raise TimeoutError("too many DNS lookups in flight")
+    answer: Future[list[str]] = Future()
+
+    def lookup() -> None:
+        try:
+            answer.set_result(resolver(host, port))
+        except BaseException as exc:
+            answer.set_exception(exc)
+        finally:
+            _LOOKUPS_IN_FLIGHT.release()
+
+    threading.Thread(target=lookup, name="dns-lookup", daemon=True).start()
+    try:
+        return answer.result(timeout=timeout)
+    except TimeoutError:
+        raise TimeoutError(f"no DNS answer within {timeout:g} s") from None
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -87,6 +124,7 @@ class TargetGuard:
 
     allow_private: bool = False
     resolver: Resolver = field(default=system_resolver)
+    resolve_timeout: float = DNS_TIMEOUT_SECONDS
 
     def check_url(self, url: str) -> None:
         """Raise UnsafeTargetError unless `url` is http(s) to a host resolving to public IPs."""
@@ -110,10 +148,13 @@ class TargetGuard:
             raise UnsafeTargetError("the URL has no host")
         return host, port or (443 if scheme == "https" else 80)
 
-    def resolve(self, host: str, port: int) -> list[str]:
+    def resolve(self, host: str, port: int, *, timeout: float | None = None) -> list[str]:
         """The addresses to connect to for host:port, each one checked against the policy."""
+        limit = self.resolve_timeout if timeout is None else min(timeout, self.resolve_timeout)
         try:
-            addresses = self.resolver(host, port)
+            addresses = resolve_within(self.resolver, host, port, limit)
+        except TimeoutError as exc:
+            raise UnsafeTargetError(f"the host {host!r} does not resolve: {exc}") from None
         except (OSError, UnicodeError):
             raise UnsafeTargetError(f"the host {host!r} does not resolve") from None
         if not addresses:
@@ -133,15 +174,19 @@ class TargetGuard:
         return addresses
 
 
-def _connect_checked(conn: HTTPConnection, guard: TargetGuard) -> socket.socket:
+def _connect_checked(
+    conn: HTTPConnection, guard: TargetGuard, deadline: Deadline | None
+) -> socket.socket:
     """Resolve and check the host now, then connect to one of the addresses just checked."""
-    addresses = guard.resolve(conn.host, conn.port)
+    addresses = guard.resolve(
+        conn.host, conn.port, timeout=deadline.remaining() if deadline else None
+    )
     last_error: OSError | None = None
     for address in addresses:
         try:
-            return urllib3_connection.create_connection(
+            sock = urllib3_connection.create_connection(
                 (address, conn.port),
-                conn.timeout,
+                deadline.bound(conn.timeout) if deadline else conn.timeout,
                 source_address=conn.source_address,
                 socket_options=conn.socket_options,
             )
@@ -149,20 +194,30 @@ def _connect_checked(conn: HTTPConnection, guard: TargetGuard) -> socket.socket:
             raise ConnectTimeoutError(conn, f"connecting to {conn.host} timed out") from exc
         except OSError as exc:
             last_error = exc
+            continue
+        if deadline is not None:
+            try:
+                deadline.watch(sock)  # from here on the watchdog ends TLS, headers, body
+            except BaseException:
+                sock.close()
+                raise
+        return sock
     raise NewConnectionError(conn, f"failed to connect to {conn.host}: {last_error}")
 
 
-def _guarded_pool_classes(guard: TargetGuard) -> dict[str, type[HTTPConnectionPool]]:
+def _guarded_pool_classes(
+    guard: TargetGuard, deadline: Deadline | None
+) -> dict[str, type[HTTPConnectionPool]]:
     # urllib3 opens sockets in HTTPConnection._new_conn; overriding it is the one place
     # where the checked address and the connected address are guaranteed to be the same.
     # TLS still verifies the certificate against the URL's host name (conn.host).
     class GuardedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
-            return _connect_checked(self, guard)
+            return _connect_checked(self, guard, deadline)
 
     class GuardedHTTPSConnection(HTTPSConnection):
         def _new_conn(self) -> socket.socket:
-            return _connect_checked(self, guard)
+            return _connect_checked(self, guard, deadline)
 
     class GuardedHTTPConnectionPool(HTTPConnectionPool):
         ConnectionCls = GuardedHTTPConnection
@@ -174,13 +229,18 @@ def _guarded_pool_classes(guard: TargetGuard) -> dict[str, type[HTTPConnectionPo
 
 
 class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose every connection goes through `TargetGuard.resolve`."""
+    """A requests adapter whose every connection goes through `TargetGuard.resolve`.
 
-    def __init__(self, guard: TargetGuard) -> None:
-        self.guard = guard  # set first: HTTPAdapter.__init__ calls init_poolmanager
+    With a `deadline`, lookups and connects get no more than the time left and every
+    socket is watched by it: the whole exchange ends when the deadline does.
+    """
+
+    def __init__(self, guard: TargetGuard, *, deadline: Deadline | None = None) -> None:
+        # Set first: HTTPAdapter.__init__ calls init_poolmanager.
+        self.guard, self.deadline = guard, deadline
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """The usual pool manager, with connection pools that check before connecting."""
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _guarded_pool_classes(self.guard)
+        self.poolmanager.pool_classes_by_scheme = _guarded_pool_classes(self.guard, self.deadline)

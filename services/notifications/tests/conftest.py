@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -140,6 +142,17 @@ def app(pg_app_session: Flask) -> Flask:
     """The PostgreSQL app with empty tables."""
     truncate(pg_app_session)
     return pg_app_session
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path, tokens: TokenMaker) -> Iterator[Flask]:
+    """An app on a fresh SQLite file (the `make run` set-up), migrated by the real migrations."""
+    app = make_app(f"sqlite:///{tmp_path / 'notifications.db'}", tmp_path, tokens.verifier())
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -297,6 +310,90 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
+
+
+# -- servers that misbehave on purpose ------------------------------------------------------
+
+
+Behaviour = Callable[["MisbehavingServer", socket.socket], None]
+
+
+class MisbehavingServer:
+    """A TCP server on 127.0.0.1 that answers every connection with `behaviour(self, conn)`."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sent = 0
+        self.finished = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            self.behaviour(self, conn)
+        except OSError:
+            pass  # the client hung up: what these tests want
+        finally:
+            conn.close()
+            self.finished.set()
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        """Send `data`, counting what the client let through."""
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def close(self) -> None:
+        """Stop accepting."""
+        self.listener.close()
+
+
+def drip(server: MisbehavingServer, conn: socket.socket, first: bytes, piece: bytes) -> None:
+    """Send `first`, then `piece` every 0.2 s for a minute."""
+    server.send(conn, first)
+    for _ in range(300):  # 60 s of one piece every 0.2 s
+        time.sleep(0.2)
+        server.send(conn, piece)
+
+
+def drip_headers(server: MisbehavingServer, conn: socket.socket) -> None:
+    """A 200 status line, then one more header line every 0.2 s, never the blank line."""
+    conn.recv(65536)
+    drip(server, conn, b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n")
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[Callable[[Behaviour], MisbehavingServer]]:
+    """Start misbehaving servers: misbehaving(drip_headers) -> a running server."""
+    servers: list[MisbehavingServer] = []
+
+    def start(behaviour: Behaviour) -> MisbehavingServer:
+        server = MisbehavingServer(behaviour)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def resolver_of(answers: dict[str, list[str]]) -> Callable[[str, int], list[str]]:
+    """A fake DNS for the SSRF guard: host -> addresses; unknown hosts do not resolve."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in answers:
+            raise OSError(f"unknown host {host}")
+        return list(answers[host])
+
+    return resolve
 
 
 def settings_for(app: Flask, smtp_port: int | None = None, **config: Any) -> DeliverySettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -9,8 +10,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.notifications.api import GUARD_EXTENSION
+from services.notifications.services import REFUSED_TARGET
 from services.notifications.ssrf import TargetGuard
-from services.notifications.tests.conftest import TokenMaker, order_created, user_registered
+from services.notifications.tests.conftest import (
+    TokenMaker,
+    order_created,
+    resolver_of,
+    user_registered,
+)
 from shared.events import Event
 
 pytestmark = pytest.mark.integration
@@ -234,6 +241,51 @@ def test_webhooks_to_internal_or_non_http_targets_are_refused_by_default(
     assert response.status_code == 422
     assert "url" in _problem(response)["errors"]
     assert client.get(f"{BASE}/webhooks", headers=tokens.headers(ADA)).get_json()["items"] == []
+
+
+@pytest.fixture
+def internal_dns(app: Flask):
+    """The guard answers from a fake DNS that knows some internal names."""
+    original = app.extensions[GUARD_EXTENSION]
+    app.extensions[GUARD_EXTENSION] = TargetGuard(
+        resolver=resolver_of(
+            {
+                "localhost": ["127.0.0.1"],
+                "db.corp.internal": ["10.20.0.5"],
+                "metadata.corp.internal": ["169.254.169.254"],
+            }
+        )
+    )
+    yield
+    app.extensions[GUARD_EXTENSION] = original
+
+
+@pytest.mark.usefixtures("internal_dns")
+def test_a_refused_target_gets_one_reason_that_tells_nothing_about_our_network(
+    client: FlaskClient, tokens: TokenMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.notifications.services")
+    urls = [
+        "http://localhost:5432/",
+        "http://db.corp.internal/hook",
+        "http://metadata.corp.internal/latest/meta-data/",
+        "http://unknown.corp.internal/hook",  # does not resolve
+        "http://10.0.0.1/hook",
+        "https://user:secret@db.corp.internal/hook",
+    ]
+
+    answers = []
+    for url in urls:
+        response = _register(client, tokens, url=url)
+        assert response.status_code == 422, url
+        problem = _problem(response)
+        answers.append((problem["detail"], problem["errors"]))
+
+    assert answers == [(REFUSED_TARGET, {"url": [REFUSED_TARGET]})] * len(urls)
+    # ... while the operator's log says which rule refused each one.
+    reasons = [getattr(r, "reason", "") for r in caplog.records]
+    assert any("loopback address (127.0.0.1)" in reason for reason in reasons)
+    assert any("unknown.corp.internal" in reason and "resolve" in reason for reason in reasons)
 
 
 @pytest.mark.usefixtures("allow_private")

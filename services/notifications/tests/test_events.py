@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 
@@ -146,3 +147,22 @@ def test_an_event_with_invalid_data_raises_and_leaves_nothing_behind(
     assert _rows(app, Contact) == [] and _rows(app, Notification) == []
     with app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM inbox")) == 0
+
+
+def test_a_notification_keeps_the_request_and_trace_of_its_event(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    consume(dataclasses.replace(order_created(ADA), requestid="req-42", traceparent=traceparent))
+
+    [notification] = _rows(app, Notification)
+    assert (notification.request_id, notification.traceparent) == ("req-42", traceparent)
+
+
+def test_correlation_ids_that_are_not_well_formed_are_dropped_and_the_event_still_applies(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(dataclasses.replace(order_created(ADA), requestid="r" * 500, traceparent="x" * 500))
+
+    [notification] = _rows(app, Notification)
+    assert (notification.request_id, notification.traceparent) == (None, None)

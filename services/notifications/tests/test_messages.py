@@ -10,9 +10,11 @@ import uuid
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.notifications.delivery import build_email, sign_webhook
+from services.notifications.config import notifications_config
+from services.notifications.delivery import build_email, delivery_settings, sign_webhook
 from services.notifications.rendering import format_money, render
 from services.notifications.services import RetryPolicy, new_webhook_secret
+from shared.config import Env
 
 ORDER = {
     "order_id": "0f6b3a1c-0000-4000-8000-000000000000",
@@ -122,11 +124,22 @@ def test_a_tampered_body_or_another_secret_does_not_verify() -> None:
         Webhook(new_webhook_secret()).verify(body, _headers(msg_id, timestamp, signature))
 
 
-def test_retry_delays_grow_exponentially_with_full_jitter_up_to_the_cap() -> None:
+def test_retry_delays_grow_exponentially_with_jitter_in_their_upper_half_up_to_the_cap() -> None:
     policy = RetryPolicy(max_attempts=10, base_seconds=1.0, cap_seconds=8.0)
     rng = random.Random(7)
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
         delays = [policy.delay(attempt, rng) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.8  # the whole range is used, not just the top
-        assert min(delays) < ceiling * 0.2
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.9  # the whole half is used, not one value
+        assert min(delays) < ceiling * 0.6
+
+
+def test_by_default_a_delivery_is_retried_through_an_outage_of_many_hours() -> None:
+    config = notifications_config(Env({}))
+    policy = delivery_settings(config).policy
+
+    shortest, longest = policy.window()
+
+    assert shortest >= 16 * 3600  # even if every random draw is the smallest
+    assert longest <= 36 * 3600
+    assert policy.ceiling(policy.max_attempts) == 3600  # no wait longer than an hour

@@ -13,18 +13,7 @@ from services.notifications.ssrf import (
     UnsafeTargetError,
     forbidden_kind,
 )
-from services.notifications.tests.conftest import WebhookReceiver
-
-
-def resolver_of(answers: dict[str, list[str]]):
-    """A fake DNS: host -> addresses; unknown hosts do not resolve."""
-
-    def resolve(host: str, port: int) -> list[str]:
-        if host not in answers:
-            raise OSError(f"unknown host {host}")
-        return list(answers[host])
-
-    return resolve
+from services.notifications.tests.conftest import WebhookReceiver, resolver_of
 
 
 @pytest.mark.parametrize(

@@ -136,8 +136,8 @@ def response_headers_for_client(
     return [(name, value) for name, value in upstream if name.lower() not in drop]
 
 
-def append_forwarded_for(existing: str | None, peer: str | None) -> str:
-    """X-Forwarded-For with the address of our direct peer appended."""
-    peer = peer or "unknown"
+def append_forwarded(existing: str | None, ours: str | None) -> str:
+    """An X-Forwarded-For/-Proto list with what this hop saw appended (the peer, the scheme)."""
+    ours = ours or "unknown"
     existing = (existing or "").strip()
-    return f"{existing}, {peer}" if existing else peer
+    return f"{existing}, {ours}" if existing else ours

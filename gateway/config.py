@@ -69,11 +69,6 @@ def gateway_config(env: Env) -> dict[str, Any]:
         "GATEWAY_UPSTREAM_POOL_SIZE": env.integer("GATEWAY_UPSTREAM_POOL_SIZE", threads),
         "GATEWAY_RATE_LIMIT_USER": env.string("GATEWAY_RATE_LIMIT_USER", "600/minute"),
         "GATEWAY_RATE_LIMIT_IP": env.string("GATEWAY_RATE_LIMIT_IP", "1200/minute"),
-        # No double burst at window boundaries, like moving-window, but two counters per
-        # limit instead of a list of every request: cheaper on Redis at high rates.
-        "GATEWAY_RATE_LIMIT_STRATEGY": env.string(
-            "GATEWAY_RATE_LIMIT_STRATEGY", "sliding-window-counter"
-        ),
         # Namespaces our keys on a Redis other programs may share.
         "GATEWAY_REDIS_PREFIX": env.string("GATEWAY_REDIS_PREFIX", "gateway"),
         "GATEWAY_REVOCATION_TTL_SECONDS": env.integer(

@@ -18,9 +18,10 @@ def test_the_per_ip_limit_answers_429_with_retry_after(make_gateway, upstream):
     assert [r.headers["RateLimit-Remaining"] for r in responses[:3]] == ["2", "1", "0"]
     refused = responses[-1]
     assert refused.mimetype == "application/problem+json"
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Sliding window: the rest of this minute, then until its count has faded enough.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 120
     assert refused.headers["RateLimit-Limit"] == "3"
-    assert 0 <= int(refused.headers["RateLimit-Reset"]) <= 60
+    assert refused.headers["RateLimit-Reset"] == refused.headers["Retry-After"]
     assert len(upstream.received) == 3
 
 

@@ -71,3 +71,25 @@ def test_the_edge_limits_are_the_gateways_in_nginx_terms():
         "EDGE_CALLER_BURST": "999",
         "EDGE_RETRY_AFTER": "4",
     }
+
+
+def ingress_routes(path: str, rule: dict) -> bool:
+    """True when an Ingress path rule sends `path` to its backend."""
+    if rule["pathType"] == "Exact":
+        return path == rule["path"]
+    prefix = rule["path"].rstrip("/")
+    return prefix == "" or path == prefix or path.startswith(prefix + "/")
+
+
+def test_the_ingress_sends_the_public_api_to_the_gateway_but_not_its_metrics():
+    manifests = yaml.safe_load_all((ROOT / "deploy/k8s/gateway.yaml").read_text())
+    (ingress,) = [doc for doc in manifests if doc and doc["kind"] == "Ingress"]
+    rules = [rule for host in ingress["spec"]["rules"] for rule in host["http"]["paths"]]
+
+    def routed(path: str) -> bool:
+        return any(ingress_routes(path, rule) for rule in rules)
+
+    for public in ("/api/v1/orders/1", "/.well-known/jwks.json", "/docs/", "/openapi.json"):
+        assert routed(public), public
+    for private in ("/metrics", "/_auth/verify"):
+        assert not routed(private), private

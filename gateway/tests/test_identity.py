@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
+import shared.tokens
 from gateway.tests.conftest import KEY, bearer, jwk, token
 from shared.testing import rsa_private_key
 
@@ -139,19 +141,34 @@ def test_the_well_known_jwks_is_public_and_served_by_auth(client, upstream):
     assert upstream.jwks_paths == ["/api/v1/auth/jwks.json"]
 
 
-def test_random_key_ids_cost_auth_one_jwks_fetch_per_ten_seconds(make_gateway, upstream):
+def test_random_key_ids_cost_auth_one_jwks_fetch_per_ten_seconds(
+    make_gateway, upstream, monkeypatch
+):
+    # The JWKS cache's clock, set by hand: ten seconds pass without the test waiting them.
+    now = [time.monotonic()]
+    monkeypatch.setattr(
+        shared.tokens, "time", SimpleNamespace(monotonic=lambda: now[0], time=time.time)
+    )
     client = make_gateway(remote_jwks=True).test_client()
 
-    statuses = {
-        client.get("/api/v1/orders", headers=bearer(kid=f"forged-{uuid.uuid4().hex}")).status_code
-        for _ in range(100)
-    }
+    def forged() -> int:
+        headers = bearer(kid=f"forged-{uuid.uuid4().hex}")
+        return client.get("/api/v1/orders", headers=headers).status_code
+
+    statuses = {forged() for _ in range(100)}
 
     assert statuses == {401}
     assert upstream.jwks_fetches == 1
     # That one fetch brought the real key: valid tokens work without asking auth again.
     assert client.get("/api/v1/orders", headers=bearer()).status_code == 200
     assert upstream.jwks_fetches == 1
+    now[0] += 9.9
+    assert forged() == 401
+    assert upstream.jwks_fetches == 1
+    # Once the window has passed, an unknown key id is looked up again (a rotated key).
+    now[0] += 0.2
+    assert forged() == 401
+    assert upstream.jwks_fetches == 2
 
 
 @pytest.mark.parametrize(

@@ -155,13 +155,6 @@ class UpstreamClient:
             verbatim_target=target,
         )
 
-    def close(self) -> None:
-        """Close every pooled connection."""
-        with self._lock:
-            for pool in self._pools.values():
-                pool.close()
-            self._pools.clear()
-
 
 def forwarded_query(raw: bytes) -> str:
     """The client's query string as sent, only bytes a request line cannot carry escaped."""

@@ -182,6 +182,9 @@ class MemoryLimitStore:
         oldest = now_ms // longest - 2
         for key in [k for k, (window, _, _) in self._windows.items() if window < oldest]:
             del self._windows[key]
+        if len(self._windows) > self._max_keys:
+            # All of them busy: start afresh rather than scan them again on every request.
+            self._windows.clear()
 
 
 # KEYS: one hash per limit (fields w: window number, c: its count, p: the previous

@@ -53,6 +53,20 @@ def test_a_refused_client_gets_in_again_exactly_when_retry_after_says(make_gatew
     assert client.get("/api/v1/orders", headers=bearer()).status_code == 200
 
 
+def test_memory_counters_stay_bounded_and_forget_idle_callers():
+    clock = Clock(1_800_000_000)
+    store = MemoryLimitStore(clock=clock, max_keys=10)
+    (limit,) = parse_limits("ip", "5/minute")
+
+    for i in range(10):
+        store.hit([(limit.key("p", f"idle-{i}"), limit)], None)
+    clock.now += 180
+    for i in range(50):
+        store.hit([(limit.key("p", f"busy-{i}"), limit)], None)
+
+    assert len(store._windows) <= 10
+
+
 def test_the_header_reports_the_limit_closest_to_refusing(make_gateway):
     client = make_gateway(
         GATEWAY_RATE_LIMIT_IP="100/minute", GATEWAY_RATE_LIMIT_USER="10/minute;4/second"

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 # The main context a distribution (or the nginx image) normally provides around the
@@ -40,6 +41,7 @@ class Edge:
         orders: str,
         notifications: str,
         workers: int = 1,
+        gateway_env: Mapping[str, str] | None = None,
     ) -> None:
         self.prefix = prefix
         self.port = port
@@ -59,6 +61,12 @@ class Edge:
                     "NOTIFICATIONS_UPSTREAM": notifications,
                     "EDGE_LISTEN": f"127.0.0.1:{port}",
                     "EDGE_CACHE_DIR": str(prefix / "cache"),
+                    # The edge limits at the gateway's rates: the benchmark's, not the defaults.
+                    **{
+                        name: value
+                        for name, value in (gateway_env or {}).items()
+                        if name.startswith("GATEWAY_RATE_LIMIT_")
+                    },
                 }
             )
         )

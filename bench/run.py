@@ -304,6 +304,7 @@ class Bench:
                 gateway=f"127.0.0.1:{self.suite.ports['gateway']}",
                 orders=f"127.0.0.1:{self.suite.ports['orders']}",
                 notifications=f"127.0.0.1:{self.suite.ports['notifications']}",
+                gateway_env=self.suite.env,
             )
             self.edge.start()
             self.bases["edge"] = self.edge.url

@@ -2,8 +2,9 @@
 identity headers, rate-limits, and forwards to auth, orders and notifications.
 
 Request path, in order: request id and trace context -> 413 on a declared oversize body ->
-CORS preflight -> route lookup (404) -> per-IP limit -> token check and per-user limit ->
-forward (chunked bodies capped at 1 MiB) -> stream the answer back with security headers.
+CORS preflight -> route lookup (404) -> token check (local) -> per-IP and per-user limits
+and the revocation lookup (one Redis round trip) -> forward (chunked bodies capped at
+1 MiB) -> stream the answer back with security headers.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
     app = create_base_app("gateway", __name__, gateway_config(env), config, env=env)
     validate_config(app.config)
     errors.init_app(app)
-    security.init_app(app, remote_verifier(app), revocation_store(app))
-    ratelimit.init_app(app)
+    # One pool of Redis connections for the limits and the revocations (None: memory).
+    redis = revocation.redis_client(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else None
+    security.init_app(app, remote_verifier(app), revocation_store(app, redis))
+    ratelimit.init_app(
+        app, ratelimit.RedisLimitStore(redis) if redis else ratelimit.MemoryLimitStore()
+    )
     proxy.init_app(app)
     upstreams = app.extensions["route_table"].upstreams()
     openapi.init_app(app, upstreams)
@@ -37,14 +42,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
     return app
 
 
-def revocation_store(app: Flask) -> revocation.RevocationStore:
+def revocation_store(app: Flask, redis: Any | None) -> revocation.RevocationStore:
     """Redis when `REDIS_URL` is set (shared by all workers), else this process's memory."""
     ttl = int(app.config["GATEWAY_REVOCATION_TTL_SECONDS"])
-    if app.config["REDIS_URL"]:
+    if redis is not None:
         return revocation.RedisRevocationStore(
-            revocation.redis_client(app.config["REDIS_URL"]),
-            prefix=app.config["GATEWAY_REDIS_PREFIX"],
-            ttl_seconds=ttl,
+            redis, prefix=app.config["GATEWAY_REDIS_PREFIX"], ttl_seconds=ttl
         )
     return revocation.MemoryRevocationStore(ttl)
 

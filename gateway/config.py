@@ -10,6 +10,10 @@ from shared.config import ConfigError, Env
 # (plus the verifier's clock leeway and some margin for clock drift).
 DEFAULT_REVOCATION_TTL_SECONDS = 15 * 60 + 120
 
+# Per verified user and per client address; the nginx edge renders the same ones.
+DEFAULT_RATE_LIMIT_USER = "600/minute"
+DEFAULT_RATE_LIMIT_IP = "1200/minute"
+
 # Requests a client may send without a token. Everything else behind a route needs one.
 DEFAULT_PUBLIC_ROUTES = (
     "POST /api/v1/auth/register",
@@ -67,13 +71,8 @@ def gateway_config(env: Env) -> dict[str, Any]:
         "GATEWAY_READ_TIMEOUT": env.number("GATEWAY_READ_TIMEOUT", 15.0),
         # Keep-alive connections kept per upstream host, sized to the worker's concurrency.
         "GATEWAY_UPSTREAM_POOL_SIZE": env.integer("GATEWAY_UPSTREAM_POOL_SIZE", threads),
-        "GATEWAY_RATE_LIMIT_USER": env.string("GATEWAY_RATE_LIMIT_USER", "600/minute"),
-        "GATEWAY_RATE_LIMIT_IP": env.string("GATEWAY_RATE_LIMIT_IP", "1200/minute"),
-        # No double burst at window boundaries, like moving-window, but two counters per
-        # limit instead of a list of every request: cheaper on Redis at high rates.
-        "GATEWAY_RATE_LIMIT_STRATEGY": env.string(
-            "GATEWAY_RATE_LIMIT_STRATEGY", "sliding-window-counter"
-        ),
+        "GATEWAY_RATE_LIMIT_USER": env.string("GATEWAY_RATE_LIMIT_USER", DEFAULT_RATE_LIMIT_USER),
+        "GATEWAY_RATE_LIMIT_IP": env.string("GATEWAY_RATE_LIMIT_IP", DEFAULT_RATE_LIMIT_IP),
         # Namespaces our keys on a Redis other programs may share.
         "GATEWAY_REDIS_PREFIX": env.string("GATEWAY_REDIS_PREFIX", "gateway"),
         "GATEWAY_REVOCATION_TTL_SECONDS": env.integer(

@@ -20,53 +20,24 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-# Headers some proxies and frameworks read as "who is calling". A client could send them
-# to pose as anyone, so they never reach a service from outside. Matched as prefixes.
-IDENTITY_HEADER_PREFIXES = (
-    "x-user",  # x-user-id, x-userid, x-user-roles, x-username ...
-    "x-auth",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-groups",
-    "x-forwarded-preferred-username",
-    "x-forwarded-access-token",
-    "x-remote-user",
-    "x-remote-group",
-    "remote-user",
-    "x-role",
-    "x-roles",
-    "x-principal",
-    "x-authenticated",
-    "x-consumer-",
-    "x-credential",
-    "x-jwt",
-    "x-token",
-    "x-email",
-    "x-groups",
-    "x-scope",
-    "x-admin",
-    "x-identity",
-    "x-amzn-oidc",
-    "x-ms-client-principal",
-    "x-goog-authenticated",
-)
-
-# Set by the gateway itself from what it knows; whatever the client sent is dropped.
-GATEWAY_SET = frozenset(
+# The request headers a client may pass to a service: content negotiation, the body's
+# type, the token (services verify it again), idempotency and conditional requests, and
+# tracing. Everything else stays at the gateway: a list of what to drop would always miss
+# the next header some framework reads as "who is calling" (X-Uid, X-Tenant-Id, ...).
+# CORS request headers are not here: the gateway answers CORS itself. The nginx edge's
+# fast path forwards the GET subset of this list.
+FORWARDED_REQUEST_HEADERS = frozenset(
     {
-        "host",
-        "content-length",
-        "x-request-id",
-        "traceparent",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-forwarded-port",
-        "x-forwarded-prefix",
-        "forwarded",
-        "x-real-ip",
-        # The gateway has read the whole body already; the upstream gets it in one go.
-        "expect",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "content-type",
+        "idempotency-key",
+        "if-match",
+        "if-none-match",
+        "tracestate",
+        "user-agent",
     }
 )
 
@@ -86,11 +57,6 @@ REPLACED_IN_RESPONSE = frozenset(
 )
 
 
-def is_identity_header(name: str) -> bool:
-    """True for a header a client could use to claim an identity."""
-    return name.lower().startswith(IDENTITY_HEADER_PREFIXES)
-
-
 def connection_tokens(value: str | None) -> set[str]:
     """Header names listed in a Connection header (also hop-by-hop for this message)."""
     return {token.strip().lower() for token in (value or "").split(",") if token.strip()}
@@ -103,16 +69,20 @@ def request_headers_for_upstream(
     request_id: str,
     traceparent: str | None,
     forwarded_for: str,
-    forwarded_host: str,
     forwarded_proto: str,
+    forwarded_host: str,
     user_id: str | None,
 ) -> dict[str, str]:
-    """The headers to send upstream: the client's, minus hop-by-hop and identity claims."""
-    drop = HOP_BY_HOP | GATEWAY_SET | connection_tokens(connection)
+    """The headers to send upstream: the allowlisted ones of the client's, plus our own.
+
+    Content-Length is left to the HTTP client: the gateway has read the whole body.
+    """
+    # A client may name any header hop-by-hop in Connection, even an allowed one.
+    dropped = connection_tokens(connection)
     out: dict[str, str] = {}
     for name, value in incoming:
         lowered = name.lower()
-        if lowered in drop or is_identity_header(lowered):
+        if lowered not in FORWARDED_REQUEST_HEADERS or lowered in dropped:
             continue
         # Repeated headers are joined, as RFC 9110 5.3 allows for list-valued fields.
         out[name] = f"{out[name]}, {value}" if name in out else value
@@ -120,8 +90,8 @@ def request_headers_for_upstream(
     if traceparent:
         out["traceparent"] = traceparent
     out["X-Forwarded-For"] = forwarded_for
-    out["X-Forwarded-Host"] = forwarded_host
     out["X-Forwarded-Proto"] = forwarded_proto
+    out["X-Forwarded-Host"] = forwarded_host
     if user_id is not None:
         # Informational only: services verify the token themselves and ignore this.
         out["X-User-Id"] = user_id
@@ -136,8 +106,8 @@ def response_headers_for_client(
     return [(name, value) for name, value in upstream if name.lower() not in drop]
 
 
-def append_forwarded_for(existing: str | None, peer: str | None) -> str:
-    """X-Forwarded-For with the address of our direct peer appended."""
-    peer = peer or "unknown"
+def append_forwarded(existing: str | None, ours: str | None) -> str:
+    """An X-Forwarded-For/-Proto list with what this hop saw appended (the peer, the scheme)."""
+    ours = ours or "unknown"
     existing = (existing or "").strip()
-    return f"{existing}, {peer}" if existing else peer
+    return f"{existing}, {ours}" if existing else ours

@@ -156,6 +156,10 @@ def init_app(app: Flask, upstreams: Mapping[str, str], fetch: Fetch | None = Non
     app.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
     app.register_blueprint(
         get_swaggerui_blueprint(
-            "/docs", "/openapi.json", config={"app_name": "Flask microservices suite API"}
+            "/docs",
+            "/openapi.json",
+            # Swagger UI would otherwise have every browser fetch a badge from
+            # validator.swagger.io, telling it where our spec lives.
+            config={"app_name": "Flask microservices suite API", "validatorUrl": None},
         )
     )

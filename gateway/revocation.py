@@ -9,7 +9,7 @@ Two stores:
 
 * Redis (when `REDIS_URL` is set; compose, Kubernetes, tests): one key per user with a
   TTL longer than an access token lives. Every gunicorn worker on every host reads the
-  same keys, per request (one GET on a pooled connection), so a revocation holds
+  same keys, per request (in the rate limits' round trip), so a revocation holds
   everywhere as soon as the single consumer process (`python -m gateway.worker`) wrote it.
   If Redis cannot answer, protected requests get 503: failing open would let a
   deactivated user back in for as long as the outage lasts.
@@ -53,9 +53,8 @@ class RevocationStore(Protocol):
         """When `user_id` was last deactivated, if that still matters."""
 
 
-def is_revoked(store: RevocationStore, principal: Principal) -> bool:
-    """True when the principal's token predates its user's deactivation."""
-    revoked_at = store.revoked_at(principal.user_id)
+def token_predates(principal: Principal, revoked_at: float | None) -> bool:
+    """True when the principal's token was issued at or before its user's deactivation."""
     # iat has whole seconds: a token from the same second as the deactivation is refused.
     return revoked_at is not None and principal.issued_at <= revoked_at
 

@@ -1,16 +1,23 @@
 """Render the edge template: `python -m gateway.nginx.render [OUTPUT]` (values from the env).
 
 The same `${NAME}` syntax envsubst uses, so the nginx image can render the template
-itself; unlike plain envsubst this refuses to leave any placeholder unfilled.
+itself; unlike plain envsubst this refuses to leave any placeholder unfilled. The edge's
+rate limits come from the gateway's own settings (`GATEWAY_RATE_LIMIT_IP`/`_USER`, or
+their defaults) unless the EDGE_* values are given; `python -m gateway.nginx.render
+--limits` prints those values, for an nginx that renders the template with envsubst.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from gateway.config import DEFAULT_RATE_LIMIT_IP, DEFAULT_RATE_LIMIT_USER
+from gateway.ratelimit import Limit, parse_limits
 
 TEMPLATE = Path(__file__).with_name("default.conf.template")
 # Upper-case names only: nginx's own variables ($host, ${edge_user_id}) are lower case.
@@ -22,9 +29,43 @@ def placeholders(template: str | None = None) -> set[str]:
     return set(PLACEHOLDER.findall(TEMPLATE.read_text() if template is None else template))
 
 
+def _per_minute(limit: Limit) -> int:
+    # nginx takes whole requests per second or minute; rounding up never refuses a request
+    # the gateway would let through.
+    return max(1, math.ceil(limit.amount * 60_000 / limit.window_ms))
+
+
+def _leaky_bucket(setting: str) -> tuple[int, int]:
+    """(requests per minute, burst) of the slowest limit of a gateway setting.
+
+    nginx gives a zone one rate; of several limits (`10/second;600/minute`), the edge takes
+    the one with the lowest long-run rate, its size as the burst.
+    """
+    slowest = min(parse_limits("edge", setting), key=lambda lim: lim.amount / lim.window_ms)
+    return _per_minute(slowest), slowest.amount - 1
+
+
+def edge_limit_values(settings: Mapping[str, str]) -> dict[str, str]:
+    """The EDGE_* rate-limit values for the gateway limits in `settings` (else defaults)."""
+    ip_rate, ip_burst = _leaky_bucket(settings.get("GATEWAY_RATE_LIMIT_IP", DEFAULT_RATE_LIMIT_IP))
+    caller_rate, caller_burst = _leaky_bucket(
+        settings.get("GATEWAY_RATE_LIMIT_USER", DEFAULT_RATE_LIMIT_USER)
+    )
+    # nginx cannot say which zone refused: the longer wait holds for both.
+    retry_after = max(1, math.ceil(60 / ip_rate), math.ceil(60 / caller_rate))
+    return {
+        "EDGE_IP_RATE": f"{ip_rate}r/m",
+        "EDGE_IP_BURST": str(ip_burst),
+        "EDGE_CALLER_RATE": f"{caller_rate}r/m",
+        "EDGE_CALLER_BURST": str(caller_burst),
+        "EDGE_RETRY_AFTER": str(retry_after),
+    }
+
+
 def render(values: Mapping[str, str], template: str | None = None) -> str:
     """The template with every placeholder filled; KeyError names the missing ones."""
     text = TEMPLATE.read_text() if template is None else template
+    values = {**edge_limit_values(values), **values}
     missing = sorted(placeholders(text) - set(values))
     if missing:
         raise KeyError(f"edge template needs: {', '.join(missing)}")
@@ -60,7 +101,11 @@ def standalone_main(prefix: Path, *, workers: int = 1) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Render with values from the environment to a file or stdout."""
+    """Render with values from the environment to a file or stdout (or print the limits)."""
+    if argv[1:] == ["--limits"]:
+        for name, value in edge_limit_values(os.environ).items():
+            sys.stdout.write(f"{name}={value}\n")
+        return 0
     try:
         text = render(os.environ)
     except KeyError as exc:

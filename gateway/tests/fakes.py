@@ -45,6 +45,8 @@ class FakeUpstream:
     received: list[Received] = field(default_factory=list)
     jwks_fetches: int = 0
     jwks_paths: list[str] = field(default_factory=list)
+    # TCP connections accepted (a kept-alive connection serves many requests).
+    connections: int = 0
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -62,6 +64,10 @@ class FakeUpstream:
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # keep test output quiet
+
+            def setup(self) -> None:
+                fake.connections += 1  # one handler per connection, not per request
+                super().setup()
 
             def _body(self) -> bytes:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
+import shared.tokens
 from gateway.tests.conftest import KEY, bearer, jwk, token
 from shared.testing import rsa_private_key
 
@@ -43,27 +45,65 @@ def test_a_protected_request_without_a_token_is_refused(client, upstream):
     assert upstream.received == []
 
 
-def test_a_client_sent_user_id_is_replaced_by_the_verified_one(client, upstream):
-    headers = {
-        **bearer("user-42"),
-        "X-User-Id": "admin-1",
-        "X-Forwarded-User": "admin-1",
-        "X-Auth-Request-User": "admin-1",
-        "X-Roles": "admin",
-        "X-User-Roles": "admin",
-        "Remote-User": "admin-1",
-    }
+MADE_UP_IDENTITIES = {
+    "X-User-Id": "admin-1",
+    "X-Forwarded-User": "admin-1",
+    "X-Auth-Request-User": "admin-1",
+    "X-Roles": "admin",
+    "X-User-Roles": "admin",
+    "Remote-User": "admin-1",
+    "X-Uid": "admin-1",
+    "X-Subject": "admin-1",
+    "X-Account-Id": "acct-1",
+    "X-Tenant-Id": "tenant-1",
+    "X-Forwarded-Sub": "admin-1",
+    "X-Original-User": "admin-1",
+    "X-Is-Admin": "true",
+    "X-Real-IP": "10.0.0.1",
+    "Forwarded": "for=10.0.0.1",
+    "Cookie": "session=someone-elses",
+}
+
+
+def test_no_identity_a_client_made_up_reaches_a_service(client, upstream):
+    headers = {**bearer("user-42"), **MADE_UP_IDENTITIES}
 
     response = client.get("/api/v1/orders/o-1", headers=headers)
 
     assert response.status_code == 200
     (seen,) = upstream.received
     assert seen.header("X-User-Id") == "user-42"
-    for name in ("X-Forwarded-User", "X-Auth-Request-User", "X-Roles", "X-User-Roles"):
-        assert seen.header(name) is None
-    assert seen.header("Remote-User") is None
+    for name in MADE_UP_IDENTITIES.keys() - {"X-User-Id"}:
+        assert seen.header(name) is None, name
     # The service verifies the token itself: it gets it untouched.
     assert seen.header("Authorization") == headers["Authorization"]
+
+
+def test_only_the_headers_a_client_needs_are_forwarded(client, upstream):
+    sent = {
+        "Accept": "application/json",
+        "Accept-Language": "de",
+        "Accept-Encoding": "gzip",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "key-1",
+        "If-Match": '"v1"',
+        "If-None-Match": '"v0"',
+        "User-Agent": "shop-app/1.0",
+        "tracestate": "vendor=1",
+        "X-Something-New": "1",
+    }
+
+    client.post("/api/v1/orders", data=b"{}", headers={**bearer("user-42"), **sent})
+
+    (seen,) = upstream.received
+    for name, value in sent.items():
+        if name != "X-Something-New":
+            assert seen.header(name) == value, name
+    passed_on = {name.lower() for name in sent if name != "X-Something-New"} | {"authorization"}
+    set_by_us = {"host", "content-length", "x-request-id", "traceparent", "x-user-id"} | {
+        f"x-forwarded-{part}" for part in ("for", "proto", "host")
+    }
+    assert {name.lower() for name in seen.headers} == passed_on | set_by_us
 
 
 def test_a_public_request_carries_no_user_id_at_all(client, upstream):
@@ -101,19 +141,34 @@ def test_the_well_known_jwks_is_public_and_served_by_auth(client, upstream):
     assert upstream.jwks_paths == ["/api/v1/auth/jwks.json"]
 
 
-def test_random_key_ids_cost_auth_one_jwks_fetch_per_ten_seconds(make_gateway, upstream):
+def test_random_key_ids_cost_auth_one_jwks_fetch_per_ten_seconds(
+    make_gateway, upstream, monkeypatch
+):
+    # The JWKS cache's clock, set by hand: ten seconds pass without the test waiting them.
+    now = [time.monotonic()]
+    monkeypatch.setattr(
+        shared.tokens, "time", SimpleNamespace(monotonic=lambda: now[0], time=time.time)
+    )
     client = make_gateway(remote_jwks=True).test_client()
 
-    statuses = {
-        client.get("/api/v1/orders", headers=bearer(kid=f"forged-{uuid.uuid4().hex}")).status_code
-        for _ in range(100)
-    }
+    def forged() -> int:
+        headers = bearer(kid=f"forged-{uuid.uuid4().hex}")
+        return client.get("/api/v1/orders", headers=headers).status_code
+
+    statuses = {forged() for _ in range(100)}
 
     assert statuses == {401}
     assert upstream.jwks_fetches == 1
     # That one fetch brought the real key: valid tokens work without asking auth again.
     assert client.get("/api/v1/orders", headers=bearer()).status_code == 200
     assert upstream.jwks_fetches == 1
+    now[0] += 9.9
+    assert forged() == 401
+    assert upstream.jwks_fetches == 1
+    # Once the window has passed, an unknown key id is looked up again (a rotated key).
+    now[0] += 0.2
+    assert forged() == 401
+    assert upstream.jwks_fetches == 2
 
 
 @pytest.mark.parametrize(

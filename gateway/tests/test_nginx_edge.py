@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 from werkzeug.serving import make_server
 
 from gateway.nginx.render import render, standalone_main
+from gateway.revocation import user_deactivated_handler
 from gateway.tests.conftest import bearer, token
 from gateway.tests.fakes import FakeUpstream
+from gateway.tests.test_revocation import deactivated
 from shared.testing import free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -40,6 +44,8 @@ class PathRecorder:
 class Edge:
     url: str
     gateway_saw: list[str]
+    gateway: Flask
+    prefix: Path
 
 
 def wait_for_port(port: int, process: subprocess.Popen, prefix: Path) -> None:
@@ -53,38 +59,58 @@ def wait_for_port(port: int, process: subprocess.Popen, prefix: Path) -> None:
 
 
 @pytest.fixture
-def edge(make_gateway, upstream: FakeUpstream, tmp_path: Path) -> Iterator[Edge]:
-    """nginx (rendered template) -> gateway (threaded server) -> fake services."""
-    recorder = PathRecorder(make_gateway(TRUSTED_PROXY_HOPS=1))
-    server = make_server("127.0.0.1", 0, recorder, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def make_edge(
+    make_gateway, upstream: FakeUpstream, tmp_path: Path
+) -> Iterator[Callable[..., Edge]]:
+    """nginx (rendered template) -> gateway (threaded server) -> fake services.
 
-    host_port = upstream.url.removeprefix("http://")
-    port = free_port()
-    (tmp_path / "edge.conf").write_text(
-        render(
-            {
-                "GATEWAY_UPSTREAM": f"127.0.0.1:{server.server_port}",
-                "ORDERS_UPSTREAM": host_port,
-                "NOTIFICATIONS_UPSTREAM": host_port,
-                "EDGE_LISTEN": f"127.0.0.1:{port}",
-                "EDGE_CACHE_DIR": str(tmp_path / "cache"),
-            }
+    The edge's rate limits are rendered from the gateway's settings, as in a deployment.
+    """
+    running: list[tuple[subprocess.Popen, Any]] = []
+
+    def make(*, services: str | None = None, **config: Any) -> Edge:
+        gateway = make_gateway(TRUSTED_PROXY_HOPS=1, **config)
+        recorder = PathRecorder(gateway)
+        server = make_server("127.0.0.1", 0, recorder, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        prefix = tmp_path / f"edge-{len(running)}"
+        prefix.mkdir()
+        host_port = services or upstream.url.removeprefix("http://")
+        port = free_port()
+        limits = {name: str(value) for name, value in config.items() if "RATE_LIMIT" in name}
+        (prefix / "edge.conf").write_text(
+            render(
+                {
+                    "GATEWAY_UPSTREAM": f"127.0.0.1:{server.server_port}",
+                    "ORDERS_UPSTREAM": host_port,
+                    "NOTIFICATIONS_UPSTREAM": host_port,
+                    "EDGE_LISTEN": f"127.0.0.1:{port}",
+                    "EDGE_CACHE_DIR": str(prefix / "cache"),
+                    **limits,
+                }
+            )
         )
-    )
-    (tmp_path / "nginx.conf").write_text(standalone_main(tmp_path))
-    process = subprocess.Popen(
-        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process, tmp_path)
-        yield Edge(url=f"http://127.0.0.1:{port}", gateway_saw=recorder.paths)
-    finally:
+        (prefix / "nginx.conf").write_text(standalone_main(prefix))
+        process = subprocess.Popen(
+            [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        running.append((process, server))
+        wait_for_port(port, process, prefix)
+        return Edge(f"http://127.0.0.1:{port}", recorder.paths, gateway, prefix)
+
+    yield make
+    for process, server in running:
         process.terminate()
         process.wait(timeout=10)
         server.shutdown()
+
+
+@pytest.fixture
+def edge(make_edge) -> Edge:
+    """An edge with the gateway's default settings."""
+    return make_edge()
 
 
 def test_a_protected_get_takes_the_fast_path_with_the_verified_user(edge, upstream):
@@ -147,3 +173,155 @@ def test_a_body_over_one_mib_is_refused_at_the_edge(edge, upstream):
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/problem+json"
     assert edge.gateway_saw == []
+
+
+def raw_exchange(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library tidying them up); status, headers, body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split(" ")[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"NOT AN HTTP REQUEST\r\n\r\n", 400),
+        (b"GET /_auth/verify HTTP/1.1\r\nHost: edge\r\n\r\n", 404),
+        (b"TRACE / HTTP/1.1\r\nHost: edge\r\n\r\n", 405),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: edge\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: edge\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    ],
+)
+def test_errors_the_edge_makes_itself_are_problems_too(edge, request_bytes, status):
+    answered, headers, body = raw_exchange(
+        edge.url, request_bytes.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+    )
+
+    assert answered == status
+    assert headers["Content-Type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["request_id"] == headers["X-Request-ID"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    # Without a version; the header itself needs a module nginx does not ship (see template).
+    assert headers["Server"] == "nginx"
+    assert edge.gateway_saw == []
+
+
+def test_a_service_that_is_down_is_a_503_problem_at_the_edge(make_edge):
+    edge = make_edge(services=f"127.0.0.1:{free_port()}")
+
+    response = requests.get(f"{edge.url}/api/v1/orders/o-1", headers=bearer())
+
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["request_id"] == response.headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/", "//metrics", "/%6Detrics", "/./metrics"])
+def test_the_gateways_metrics_are_not_served_to_the_outside(edge, path):
+    status, headers, body = raw_exchange(
+        edge.url, f"GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n".encode()
+    )
+
+    assert status == 404
+    assert headers["Content-Type"] == "application/problem+json"
+    assert edge.gateway_saw == []
+
+
+def test_the_fast_path_holds_the_gateways_per_user_limit(make_edge, upstream):
+    edge = make_edge(GATEWAY_RATE_LIMIT_USER="5/minute")
+    headers = bearer("busy")
+
+    responses = [requests.get(f"{edge.url}/api/v1/orders/o-1", headers=headers) for _ in range(30)]
+
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200] * 5 + [429] * 25
+    refused = responses[-1]
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["status"] == 429
+    # A leaky bucket of 5 a minute frees a place every 12 s.
+    assert refused.headers["Retry-After"] == "12"
+    assert len(upstream.received) == 5
+
+
+def test_writes_and_reads_count_against_one_budget_per_token(make_edge, upstream):
+    edge = make_edge(GATEWAY_RATE_LIMIT_USER="5/minute")
+    headers = bearer("busy")
+
+    writes = [
+        requests.post(f"{edge.url}/api/v1/orders", json={}, headers=headers) for _ in range(2)
+    ]
+    reads = [requests.get(f"{edge.url}/api/v1/orders", headers=headers) for _ in range(10)]
+
+    assert [r.status_code for r in writes + reads] == [200] * 5 + [429] * 7
+    assert len(upstream.received) == 5
+
+
+def test_the_edge_limits_each_client_address(make_edge):
+    edge = make_edge(GATEWAY_RATE_LIMIT_IP="5/minute")
+
+    statuses = [
+        requests.get(f"{edge.url}/api/v1/orders", headers=bearer(f"user-{i}")).status_code
+        for i in range(8)
+    ]
+
+    assert statuses == [200] * 5 + [429] * 3
+
+
+def test_both_paths_show_services_the_client_at_the_same_hop(edge, upstream):
+    spoofed = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"}
+
+    requests.get(f"{edge.url}/api/v1/orders/o-1", headers={**bearer(), **spoofed})
+    requests.post(f"{edge.url}/api/v1/orders", json={}, headers={**bearer(), **spoofed})
+
+    fast, through_gateway = upstream.received
+    assert edge.gateway_saw[-1] == "POST /api/v1/orders"
+    for seen in (fast, through_gateway):
+        hops = [hop.strip() for hop in seen.header("X-Forwarded-For").split(",")]
+        schemes = [s.strip() for s in seen.header("X-Forwarded-Proto").split(",")]
+        # Services trust two hops (TRUSTED_PROXY_HOPS=2): the second from the right.
+        assert len(hops) == 3
+        assert hops[-2] == "127.0.0.1"
+        assert schemes[-2] == "http"
+
+
+def test_no_token_is_written_to_the_edges_cache(edge):
+    tokens = [token(f"user-{i}") for i in range(3)]
+    for value in tokens:
+        response = requests.get(
+            f"{edge.url}/api/v1/orders", headers={"Authorization": f"Bearer {value}"}
+        )
+        assert response.status_code == 200
+
+    files = [path for path in (edge.prefix / "cache").rglob("*") if path.is_file()]
+    assert len(files) == len(tokens)  # the verifications were cached ...
+    for path in files:  # ... under a key that is no usable credential
+        content = path.read_bytes()
+        assert b"Bearer" not in content
+        for value in tokens:
+            assert value.rsplit(".", 1)[0].encode() not in content
+
+
+def test_a_deactivated_users_token_stops_working_on_the_fast_path_within_two_seconds(edge):
+    headers = bearer("leaving", iat=int(time.time()) - 5)
+    for _ in range(3):
+        assert requests.get(f"{edge.url}/api/v1/orders", headers=headers).status_code == 200
+
+    user_deactivated_handler(edge.gateway.extensions["revocations"])(deactivated("leaving"))
+    revoked = time.monotonic()
+    while (response := requests.get(f"{edge.url}/api/v1/orders", headers=headers)).ok:
+        assert time.monotonic() - revoked < 2.0, "still accepted 2 s after the deactivation"
+        time.sleep(0.02)
+
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -16,13 +19,18 @@ from shared.testing import free_port
 MIB = 1024 * 1024
 
 
+def serve(app) -> tuple[str, object]:
+    """`app` on a real threaded HTTP server (a new thread per connection, like gunicorn's)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server
+
+
 @pytest.fixture
 def live_gateway(gateway) -> Iterator[str]:
     """The gateway on a real threaded HTTP server (for chunked bodies and streaming)."""
-    server = make_server("127.0.0.1", 0, gateway, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url, server = serve(gateway)
+    yield url
     server.shutdown()
 
 
@@ -51,15 +59,16 @@ def test_the_clients_request_id_and_trace_are_kept(client, upstream):
     assert seen.header("traceparent").split("-")[1] == trace_id
 
 
-def test_x_forwarded_for_gets_the_peer_appended(client, upstream):
+def test_x_forwarded_for_and_proto_get_this_hop_appended(client, upstream):
     client.get(
         "/api/v1/orders",
-        headers={**bearer(), "X-Forwarded-For": "203.0.113.9"},
+        headers={**bearer(), "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
         environ_base={"REMOTE_ADDR": "198.51.100.7"},
     )
 
     (seen,) = upstream.received
     assert seen.header("X-Forwarded-For") == "203.0.113.9, 198.51.100.7"
+    assert seen.header("X-Forwarded-Proto") == "https, http"
 
 
 def test_hop_by_hop_headers_do_not_cross_the_gateway(client, upstream):
@@ -131,6 +140,83 @@ def test_a_large_response_streams_through_intact(live_gateway):
     assert response.status_code == 200
     assert response.headers["Content-Length"] == str(3 * MIB)
     assert len(response.content) == 3 * MIB
+
+
+@pytest.mark.parametrize(
+    "query", ["a=%zz&b=%20", "q=caf%c3%a9&x=a+b&y=%2F", "list=1&list=2&=&flag", "f=[1]|{2}"]
+)
+def test_the_query_string_reaches_the_service_byte_for_byte(live_gateway, upstream, query):
+    # http.client sends the target as given (requests would re-quote it on our side).
+    connection = http.client.HTTPConnection(live_gateway.removeprefix("http://"))
+    connection.request("GET", f"/api/v1/orders?{query}", headers=bearer())
+    response = connection.getresponse()
+    connection.close()
+
+    assert response.status == 200
+    (seen,) = upstream.received
+    assert seen.path == f"/api/v1/orders?{query}"
+
+
+def test_upstream_connections_are_kept_alive_across_client_connections(live_gateway, upstream):
+    # Each call is a new client connection, served by a new thread of the gateway.
+    statuses = {
+        requests.get(f"{live_gateway}/api/v1/orders/o-{i}", headers=bearer()).status_code
+        for i in range(20)
+    }
+
+    assert statuses == {200}
+    assert upstream.connections == 1
+
+
+def test_the_pool_size_bounds_the_connections_to_an_upstream(make_gateway, upstream):
+    url, server = serve(make_gateway(GATEWAY_UPSTREAM_POOL_SIZE=2))
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(
+                pool.map(
+                    lambda i: (
+                        requests.get(
+                            f"{url}/api/v1/orders/slow?seconds=0.1&n={i}", headers=bearer()
+                        ).status_code
+                    ),
+                    range(12),
+                )
+            )
+    finally:
+        server.shutdown()
+
+    assert statuses == [200] * 12
+    assert upstream.connections == 2
+
+
+@pytest.fixture
+def unresponsive_port() -> Iterator[int]:
+    """A port whose accept queue is full: a new connection neither succeeds nor is refused."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))
+    yield port
+    filler.close()
+    listener.close()
+
+
+def test_an_upstream_that_cannot_be_connected_to_gives_503_at_the_connect_timeout(
+    make_gateway, unresponsive_port
+):
+    client = make_gateway(
+        f"http://127.0.0.1:{unresponsive_port}", GATEWAY_CONNECT_TIMEOUT=0.3
+    ).test_client()
+    started = time.monotonic()
+
+    response = client.get("/api/v1/orders", headers=bearer())
+
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    assert 0.3 <= elapsed < 1.0
 
 
 def test_an_upstream_that_is_down_gives_503_fast(make_gateway):

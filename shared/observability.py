@@ -229,6 +229,7 @@ def _process_tracer_provider(service: str) -> Any:
             from opentelemetry import trace
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.instrumentation.requests import RequestsInstrumentor
+            from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
             from opentelemetry.sdk.resources import SERVICE_NAME, Resource
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -240,6 +241,8 @@ def _process_tracer_provider(service: str) -> Any:
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             trace.set_tracer_provider(provider)
             RequestsInstrumentor().instrument(tracer_provider=provider, excluded_urls=UNTRACED_URLS)
+            # requests' own spans suppress urllib3's below them: one client span per call.
+            URLLib3Instrumentor().instrument(tracer_provider=provider, excluded_urls=UNTRACED_URLS)
             _tracer_provider = provider
         return _tracer_provider
 

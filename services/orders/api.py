@@ -17,7 +17,6 @@ from typing import Any
 from flask import Response, current_app, make_response, url_for
 from flask.views import MethodView
 from sqlalchemy.orm import Session
-from werkzeug.http import parse_etags
 
 from services.orders import services
 from services.orders.models import Order, db
@@ -42,6 +41,10 @@ blp = ApiBlueprint(
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _VERSION = re.compile(r"[0-9]{1,9}")
+# One element of an If-Match list (RFC 9110 8.8.3, 5.6.1): an entity-tag, optionally weak,
+# or nothing (empty elements are allowed), up to the next comma. By hand because werkzeug's
+# parse_etags is lenient: it takes unquoted tags as strong ones and yields None for `""`.
+_IF_MATCH_ELEMENT = re.compile(r'[ \t]*(?:(W/)?("[\x21\x23-\x7e\x80-\xff]*"))?[ \t]*(?:,|\Z)')
 
 
 def etag_for(order_id: uuid.UUID | str, version: int) -> str:
@@ -50,19 +53,39 @@ def etag_for(order_id: uuid.UUID | str, version: int) -> str:
 
 
 def if_match_versions(header: str | None, order_id: uuid.UUID) -> frozenset[int] | None:
-    """Versions of this order an If-Match header accepts; None when it sets no condition."""
+    """Versions of this order an If-Match header accepts; None when it sets no condition.
+
+    A version is accepted only when a strong tag in the header is exactly its ETag, quotes
+    included: `"<id>-01"`, an unquoted `<id>-1` or a weak tag match nothing. A header that
+    is not a list of entity-tags matches nothing either (412, never "no condition").
+    """
     if header is None:
         return None
-    etags = parse_etags(header)
-    if etags.star_tag:
-        return None  # "*": any current version of an existing order
-    prefix = f"{order_id}-"
-    versions = {
-        int(tag[len(prefix) :])
-        for tag in etags  # strong tags only; weak ones never match If-Match
-        if tag.startswith(prefix) and _VERSION.fullmatch(tag[len(prefix) :])
-    }
+    if header.strip() == "*":
+        return None  # any current version of an existing order
+    versions: set[int] = set()
+    position = 0
+    while position < len(header):
+        element = _IF_MATCH_ELEMENT.match(header, position)
+        if element is None:
+            return frozenset()
+        weak, tag = element.groups()
+        if tag is not None and weak is None:
+            version = _version_in(tag, order_id)
+            if version is not None:
+                versions.add(version)
+        position = element.end()
     return frozenset(versions)  # empty: nothing can match, so 412
+
+
+def _version_in(tag: str, order_id: uuid.UUID) -> int | None:
+    """The version whose ETag is exactly `tag` (quotes included), if it names this order."""
+    prefix = f'"{order_id}-'
+    digits = tag[len(prefix) : -1]
+    if not (tag.startswith(prefix) and _VERSION.fullmatch(digits)):
+        return None
+    version = int(digits)
+    return version if etag_for(order_id, version) == tag else None
 
 
 def _session() -> Session:

@@ -234,16 +234,74 @@ def test_a_stale_if_match_is_412_and_a_current_one_succeeds(
     assert cancelled.headers["ETag"] == f'"{order["id"]}-3"'
 
 
-@pytest.mark.parametrize("if_match", ['W/"{id}-1"', '"{id}-x"', '"someone-else-1"'])
-def test_an_if_match_that_cannot_match_is_412(
-    client: FlaskClient, place: Place, alice: Headers, if_match: str
+@pytest.mark.parametrize(
+    "if_match",
+    [
+        'W/"{id}-1"',
+        '"{id}-x"',
+        '"someone-else-1"',
+        '""',
+        '"x", ""',
+        'W/"", ""',
+        '"{id}-01"',
+        "{id}-1",
+        '"{id}-1"x',
+    ],
+)
+@pytest.mark.parametrize("route", ["cancel", "status"])
+def test_an_if_match_that_cannot_match_is_412_and_changes_nothing(
+    app: Flask,
+    client: FlaskClient,
+    place: Place,
+    alice: Headers,
+    admin: Headers,
+    if_match: str,
+    route: str,
 ) -> None:
     order = place(alice)
     response = client.post(
-        f"/api/v1/orders/{order['id']}/cancel",
-        headers={**alice, "If-Match": if_match.format(id=order["id"])},
+        f"/api/v1/orders/{order['id']}/{route}",
+        json={"status": "confirmed"} if route == "status" else None,
+        headers={**admin, "If-Match": if_match.format(id=order["id"])},
     )
     assert response.status_code == 412
+    assert response.mimetype == "application/problem+json"
+    [stored] = rows(app, Order)
+    assert (stored.status, stored.version) == ("pending", 1)
+    assert [o.type for o in rows(app, Outbox)] == ["order.created"]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status"),
+    [("cancel", None, "cancelled"), ("status", {"status": "shipped"}, "shipped")],
+)
+def test_if_match_star_changes_an_existing_order_whatever_its_version(
+    client: FlaskClient,
+    place: Place,
+    alice: Headers,
+    admin: Headers,
+    route: str,
+    body: dict[str, str] | None,
+    status: str,
+) -> None:
+    order = place(alice)
+    url = f"/api/v1/orders/{order['id']}"
+    client.post(f"{url}/status", json={"status": "confirmed"}, headers=admin)  # now version 2
+    response = client.post(f"{url}/{route}", json=body, headers={**admin, "If-Match": "*"})
+    assert response.status_code == 200
+    assert response.get_json()["status"] == status
+    assert response.headers["ETag"] == f'"{order["id"]}-3"'
+
+
+def test_if_match_star_on_an_order_that_does_not_exist_is_404(
+    client: FlaskClient, admin: Headers
+) -> None:
+    missing = "0b8e3a52-5c1f-4a43-9a55-3d4b2c9e7f10"
+    for route, body in (("cancel", None), ("status", {"status": "confirmed"})):
+        response = client.post(
+            f"/api/v1/orders/{missing}/{route}", json=body, headers={**admin, "If-Match": "*"}
+        )
+        assert response.status_code == 404
 
 
 def test_health_and_readiness_answer(client: FlaskClient) -> None:

@@ -39,6 +39,48 @@ def test_an_etag_matches_only_its_own_order_and_version() -> None:
     assert if_match_versions('"garbage"', ORDER_ID) == frozenset()
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        f'"{ORDER_ID}-1", "{ORDER_ID}-4"',
+        f' "x" ,"{ORDER_ID}-1",, W/"{ORDER_ID}-2" , ',  # empty list elements are allowed
+        f'"", "{ORDER_ID}-1"',
+    ],
+)
+def test_a_list_of_tags_accepts_the_versions_named_exactly(header: str) -> None:
+    versions = if_match_versions(header, ORDER_ID)
+    assert versions is not None and 1 in versions and 2 not in versions
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '""',
+        '"x", ""',
+        'W/"", ""',
+        f'"{ORDER_ID}-01"',  # not the canonical tag of version 1
+        f'"{ORDER_ID}-+1"',
+        f'"{ORDER_ID}- 1"',
+        f'"{str(ORDER_ID).upper()}-1"',
+        f"{ORDER_ID}-1",  # unquoted
+        f'"{ORDER_ID}-1"x',
+        f'"{ORDER_ID}-1" "{ORDER_ID}-1"',
+        f'*, "{ORDER_ID}-1"',
+        '"*"',
+        'W/"*"',
+        f'w/"{ORDER_ID}-1"',
+        f'"{ORDER_ID}-1',
+        '"',
+        "W/",
+        "x" * 10000,
+        f'"{ORDER_ID}-\u0661"',
+        f'"{ORDER_ID}-\u00b2"',
+    ],
+)
+def test_an_if_match_that_names_no_version_exactly_accepts_none(header: str) -> None:
+    assert if_match_versions(header, ORDER_ID) == frozenset()
+
+
 def test_if_match_star_or_absent_sets_no_condition() -> None:
     assert if_match_versions("*", ORDER_ID) is None
     assert if_match_versions(None, ORDER_ID) is None

@@ -14,15 +14,17 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, current_app, make_response, url_for
+from flask import Response, current_app, make_response, request, url_for
 from flask.views import MethodView
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import UnsupportedMediaType
 
 from services.orders import services
 from services.orders.models import Order, db
 from services.orders.schemas import (
     IdempotencyHeadersSchema,
     IfMatchHeadersSchema,
+    OrderCancelSchema,
     OrderCreateSchema,
     OrderPageSchema,
     OrderQueryArgsSchema,
@@ -174,10 +176,16 @@ class OrderCancel(MethodView):
     decorators = [require_auth]
 
     @blp.doc(security=BEARER)
+    @blp.arguments(OrderCancelSchema, required=False)
     @blp.arguments(IfMatchHeadersSchema, location="headers")
     @blp.response(200, OrderSchema)
-    def post(self, headers: Mapping[str, Any], order_id: uuid.UUID) -> tuple[Order, dict[str, str]]:
+    def post(
+        self, _body: Mapping[str, Any], headers: Mapping[str, Any], order_id: uuid.UUID
+    ) -> tuple[Order, dict[str, str]]:
         """Cancel a pending or confirmed order (409 otherwise); honours If-Match."""
+        if not request.is_json and request.get_data(cache=True):
+            # webargs reads JSON bodies only: any other body would be ignored, not refused.
+            raise UnsupportedMediaType("Send no body, or an empty JSON object.")
         order = services.cancel_order(
             session=_session(),
             actor=_actor(),

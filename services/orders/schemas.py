@@ -97,6 +97,10 @@ class OrderCreateSchema(StrictSchema):
         )
 
 
+class OrderCancelSchema(StrictSchema):
+    """A cancellation carries no fields: no body or `{}`; anything else is refused."""
+
+
 class OrderStatusChangeSchema(StrictSchema):
     """The state an admin moves an order to."""
 

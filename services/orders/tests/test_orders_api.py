@@ -316,4 +316,12 @@ def test_the_openapi_document_lists_the_order_routes(client: FlaskClient) -> Non
         "/api/v1/orders",
         "/api/v1/orders/{order_id}",
         "/api/v1/orders/{order_id}/cancel",
+        "/api/v1/orders/{order_id}/status",
     } <= set(paths)
+    assert set(paths["/api/v1/orders"]) >= {"get", "post"}
+    status = paths["/api/v1/orders/{order_id}/status"]["post"]
+    assert status["requestBody"]["required"] is True
+    assert "If-Match" in {p["name"] for p in status["parameters"]}
+    cancel = paths["/api/v1/orders/{order_id}/cancel"]["post"]
+    assert cancel["requestBody"]["required"] is False  # no body at all is the usual call
+    assert "If-Match" in {p["name"] for p in cancel["parameters"]}

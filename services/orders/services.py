@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -33,7 +34,7 @@ from services.orders.models import (
     Outbox,
     can_transition,
 )
-from shared.db import as_utc, utcnow
+from shared.db import as_utc, is_postgresql, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -234,14 +235,38 @@ def _earlier_placement(
 
 
 def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
-    """403 once auth said the user is deactivated; no projection row yet is no reason to wait."""
-    # FOR SHARE: a concurrent deactivation (UPDATE of this row) waits for this order to
-    # commit and then cancels it too, or this waits for the deactivation and refuses.
-    active = session.scalar(
-        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
-    )
+    """403 once auth said the user is deactivated; a user not heard of yet may still order.
+
+    Serialised with `deactivate_customer` through the user's customer row, which is made
+    here when user.registered has not arrived yet: with no row, FOR SHARE would lock nothing
+    and a concurrent deactivation could miss this order. FOR SHARE makes a concurrent
+    deactivation (an upsert of the row) wait for this order to commit and then cancel it
+    too, or makes this wait for the deactivation and refuse.
+    """
+    active = _customer_active_for_share(session, user_id)
+    if active is None:
+        # ON CONFLICT DO NOTHING: a deactivation that inserted the row first (not committed
+        # yet) makes this wait for it, and the read below then sees the refusal.
+        session.execute(
+            _insert(session, Customer)
+            .values(user_id=user_id, active=True, updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[Customer.user_id])
+        )
+        active = _customer_active_for_share(session, user_id)
     if active is False:
         raise ForbiddenError("This account is deactivated; it cannot place orders.")
+
+
+def _customer_active_for_share(session: Session, user_id: str) -> bool | None:
+    """The customer's `active`, with the row share-locked until commit; None without a row."""
+    return session.scalar(
+        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
+    )
+
+
+def _insert(session: Session, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """INSERT with ON CONFLICT for the backend in use (PostgreSQL, or SQLite for `make run`)."""
+    return postgresql.insert(model) if is_postgresql(session) else sqlite.insert(model)
 
 
 def _build_order(actor: Actor, new_order: NewOrder) -> Order:
@@ -431,25 +456,33 @@ def _transition(
 
 def record_customer(*, session: Session, user_id: str, email: str, name: str) -> None:
     """Create or refresh the projection of a registered user; never re-activates one."""
-    customer = session.get(Customer, user_id, with_for_update=True)
-    if customer is None:
-        session.add(Customer(user_id=user_id, email=email, name=name, active=True))
-    else:
-        customer.email, customer.name, customer.updated_at = email, name, utcnow()
-    session.flush()
+    # An upsert: the row may already exist (an early order or deactivation made it, maybe
+    # in a transaction still open, which this then waits for instead of failing).
+    session.execute(
+        _insert(session, Customer)
+        .values(user_id=user_id, email=email, name=name, active=True, updated_at=utcnow())
+        .on_conflict_do_update(
+            index_elements=[Customer.user_id],
+            set_={"email": email, "name": name, "updated_at": utcnow()},
+        )
+    )
 
 
 def deactivate_customer(*, session: Session, user_id: str) -> list[Order]:
     """Refuse the user's future orders and cancel their open ones, one event per order."""
-    customer = session.get(Customer, user_id, with_for_update=True)
-    if customer is None:
-        # Deactivated before user.registered arrived: remember the refusal anyway.
-        session.add(Customer(user_id=user_id, active=False))
-    else:
-        customer.active, customer.updated_at = False, utcnow()
-    # Flushed before reading the orders: the UPDATE waits for in-flight orders of this
-    # user (they hold FOR SHARE on the row), so the query below sees them all.
-    session.flush()
+    now = utcnow()
+    # An upsert, so there is always a row to serialise on (see _refuse_deactivated_customer):
+    # it waits for every order of this user still being placed (each holds FOR SHARE on the
+    # row, or inserted the row itself), so the query below sees them all; orders placed
+    # after it see `active` false. A deactivation that arrives before user.registered is
+    # remembered the same way.
+    session.execute(
+        _insert(session, Customer)
+        .values(user_id=user_id, active=False, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=[Customer.user_id], set_={"active": False, "updated_at": now}
+        )
+    )
     orders = list(
         session.scalars(
             sa.select(Order)

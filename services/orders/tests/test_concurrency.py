@@ -102,6 +102,35 @@ def test_two_concurrent_changes_from_the_same_etag_give_one_200_and_one_412(
     assert [c.payload["data"]["to"] for c in changes] == [winner["status"]]
 
 
+def test_two_concurrent_status_changes_from_the_same_etag_give_one_200_and_one_412(
+    app: Flask,
+    live_server: str,
+    place: Callable[..., dict[str, Any]],
+    alice: Headers,
+    admin: Headers,
+) -> None:
+    order = place(alice)
+    url = f"{live_server}/api/v1/orders/{order['id']}/status"
+    same_etag = {**admin, "If-Match": f'"{order["id"]}-1"'}
+    answers = race(
+        app,
+        order["id"],
+        [
+            post(url, same_etag, {"status": "confirmed"}),
+            post(url, same_etag, {"status": "cancelled"}),
+        ],
+    )
+    assert sorted(a.status_code for a in answers) == [200, 412]
+    winner = next(a for a in answers if a.status_code == 200)
+    loser = next(a for a in answers if a.status_code == 412)
+    assert winner.headers["ETag"] == f'"{order["id"]}-2"'
+    assert loser.headers["Content-Type"].startswith("application/problem+json")
+    [stored] = rows(app, Order)
+    assert (stored.status, stored.version) == (winner.json()["status"], 2)
+    changes = [o for o in rows(app, Outbox) if o.type == "order.status_changed"]
+    assert [c.payload["data"]["to"] for c in changes] == [winner.json()["status"]]
+
+
 def test_without_if_match_the_loser_of_a_race_is_rechecked_against_the_new_state(
     app: Flask,
     live_server: str,

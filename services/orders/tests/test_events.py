@@ -219,6 +219,23 @@ def test_a_deactivation_that_arrives_before_the_registration_still_refuses_order
     assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
 
 
+def test_on_sqlite_placements_and_deactivations_work_as_under_make_run(
+    sqlite_app: Flask, sqlite_client: FlaskClient, alice: Headers
+) -> None:
+    placed = sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice)
+    assert placed.status_code == 201  # before user.registered: the customer row is made
+    apply(sqlite_app, user_event("user.deactivated", user_id="user-alice"))
+    order = sqlite_client.get(f"/api/v1/orders/{placed.get_json()['id']}", headers=alice)
+    assert order.get_json()["status"] == "cancelled"
+    refused = sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice)
+    assert refused.status_code == 403
+    apply(
+        sqlite_app, user_event("user.registered", user_id="user-alice", email="a@x.org", name="A")
+    )
+    assert [(c.email, c.active) for c in rows(sqlite_app, Customer)] == [("a@x.org", False)]
+    assert sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
+
+
 @pytest.mark.parametrize(
     "data", [{}, {"user_id": ""}, {"user_id": 42}, {"user_id": "u" * 65}], ids=str
 )

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.orders.models import Order, Outbox
-from services.orders.tests.helpers import count_statements, rows
+from services.orders.tests.helpers import captured_queries, rows
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_a_page_of_twenty_orders_with_items_takes_two_queries(
 ) -> None:
     for _ in range(21):
         place(alice)
-    with count_statements(app) as statements:
+    with captured_queries(app) as statements:
         response = client.get("/api/v1/orders", headers=alice)
     page = response.get_json()
     assert len(page["items"]) == 20 and all(len(o["items"]) == 2 for o in page["items"])
@@ -111,7 +111,7 @@ def test_reading_one_order_takes_one_query(
     app: Flask, client: FlaskClient, place: Place, alice: Headers
 ) -> None:
     order = place(alice)
-    with count_statements(app) as statements:
+    with captured_queries(app) as statements:
         response = client.get(f"/api/v1/orders/{order['id']}", headers=alice)
     assert response.status_code == 200 and len(response.get_json()["items"]) == 2
     assert len(statements) == 1, statements

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, current_app, make_response, request, url_for
+import sqlalchemy as sa
+from flask import Response, current_app, jsonify, make_response, request, url_for
 from flask.views import MethodView
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import UnsupportedMediaType
 
 from services.orders import services
-from services.orders.models import Order, db
+from services.orders.models import READS, Order, db
 from services.orders.schemas import (
     IdempotencyHeadersSchema,
     IfMatchHeadersSchema,
@@ -30,6 +31,8 @@ from services.orders.schemas import (
     OrderQueryArgsSchema,
     OrderSchema,
     OrderStatusChangeSchema,
+    render_order,
+    render_order_page,
 )
 from shared.app import ApiBlueprint
 from shared.tokens import current_principal, require_auth
@@ -95,6 +98,11 @@ def _session() -> Session:
     return db.session()
 
 
+def _reads() -> sa.Engine:
+    """The engine of the read-only GETs (autocommit, no ping; see services.read_order)."""
+    return db.engines[READS]
+
+
 def _actor() -> services.Actor:
     principal = current_principal()
     return services.Actor(user_id=principal.user_id, is_admin=principal.is_admin)
@@ -125,15 +133,16 @@ class Orders(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(OrderQueryArgsSchema, location="query")
     @blp.response(200, OrderPageSchema)
-    def get(self, args: Mapping[str, Any]) -> services.OrderPage:
+    def get(self, args: Mapping[str, Any]) -> Response:
         """List orders newest first, `limit` (1-100, default 20) per page."""
-        return services.list_orders(
-            session=_session(),
+        page = services.read_orders_page(
+            engine=_reads(),
             actor=_actor(),
             limit=args["limit"],
             status=args.get("status"),
             after=args.get("cursor"),
         )
+        return jsonify(render_order_page(page))
 
     @blp.doc(security=BEARER)
     @blp.arguments(OrderCreateSchema)
@@ -164,9 +173,12 @@ class OrderDetail(MethodView):
 
     @blp.doc(security=BEARER)
     @blp.response(200, OrderSchema)
-    def get(self, order_id: uuid.UUID) -> tuple[Order, dict[str, str]]:
+    def get(self, order_id: uuid.UUID) -> Response:
         """Read an order (the caller's own; any for admins) with its ETag."""
-        return _with_etag(services.get_order(session=_session(), actor=_actor(), order_id=order_id))
+        view = services.read_order(engine=_reads(), actor=_actor(), order_id=order_id)
+        response = jsonify(render_order(view))
+        response.headers["ETag"] = etag_for(view.order.id, view.order.version)
+        return response
 
 
 @blp.route("/<uuid:order_id>/cancel", endpoint="cancel")

@@ -45,7 +45,8 @@ def app(orders_database_url: str) -> Iterator[Flask]:
         flask_migrate.upgrade(directory=MIGRATIONS_DIR)
     yield application
     with application.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
         flask_migrate.upgrade(directory=MIGRATIONS_DIR)
     yield application
     with application.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 def _accept_tokens_of(application: Flask, factory: TokenFactory) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from marshmallow import ValidationError
@@ -11,8 +12,15 @@ from marshmallow import ValidationError
 from services.orders.api import etag_for, if_match_versions
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus, can_transition
-from services.orders.schemas import CursorField, OrderCreateSchema
-from services.orders.services import PageKey, request_fingerprint
+from services.orders.schemas import (
+    CursorField,
+    OrderCreateSchema,
+    OrderPageSchema,
+    OrderSchema,
+    render_order,
+    render_order_page,
+)
+from services.orders.services import OrderPage, OrderView, PageKey, request_fingerprint
 
 ALLOWED = {
     ("pending", "confirmed"),
@@ -125,3 +133,39 @@ def test_only_real_money_counts_as_a_currency() -> None:
     assert {"EUR", "USD", "JPY", "XCG", "ZWG"} <= ACTIVE_CURRENCIES
     assert not {"XAU", "XTS", "XXX", "HRK", "usd"} & ACTIVE_CURRENCIES
     assert all(len(code) == 3 and code.isupper() for code in ACTIVE_CURRENCIES)
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        datetime(2025, 5, 1, 12, 30, 1, tzinfo=UTC),  # no microseconds: isoformat drops them
+        datetime(2025, 5, 1, 12, 30, 1, 5),  # naive, as SQLite hands it back
+        datetime.fromisoformat("2025-05-01T14:30:01.250000+02:00"),
+    ],
+)
+def test_the_hand_rendered_reads_are_what_the_documented_schemas_dump(created_at: datetime) -> None:
+    order = SimpleNamespace(
+        id=ORDER_ID,
+        user_id="user-1",
+        status="confirmed",
+        currency="EUR",
+        total_cents=2 * 1250 + 199,
+        version=2,
+        created_at=created_at,
+        updated_at=datetime(2025, 5, 2, 9, 0, 0, 123456, tzinfo=UTC),
+    )
+    items = [
+        SimpleNamespace(sku="BOOK-1", quantity=2, unit_price_cents=1250),
+        SimpleNamespace(sku="PEN-7", quantity=1, unit_price_cents=199),
+    ]
+    view = OrderView(order=order, items=items)  # type: ignore[arg-type]
+    orm_like = SimpleNamespace(**vars(order), items=items)
+    assert render_order(view) == OrderSchema().dump(orm_like)
+
+    empty = OrderView(order=order, items=[])  # type: ignore[arg-type]
+    for next_key in (PageKey.of(order), None):
+        page = OrderPage(orders=[view, empty], next_key=next_key)
+        documented = SimpleNamespace(
+            orders=[orm_like, SimpleNamespace(**vars(order), items=[])], next_key=next_key
+        )
+        assert render_order_page(page) == OrderPageSchema().dump(documented)

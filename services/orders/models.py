@@ -135,7 +135,7 @@ class Customer(Model):
     __tablename__ = "customers"
 
     user_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    # Unknown when user.deactivated arrives before user.registered.
+    # Unknown until user.registered arrives (an order or user.deactivated may come first).
     email: Mapped[str | None] = mapped_column(sa.String(320))
     name: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)

@@ -3,8 +3,9 @@
 Transactions: a use case the API calls (`place_order`, `cancel_order`,
 `change_order_status`) is one transaction and commits it, with the change and its outbox
 row together, or rolls everything back. The ones event handlers call
-(`record_customer`, `deactivate_customer`) only flush: they run inside the inbox's
-transaction, which commits the inbox row, the change and its events at once.
+(`record_customer`, `deactivate_customer`) never commit: they run inside the inbox's
+transaction, which commits the inbox row, the change and its events at once. The reads
+(`read_order`, `read_orders_page`) run one query each, outside any transaction.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ from flask import Flask
 
 from services.orders import api
 from services.orders.config import orders_config, validate_config
-from services.orders.models import db
+from services.orders.models import READS, db
 from shared.app import create_base_app, init_service, remote_verifier
 from shared.config import Env
+from shared.db import engine_options, normalize_database_url
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 
@@ -30,6 +31,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     env = Env()
     app = create_base_app("orders", __name__, orders_config(env), config, env=env)
     validate_config(app.config)
+    url = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(
+        READS, read_engine_options(url, app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
+    )
     init_service(
         app,
         db=db,
@@ -38,3 +43,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         verifier=remote_verifier(app),
     )
     return app
+
+
+def read_engine_options(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The reads engine: the default engine's options, in autocommit and without a ping.
+
+    Autocommit: a GET runs one query, so a transaction around it would only add BEGIN and
+    ROLLBACK round trips. No ping before each use (`pool_pre_ping`, another round trip):
+    the reads run once more on a new connection when theirs turns out to be dead.
+    """
+    base = dict(options) if options is not None else engine_options(url)
+    return {**base, "url": url, "isolation_level": "AUTOCOMMIT", "pool_pre_ping": False}

@@ -14,21 +14,25 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, current_app, make_response, url_for
+import sqlalchemy as sa
+from flask import Response, current_app, jsonify, make_response, request, url_for
 from flask.views import MethodView
 from sqlalchemy.orm import Session
-from werkzeug.http import parse_etags
+from werkzeug.exceptions import UnsupportedMediaType
 
 from services.orders import services
-from services.orders.models import Order, db
+from services.orders.models import READS, Order, db
 from services.orders.schemas import (
     IdempotencyHeadersSchema,
     IfMatchHeadersSchema,
+    OrderCancelSchema,
     OrderCreateSchema,
     OrderPageSchema,
     OrderQueryArgsSchema,
     OrderSchema,
     OrderStatusChangeSchema,
+    render_order,
+    render_order_page,
 )
 from shared.app import ApiBlueprint
 from shared.tokens import current_principal, require_auth
@@ -42,6 +46,10 @@ blp = ApiBlueprint(
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _VERSION = re.compile(r"[0-9]{1,9}")
+# One element of an If-Match list (RFC 9110 8.8.3, 5.6.1): an entity-tag, optionally weak,
+# or nothing (empty elements are allowed), up to the next comma. By hand because werkzeug's
+# parse_etags is lenient: it takes unquoted tags as strong ones and yields None for `""`.
+_IF_MATCH_ELEMENT = re.compile(r'[ \t]*(?:(W/)?("[\x21\x23-\x7e\x80-\xff]*"))?[ \t]*(?:,|\Z)')
 
 
 def etag_for(order_id: uuid.UUID | str, version: int) -> str:
@@ -50,24 +58,49 @@ def etag_for(order_id: uuid.UUID | str, version: int) -> str:
 
 
 def if_match_versions(header: str | None, order_id: uuid.UUID) -> frozenset[int] | None:
-    """Versions of this order an If-Match header accepts; None when it sets no condition."""
+    """Versions of this order an If-Match header accepts; None when it sets no condition.
+
+    A version is accepted only when a strong tag in the header is exactly its ETag, quotes
+    included: `"<id>-01"`, an unquoted `<id>-1` or a weak tag match nothing. A header that
+    is not a list of entity-tags matches nothing either (412, never "no condition").
+    """
     if header is None:
         return None
-    etags = parse_etags(header)
-    if etags.star_tag:
-        return None  # "*": any current version of an existing order
-    prefix = f"{order_id}-"
-    versions = {
-        int(tag[len(prefix) :])
-        for tag in etags  # strong tags only; weak ones never match If-Match
-        if tag.startswith(prefix) and _VERSION.fullmatch(tag[len(prefix) :])
-    }
+    if header.strip() == "*":
+        return None  # any current version of an existing order
+    versions: set[int] = set()
+    position = 0
+    while position < len(header):
+        element = _IF_MATCH_ELEMENT.match(header, position)
+        if element is None:
+            return frozenset()
+        weak, tag = element.groups()
+        if tag is not None and weak is None:
+            version = _version_in(tag, order_id)
+            if version is not None:
+                versions.add(version)
+        position = element.end()
     return frozenset(versions)  # empty: nothing can match, so 412
+
+
+def _version_in(tag: str, order_id: uuid.UUID) -> int | None:
+    """The version whose ETag is exactly `tag` (quotes included), if it names this order."""
+    prefix = f'"{order_id}-'
+    digits = tag[len(prefix) : -1]
+    if not (tag.startswith(prefix) and _VERSION.fullmatch(digits)):
+        return None
+    version = int(digits)
+    return version if etag_for(order_id, version) == tag else None
 
 
 def _session() -> Session:
     """This request's database session (the scoped session's current one)."""
     return db.session()
+
+
+def _reads() -> sa.Engine:
+    """The engine of the read-only GETs (autocommit, no ping; see services.read_order)."""
+    return db.engines[READS]
 
 
 def _actor() -> services.Actor:
@@ -100,15 +133,16 @@ class Orders(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(OrderQueryArgsSchema, location="query")
     @blp.response(200, OrderPageSchema)
-    def get(self, args: Mapping[str, Any]) -> services.OrderPage:
+    def get(self, args: Mapping[str, Any]) -> Response:
         """List orders newest first, `limit` (1-100, default 20) per page."""
-        return services.list_orders(
-            session=_session(),
+        page = services.read_orders_page(
+            engine=_reads(),
             actor=_actor(),
             limit=args["limit"],
             status=args.get("status"),
             after=args.get("cursor"),
         )
+        return jsonify(render_order_page(page))
 
     @blp.doc(security=BEARER)
     @blp.arguments(OrderCreateSchema)
@@ -139,9 +173,12 @@ class OrderDetail(MethodView):
 
     @blp.doc(security=BEARER)
     @blp.response(200, OrderSchema)
-    def get(self, order_id: uuid.UUID) -> tuple[Order, dict[str, str]]:
+    def get(self, order_id: uuid.UUID) -> Response:
         """Read an order (the caller's own; any for admins) with its ETag."""
-        return _with_etag(services.get_order(session=_session(), actor=_actor(), order_id=order_id))
+        view = services.read_order(engine=_reads(), actor=_actor(), order_id=order_id)
+        response = jsonify(render_order(view))
+        response.headers["ETag"] = etag_for(view.order.id, view.order.version)
+        return response
 
 
 @blp.route("/<uuid:order_id>/cancel", endpoint="cancel")
@@ -151,10 +188,16 @@ class OrderCancel(MethodView):
     decorators = [require_auth]
 
     @blp.doc(security=BEARER)
+    @blp.arguments(OrderCancelSchema, required=False)
     @blp.arguments(IfMatchHeadersSchema, location="headers")
     @blp.response(200, OrderSchema)
-    def post(self, headers: Mapping[str, Any], order_id: uuid.UUID) -> tuple[Order, dict[str, str]]:
+    def post(
+        self, _body: Mapping[str, Any], headers: Mapping[str, Any], order_id: uuid.UUID
+    ) -> tuple[Order, dict[str, str]]:
         """Cancel a pending or confirmed order (409 otherwise); honours If-Match."""
+        if not request.is_json and request.get_data(cache=True):
+            # webargs reads JSON bodies only: any other body would be ignored, not refused.
+            raise UnsupportedMediaType("Send no body, or an empty JSON object.")
         order = services.cancel_order(
             session=_session(),
             actor=_actor(),

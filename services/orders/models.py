@@ -30,6 +30,9 @@ class OrdersBase(DeclarativeBase):
 # Objects stay readable after commit: the API renders what it just wrote without reloading
 # it (and `items` are `lazy="raise"`, so a reload could not fetch them behind our back).
 db = SQLAlchemy(model_class=OrdersBase, session_options={"expire_on_commit": False})
+# The bind key of a second engine on the same database for the read-only GETs (see
+# services.read_order); everything that writes uses the default engine and `db.session`.
+READS = "reads"
 
 if TYPE_CHECKING:
     # flask-sqlalchemy types db.Model as a variable, which mypy refuses as a base class.
@@ -132,7 +135,7 @@ class Customer(Model):
     __tablename__ = "customers"
 
     user_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    # Unknown when user.deactivated arrives before user.registered.
+    # Unknown until user.registered arrives (an order or user.deactivated may come first).
     email: Mapped[str | None] = mapped_column(sa.String(320))
     name: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -22,7 +23,8 @@ from marshmallow import (
 
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
-from services.orders.services import NewItem, NewOrder
+from services.orders.services import NewItem, NewOrder, OrderPage, OrderView
+from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema
 from shared.schemas import StrictSchema, UtcDateTime
 
@@ -97,6 +99,10 @@ class OrderCreateSchema(StrictSchema):
         )
 
 
+class OrderCancelSchema(StrictSchema):
+    """A cancellation carries no fields: no body or `{}`; anything else is refused."""
+
+
 class OrderStatusChangeSchema(StrictSchema):
     """The state an admin moves an order to."""
 
@@ -160,3 +166,43 @@ class OrderPageSchema(Schema):
 
     items = fields.List(fields.Nested(OrderSchema), attribute="orders")
     next_cursor = CursorField(attribute="next_key", allow_none=True)
+
+
+# -- output of the reads, rendered by hand ----------------------------------------------------
+# GET one order and GET a page render database rows straight to JSON: marshmallow's dump is
+# a good part of a read's CPU, and the rows already hold exactly what OrderSchema shows.
+# The schemas above still document the responses; a test keeps the two in step.
+
+_NEXT_CURSOR = CursorField(allow_none=True)
+
+
+def render_order(view: OrderView) -> dict[str, Any]:
+    """What `OrderSchema().dump` gives for this order."""
+    order = view.order
+    return {
+        "id": str(order.id),
+        "user_id": order.user_id,
+        "status": order.status,
+        "currency": order.currency,
+        "total_cents": order.total_cents,
+        "version": order.version,
+        "created_at": _utc_iso(order.created_at),
+        "updated_at": _utc_iso(order.updated_at),
+        "items": [
+            {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+            for i in view.items
+        ],
+    }
+
+
+def render_order_page(page: OrderPage) -> dict[str, Any]:
+    """What `OrderPageSchema().dump` gives for this page."""
+    return {
+        "items": [render_order(view) for view in page.orders],
+        "next_cursor": _NEXT_CURSOR.serialize("next_key", page),
+    }
+
+
+def _utc_iso(value: datetime) -> str:
+    """As UtcDateTime renders it (SQLite hands back naive UTC datetimes)."""
+    return as_utc(value).astimezone(UTC).isoformat()

@@ -3,25 +3,30 @@
 Transactions: a use case the API calls (`place_order`, `cancel_order`,
 `change_order_status`) is one transaction and commits it, with the change and its outbox
 row together, or rolls everything back. The ones event handlers call
-(`record_customer`, `deactivate_customer`) only flush: they run inside the inbox's
-transaction, which commits the inbox row, the change and its events at once.
+(`record_customer`, `deactivate_customer`) never commit: they run inside the inbox's
+transaction, which commits the inbox row, the change and its events at once. The reads
+(`read_order`, `read_orders_page`) run one query each, outside any transaction.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import logging
+import operator
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, joinedload
 
 from services.orders.models import (
     CANCELLABLE,
@@ -33,7 +38,7 @@ from services.orders.models import (
     Outbox,
     can_transition,
 )
-from shared.db import as_utc, utcnow
+from shared.db import as_utc, is_postgresql, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -43,9 +48,10 @@ from shared.errors import (
 )
 from shared.events import Event, new_event
 from shared.outbox import record_event
-from shared.pagination import PageKey, keyset_page
+from shared.pagination import PageKey
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SOURCE = "/orders"
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -97,10 +103,21 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class OrderView:
+    """An order as read for display: its row, and one row per item (in order) if it has any.
+
+    Plain rows of a Core query, not ORM objects: the reads render them as they are.
+    """
+
+    order: sa.Row[Any]
+    items: Sequence[sa.Row[Any]]
+
+
+@dataclass(frozen=True)
 class OrderPage:
     """One page of orders and the key of the next one (None on the last page)."""
 
-    orders: list[Order]
+    orders: list[OrderView]
     next_key: PageKey | None
 
 
@@ -234,14 +251,38 @@ def _earlier_placement(
 
 
 def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
-    """403 once auth said the user is deactivated; no projection row yet is no reason to wait."""
-    # FOR SHARE: a concurrent deactivation (UPDATE of this row) waits for this order to
-    # commit and then cancels it too, or this waits for the deactivation and refuses.
-    active = session.scalar(
-        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
-    )
+    """403 once auth said the user is deactivated; a user not heard of yet may still order.
+
+    Serialised with `deactivate_customer` through the user's customer row, which is made
+    here when user.registered has not arrived yet: with no row, FOR SHARE would lock nothing
+    and a concurrent deactivation could miss this order. FOR SHARE makes a concurrent
+    deactivation (an upsert of the row) wait for this order to commit and then cancel it
+    too, or makes this wait for the deactivation and refuse.
+    """
+    active = _customer_active_for_share(session, user_id)
+    if active is None:
+        # ON CONFLICT DO NOTHING: a deactivation that inserted the row first (not committed
+        # yet) makes this wait for it, and the read below then sees the refusal.
+        session.execute(
+            _insert(session, Customer)
+            .values(user_id=user_id, active=True, updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[Customer.user_id])
+        )
+        active = _customer_active_for_share(session, user_id)
     if active is False:
         raise ForbiddenError("This account is deactivated; it cannot place orders.")
+
+
+def _customer_active_for_share(session: Session, user_id: str) -> bool | None:
+    """The customer's `active`, with the row share-locked until commit; None without a row."""
+    return session.scalar(
+        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
+    )
+
+
+def _insert(session: Session, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """INSERT with ON CONFLICT for the backend in use (PostgreSQL, or SQLite for `make run`)."""
+    return postgresql.insert(model) if is_postgresql(session) else sqlite.insert(model)
 
 
 def _build_order(actor: Actor, new_order: NewOrder) -> Order:
@@ -290,14 +331,127 @@ def _order_created(order: Order) -> Event:
 
 # -- reading orders ------------------------------------------------------------------------
 
+# The reads (GET one order, GET a page) are the hot paths. They run on the reads engine (see
+# `read_engine_options`): autocommit, so no BEGIN and ROLLBACK around the one query, and no
+# ping before each use, so a connection the database dropped is found by the query itself
+# and the read is run once more (`_read`). Their statements are Core selects built once with
+# bound parameters: SQLAlchemy then reuses the statement's cache key and compiled form, where
+# building the select per request (or loading ORM objects) costs more CPU than all the rest
+# of the request's database work.
+
+ORDERS = cast(sa.Table, Order.__table__)
+ITEMS = cast(sa.Table, OrderItem.__table__)
+_ITEM_COLUMNS = (ITEMS.c.sku, ITEMS.c.quantity, ITEMS.c.unit_price_cents)
+_BY_ORDER = operator.attrgetter("id")
+
 
 def _visible(actor: Actor) -> sa.ColumnElement[bool]:
     """Ownership as a WHERE clause: someone else's order is simply not found (BOLA)."""
-    return sa.true() if actor.is_admin else Order.user_id == actor.user_id
+    return sa.true() if actor.is_admin else ORDERS.c.user_id == actor.user_id
+
+
+def _read(engine: sa.Engine, query: Callable[[sa.Connection], T]) -> T:
+    """Run a read-only `query` on a connection of `engine`; once more if that one was dead.
+
+    Stands in for a ping before each use (one more round trip per request): a read in
+    autocommit changed nothing, so running it again after the database restarted is safe.
+    The failed attempt invalidated the pool's older connections, so the retry connects anew.
+    """
+    try:
+        with engine.connect() as connection:
+            return query(connection)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection was closed; reading again on a new one")
+    with engine.connect() as connection:
+        return query(connection)
+
+
+@functools.cache
+def _one_order_query(everyone: bool) -> sa.Select[Any]:
+    """The order `:order_id` (of `:user_id` unless `everyone`) joined with its items."""
+    query = (
+        sa.select(*ORDERS.c, *_ITEM_COLUMNS)
+        .select_from(ORDERS.outerjoin(ITEMS, ITEMS.c.order_id == ORDERS.c.id))
+        .where(ORDERS.c.id == sa.bindparam("order_id"))
+        .order_by(ITEMS.c.position)
+    )
+    return query if everyone else query.where(ORDERS.c.user_id == sa.bindparam("user_id"))
+
+
+def read_order(*, engine: sa.Engine, actor: Actor, order_id: uuid.UUID) -> OrderView:
+    """One order with its items, if the actor may see it (404 otherwise), in one query."""
+    query = _one_order_query(actor.is_admin)
+    parameters = {"order_id": order_id, "user_id": actor.user_id}
+    rows = _read(engine, lambda connection: connection.execute(query, parameters).all())
+    if not rows:
+        raise NotFoundError("No such order.")
+    return _view(rows)
+
+
+def _view(rows: Sequence[sa.Row[Any]]) -> OrderView:
+    """The view of one order from its rows: order columns plus one item each (outer join)."""
+    return OrderView(order=rows[0], items=rows if rows[0].sku is not None else [])
+
+
+@functools.cache
+def _page_query(everyone: bool, by_status: bool, after_key: bool) -> sa.Select[Any]:
+    """Up to `:limit` orders newest first, with their items, in one query.
+
+    The same keyset walk as `shared.pagination.keyset_page`, with the key as bound
+    parameters so that the statement is built once: `(created_at, id) < key` in the
+    order of the `(..., created_at, id)` indexes, read backwards.
+    """
+    page = sa.select(*ORDERS.c)
+    if not everyone:
+        page = page.where(ORDERS.c.user_id == sa.bindparam("user_id"))
+    if by_status:
+        page = page.where(ORDERS.c.status == sa.bindparam("status"))
+    if after_key:
+        page = page.where(
+            sa.tuple_(ORDERS.c.created_at, ORDERS.c.id)
+            < sa.tuple_(
+                sa.bindparam("after_created_at", type_=ORDERS.c.created_at.type),
+                sa.bindparam("after_id", type_=ORDERS.c.id.type),
+            )
+        )
+    newest_first = page.order_by(ORDERS.c.created_at.desc(), ORDERS.c.id.desc())
+    orders = newest_first.limit(sa.bindparam("limit")).subquery("page")
+    return (
+        sa.select(orders, *_ITEM_COLUMNS)
+        .select_from(orders.outerjoin(ITEMS, ITEMS.c.order_id == orders.c.id))
+        .order_by(orders.c.created_at.desc(), orders.c.id.desc(), ITEMS.c.position)
+    )
+
+
+def read_orders_page(
+    *,
+    engine: sa.Engine,
+    actor: Actor,
+    limit: int,
+    status: str | None = None,
+    after: PageKey | None = None,
+) -> OrderPage:
+    """A page of orders newest first (own ones; all for admins) with their items, one query."""
+    query = _page_query(actor.is_admin, status is not None, after is not None)
+    parameters = {
+        "user_id": actor.user_id,
+        "status": status,
+        "after_created_at": after.created_at if after else None,
+        "after_id": after.id if after else None,
+        "limit": limit + 1,  # one more tells whether there is a next page
+    }
+    rows = _read(engine, lambda connection: connection.execute(query, parameters).all())
+    orders = [_view(list(group)) for _, group in itertools.groupby(rows, _BY_ORDER)]
+    if len(orders) <= limit:
+        return OrderPage(orders=orders, next_key=None)
+    orders = orders[:limit]
+    return OrderPage(orders=orders, next_key=PageKey.of(orders[-1].order))
 
 
 def get_order(*, session: Session, actor: Actor, order_id: uuid.UUID) -> Order:
-    """One order with its items, if the actor may see it (404 otherwise)."""
+    """One order with its items as an ORM object to change, if the actor may see it (404)."""
     # joinedload: the order and its items in one round trip.
     order = (
         session.execute(
@@ -311,29 +465,6 @@ def get_order(*, session: Session, actor: Actor, order_id: uuid.UUID) -> Order:
     if order is None:
         raise NotFoundError("No such order.")
     return order
-
-
-def list_orders(
-    *,
-    session: Session,
-    actor: Actor,
-    limit: int,
-    status: str | None = None,
-    after: PageKey | None = None,
-) -> OrderPage:
-    """A page of orders newest first (own ones; all for admins), keyset-paginated."""
-    query = (
-        sa.select(Order)
-        # selectinload: one more query for all items of the page, however many orders.
-        .options(selectinload(Order.items))
-        .where(_visible(actor))
-    )
-    if status is not None:
-        query = query.where(Order.status == status)
-    orders, next_key = keyset_page(
-        session, query, created_at=Order.created_at, id=Order.id, limit=limit, after=after
-    )
-    return OrderPage(orders=orders, next_key=next_key)
 
 
 # -- changing orders -----------------------------------------------------------------------
@@ -431,25 +562,33 @@ def _transition(
 
 def record_customer(*, session: Session, user_id: str, email: str, name: str) -> None:
     """Create or refresh the projection of a registered user; never re-activates one."""
-    customer = session.get(Customer, user_id, with_for_update=True)
-    if customer is None:
-        session.add(Customer(user_id=user_id, email=email, name=name, active=True))
-    else:
-        customer.email, customer.name, customer.updated_at = email, name, utcnow()
-    session.flush()
+    # An upsert: the row may already exist (an early order or deactivation made it, maybe
+    # in a transaction still open, which this then waits for instead of failing).
+    session.execute(
+        _insert(session, Customer)
+        .values(user_id=user_id, email=email, name=name, active=True, updated_at=utcnow())
+        .on_conflict_do_update(
+            index_elements=[Customer.user_id],
+            set_={"email": email, "name": name, "updated_at": utcnow()},
+        )
+    )
 
 
 def deactivate_customer(*, session: Session, user_id: str) -> list[Order]:
     """Refuse the user's future orders and cancel their open ones, one event per order."""
-    customer = session.get(Customer, user_id, with_for_update=True)
-    if customer is None:
-        # Deactivated before user.registered arrived: remember the refusal anyway.
-        session.add(Customer(user_id=user_id, active=False))
-    else:
-        customer.active, customer.updated_at = False, utcnow()
-    # Flushed before reading the orders: the UPDATE waits for in-flight orders of this
-    # user (they hold FOR SHARE on the row), so the query below sees them all.
-    session.flush()
+    now = utcnow()
+    # An upsert, so there is always a row to serialise on (see _refuse_deactivated_customer):
+    # it waits for every order of this user still being placed (each holds FOR SHARE on the
+    # row, or inserted the row itself), so the query below sees them all; orders placed
+    # after it see `active` false. A deactivation that arrives before user.registered is
+    # remembered the same way.
+    session.execute(
+        _insert(session, Customer)
+        .values(user_id=user_id, active=False, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=[Customer.user_id], set_={"active": False, "updated_at": now}
+        )
+    )
     orders = list(
         session.scalars(
             sa.select(Order)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import flask_migrate
@@ -44,7 +45,36 @@ def app(orders_database_url: str) -> Iterator[Flask]:
         flask_migrate.upgrade(directory=MIGRATIONS_DIR)
     yield application
     with application.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
+    """The orders app on a fresh SQLite file, as `make run` runs it, migrated."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("APP_ENV", "test")
+        application = create_app(
+            {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'orders.db'}"}
+        )
+    with application.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+    yield application
+    with application.app_context():
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+def _accept_tokens_of(application: Flask, factory: TokenFactory) -> None:
+    """Swap the app's verifier for one that knows the factory's key (auth's JWKS otherwise)."""
+    tokens.init_app(
+        application,
+        tokens.TokenVerifier(
+            tokens.StaticKeySource(factory.jwks()),
+            issuer=application.config["JWT_ISSUER"],
+            audience=application.config["JWT_AUDIENCE"],
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,15 +85,15 @@ def token_factory(app: Flask) -> TokenFactory:
         issuer=app.config["JWT_ISSUER"],
         audience=app.config["JWT_AUDIENCE"],
     )
-    tokens.init_app(
-        app,
-        tokens.TokenVerifier(
-            tokens.StaticKeySource(factory.jwks()),
-            issuer=app.config["JWT_ISSUER"],
-            audience=app.config["JWT_AUDIENCE"],
-        ),
-    )
+    _accept_tokens_of(app, factory)
     return factory
+
+
+@pytest.fixture
+def sqlite_client(sqlite_app: Flask, token_factory: TokenFactory) -> FlaskClient:
+    """A test client of the SQLite app, accepting the same tokens as `client`."""
+    _accept_tokens_of(sqlite_app, token_factory)
+    return sqlite_app.test_client()
 
 
 @pytest.fixture(autouse=True)

@@ -84,20 +84,22 @@ class EventQueue:
 
 
 @contextmanager
-def count_statements(app: Flask) -> Iterator[list[str]]:
-    """Collect the SQL statements the app's engine runs inside the block."""
-    statements: list[str] = []
+def captured_queries(app: Flask) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (with their parameters) the app's engines run inside the block."""
+    queries: list[tuple[str, Any]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        queries.append((statement, parameters))
 
     with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
+        engines = list(db.engines.values())
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", record)
     try:
-        yield statements
+        yield queries
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def rows(app: Flask, model: Any) -> list[Any]:

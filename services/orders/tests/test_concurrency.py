@@ -1,4 +1,4 @@
-"""Concurrent changes to one order: optimistic concurrency, no lost update."""
+"""Concurrent changes: optimistic concurrency on one order, placements against deactivations."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.orm import Session
 
-from services.orders.models import Order, Outbox, db
+from services.orders import services
+from services.orders.models import Customer, Order, Outbox, db
 from services.orders.tests.helpers import rows
+from shared.errors import ForbiddenError
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +102,35 @@ def test_two_concurrent_changes_from_the_same_etag_give_one_200_and_one_412(
     assert [c.payload["data"]["to"] for c in changes] == [winner["status"]]
 
 
+def test_two_concurrent_status_changes_from_the_same_etag_give_one_200_and_one_412(
+    app: Flask,
+    live_server: str,
+    place: Callable[..., dict[str, Any]],
+    alice: Headers,
+    admin: Headers,
+) -> None:
+    order = place(alice)
+    url = f"{live_server}/api/v1/orders/{order['id']}/status"
+    same_etag = {**admin, "If-Match": f'"{order["id"]}-1"'}
+    answers = race(
+        app,
+        order["id"],
+        [
+            post(url, same_etag, {"status": "confirmed"}),
+            post(url, same_etag, {"status": "cancelled"}),
+        ],
+    )
+    assert sorted(a.status_code for a in answers) == [200, 412]
+    winner = next(a for a in answers if a.status_code == 200)
+    loser = next(a for a in answers if a.status_code == 412)
+    assert winner.headers["ETag"] == f'"{order["id"]}-2"'
+    assert loser.headers["Content-Type"].startswith("application/problem+json")
+    [stored] = rows(app, Order)
+    assert (stored.status, stored.version) == (winner.json()["status"], 2)
+    changes = [o for o in rows(app, Outbox) if o.type == "order.status_changed"]
+    assert [c.payload["data"]["to"] for c in changes] == [winner.json()["status"]]
+
+
 def test_without_if_match_the_loser_of_a_race_is_rechecked_against_the_new_state(
     app: Flask,
     live_server: str,
@@ -128,3 +160,109 @@ def test_without_if_match_the_loser_of_a_race_is_rechecked_against_the_new_state
         assert codes == [200, 409]
         assert (stored.status, stored.version) == ("cancelled", 2)
         assert [(c["from"], c["to"]) for c in changes] == [("pending", "cancelled")]
+
+
+# -- placing an order while the user is deactivated -----------------------------------------
+
+ZED = "user-zed"
+ONE_ITEM = services.NewOrder("EUR", (services.NewItem("BOOK-1", 1, 100),))
+
+
+def _created(order: Order) -> services.StoredResponse:
+    return services.StoredResponse(status=201, body={"id": str(order.id)})
+
+
+def _wait_until_blocked_or_done(engine: sa.Engine, thread: threading.Thread) -> None:
+    """Until `thread` waits on a lock held by the test's other session, or has finished."""
+    with engine.connect() as observer:
+        deadline = time.monotonic() + 10
+        while thread.is_alive() and not _waiting_on_locks(observer):
+            assert time.monotonic() < deadline, "the other session neither blocked nor finished"
+            time.sleep(0.02)
+            observer.rollback()  # a fresh snapshot of pg_stat_activity
+
+
+def _register(engine: sa.Engine) -> None:
+    with Session(engine) as session:
+        services.record_customer(session=session, user_id=ZED, email="z@x.org", name="Zed")
+        session.commit()
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["no-customer-row-yet", "registered"])
+def test_a_deactivation_during_a_placement_waits_for_it_and_cancels_the_order(
+    app: Flask, registered: bool
+) -> None:
+    with app.app_context():
+        engine = db.engine
+    if registered:
+        _register(engine)
+    cancelled: list[uuid.UUID] = []
+
+    def deactivate() -> None:
+        with Session(engine) as session:
+            orders = services.deactivate_customer(session=session, user_id=ZED)
+            cancelled.extend(o.id for o in orders)
+            session.commit()
+
+    deactivation = threading.Thread(target=deactivate)
+
+    def render_while_deactivating(order: Order) -> services.StoredResponse:
+        # Called after the placement checked the customer and before it commits.
+        deactivation.start()
+        _wait_until_blocked_or_done(engine, deactivation)
+        return _created(order)
+
+    with Session(engine) as session:
+        services.place_order(
+            session=session,
+            actor=services.Actor(ZED),
+            new_order=ONE_ITEM,
+            render=render_while_deactivating,
+        )
+    deactivation.join(timeout=30)
+    assert not deactivation.is_alive()
+
+    [stored] = rows(app, Order)
+    assert stored.status == "cancelled"
+    assert cancelled == [stored.id]
+    assert [o.type for o in rows(app, Outbox)] == ["order.created", "order.status_changed"]
+    assert [c.active for c in rows(app, Customer)] == [False]
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["no-customer-row-yet", "registered"])
+def test_a_placement_during_a_deactivation_waits_for_it_and_is_refused(
+    app: Flask, registered: bool
+) -> None:
+    with app.app_context():
+        engine = db.engine
+    if registered:
+        _register(engine)
+    outcome: list[BaseException | services.Placement] = []
+
+    def place() -> None:
+        with Session(engine) as session:
+            try:
+                outcome.append(
+                    services.place_order(
+                        session=session,
+                        actor=services.Actor(ZED),
+                        new_order=ONE_ITEM,
+                        render=_created,
+                    )
+                )
+            except Exception as exc:
+                outcome.append(exc)
+
+    placement = threading.Thread(target=place)
+    with Session(engine) as deactivation:
+        services.deactivate_customer(session=deactivation, user_id=ZED)  # not committed yet
+        placement.start()
+        _wait_until_blocked_or_done(engine, placement)
+        deactivation.commit()
+    placement.join(timeout=30)
+    assert not placement.is_alive()
+
+    [refused] = outcome
+    assert isinstance(refused, ForbiddenError)
+    assert rows(app, Order) == [] and rows(app, Outbox) == []
+    assert [c.active for c in rows(app, Customer)] == [False]

@@ -81,6 +81,52 @@ def test_a_status_change_whose_event_cannot_be_written_changes_nothing(
     assert [o.type for o in rows(app, Outbox)] == ["order.created"]
 
 
+def test_a_cancellation_whose_event_cannot_be_written_changes_nothing(
+    app: Flask,
+    client: FlaskClient,
+    place: Place,
+    alice: Headers,
+    request: pytest.FixtureRequest,
+) -> None:
+    order = place(alice)
+    request.getfixturevalue("failing_outbox")
+    response = client.post(f"/api/v1/orders/{order['id']}/cancel", headers=alice)
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    [stored] = rows(app, Order)
+    assert (stored.status, stored.version) == ("pending", 1)
+    assert [o.type for o in rows(app, Outbox)] == ["order.created"]
+
+
+def test_a_deactivation_whose_events_cannot_be_written_changes_nothing_and_can_be_retried(
+    app: Flask,
+    place: Place,
+    alice: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    registered = user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al")
+    apply(app, registered)
+    orders = {place(alice)["id"], place(alice)["id"]}
+    deactivated = user_event("user.deactivated", user_id="user-alice")
+    request.getfixturevalue("failing_outbox")
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        apply(app, deactivated)
+
+    assert {(str(o.id), o.status, o.version) for o in rows(app, Order)} == {
+        (order_id, "pending", 1) for order_id in orders
+    }
+    assert [o.type for o in rows(app, Outbox)] == ["order.created"] * 2
+    assert [(c.active, c.email) for c in rows(app, Customer)] == [(True, "a@x.org")]
+    assert [i.event_id for i in rows(app, Inbox)] == [registered.id]  # so it can be redelivered
+
+    monkeypatch.undo()  # the outbox works again; the consumer redelivers the event
+    apply(app, deactivated)
+    assert {str(o.id): o.status for o in rows(app, Order)} == dict.fromkeys(orders, "cancelled")
+    assert [c.active for c in rows(app, Customer)] == [False]
+
+
 def test_order_events_reach_the_broker_with_the_contracted_data(
     client: FlaskClient,
     place: Place,
@@ -171,6 +217,23 @@ def test_a_deactivation_that_arrives_before_the_registration_still_refuses_order
     [customer] = rows(app, Customer)
     assert (customer.email, customer.active) == ("a@x.org", False)
     assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
+
+
+def test_on_sqlite_placements_and_deactivations_work_as_under_make_run(
+    sqlite_app: Flask, sqlite_client: FlaskClient, alice: Headers
+) -> None:
+    placed = sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice)
+    assert placed.status_code == 201  # before user.registered: the customer row is made
+    apply(sqlite_app, user_event("user.deactivated", user_id="user-alice"))
+    order = sqlite_client.get(f"/api/v1/orders/{placed.get_json()['id']}", headers=alice)
+    assert order.get_json()["status"] == "cancelled"
+    refused = sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice)
+    assert refused.status_code == 403
+    apply(
+        sqlite_app, user_event("user.registered", user_id="user-alice", email="a@x.org", name="A")
+    )
+    assert [(c.email, c.active) for c in rows(sqlite_app, Customer)] == [("a@x.org", False)]
+    assert sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
 
 
 @pytest.mark.parametrize(

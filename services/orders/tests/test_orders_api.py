@@ -6,11 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.orders.models import Order, Outbox
-from services.orders.tests.helpers import count_statements, rows
+from services.orders.models import Order, Outbox, db
+from services.orders.tests.helpers import captured_queries, order_body, rows
 
 pytestmark = pytest.mark.integration
 
@@ -95,26 +96,82 @@ def test_the_status_filter_returns_only_orders_in_that_status(
     assert [o["id"] for o in page["items"]] == [kept["id"]]
 
 
-def test_a_page_of_twenty_orders_with_items_takes_two_queries(
+def test_a_page_of_twenty_orders_with_items_takes_one_query(
     app: Flask, client: FlaskClient, place: Place, alice: Headers
 ) -> None:
     for _ in range(21):
         place(alice)
-    with count_statements(app) as statements:
+    with captured_queries(app) as statements:
         response = client.get("/api/v1/orders", headers=alice)
     page = response.get_json()
     assert len(page["items"]) == 20 and all(len(o["items"]) == 2 for o in page["items"])
-    assert len(statements) <= 2, statements
+    assert page["next_cursor"] is not None
+    assert len(statements) == 1, statements
 
 
 def test_reading_one_order_takes_one_query(
     app: Flask, client: FlaskClient, place: Place, alice: Headers
 ) -> None:
     order = place(alice)
-    with count_statements(app) as statements:
+    with captured_queries(app) as statements:
         response = client.get(f"/api/v1/orders/{order['id']}", headers=alice)
     assert response.status_code == 200 and len(response.get_json()["items"]) == 2
     assert len(statements) == 1, statements
+
+
+def test_reads_run_outside_a_transaction(
+    app: Flask, client: FlaskClient, place: Place, alice: Headers
+) -> None:
+    order = place(alice)
+    autocommit: list[bool] = []
+
+    def record(_conn: Any, cursor: Any, *_args: Any) -> None:
+        autocommit.append(cursor.connection.autocommit)
+
+    with app.app_context():
+        engines = list(db.engines.values())
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        client.get(f"/api/v1/orders/{order['id']}", headers=alice)
+        client.get("/api/v1/orders", headers=alice)
+    finally:
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", record)
+    # Autocommit: no BEGIN before the query and no ROLLBACK after it, one round trip each.
+    assert autocommit == [True, True]
+
+
+def close_every_connection_of(app: Flask) -> int:
+    """What the service sees when PostgreSQL restarts: each connection it holds is closed."""
+    outside = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.NullPool)
+    try:
+        with outside.connect() as conn:
+            closed = conn.execute(
+                sa.text(
+                    # The timeout waits until each one is really gone.
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
+                    "FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+    finally:
+        outside.dispose()
+    return int(closed)
+
+
+def test_reads_and_writes_ride_through_the_database_closing_their_connections(
+    app: Flask, client: FlaskClient, place: Place, alice: Headers
+) -> None:
+    order = place(alice)
+    one, page = f"/api/v1/orders/{order['id']}", "/api/v1/orders"
+    for url in (one, page, one, page):
+        assert client.get(url, headers=alice).status_code == 200  # pools a connection
+        assert close_every_connection_of(app) >= 1
+        assert client.get(url, headers=alice).status_code == 200
+    for _ in range(2):
+        assert close_every_connection_of(app) >= 1
+        assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 201
 
 
 def test_another_users_order_is_not_found_on_every_route(
@@ -234,16 +291,74 @@ def test_a_stale_if_match_is_412_and_a_current_one_succeeds(
     assert cancelled.headers["ETag"] == f'"{order["id"]}-3"'
 
 
-@pytest.mark.parametrize("if_match", ['W/"{id}-1"', '"{id}-x"', '"someone-else-1"'])
-def test_an_if_match_that_cannot_match_is_412(
-    client: FlaskClient, place: Place, alice: Headers, if_match: str
+@pytest.mark.parametrize(
+    "if_match",
+    [
+        'W/"{id}-1"',
+        '"{id}-x"',
+        '"someone-else-1"',
+        '""',
+        '"x", ""',
+        'W/"", ""',
+        '"{id}-01"',
+        "{id}-1",
+        '"{id}-1"x',
+    ],
+)
+@pytest.mark.parametrize("route", ["cancel", "status"])
+def test_an_if_match_that_cannot_match_is_412_and_changes_nothing(
+    app: Flask,
+    client: FlaskClient,
+    place: Place,
+    alice: Headers,
+    admin: Headers,
+    if_match: str,
+    route: str,
 ) -> None:
     order = place(alice)
     response = client.post(
-        f"/api/v1/orders/{order['id']}/cancel",
-        headers={**alice, "If-Match": if_match.format(id=order["id"])},
+        f"/api/v1/orders/{order['id']}/{route}",
+        json={"status": "confirmed"} if route == "status" else None,
+        headers={**admin, "If-Match": if_match.format(id=order["id"])},
     )
     assert response.status_code == 412
+    assert response.mimetype == "application/problem+json"
+    [stored] = rows(app, Order)
+    assert (stored.status, stored.version) == ("pending", 1)
+    assert [o.type for o in rows(app, Outbox)] == ["order.created"]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status"),
+    [("cancel", None, "cancelled"), ("status", {"status": "shipped"}, "shipped")],
+)
+def test_if_match_star_changes_an_existing_order_whatever_its_version(
+    client: FlaskClient,
+    place: Place,
+    alice: Headers,
+    admin: Headers,
+    route: str,
+    body: dict[str, str] | None,
+    status: str,
+) -> None:
+    order = place(alice)
+    url = f"/api/v1/orders/{order['id']}"
+    client.post(f"{url}/status", json={"status": "confirmed"}, headers=admin)  # now version 2
+    response = client.post(f"{url}/{route}", json=body, headers={**admin, "If-Match": "*"})
+    assert response.status_code == 200
+    assert response.get_json()["status"] == status
+    assert response.headers["ETag"] == f'"{order["id"]}-3"'
+
+
+def test_if_match_star_on_an_order_that_does_not_exist_is_404(
+    client: FlaskClient, admin: Headers
+) -> None:
+    missing = "0b8e3a52-5c1f-4a43-9a55-3d4b2c9e7f10"
+    for route, body in (("cancel", None), ("status", {"status": "confirmed"})):
+        response = client.post(
+            f"/api/v1/orders/{missing}/{route}", json=body, headers={**admin, "If-Match": "*"}
+        )
+        assert response.status_code == 404
 
 
 def test_health_and_readiness_answer(client: FlaskClient) -> None:
@@ -258,4 +373,12 @@ def test_the_openapi_document_lists_the_order_routes(client: FlaskClient) -> Non
         "/api/v1/orders",
         "/api/v1/orders/{order_id}",
         "/api/v1/orders/{order_id}/cancel",
+        "/api/v1/orders/{order_id}/status",
     } <= set(paths)
+    assert set(paths["/api/v1/orders"]) >= {"get", "post"}
+    status = paths["/api/v1/orders/{order_id}/status"]["post"]
+    assert status["requestBody"]["required"] is True
+    assert "If-Match" in {p["name"] for p in status["parameters"]}
+    cancel = paths["/api/v1/orders/{order_id}/cancel"]["post"]
+    assert cancel["requestBody"]["required"] is False  # no body at all is the usual call
+    assert "If-Match" in {p["name"] for p in cancel["parameters"]}

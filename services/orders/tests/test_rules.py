@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from marshmallow import ValidationError
@@ -11,8 +12,15 @@ from marshmallow import ValidationError
 from services.orders.api import etag_for, if_match_versions
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus, can_transition
-from services.orders.schemas import CursorField, OrderCreateSchema
-from services.orders.services import PageKey, request_fingerprint
+from services.orders.schemas import (
+    CursorField,
+    OrderCreateSchema,
+    OrderPageSchema,
+    OrderSchema,
+    render_order,
+    render_order_page,
+)
+from services.orders.services import OrderPage, OrderView, PageKey, request_fingerprint
 
 ALLOWED = {
     ("pending", "confirmed"),
@@ -37,6 +45,48 @@ def test_an_etag_matches_only_its_own_order_and_version() -> None:
     assert if_match_versions(f"W/{tag}", ORDER_ID) == frozenset()  # weak never matches
     assert if_match_versions(f'"other", {tag}', ORDER_ID) == {3}
     assert if_match_versions('"garbage"', ORDER_ID) == frozenset()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f'"{ORDER_ID}-1", "{ORDER_ID}-4"',
+        f' "x" ,"{ORDER_ID}-1",, W/"{ORDER_ID}-2" , ',  # empty list elements are allowed
+        f'"", "{ORDER_ID}-1"',
+    ],
+)
+def test_a_list_of_tags_accepts_the_versions_named_exactly(header: str) -> None:
+    versions = if_match_versions(header, ORDER_ID)
+    assert versions is not None and 1 in versions and 2 not in versions
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '""',
+        '"x", ""',
+        'W/"", ""',
+        f'"{ORDER_ID}-01"',  # not the canonical tag of version 1
+        f'"{ORDER_ID}-+1"',
+        f'"{ORDER_ID}- 1"',
+        f'"{str(ORDER_ID).upper()}-1"',
+        f"{ORDER_ID}-1",  # unquoted
+        f'"{ORDER_ID}-1"x',
+        f'"{ORDER_ID}-1" "{ORDER_ID}-1"',
+        f'*, "{ORDER_ID}-1"',
+        '"*"',
+        'W/"*"',
+        f'w/"{ORDER_ID}-1"',
+        f'"{ORDER_ID}-1',
+        '"',
+        "W/",
+        "x" * 10000,
+        f'"{ORDER_ID}-\u0661"',
+        f'"{ORDER_ID}-\u00b2"',
+    ],
+)
+def test_an_if_match_that_names_no_version_exactly_accepts_none(header: str) -> None:
+    assert if_match_versions(header, ORDER_ID) == frozenset()
 
 
 def test_if_match_star_or_absent_sets_no_condition() -> None:
@@ -83,3 +133,39 @@ def test_only_real_money_counts_as_a_currency() -> None:
     assert {"EUR", "USD", "JPY", "XCG", "ZWG"} <= ACTIVE_CURRENCIES
     assert not {"XAU", "XTS", "XXX", "HRK", "usd"} & ACTIVE_CURRENCIES
     assert all(len(code) == 3 and code.isupper() for code in ACTIVE_CURRENCIES)
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        datetime(2025, 5, 1, 12, 30, 1, tzinfo=UTC),  # no microseconds: isoformat drops them
+        datetime(2025, 5, 1, 12, 30, 1, 5),  # naive, as SQLite hands it back
+        datetime.fromisoformat("2025-05-01T14:30:01.250000+02:00"),
+    ],
+)
+def test_the_hand_rendered_reads_are_what_the_documented_schemas_dump(created_at: datetime) -> None:
+    order = SimpleNamespace(
+        id=ORDER_ID,
+        user_id="user-1",
+        status="confirmed",
+        currency="EUR",
+        total_cents=2 * 1250 + 199,
+        version=2,
+        created_at=created_at,
+        updated_at=datetime(2025, 5, 2, 9, 0, 0, 123456, tzinfo=UTC),
+    )
+    items = [
+        SimpleNamespace(sku="BOOK-1", quantity=2, unit_price_cents=1250),
+        SimpleNamespace(sku="PEN-7", quantity=1, unit_price_cents=199),
+    ]
+    view = OrderView(order=order, items=items)  # type: ignore[arg-type]
+    orm_like = SimpleNamespace(**vars(order), items=items)
+    assert render_order(view) == OrderSchema().dump(orm_like)
+
+    empty = OrderView(order=order, items=[])  # type: ignore[arg-type]
+    for next_key in (PageKey.of(order), None):
+        page = OrderPage(orders=[view, empty], next_key=next_key)
+        documented = SimpleNamespace(
+            orders=[orm_like, SimpleNamespace(**vars(order), items=[])], next_key=next_key
+        )
+        assert render_order_page(page) == OrderPageSchema().dump(documented)

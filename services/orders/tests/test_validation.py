@@ -184,6 +184,43 @@ def test_a_bad_status_change_is_422(
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"json": {"status": "delivered"}}, 422),
+        ({"json": {"user_id": "user-bob", "reason": "changed my mind"}}, 422),
+        ({"json": []}, 422),
+        ({"data": b"null", "content_type": "application/json"}, 422),
+        ({"data": b'{"status": "delivered"}', "content_type": "text/plain"}, 415),
+        ({"data": {"status": "delivered"}}, 415),  # a form
+    ],
+    ids=["status", "unknown-fields", "list", "null", "text-plain", "form"],
+)
+def test_a_cancel_with_a_body_is_refused_and_changes_nothing(
+    app: Flask, client: FlaskClient, alice: Headers, kwargs: dict[str, Any], status: int
+) -> None:
+    order = client.post("/api/v1/orders", json=order_body(), headers=alice).get_json()
+    response = client.post(f"/api/v1/orders/{order['id']}/cancel", headers=alice, **kwargs)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    [stored] = rows(app, Order)
+    assert (stored.status, stored.version) == ("pending", 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"json": {}}, {"data": b"", "content_type": "application/json"}],
+    ids=["no-body", "empty-object", "empty-json-body"],
+)
+def test_a_cancel_without_a_body_or_with_an_empty_object_is_accepted(
+    client: FlaskClient, alice: Headers, kwargs: dict[str, Any]
+) -> None:
+    order = client.post("/api/v1/orders", json=order_body(), headers=alice).get_json()
+    response = client.post(f"/api/v1/orders/{order['id']}/cancel", headers=alice, **kwargs)
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
     "key", ["k" * 256, "tab\there", "new\x7fline", "caf\u00e9"], ids=["256", "tab", "del", "latin1"]
 )
 def test_an_unusable_idempotency_key_is_422(

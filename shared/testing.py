@@ -610,3 +610,14 @@ def own_redis(tmp_path: Path) -> Iterator[RedisNode]:
         yield node
     finally:
         node.stop()
+
+
+def schema_drift(app: Any, db: Any) -> list[Any]:
+    """What Alembic's autogenerate would change to make the app's migrated database match
+    its models (types compared too); empty when the migrations build the models' schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, db.metadata))

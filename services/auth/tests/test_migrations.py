@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from services.auth.models import db
-
-
-def schema_drift(app) -> list:
-    with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, db.metadata))
+from shared.testing import schema_drift
 
 
 def test_sqlite_schema_matches_the_models(sqlite_app):
-    assert schema_drift(sqlite_app) == []
+    assert schema_drift(sqlite_app, db) == []
 
 
 @pytest.mark.integration
 def test_postgresql_schema_matches_the_models(pg_app):
-    assert schema_drift(pg_app) == []
+    assert schema_drift(pg_app, db) == []
 
 
 def test_downgrade_and_upgrade_again_on_sqlite(sqlite_app):
@@ -30,4 +23,4 @@ def test_downgrade_and_upgrade_again_on_sqlite(sqlite_app):
     with sqlite_app.app_context():
         downgrade(revision="base")
         upgrade()
-    assert schema_drift(sqlite_app) == []
+    assert schema_drift(sqlite_app, db) == []

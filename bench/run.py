@@ -39,7 +39,7 @@ from bench import events as ev
 from bench import profile, report
 from bench.cpu import CpuMeter, PhaseCpu
 from bench.edge import Edge, EdgeUnavailable
-from bench.suite import Suite, SuiteOptions, gunicorn_argv, queue_exists
+from bench.suite import WORKER_CLASS, Suite, SuiteOptions, gunicorn_argv, queue_exists
 from bench.wrk import WrkError, WrkResult, run_wrk, write_rows, wrk_path
 from shared import testing
 from shared.messaging import queue_name
@@ -686,7 +686,7 @@ class Bench:
         }
         self.results["settings"] = {
             "gunicorn": (
-                f"`-c python:shared.gunicorn_conf -w {self.args.workers} -k gthread "
+                f"`-c python:shared.gunicorn_conf -w {self.args.workers} -k {WORKER_CLASS} "
                 f"--threads {self.args.threads}` (keep-alive 75 s, JSON access line per request "
                 "from the app at INFO)"
             ),

@@ -63,6 +63,11 @@ class SuiteError(RuntimeError):
     """A process did not start, or a preparation step failed."""
 
 
+# The worker class deployments get from shared.gunicorn_conf, spelled out in the argv so
+# that the benchmark's report shows it.
+WORKER_CLASS = "shared.gunicorn_worker.BalancedThreadWorker"
+
+
 def gunicorn_argv(app: str, port: int, *, workers: int, threads: int) -> list[str]:
     """gunicorn with the suite's shared config, as deployed, on a loopback port."""
     return [
@@ -76,7 +81,7 @@ def gunicorn_argv(app: str, port: int, *, workers: int, threads: int) -> list[st
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",
+        WORKER_CLASS,
         "--threads",
         str(threads),
         app,

@@ -45,7 +45,10 @@ bind = [
 ]
 workers = _int("WEB_CONCURRENCY", 2)
 # Threads: the gateway and the services mostly wait on the network or the database.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# gthread, balanced: see shared.gunicorn_worker for why plain gthread is not used.
+worker_class = os.environ.get(
+    "GUNICORN_WORKER_CLASS", "shared.gunicorn_worker.BalancedThreadWorker"
+)
 threads = _int("GUNICORN_THREADS", 4)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 # SIGTERM: stop accepting, let in-flight requests finish for up to this long. Kubernetes'

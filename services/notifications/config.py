@@ -53,7 +53,9 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "NOTIFICATIONS_DELIVERY_POLL_SECONDS": env.number(
             "NOTIFICATIONS_DELIVERY_POLL_SECONDS", 1.0
         ),
-        "NOTIFICATIONS_DELIVERY_THREADS": env.integer("NOTIFICATIONS_DELIVERY_THREADS", 1),
+        # Sending waits on SMTP servers and webhook receivers, not on the CPU: several loops
+        # per process, so that one slow receiver (up to its timeout) holds up one loop only.
+        "NOTIFICATIONS_DELIVERY_THREADS": env.integer("NOTIFICATIONS_DELIVERY_THREADS", 4),
     }
 
 

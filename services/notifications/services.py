@@ -487,14 +487,12 @@ def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seco
     return False
 
 
-def _still_ours(
-    session: Session, job: DeliveryJob, *, also: tuple[DeliveryStatus, ...] = ()
-) -> Delivery | None:
-    """The delivery, if it is still pending (or in `also`) under this worker's claim."""
+def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
+    """The delivery, locked, if it is still pending under this worker's claim."""
     delivery = session.get(Delivery, job.id, with_for_update=True)
     if (
         delivery is None
-        or delivery.status not in (DeliveryStatus.PENDING, *also)
+        or delivery.status != DeliveryStatus.PENDING
         or delivery.attempts != job.attempt
     ):
         # Cancelled meanwhile, or our lease ran out and another worker claimed it.
@@ -506,18 +504,31 @@ def _still_ours(
 
 def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -> None:
     """Mark a claimed delivery sent and commit."""
-    # Cancelled while on the wire (the user was deactivated, the endpoint deleted): it
-    # went out all the same, and its owner should see that rather than "cancelled".
-    delivery = _still_ours(session, job, also=(DeliveryStatus.CANCELLED,))
-    if delivery is None:
-        return
-    if delivery.status == DeliveryStatus.CANCELLED:
-        delivery.last_error = None  # the reason it was cancelled, which it was not
-    delivery.status = DeliveryStatus.SENT.value
-    delivery.sent_at = now
-    delivery.next_attempt_at = None
-    delivery.updated_at = now
+    # One conditional UPDATE (every mail passes here): it matches only while the row is
+    # still under our claim (the attempt count is ours). Cancelled
+    # while on the wire (the user was deactivated, the endpoint deleted), it went out all
+    # the same, and its owner should see that rather than "cancelled".
+    cancelled = Delivery.status == DeliveryStatus.CANCELLED
+    result = session.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == job.id,
+            Delivery.attempts == job.attempt,
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.CANCELLED)),
+        )
+        .values(
+            status=DeliveryStatus.SENT.value,
+            sent_at=now,
+            next_attempt_at=None,
+            updated_at=now,
+            # The reason it was cancelled, which it was not.
+            last_error=sa.case((cancelled, None), else_=Delivery.last_error),
+        )
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        log.info("delivery no longer ours; result dropped", extra={"delivery_id": str(job.id)})
 
 
 def record_delivery_failed(

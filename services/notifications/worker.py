@@ -57,7 +57,7 @@ def run_delivery_process(*, threads: int | None = None) -> int:
         raise SystemExit("the number of delivery threads must be at least 1")
     if engine.dialect.name != "postgresql" and count > 1:
         # SQLite has no SKIP LOCKED: two loops could claim the same row.
-        log.warning("SQLite: running one delivery loop", extra={"requested": count})
+        log.info("SQLite: running one delivery loop", extra={"requested": count})
         count = 1
     sessions = sessionmaker(bind=engine)
     settings = delivery_settings(app.config)

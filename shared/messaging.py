@@ -838,7 +838,9 @@ class Consumer:
             log.info("dependency is back; event handled", extra={**extra, "attempts": attempts})
         self._settle(delivery.method.delivery_tag)
         EVENTS_PROCESSED.labels(self.consumer, event.type).inc()
-        log.debug("event handled", extra=extra)
+        # One line per event, as web processes write one per request: with the event's
+        # trace id on it, an order can be followed into every consumer.
+        log.info("event handled", extra=extra)
 
     def _hold(
         self, delivery: _Delivery, attempts: int, error: Exception, extra: dict[str, Any]

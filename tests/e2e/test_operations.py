@@ -5,9 +5,9 @@ notifications consumer, in the logs and in the spans exported over OTLP; and a r
 restart of the orders web service, its relay and the notifications consumer, with orders
 coming in all along, loses no order and no notification.
 
-The module runs its own suite: logs at INFO (the access lines), the notifications
-consumer at DEBUG (its line per handled event), span export to a local OTLP receiver,
-and rate limits out of the way of the continuous orders.
+The module runs its own suite: logs at INFO (the access lines, the consumers' line per
+handled event), span export to a local OTLP receiver, and rate limits out of the way of
+the continuous orders.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from shared.testing import wait_for
 pytestmark = pytest.mark.e2e
 
 ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": 990}]}
-# Everything but the notifications consumer, which runs at DEBUG (started by the fixture).
+# Everything but the notifications consumer, which the fixture starts once its queue
+# can be waited for.
 WORKERS = ("auth.relay", "orders.relay", "orders.consume", "gateway.worker")
 CONSUMER = "notifications.consume"
-CONSUMER_ENV = {"LOG_LEVEL": "DEBUG"}
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
 
 
@@ -80,7 +80,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver) -> Itera
 
 def start_consumer(suite: Suite) -> None:
     """Start the notifications consumer and wait until its queue exists."""
-    suite.start_worker(CONSUMER, **CONSUMER_ENV)
+    suite.start_worker(CONSUMER)
     wait_for(
         lambda: queue_exists(suite.amqp_url, queue_name("notifications")),
         timeout=30,

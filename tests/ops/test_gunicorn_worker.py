@@ -1,24 +1,27 @@
-"""Connections that arrive together are shared by the gunicorn workers, not taken by one.
+"""Connections that arrive together are shared by the gunicorn workers, not taken by one,
+and none of them waits for long when there are more connections than threads.
 
 Keep-alive connections stay with the worker that accepted them, so a burst of them all
 taken by one worker leaves one process (one core) serving everything. The suite's worker
-(shared.gunicorn_worker) accepts only while it has a free thread.
+(shared.gunicorn_worker) defers new connections while its threads are busy, briefly.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-REQUEST = b"GET /slow?seconds=0.4 HTTP/1.1\r\nHost: probe\r\nConnection: keep-alive\r\n\r\n"
 
-
-def _answering_pid(connection: socket.socket) -> int:
-    """Send one keep-alive request on an open connection; the pid of the worker answering."""
-    connection.sendall(REQUEST)
+def _answering_pid(connection: socket.socket, seconds: float = 0.4) -> int:
+    """A keep-alive request for /slow on an open connection; the pid of the worker answering."""
+    request = (
+        f"GET /slow?seconds={seconds} HTTP/1.1\r\nHost: probe\r\nConnection: keep-alive\r\n\r\n"
+    )
+    connection.sendall(request.encode())
     data = b""
     while b"\r\n\r\n" not in data:
         data += connection.recv(65536)
@@ -54,3 +57,35 @@ def test_a_burst_of_connections_is_spread_over_the_workers(probe_server_factory)
         # could serve at once; plain gthread often lets one worker take all eight.
         assert len(pids) == 2, pids
         assert min(pids.values()) >= 2, pids
+
+
+def test_more_connections_than_threads_are_all_served_under_a_steady_load(
+    probe_server_factory,
+):
+    server = probe_server_factory(WEB_CONCURRENCY="2", GUNICORN_THREADS="1")
+    address = urlsplit(server.url)
+    connections = [
+        socket.create_connection((address.hostname, address.port), timeout=10) for _ in range(6)
+    ]
+
+    def keep_asking(connection: socket.socket) -> list[float]:
+        """Requests back to back for 1.5 s, as a busy client does; when each was answered."""
+        started = time.monotonic()
+        answered = []
+        while time.monotonic() - started < 1.5:
+            _answering_pid(connection, seconds=0.02)
+            answered.append(time.monotonic() - started)
+        return answered
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(connections)) as pool:
+            answers = list(pool.map(keep_asking, connections))
+    finally:
+        for connection in connections:
+            connection.close()
+
+    # Two threads for six busy connections: each connection waits its turn, but none
+    # waits until the others are done (a worker that accepted only with a free thread
+    # would serve its first two connections over and over).
+    assert all(times and times[0] < 0.5 for times in answers), answers
+    assert min(len(times) for times in answers) >= 5, [len(t) for t in answers]

@@ -75,7 +75,7 @@ lint-ops: $(STAMP) ## hadolint the Dockerfiles, check docker-compose.yml and dep
 # -- benchmarks (bench/, results in BENCHMARKS.md and bench/results/) ----------------------
 .PHONY: bench bench-quick
 
-bench: $(STAMP) ## measure the suite under gunicorn + wrk on this machine (~20 min)
+bench: $(STAMP) ## measure the suite under gunicorn + wrk on this machine (~35 min)
 	scripts/ensure-services.sh postgresql rabbitmq redis
 	bench/ensure-tools.sh
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -634,6 +634,7 @@ class Bench:
         try:
             # More than it can handle in the recording: it stays busy throughout.
             user_id = f"bench-profile-{uuid.uuid4().hex[:8]}"
+            publisher.publish(ev.user_registered_event(user_id))
             batch = [ev.order_created_event(user_id) for _ in range(seconds * 250)]
             raw = self.work / "profile-consumer.txt"
             recorder = profile.start_recording(pid, raw, seconds=seconds)

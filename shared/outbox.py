@@ -5,16 +5,10 @@ there, so an API request never fails (or loses an event) because RabbitMQ is dow
 relay (`run_relay`, one or more per service) claims unsent rows, publishes them with
 confirms and marks them sent in the same transaction. A crash between publish and commit
 re-publishes those rows later: delivery is at-least-once and consumers dedupe by event id.
-
-On PostgreSQL the transaction also sends a NOTIFY, which PostgreSQL delivers only when it
-commits; an idle relay LISTENs for it, so an event leaves as soon as its transaction
-commits instead of at the relay's next poll, and idle relays poll once a second rather
-than twenty times. On SQLite (the local run) the relay polls every `idle_seconds`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
@@ -24,8 +18,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-import psycopg
-import psycopg.sql
 import sqlalchemy as sa
 from pika.exceptions import AMQPError
 from prometheus_client import Gauge
@@ -40,9 +32,6 @@ log = logging.getLogger(__name__)
 
 ROW_BACKOFF_CAP_SECONDS = 300.0
 GAUGE_INTERVAL_SECONDS = 5.0
-# How long an idle relay that LISTENs waits for a NOTIFY before it polls anyway: rows whose
-# retry is due (after a failed publish) and rows written without a NOTIFY are found then.
-LISTEN_POLL_SECONDS = 1.0
 MAX_ERROR_CHARS = 1000
 
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox events not yet published.")
@@ -89,17 +78,8 @@ class BatchPublisher(Protocol):
     def publish_batch(self, events: Sequence[Event]) -> list[bool]: ...
 
 
-def notify_channel(model: type[OutboxMixin]) -> str:
-    """The LISTEN/NOTIFY channel that tells the relays of `model`'s table about new rows."""
-    return f"{model.__tablename__}_ready"
-
-
 def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) -> None:
     """Add the event to the caller's transaction; the caller commits."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Delivered to the listening relays at commit, never if the transaction rolls back;
-        # several in one transaction are folded into one.
-        session.execute(sa.select(sa.func.pg_notify(notify_channel(model), "")))
     now = utcnow()
     # The declarative constructor comes from the mapped subclass, which mypy cannot see.
     session.add(
@@ -218,7 +198,6 @@ def run_relay(
     """Relay outbox rows to RabbitMQ until stop_event is set, backing off while it fails."""
     stop = stop_event or threading.Event()
     publisher = Publisher(amqp_url)
-    wakeup: _Wakeup | None = None
     failures = 0
     next_metrics = 0.0
     log.info("outbox relay started", extra={"table": model.__tablename__})
@@ -226,8 +205,6 @@ def run_relay(
         while not stop.is_set():
             try:
                 with session_factory() as session:
-                    if wakeup is None:
-                        wakeup = _Wakeup.for_bind(session.get_bind(), notify_channel(model))
                     if time.monotonic() >= next_metrics:
                         update_backlog_metrics(session, model)
                         next_metrics = time.monotonic() + GAUGE_INTERVAL_SECONDS
@@ -247,66 +224,12 @@ def run_relay(
                 continue
             failures = 0
             if sent == 0 and not stop.is_set():
-                # Nothing was due: pause, keeping the broker connection alive. Without a
-                # NOTIFY to wake us the pause is short: it is what an event waits, at
-                # worst, after its commit.
-                if wakeup is not None and wakeup.wait(LISTEN_POLL_SECONDS):
-                    publisher.wait(0.001)  # let pika's ioloop answer heartbeats
-                else:
-                    publisher.wait(idle_seconds)
+                # Nothing was due: pause, keeping the broker connection alive. The pause is
+                # short because it is what an event waits, at worst, after its commit.
+                publisher.wait(idle_seconds)
     finally:
         publisher.close()
-        if wakeup is not None:
-            wakeup.close()
         log.info("outbox relay stopped")
-
-
-class _Wakeup:
-    """A connection of its own that LISTENs for record_event's NOTIFY (PostgreSQL only).
-
-    Written here because neither SQLAlchemy nor Flask-SQLAlchemy offers LISTEN; psycopg's
-    `notifies()` does the waiting. A pooled connection would not do: LISTEN belongs to
-    one session, which must stay open while the relay idles.
-    """
-
-    def __init__(self, conninfo: str, channel: str) -> None:
-        self.conninfo, self.channel = conninfo, channel
-        self._connection: psycopg.Connection[Any] | None = None
-
-    @classmethod
-    def for_bind(cls, bind: Any, channel: str) -> _Wakeup | None:
-        """A listener for the database behind `bind`; None unless it is PostgreSQL."""
-        url = bind.engine.url if hasattr(bind, "engine") else bind.url
-        if url.get_backend_name() != "postgresql":
-            return None
-        return cls(url.set(drivername="postgresql").render_as_string(hide_password=False), channel)
-
-    def wait(self, seconds: float) -> bool:
-        """Wait up to `seconds` for a NOTIFY; False (at once) when not listening.
-
-        False makes the caller poll as if there were no PostgreSQL: a listener that lost
-        its connection (the database restarts) connects again on the next call.
-        """
-        try:
-            if self._connection is None:
-                self._connection = psycopg.connect(self.conninfo, autocommit=True)
-                self._connection.execute(
-                    psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel))
-                )
-            for _ in self._connection.notifies(timeout=seconds, stop_after=1):
-                pass
-            return True
-        except psycopg.Error as exc:
-            log.warning("outbox relay: not listening for new rows", extra={"error": str(exc)})
-            self.close()
-            return False
-
-    def close(self) -> None:
-        """Close the listening connection, if any."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                connection.close()
 
 
 def _sleep_unless_stopped(stop: threading.Event, seconds: float) -> None:

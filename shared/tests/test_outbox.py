@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shared import outbox
 from shared.db import as_utc, utcnow
 from shared.events import new_event
 from shared.inbox import handle_once
@@ -352,50 +351,3 @@ def test_outbox_writes_survive_a_broker_outage_and_the_relay_delivers_after_it(
     with pika.BlockingConnection(pika.URLParameters(second_rabbit.url)) as connection:
         delivered = [json.loads(b)["id"] for _, b in drain(connection.channel(), queue)]
     assert sorted(delivered) == sorted(e.id for e in before + during)
-
-
-def _listening_relays(sessions):
-    with sessions() as session:
-        return session.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            )
-        )
-
-
-@pytest.mark.integration
-def test_an_idle_relay_publishes_a_committed_event_without_waiting_for_its_next_poll(
-    pg_sessions, amqp_url, channel, monkeypatch
-):
-    # Both polls (with and without LISTEN) are far longer than the wait below: only the
-    # NOTIFY sent at commit can wake the relay in time.
-    monkeypatch.setattr(outbox, "LISTEN_POLL_SECONDS", 60.0)
-    event_type = unique_type("wake")
-    queue = f"q-{event_type}"
-    bound_queue(channel, queue, event_type)
-    stop = threading.Event()
-    relay = threading.Thread(
-        target=run_relay,
-        args=(pg_sessions, Outbox, amqp_url),
-        kwargs={"idle_seconds": 60.0, "stop_event": stop},
-        daemon=True,
-    )
-    relay.start()
-    try:
-        wait_for(lambda: _listening_relays(pg_sessions) == 1, timeout=15, what="relay listening")
-        with pg_sessions() as session:  # rolled back: no row, and no wake-up either
-            record_event(session, new_event(event_type, "/orders", {}), model=Outbox)
-            session.rollback()
-        events = record(pg_sessions, event_type, 3)
-        wait_for(lambda: queue_depth(channel, queue) == 3, timeout=10, what="events published")
-        assert unsent(pg_sessions) == 0
-    finally:
-        # The relay is waiting for a NOTIFY: one wakes it up to see the stop.
-        stop.set()
-        record(pg_sessions, unique_type("unrouted"), 1)
-        relay.join(timeout=15)
-    assert not relay.is_alive()
-    assert sorted(json.loads(b)["id"] for _, b in drain(channel, queue)) == sorted(
-        e.id for e in events
-    )

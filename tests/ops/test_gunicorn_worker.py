@@ -12,8 +12,12 @@ import json
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 
 def _answering_pid(connection: socket.socket, seconds: float = 0.4) -> int:
@@ -36,22 +40,27 @@ def _answering_pid(connection: socket.socket, seconds: float = 0.4) -> int:
     return int(json.loads(body)["pid"])
 
 
+def _on_connections(url: str, count: int, each: Callable[[socket.socket], T]) -> list[T]:
+    """Open `count` connections to the server at once, then run `each` on all in parallel."""
+    address = urlsplit(url)
+    connections = [
+        socket.create_connection((address.hostname, address.port), timeout=10) for _ in range(count)
+    ]
+    try:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(each, connections))
+    finally:
+        for connection in connections:
+            connection.close()
+
+
 def test_a_burst_of_connections_is_spread_over_the_workers(probe_server_factory):
     server = probe_server_factory(WEB_CONCURRENCY="2", GUNICORN_THREADS="2")
-    address = urlsplit(server.url)
 
     for _burst in range(3):
         # Opened at once, as a proxy filling its pool does; each then sends a request that
         # holds a thread for a while.
-        connections = [
-            socket.create_connection((address.hostname, address.port), timeout=10) for _ in range(8)
-        ]
-        try:
-            with ThreadPoolExecutor(max_workers=len(connections)) as pool:
-                pids = Counter(pool.map(_answering_pid, connections))
-        finally:
-            for connection in connections:
-                connection.close()
+        pids = Counter(_on_connections(server.url, 8, _answering_pid))
 
         # 2 workers x 2 threads: each worker took at least the connections its threads
         # could serve at once; plain gthread often lets one worker take all eight.
@@ -63,10 +72,6 @@ def test_more_connections_than_threads_are_all_served_under_a_steady_load(
     probe_server_factory,
 ):
     server = probe_server_factory(WEB_CONCURRENCY="2", GUNICORN_THREADS="1")
-    address = urlsplit(server.url)
-    connections = [
-        socket.create_connection((address.hostname, address.port), timeout=10) for _ in range(6)
-    ]
 
     def keep_asking(connection: socket.socket) -> list[float]:
         """Requests back to back for 1.5 s, as a busy client does; when each was answered."""
@@ -77,12 +82,7 @@ def test_more_connections_than_threads_are_all_served_under_a_steady_load(
             answered.append(time.monotonic() - started)
         return answered
 
-    try:
-        with ThreadPoolExecutor(max_workers=len(connections)) as pool:
-            answers = list(pool.map(keep_asking, connections))
-    finally:
-        for connection in connections:
-            connection.close()
+    answers = _on_connections(server.url, 6, keep_asking)
 
     # Two threads for six busy connections: each connection waits its turn, but none
     # waits until the others are done (a worker that accepted only with a free thread

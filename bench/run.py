@@ -39,9 +39,10 @@ from bench import events as ev
 from bench import profile, report
 from bench.cpu import CpuMeter, PhaseCpu
 from bench.edge import Edge, EdgeUnavailable
-from bench.suite import WORKER_CLASS, Suite, SuiteOptions, gunicorn_argv, queue_exists
+from bench.suite import Suite, SuiteOptions, gunicorn_argv, queue_exists
 from bench.wrk import WrkError, WrkResult, run_wrk, write_rows, wrk_path
 from shared import testing
+from shared.gunicorn_worker import WORKER_CLASS
 from shared.messaging import queue_name
 from shared.testing import WaitTimeout, free_port, wait_for
 

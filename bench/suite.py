@@ -29,6 +29,7 @@ import pika.exceptions
 import requests
 
 from shared import testing
+from shared.gunicorn_worker import WORKER_CLASS
 from shared.messaging import queue_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,11 +62,6 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 class SuiteError(RuntimeError):
     """A process did not start, or a preparation step failed."""
-
-
-# The worker class deployments get from shared.gunicorn_conf, spelled out in the argv so
-# that the benchmark's report shows it.
-WORKER_CLASS = "shared.gunicorn_worker.BalancedThreadWorker"
 
 
 def gunicorn_argv(app: str, port: int, *, workers: int, threads: int) -> list[str]:

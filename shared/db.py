@@ -51,6 +51,15 @@ def engine_options(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
 
 
+def rows_matched(result: Any) -> int:
+    """How many rows an UPDATE or DELETE matched.
+
+    Session.execute is typed as returning a Result, which does not declare the cursor's
+    `rowcount` that a DML statement's CursorResult carries.
+    """
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def is_postgresql(session_or_engine: Any) -> bool:
     """True when the bound engine speaks PostgreSQL (SKIP LOCKED, ON CONFLICT and friends)."""
     bind = (

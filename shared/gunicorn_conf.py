@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import DEFAULT_PORTS
+from shared.gunicorn_worker import WORKER_CLASS
 
 SHM = "/dev/shm"
 
@@ -46,9 +47,7 @@ bind = [
 workers = _int("WEB_CONCURRENCY", 2)
 # Threads: the gateway and the services mostly wait on the network or the database.
 # gthread, balanced: see shared.gunicorn_worker for why plain gthread is not used.
-worker_class = os.environ.get(
-    "GUNICORN_WORKER_CLASS", "shared.gunicorn_worker.BalancedThreadWorker"
-)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", WORKER_CLASS)
 threads = _int("GUNICORN_THREADS", 4)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 # SIGTERM: stop accepting, let in-flight requests finish for up to this long. Kubernetes'

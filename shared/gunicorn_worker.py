@@ -79,3 +79,7 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is u
         # gthread itself only decides once per loop, from the connection count.
         if self.alive:
             self.set_accept_enabled(self.nr_conns < self.worker_connections)
+
+
+# The dotted path gunicorn loads it by (`worker_class`, `-k`).
+WORKER_CLASS = f"{__name__}.{BalancedThreadWorker.__name__}"

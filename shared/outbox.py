@@ -24,7 +24,7 @@ from prometheus_client import Gauge
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from shared.db import JSONType, as_utc, utcnow
+from shared.db import JSONType, as_utc, rows_matched, utcnow
 from shared.events import Event, InvalidEvent, parse_event
 from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher
 
@@ -259,4 +259,4 @@ def purge_sent(
         batch = sa.select(model.id).where(*old).limit(limit).scalar_subquery()
         statement = statement.where(model.id.in_(batch))
     result = session.execute(statement.execution_options(synchronize_session=False))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_matched(result)

@@ -30,7 +30,7 @@ from services.auth.models import (
     User,
 )
 from services.auth.passwords import Passwords, password_problems
-from shared.db import as_utc, utcnow
+from shared.db import as_utc, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -415,7 +415,7 @@ def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> T
         .values(rotated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if getattr(claimed, "rowcount", 0) != 1:
+    if rows_matched(claimed) != 1:
         session.rollback()
         _reuse_detected(session, family_id, user.id, now)
     pair = _token_pair(

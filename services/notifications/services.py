@@ -34,7 +34,7 @@ from services.notifications.models import (
 from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
 from shared.context import trace_id_of
-from shared.db import as_utc, is_postgresql, utcnow
+from shared.db import as_utc, is_postgresql, rows_matched, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.pagination import PageKey, keyset_page
 
@@ -126,7 +126,7 @@ def deactivate_contact(*, session: Session, user_id: str) -> int:
         )
     )
     session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_matched(result)
 
 
 def webhook_body(*, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> str:
@@ -481,7 +481,7 @@ def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seco
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    if int(getattr(result, "rowcount", 0) or 0) == 1:
+    if rows_matched(result) == 1:
         return True
     log.info("delivery no longer ours; not sent", extra={"delivery_id": str(job.id)})
     return False
@@ -527,7 +527,7 @@ def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    if int(getattr(result, "rowcount", 0) or 0) != 1:
+    if rows_matched(result) != 1:
         log.info("delivery no longer ours; result dropped", extra={"delivery_id": str(job.id)})
 
 
@@ -567,4 +567,4 @@ def retry_failed_deliveries(
         ).execution_options(synchronize_session=False)
     )
     session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_matched(result)

@@ -38,7 +38,7 @@ from services.orders.models import (
     Outbox,
     can_transition,
 )
-from shared.db import as_utc, is_postgresql, utcnow
+from shared.db import as_utc, is_postgresql, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -531,7 +531,7 @@ def _transition(
             .values(status=target.value, version=read_version + 1, updated_at=utcnow())
             .execution_options(synchronize_session="evaluate")
         )
-        if getattr(result, "rowcount", 0) == 1:
+        if rows_matched(result) == 1:
             record_event(
                 session,
                 new_event(

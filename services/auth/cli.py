@@ -77,7 +77,7 @@ def _fail(exc: ServiceError) -> click.ClickException:
 @click.command("ensure-admin")
 @with_appcontext
 def ensure_admin() -> None:
-    """Make sure the AUTH_BOOTSTRAP_ADMIN_EMAIL account exists and is an active admin."""
+    """Create the AUTH_BOOTSTRAP_ADMIN_EMAIL admin unless it exists; never change an account."""
     try:
         if not _bootstrap_admin():
             click.echo("AUTH_BOOTSTRAP_ADMIN_EMAIL/PASSWORD unset; no admin ensured")

@@ -169,13 +169,19 @@ def create_admin(*, session: Session, deps: AuthDeps, email: str, password: str,
     )
 
 
+class BootstrapAccountTaken(ConflictError):
+    """The bootstrap address belongs to an account that is not an admin."""
+
+
 def ensure_bootstrap_admin(
     *, session: Session, deps: AuthDeps, email: str, password: str, name: str
 ) -> tuple[User, bool]:
-    """Make sure `email` is an active admin; idempotent and safe when run by many processes.
+    """Create the bootstrap admin once; never change an existing account.
 
-    Returns (user, created). An existing account keeps its password: the operator may
-    have changed it since the first start.
+    Returns (user, created). An existing admin is left exactly as it is (its password may
+    have been changed, other admins may have deactivated it). An existing account that is
+    not an admin raises BootstrapAccountTaken: whoever registered the address first must
+    not become admin through a restart, whatever password they chose.
     """
     email = normalize_email(email)
     for _ in range(2):
@@ -190,13 +196,12 @@ def ensure_bootstrap_admin(
                 )
             except ConflictError:
                 continue  # another process created it a moment ago: read it again
-        if user.role != ROLE_ADMIN or not user.is_active:
-            log.warning("bootstrap account promoted to active admin", extra={"user_id": user.id})
-            user.role = ROLE_ADMIN
-            user.is_active = True
-            user.deactivated_at = None
-            user.updated_at = deps.clock()
-        session.commit()
+        if user.role != ROLE_ADMIN:
+            raise BootstrapAccountTaken(
+                f"AUTH_BOOTSTRAP_ADMIN_EMAIL {email} belongs to an existing account that is not"
+                " an admin; it is left unchanged. Choose another address or unset"
+                " AUTH_BOOTSTRAP_ADMIN_EMAIL."
+            )
         return user, False
     raise ConflictError("The bootstrap admin could not be created; try again.")
 

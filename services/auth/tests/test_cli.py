@@ -60,6 +60,36 @@ def test_ensure_admin_uses_the_bootstrap_settings_and_is_idempotent(tmp_path, ke
     dispose(app)
 
 
+def test_a_start_with_a_users_address_as_bootstrap_admin_refuses_in_one_line(tmp_path, keys_dir):
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    first = make_app(url, keys_dir)
+    assert first.test_cli_runner().invoke(args=["prepare"]).exit_code == 0
+    with first.app_context():
+        services.register_user(
+            session=db.session(),
+            deps=deps_of(first),
+            email="admin@example.com",
+            password=PASSWORD,
+            name="Early bird",
+        )
+    dispose(first)
+    app = make_app(
+        url,
+        keys_dir,
+        AUTH_BOOTSTRAP_ADMIN_EMAIL="admin@example.com",
+        AUTH_BOOTSTRAP_ADMIN_PASSWORD="the operator's own passphrase",
+    )
+    result = app.test_cli_runner().invoke(args=["prepare"])
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert "admin@example.com" in line and "not an admin" in line
+    with app.app_context():
+        user = db.session.scalar(sa.select(User))
+        assert (user.role, user.is_active) == ("user", True)
+    assert login(app, "admin@example.com").access_token  # still their password
+    dispose(app)
+
+
 def test_ensure_admin_without_settings_says_so(sqlite_app):
     result = sqlite_app.test_cli_runner().invoke(args=["ensure-admin"])
     assert result.exit_code == 0 and "unset" in result.output

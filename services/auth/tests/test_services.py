@@ -263,12 +263,34 @@ def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
     assert ctx.login("boss@example.com", PASSWORD).access_token
 
 
-def test_the_bootstrap_admin_promotes_an_existing_account(ctx):
+def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
     ada = ctx.register()
-    user, created = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email=ada.email, password=PASSWORD, name="Ada"
+    with pytest.raises(services.BootstrapAccountTaken, match="not an admin"):
+        services.ensure_bootstrap_admin(
+            session=ctx.session,
+            deps=ctx.deps,
+            email=ada.email,
+            password="the operator's own passphrase",
+            name="Ada",
+        )
+    ctx.session.rollback()
+    ctx.session.refresh(ada)
+    assert ada.role == "user" and ada.is_active
+    assert ctx.login(ada.email, PASSWORD).access_token
+
+
+def test_a_deactivated_bootstrap_admin_stays_deactivated_at_the_next_start(ctx):
+    root = ctx.admin()
+    boss, _ = services.ensure_bootstrap_admin(
+        session=ctx.session, deps=ctx.deps, email="boss@example.com", password=PASSWORD, name="B"
     )
-    assert not created and user.role == "admin"
+    services.update_user(
+        session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=boss.id, active=False
+    )
+    again, created = services.ensure_bootstrap_admin(
+        session=ctx.session, deps=ctx.deps, email="boss@example.com", password=PASSWORD, name="B"
+    )
+    assert not created and again.id == boss.id and not again.is_active
 
 
 def test_users_are_listed_newest_first_in_keyset_pages(ctx):

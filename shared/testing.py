@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import jwt
 import psycopg
@@ -79,12 +79,63 @@ def delete_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
 
 
+def create_service_users(vhost: str) -> dict[str, str]:
+    """Create every service's broker user (shared.broker_users) in `vhost`; return their
+    AMQP URLs by service.
+
+    Users are global to the broker, so they are named after the vhost: `<vhost>-orders`.
+    One thread per user: each rabbitmqctl call costs about a second of CLI start-up.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.broker_users import USERS, rabbitmqctl_commands
+
+    prefix = f"{vhost}-"
+    passwords = {entry.service: uuid.uuid4().hex for entry in USERS}
+    commands = rabbitmqctl_commands(vhost, passwords, prefix=prefix)
+    per_user = len(commands) // len(USERS)
+
+    def run(first: int) -> None:
+        for command in commands[first : first + per_user]:
+            rabbitmqctl(*command)
+
+    with ThreadPoolExecutor(max_workers=len(USERS)) as pool:
+        list(pool.map(run, range(0, len(commands), per_user)))
+    return {
+        service: f"amqp://{quote(prefix + service, safe='')}:{password}@{AMQP_HOST}/"
+        f"{quote(vhost, safe='')}"
+        for service, password in passwords.items()
+    }
+
+
+def delete_service_users(vhost: str) -> None:
+    """Delete the users create_service_users made for `vhost`."""
+    from shared.broker_users import USERS
+
+    for entry in USERS:
+        rabbitmqctl("delete_user", f"{vhost}-{entry.service}")
+
+
+def vhost_of(amqp_url: str) -> str:
+    """The vhost an AMQP URL names."""
+    return unquote(urlsplit(amqp_url).path[1:])
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A fresh vhost on the real RabbitMQ for this test session."""
     vhost, url = create_vhost()
     yield url
     delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def service_amqp_urls(amqp_url: str) -> Iterator[dict[str, str]]:
+    """Each service's own broker user in this session's vhost, as AMQP URLs by service."""
+    vhost = vhost_of(amqp_url)
+    urls = create_service_users(vhost)
+    yield urls
+    delete_service_users(vhost)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -180,11 +181,27 @@ def apply(api_url: str, admin: tuple[str, str], vhost: str, passwords: Mapping[s
                 raise SystemExit(f"PUT {path}: {response.status_code} {response.text[:200]}")
 
 
+def wait_for_api(api_url: str, admin: tuple[str, str], timeout: float) -> None:
+    """Poll the management API until it answers (it starts after the AMQP listener)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(api_url.rstrip("/") + "/api/overview", auth=admin, timeout=5)
+            return
+        except requests.ConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no RabbitMQ management API at {api_url}: {exc}") from None
+            time.sleep(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (`apply` or `commands`)."""
     parser = argparse.ArgumentParser(prog="python -m shared.broker_users")
     parser.add_argument("command", choices=["apply", "commands"])
     parser.add_argument("--vhost", default=os.environ.get("RABBITMQ_VHOST", "/"))
+    parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the API")
     args = parser.parse_args(argv)
     passwords = passwords_from_env(os.environ)
     if args.command == "commands":
@@ -196,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_password = os.environ.get("RABBITMQ_ADMIN_PASSWORD", "")
     if not admin_user or not admin_password:
         raise SystemExit("set RABBITMQ_ADMIN_USER and RABBITMQ_ADMIN_PASSWORD")
+    wait_for_api(api_url, (admin_user, admin_password), timeout=args.wait)
     apply(api_url, (admin_user, admin_password), args.vhost, passwords)
     sys.stdout.write(
         f"broker users ready in vhost {args.vhost}: {', '.join(u.service for u in USERS)}\n"

@@ -270,3 +270,11 @@ def test_each_service_connects_to_the_broker_as_its_own_user(
         assert [re.match(r"amqp://([^:]+):", url).group(1) for url in urls] == [service], name
     # The Job creating the users is given every password it sets.
     assert {u.password_variable() for u in USERS} <= set(secrets["broker-users"])
+
+
+def test_compose_keeps_the_edges_token_cache_in_memory(compose: dict[str, Any]) -> None:
+    # The cache is keyed on whole bearer tokens, and nginx writes each key into its file.
+    edge = compose["services"]["edge"]
+    memory = [mount.split(":")[0] for mount in edge["tmpfs"]]
+
+    assert any(edge["environment"]["EDGE_CACHE_DIR"].startswith(f"{m}/") for m in memory)

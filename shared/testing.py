@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import jwt
 import psycopg
@@ -116,26 +116,12 @@ def delete_service_users(vhost: str) -> None:
         rabbitmqctl("delete_user", f"{vhost}-{entry.service}")
 
 
-def vhost_of(amqp_url: str) -> str:
-    """The vhost an AMQP URL names."""
-    return unquote(urlsplit(amqp_url).path[1:])
-
-
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A fresh vhost on the real RabbitMQ for this test session."""
     vhost, url = create_vhost()
     yield url
     delete_vhost(vhost)
-
-
-@pytest.fixture(scope="session")
-def service_amqp_urls(amqp_url: str) -> Iterator[dict[str, str]]:
-    """Each service's own broker user in this session's vhost, as AMQP URLs by service."""
-    vhost = vhost_of(amqp_url)
-    urls = create_service_users(vhost)
-    yield urls
-    delete_service_users(vhost)
 
 
 @pytest.fixture(scope="session")

@@ -103,8 +103,9 @@ USERS: tuple[BrokerUser, ...] = (
     _publisher("auth", r"^user\."),
     _consumer("orders", binds=r"^user\.", publishes=r"^order\."),
     _consumer("notifications", binds=r"^(user|order)\."),
-    # The revocation consumer (gateway.worker); gateway web processes only check readiness.
-    _consumer("gateway", binds=r"^user\."),
+    # The revocation consumer (gateway.worker): the events that change what a token may do,
+    # not those carrying a user's email and name (user.registered, user.profile_changed).
+    _consumer("gateway", binds=r"^user\.(deactivated|reactivated|role_changed)$"),
 )
 
 

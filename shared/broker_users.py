@@ -189,12 +189,17 @@ def wait_for_api(api_url: str, admin: tuple[str, str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            requests.get(api_url.rstrip("/") + "/api/overview", auth=admin, timeout=5)
-            return
+            response = requests.get(api_url.rstrip("/") + "/api/overview", auth=admin, timeout=5)
+            if response.status_code == 401:
+                raise SystemExit(f"{api_url}: the administrator's credentials were refused")
+            if response.ok:
+                return
+            problem = f"{response.status_code} {response.reason}"
         except requests.ConnectionError as exc:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no RabbitMQ management API at {api_url}: {exc}") from None
-            time.sleep(1)
+            problem = str(exc)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no RabbitMQ management API at {api_url}: {problem}")
+        time.sleep(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,28 +2,45 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Every install comes from uv.lock (hashes included): the full one for tests and lint,
+# the runtime + `local` extra alone for `make run`. uv itself lives in .tools/, pinned here.
+UV_VERSION := 0.13.9
+UV     := .tools/bin/uv
+UV_SYNC = UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON) --quiet
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 SERVICES := auth orders notifications
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt typecheck migrate clean
+.PHONY: help install lock run test lint fmt typecheck migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,otel]'
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet 'uv==$(UV_VERSION)'
+
+# --locked: a pyproject.toml that no longer matches uv.lock stops here (run `make lock`).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --all-extras
+	touch $@ $(RUN_STAMP)
+
+# What `make run` needs and nothing more; --inexact keeps a full install that is there.
+$(RUN_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --inexact --extra local
 	touch $@
 
-install: $(STAMP) ## create .venv and install the suite with its dev tools and span export
+install: $(STAMP) ## create .venv with every extra from uv.lock (tests, lint, bench, span export)
 
-run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway on :8080)
+lock: $(UV) ## re-resolve uv.lock after a change to the dependencies in pyproject.toml
+	$(UV) lock
+
+run: $(RUN_STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway on :8080)
 	scripts/run.sh
 
 test: $(STAMP) ## run every test against the real PostgreSQL, RabbitMQ and Redis
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose promtool
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy
@@ -58,9 +75,24 @@ LINT_COMPOSE_ENV := AUTH_DB_PASSWORD=lint ORDERS_DB_PASSWORD=lint NOTIFICATIONS_
 	RABBITMQ_NOTIFICATIONS_PASSWORD=lint RABBITMQ_GATEWAY_PASSWORD=lint \
 	REDIS_PASSWORD=lint REDIS_GATEWAY_PASSWORD=lint
 K8S_MANIFESTS := $(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+# The images' base: any Debian-like image with Python 3.11 (docker/base/build.sh makes one
+# without a registry); their tag.
+BASE_IMAGE ?= python:3.11-slim-bookworm
+SUITE_TAG ?= dev
+IMAGES := auth orders notifications gateway
+# The legacy builder: it needs no BuildKit frontend image from a registry.
+DOCKER_BUILD = DOCKER_BUILDKIT=0 docker build --quiet
 
-up: ## build the images and start the whole suite in containers (needs .env, see docs/operate.md)
-	$(COMPOSE) up --detach --build $(COMPOSE_WAIT)
+images: $(STAMP) ## build the four service images from uv.lock (wheels built here, installed offline)
+	docker/wheels.sh $(BASE_IMAGE)
+	@for s in $(IMAGES); do \
+	  echo "building flask-suite/$$s:$(SUITE_TAG)"; \
+	  $(DOCKER_BUILD) -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	    --build-arg SERVICE=$$s -t flask-suite/$$s:$(SUITE_TAG) . >/dev/null || exit 1; \
+	done
+
+up: images ## build the images and start the whole suite in containers (needs .env, see docs/operate.md)
+	BASE_IMAGE=$(BASE_IMAGE) SUITE_TAG=$(SUITE_TAG) $(COMPOSE) up --detach --no-build $(COMPOSE_WAIT)
 
 down: ## stop the containers (volumes, i.e. the data, are kept)
 	$(COMPOSE) down
@@ -70,9 +102,23 @@ logs: ## follow the containers' logs (SERVICE=auth for one)
 
 lint-ops: $(STAMP) ## hadolint the Dockerfiles, check docker-compose.yml and deploy/k8s
 	scripts/ensure-services.sh compose
-	$(BIN)/hadolint services/*/Dockerfile gateway/Dockerfile
+	$(BIN)/hadolint docker/Dockerfile docker/local/*/Dockerfile
+	scripts/ensure-services.sh promtool
+	promtool check rules deploy/monitoring/prometheus/rules.yml
+	promtool test rules deploy/monitoring/prometheus/rules.test.yml
 	$(LINT_COMPOSE_ENV) $(COMPOSE) --project-directory . -f docker-compose.yml config --quiet
 	$(BIN)/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
+
+# -- the compose stack for real, with no registry (tests/compose/) ------------------------
+.PHONY: images compose-test
+COMPOSE_TEST_TAG := compose-test
+
+compose-test: $(STAMP) ## build every image here (Debian base, local stand-ins) and drive the compose stack
+	scripts/ensure-services.sh docker compose
+	base=$$(docker/base/build.sh) && \
+	$(MAKE) --no-print-directory images BASE_IMAGE=$$base SUITE_TAG=$(COMPOSE_TEST_TAG) && \
+	docker/local/build.sh $$base $(COMPOSE_TEST_TAG)
+	SUITE_TAG=$(COMPOSE_TEST_TAG) $(BIN)/pytest -m compose tests/compose $(PYTEST_ARGS)
 
 # -- benchmarks (bench/, results in BENCHMARKS.md and bench/results/) ----------------------
 .PHONY: bench bench-quick

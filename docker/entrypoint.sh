@@ -16,6 +16,12 @@ set -eu
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 service="${SERVICE_NAME:?SERVICE_NAME must name the service: auth, orders, notifications or gateway}"
 python="${PYTHON:-python}"
+if [ "$service" = gateway ]; then
+    # Timeout above GATEWAY_READ_TIMEOUT (15 s): a slow upstream yields a 504, not a killed
+    # worker. Threads carry the concurrency; each keeps its own upstream connections.
+    : "${WSGI_APP:=gateway.wsgi:app}" "${GUNICORN_TIMEOUT:=60}" "${GUNICORN_THREADS:=8}"
+    export GUNICORN_TIMEOUT GUNICORN_THREADS
+fi
 
 database_var="$(printf '%s' "$service" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
 # The gateway has no database; a service without its URL fails later with a clear error.

@@ -68,10 +68,29 @@ ensure_package() { # command package
 }
 ensure_nginx() { ensure_package nginx nginx-light; }
 ensure_wrk() { ensure_package wrk wrk; }
+# The alert rules' unit tests and the Prometheus test (Debian's prometheus brings promtool).
+ensure_promtool() { ensure_package promtool prometheus; }
 # `make test` and `make lint` validate docker-compose.yml offline: the compose plugin or
 # docker-compose.
 ensure_compose() {
   docker compose version >/dev/null 2>&1 || ensure_package docker-compose docker-compose
+}
+
+# `make compose-test` needs a Docker engine: Debian's docker.io, started here when it is
+# installed but not running (no systemd needed), and docker-compose.
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  ensure_package dockerd docker.io
+  echo "starting the Docker engine"
+  mkdir -p /var/log
+  nohup dockerd >>/var/log/dockerd.log 2>&1 &
+  local i
+  for ((i = 0; i < 120; i++)); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "error: the Docker engine did not start within 60 s (see /var/log/dockerd.log)" >&2
+  return 1
 }
 
 for name in "$@"; do

@@ -18,7 +18,7 @@ import pytest
 from .conftest import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-DOCKERFILES = sorted(ROOT.glob("services/*/Dockerfile")) + [ROOT / "gateway" / "Dockerfile"]
+DOCKERFILES = [ROOT / "docker" / "Dockerfile", *sorted(ROOT.glob("docker/local/*/Dockerfile"))]
 HADOLINT = Path(sys.executable).parent / "hadolint"
 # `${VAR:?message}`: compose refuses to start while VAR is unset or empty.
 REQUIRED_VARIABLES = sorted(set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):\?", COMPOSE_FILE.read_text())))

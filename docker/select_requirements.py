@@ -51,7 +51,9 @@ def select(text: str, python_version: str) -> list[str]:
 def main() -> None:
     """Print the selected requirements of the file in argv[1] for the Python in argv[2]."""
     source, python_version = sys.argv[1], sys.argv[2]
-    sys.stdout.write("".join(f"{line}\n" for line in select(Path(source).read_text(), python_version)))
+    sys.stdout.write(
+        "".join(f"{line}\n" for line in select(Path(source).read_text(), python_version))
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""The compose stack run for real: the README's walk-through through the nginx edge.
+
+Images first (what they hold and who they run as), then a user registers, gets the welcome
+mail in the catcher, logs in and places an order whose notification arrives; a consumer
+container is stopped while a second order is placed and restarted, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared.testing import wait_for
+from tests.compose.conftest import ROOT, SUITE_IMAGES, Stack, docker, suite_tag
+
+# The stack starts once for the module and the walk-through waits on real processes.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
+
+LIST_PACKAGES = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps(sorted(f\"{d.metadata['Name'].lower().replace('_', '-')}=={d.version}\" "
+    "for d in m.distributions())))"
+)
+MAIL_DIR = "/var/mail-sink/mail"
+PASSWORD = "correct horse battery"
+
+
+def locked_packages() -> set[str]:
+    """name==version of every requirement the images were built from (build/image/)."""
+    text = (ROOT / "build" / "image" / "requirements.txt").read_text()
+    return {
+        re.sub(r"[-_.]+", "-", line.split("==")[0]).lower() + "==" + line.split("==")[1].split()[0]
+        for line in text.splitlines()
+        if "==" in line
+    }
+
+
+def image_packages(image: str) -> set[str]:
+    """name==version of every distribution installed in an image's Python."""
+    output = docker("run", "--rm", "--entrypoint", "python", image, "-c", LIST_PACKAGES)
+    return {
+        re.sub(r"[-_.]+", "-", entry.split("==")[0]) + "==" + entry.split("==")[1]
+        for entry in json.loads(output)
+    }
+
+
+@pytest.mark.parametrize("service", SUITE_IMAGES)
+def test_an_image_holds_exactly_the_locked_packages_and_runs_as_non_root(service: str) -> None:
+    image = f"flask-suite/{service}:{suite_tag()}"
+    installed = image_packages(image)
+    suite = {entry for entry in installed if entry.startswith("flask-microservices-suite==")}
+    assert len(suite) == 1
+    assert installed - suite == locked_packages()
+    assert (
+        docker("image", "inspect", "--format", "{{.Config.User}}", image).strip() == "10001:10001"
+    )
+
+
+def test_the_gateway_image_has_no_supervisor_mail_sink_or_test_tools() -> None:
+    names = {entry.split("==")[0] for entry in image_packages(f"flask-suite/gateway:{suite_tag()}")}
+    assert not names & {"honcho", "aiosmtpd", "pytest", "ruff", "mypy", "pip"}
+
+
+def mails_to(stack: Stack, address: str) -> list[bytes]:
+    """Every message the catcher holds for `address`."""
+    container = stack.container("mailpit")
+    listing = docker("exec", container, "sh", "-c", f"ls {MAIL_DIR} 2>/dev/null || true").split()
+    messages = []
+    for name in listing:
+        if name.endswith(".eml"):
+            raw = subprocess.run(
+                ["docker", "exec", container, "cat", f"{MAIL_DIR}/{name}"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            if message_from_bytes(raw)["To"] == address:
+                messages.append(raw)
+    return messages
+
+
+def order_notifications(stack: Stack, headers: dict[str, str]) -> list[dict]:
+    """The user's notifications about their orders."""
+    response = requests.get(f"{stack.api}/notifications", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return [item for item in response.json()["items"] if item["event_type"].startswith("order.")]
+
+
+def place_order(stack: Stack, headers: dict[str, str], sku: str) -> str:
+    """Place a one-line order; its id."""
+    response = requests.post(
+        f"{stack.api}/orders",
+        json={"currency": "EUR", "items": [{"sku": sku, "quantity": 2, "unit_price_cents": 1250}]},
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    email = "ada@example.com"
+    register = requests.post(
+        f"{stack.api}/auth/register",
+        json={"email": email, "password": PASSWORD, "name": "Ada"},
+        timeout=10,
+    )
+    assert register.status_code == 201, register.text
+    assert register.headers["X-Request-ID"]
+
+    # The welcome mail went auth -> outbox -> RabbitMQ -> notifications -> SMTP -> catcher.
+    [welcome] = wait_for(lambda: mails_to(stack, email), timeout=60, what="the welcome mail")
+    assert "Welcome" in message_from_bytes(welcome)["Subject"]
+
+    login = requests.post(
+        f"{stack.api}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    me = requests.get(f"{stack.api}/auth/me", headers=headers, timeout=10)
+    assert me.status_code == 200 and me.json()["email"] == email
+
+    first = place_order(stack, headers, "BOOK-1")
+    wait_for(lambda: order_notifications(stack, headers), timeout=60, what="the order notification")
+
+    # A consumer that is down while an order is placed gets the event once it is back.
+    stack.compose("stop", "notifications-consumer", timeout=120)
+    second = place_order(stack, headers, "BOOK-2")
+    assert len(order_notifications(stack, headers)) == 1
+    stack.compose("start", "notifications-consumer", timeout=120)
+    notes = wait_for(
+        lambda: (
+            len(order_notifications(stack, headers)) == 2 and order_notifications(stack, headers)
+        ),
+        timeout=90,
+        what="the second order's notification after the restart",
+    )
+    assert len(notes) == 2
+
+    # A restarted web container serves the same data: both orders, nothing twice.
+    stack.compose("restart", "orders", timeout=120)
+    orders = wait_for(
+        lambda: (
+            (
+                response := requests.get(f"{stack.api}/orders", headers=headers, timeout=10)
+            ).status_code
+            == 200
+            and response.json()["items"]
+        ),
+        timeout=90,
+        what="orders answering after its restart",
+    )
+    assert sorted(order["id"] for order in orders) == sorted([first, second])
+    # One mail per event: the welcome and one per order, none lost, none sent twice.
+    wait_for(lambda: len(mails_to(stack, email)) >= 3, timeout=60, what="the order mails")
+    assert len(mails_to(stack, email)) == 3

@@ -31,7 +31,7 @@ import pika
 import pika.exceptions
 import sqlalchemy.exc
 from pika.adapters.select_connection import IOLoop
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from shared.context import correlation
 from shared.events import CONTENT_TYPE, Event, InvalidEvent, parse_event
@@ -70,6 +70,14 @@ EVENTS_REQUEUED = Counter(
     "events_requeued",
     "Held messages a consumer put back at the end of its queue as fresh copies.",
     ["consumer"],
+)
+# From the event's time (its producer's commit) to its handler's commit: for order.created
+# in notifications, the end-to-end latency from an order to its notification.
+EVENT_HANDLING_LAG = Histogram(
+    "event_handling_lag_seconds",
+    "Time from an event's creation to its successful handling.",
+    ["consumer", "type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
 EVENTS_PUBLISHED = Counter("events_published", "Events routed and confirmed by the broker.")
 OUTBOX_PUBLISH_FAILURES = Counter(
@@ -838,6 +846,9 @@ class Consumer:
             log.info("dependency is back; event handled", extra={**extra, "attempts": attempts})
         self._settle(delivery.method.delivery_tag)
         EVENTS_PROCESSED.labels(self.consumer, event.type).inc()
+        EVENT_HANDLING_LAG.labels(self.consumer, event.type).observe(
+            max(0.0, (datetime.now(UTC) - event.time).total_seconds())
+        )
         # One line per event, as web processes write one per request: with the event's
         # trace id on it, an order can be followed into every consumer.
         log.info("event handled", extra=extra)

@@ -35,6 +35,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Metric,
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
@@ -171,9 +172,33 @@ def metrics_registry() -> CollectorRegistry:
     return REGISTRY
 
 
+# Families a web app computes when it is scraped (app.extensions[SCRAPE_METRICS]): state
+# read from the database, such as the outbox's backlog, which must be seen even while the
+# process that would otherwise report it (the relay) is down.
+SCRAPE_METRICS = "scrape_metrics"
+
+
+class _WithScrapeMetrics:
+    """A registry's families, those named by the scrape-time ones replaced by them."""
+
+    def __init__(self, base: CollectorRegistry, fresh: list[Metric]) -> None:
+        self.base = base
+        self.fresh = fresh
+
+    def collect(self) -> Iterable[Metric]:
+        """The base families but for those recomputed now, then the recomputed ones."""
+        replaced = {family.name for family in self.fresh}
+        yield from (family for family in self.base.collect() if family.name not in replaced)
+        yield from self.fresh
+
+
 def metrics_response() -> Response:
     """Prometheus exposition; aggregates gunicorn workers when multiprocess mode is on."""
-    return Response(generate_latest(metrics_registry()), mimetype=CONTENT_TYPE_LATEST)
+    registry: Any = metrics_registry()
+    producers: list[Callable[[], list[Metric]]] = current_app.extensions.get(SCRAPE_METRICS, [])
+    if producers:
+        registry = _WithScrapeMetrics(registry, [m for produce in producers for m in produce()])
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:

@@ -20,7 +20,8 @@ from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from pika.exceptions import AMQPError
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Metric
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
@@ -183,6 +184,34 @@ def update_backlog_metrics(session: Session, model: type[OutboxMixin]) -> int:
     age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
     OUTBOX_OLDEST_AGE.set(max(0.0, age))
     return int(count)
+
+
+def backlog_metrics(session: Session, model: type[OutboxMixin]) -> list[Metric]:
+    """The backlog gauges read from the database now, for a web process's /metrics.
+
+    The relay's own gauges vanish with the relay; these go on while any web process of the
+    service answers, so a stopped relay still shows as an ageing outbox. Nothing when the
+    database does not answer (readiness reports that).
+    """
+    try:
+        count, oldest = session.execute(
+            sa.select(sa.func.count(model.id), sa.func.min(model.created_at)).where(
+                model.sent_at.is_(None)
+            )
+        ).one()
+    except SQLAlchemyError:
+        log.debug("outbox backlog not readable", exc_info=True)
+        session.rollback()
+        return []
+    session.rollback()  # read-only; end the transaction
+    age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
+    backlog = GaugeMetricFamily("outbox_backlog", "Outbox events not yet published.", value=count)
+    oldest_age = GaugeMetricFamily(
+        "outbox_oldest_unsent_age_seconds",
+        "Age of the oldest unpublished outbox event.",
+        value=max(0.0, age),
+    )
+    return [backlog, oldest_age]
 
 
 def run_relay(

@@ -14,10 +14,12 @@ from flask import Flask
 
 from services.orders import api
 from services.orders.config import orders_config, validate_config
-from services.orders.models import READS, db
+from services.orders.models import READS, Outbox, db
 from shared.app import create_base_app, init_service, remote_verifier
 from shared.config import Env
 from shared.db import engine_options, normalize_database_url
+from shared.observability import SCRAPE_METRICS
+from shared.outbox import backlog_metrics
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 
@@ -41,6 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         migrations_dir=MIGRATIONS_DIR,
         blueprints=[api.blp],
         verifier=remote_verifier(app),
+    )
+    app.extensions.setdefault(SCRAPE_METRICS, []).append(
+        lambda: backlog_metrics(db.session(), Outbox)
     )
     return app
 

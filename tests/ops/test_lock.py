@@ -48,7 +48,7 @@ def test_every_locked_file_has_a_hash() -> None:
     lock = (ROOT / "uv.lock").read_text()
     files = re.findall(r"\{ url = \"[^\"]+\.(?:whl|tar\.gz|zip)\"[^}]*\}", lock)
     assert files
-    assert all("hash = \"sha256:" in entry for entry in files)
+    assert all('hash = "sha256:' in entry for entry in files)
 
 
 def test_the_runtime_leaves_out_the_local_dev_bench_and_otel_tools() -> None:

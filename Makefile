@@ -65,7 +65,7 @@ clean: ## remove local data (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
 # -- containers (docker-compose.yml) and operations checks -------------------------------
-.PHONY: up down logs lint-ops
+.PHONY: up down logs lint-ops monitoring-k8s
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # Only the compose plugin can wait for the healthchecks; docker-compose 1.x returns at once.
 COMPOSE_WAIT = $(if $(filter compose,$(COMPOSE)),--wait,)
@@ -74,7 +74,7 @@ LINT_COMPOSE_ENV := AUTH_DB_PASSWORD=lint ORDERS_DB_PASSWORD=lint NOTIFICATIONS_
 	RABBITMQ_PASSWORD=lint RABBITMQ_AUTH_PASSWORD=lint RABBITMQ_ORDERS_PASSWORD=lint \
 	RABBITMQ_NOTIFICATIONS_PASSWORD=lint RABBITMQ_GATEWAY_PASSWORD=lint \
 	REDIS_PASSWORD=lint REDIS_GATEWAY_PASSWORD=lint
-K8S_MANIFESTS := $(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+K8S_MANIFESTS := $(filter-out deploy/k8s/base/kustomization.yaml,$(wildcard deploy/k8s/base/*.yaml))
 # The images' base: any Debian-like image with Python 3.11 (docker/base/build.sh makes one
 # without a registry); their tag.
 BASE_IMAGE ?= python:3.11-slim-bookworm
@@ -108,6 +108,10 @@ lint-ops: $(STAMP) ## hadolint the Dockerfiles, check docker-compose.yml and dep
 	promtool test rules deploy/monitoring/prometheus/rules.test.yml
 	$(LINT_COMPOSE_ENV) $(COMPOSE) --project-directory . -f docker-compose.yml config --quiet
 	$(BIN)/kubernetes-validate --strict --quiet $(K8S_MANIFESTS)
+	$(BIN)/pytest --no-header -q -p no:cacheprovider tests/ops/test_kustomize.py
+
+monitoring-k8s: $(STAMP) ## regenerate the PrometheusRule of the monitoring component from rules.yml
+	$(BIN)/python scripts/prometheusrule.py > deploy/monitoring/kubernetes/prometheusrule.yaml
 
 # -- the compose stack for real, with no registry (tests/compose/) ------------------------
 .PHONY: images compose-test

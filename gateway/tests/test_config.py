@@ -82,7 +82,7 @@ def ingress_routes(path: str, rule: dict) -> bool:
 
 
 def test_the_ingress_sends_the_public_api_to_the_gateway_but_not_its_metrics():
-    manifests = yaml.safe_load_all((ROOT / "deploy/k8s/gateway.yaml").read_text())
+    manifests = yaml.safe_load_all((ROOT / "deploy/k8s/base/gateway.yaml").read_text())
     (ingress,) = [doc for doc in manifests if doc and doc["kind"] == "Ingress"]
     rules = [rule for host in ingress["spec"]["rules"] for rule in host["http"]["paths"]]
 

@@ -16,7 +16,7 @@ import yaml
 
 from .conftest import ROOT
 
-K8S = ROOT / "deploy" / "k8s"
+K8S = ROOT / "deploy" / "k8s" / "base"
 SERVICES = ("auth", "orders", "notifications")
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 

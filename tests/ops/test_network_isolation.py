@@ -18,7 +18,7 @@ import yaml
 
 from .conftest import ROOT
 
-K8S = ROOT / "deploy" / "k8s"
+K8S = ROOT / "deploy" / "k8s" / "base"
 NAMESPACE = "flask-suite"
 SERVICES = ("auth", "orders", "notifications")
 WEB_PORTS = {"auth": 8001, "orders": 8002, "notifications": 8003, "gateway": 8080}

@@ -18,3 +18,4 @@ build rabbitmq docker/local/rabbitmq
 build redis docker/local/redis
 build nginx docker/local/nginx
 build mailcatcher .
+build prometheus docker/local/prometheus

@@ -31,6 +31,7 @@ LOCAL_IMAGES = {
     "REDIS_IMAGE": "redis",
     "NGINX_IMAGE": "nginx",
     "MAILPIT_IMAGE": "mailcatcher",
+    "PROMETHEUS_IMAGE": "prometheus",
 }
 SECRETS = (
     "AUTH_DB_PASSWORD",
@@ -135,6 +136,7 @@ def stack() -> Iterator[Stack]:
         "EDGE_PORT": str(port),
         "MAILPIT_UI_PORT": str(free_port()),
         "RABBITMQ_UI_PORT": str(free_port()),
+        "PROMETHEUS_PORT": str(free_port()),
         **{name: secrets.token_hex(16) for name in SECRETS},
         **{var: f"flask-suite-local/{name}:{tag}" for var, name in LOCAL_IMAGES.items()},
     }
@@ -142,10 +144,10 @@ def stack() -> Iterator[Stack]:
         project=f"suite-test-{secrets.token_hex(3)}", env=env, edge=f"http://127.0.0.1:{port}"
     )
     try:
-        stack.compose("up", "--detach", "--no-build", timeout=START_TIMEOUT)
         started = time.monotonic()
+        stack.compose("up", "--detach", "--no-build", timeout=START_TIMEOUT)
         wait_for(lambda: edge_ready(stack.edge), timeout=START_TIMEOUT, what="the edge ready")
-        print(f"compose stack ready in {time.monotonic() - started:.0f} s after `up`")  # noqa: T201
+        print(f"compose stack up and ready in {time.monotonic() - started:.0f} s")  # noqa: T201
         yield stack
     except BaseException:
         subprocess.run(

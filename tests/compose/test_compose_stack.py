@@ -12,9 +12,11 @@ import re
 import subprocess
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from shared.testing import wait_for
 from tests.compose.conftest import ROOT, SUITE_IMAGES, Stack, docker, suite_tag
@@ -65,6 +67,49 @@ def test_an_image_holds_exactly_the_locked_packages_and_runs_as_non_root(service
 def test_the_gateway_image_has_no_supervisor_mail_sink_or_test_tools() -> None:
     names = {entry.split("==")[0] for entry in image_packages(f"flask-suite/gateway:{suite_tag()}")}
     assert not names & {"honcho", "aiosmtpd", "pytest", "ruff", "mypy", "pip"}
+
+
+def prometheus_api(stack: Stack, path: str, **params: str) -> Any:
+    """The data of an answer of the observability profile's Prometheus."""
+    port = stack.env["PROMETHEUS_PORT"]
+    response = requests.get(f"http://127.0.0.1:{port}{path}", params=params, timeout=5)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def all_targets_up(stack: Stack) -> list[dict] | None:
+    """Prometheus' targets once every one of them has been scraped successfully."""
+    try:
+        targets = prometheus_api(stack, "/api/v1/targets")["activeTargets"]
+    except requests.RequestException:
+        return None
+    return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+
+def test_the_observability_profiles_prometheus_scrapes_every_process_and_loads_the_rules(
+    stack: Stack,
+) -> None:
+    stack.compose("--profile", "observability", "up", "--detach", "--no-build", "prometheus")
+
+    targets = wait_for(
+        lambda: all_targets_up(stack), timeout=120, interval=2, what="every target scraped"
+    )
+    scraped = {t["labels"]["instance"].split(":")[0] for t in targets}
+    built = {"auth", "orders", "notifications", "gateway"}
+    assert built | {"orders-relay", "notifications-delivery", "rabbitmq"} <= scraped
+    rules = [r for g in prometheus_api(stack, "/api/v1/rules")["groups"] for r in g["rules"]]
+    rules_file = yaml.safe_load((ROOT / "deploy/monitoring/prometheus/rules.yml").read_text())
+    assert len(rules) == sum(len(group["rules"]) for group in rules_file["groups"])
+    assert all(rule["health"] == "ok" for rule in rules), rules
+    # The series the alerts read exist under the names the rules use.
+    for query in (
+        'rabbitmq_queue_messages{queue="notifications.events.dlq"}',
+        'rabbitmq_queue_messages_ready{queue="orders.events"}',
+        "outbox_oldest_unsent_age_seconds",
+        "events_published_total",
+    ):
+        result = prometheus_api(stack, "/api/v1/query", query=query)["result"]
+        assert result, query
 
 
 def mails_to(stack: Stack, address: str) -> list[bytes]:

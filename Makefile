@@ -43,7 +43,7 @@ test: $(STAMP) ## run every test against the real PostgreSQL, RabbitMQ and Redis
 	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose promtool
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy
+lint: $(STAMP) ## ruff, ruff format --check, mypy, then lint-ops
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services gateway bench
@@ -100,7 +100,7 @@ down: ## stop the containers (volumes, i.e. the data, are kept)
 logs: ## follow the containers' logs (SERVICE=auth for one)
 	$(COMPOSE) logs --follow --tail=100 $(SERVICE)
 
-lint-ops: $(STAMP) ## hadolint the Dockerfiles, check docker-compose.yml and deploy/k8s
+lint-ops: $(STAMP) ## hadolint, promtool on the alert rules, docker-compose.yml, deploy/k8s and its overlays
 	scripts/ensure-services.sh compose
 	$(BIN)/hadolint docker/Dockerfile docker/local/*/Dockerfile
 	scripts/ensure-services.sh promtool

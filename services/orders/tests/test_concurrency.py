@@ -165,7 +165,7 @@ def test_without_if_match_the_loser_of_a_race_is_rechecked_against_the_new_state
 # -- placing an order while the user is deactivated -----------------------------------------
 
 ZED = "user-zed"
-ONE_ITEM = services.NewOrder("EUR", (services.NewItem("BOOK-1", 1, 100),))
+ONE_ITEM = services.NewOrder("EUR", (services.NewItem("BOOK-1", 1),))
 
 
 def _created(order: Order) -> services.StoredResponse:

@@ -715,7 +715,7 @@ def seed_products(*, session: Session, products: Sequence[NewProduct]) -> int:
     added = 0
     for product in products:
         now = utcnow()
-        result = session.execute(
+        added_id = session.scalar(
             _insert(session, Product)
             .values(
                 id=uuid.uuid4(),
@@ -728,8 +728,9 @@ def seed_products(*, session: Session, products: Sequence[NewProduct]) -> int:
                 updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=[Product.sku])
+            .returning(Product.id)
         )
-        added += rows_matched(result)
+        added += added_id is not None
     return added
 
 

@@ -308,3 +308,31 @@ def test_pricing_an_order_reads_the_catalogue_once_whatever_its_lines(
     assert response.status_code == 201 and response.get_json()["total_cents"] == 200
     catalogue_reads = [s for s, _ in statements if "FROM products" in s]
     assert len(catalogue_reads) == 1, statements
+
+
+# -- seeding a local run ---------------------------------------------------------------------
+
+
+def test_seeding_adds_the_missing_demo_products_once_and_changes_no_existing_one(
+    app: Flask, client: FlaskClient, alice: Headers
+) -> None:
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed-products"])
+    assert first.exit_code == 0, first.output
+    assert "3 of 5" in first.output  # BOOK-1 and PEN-7 were there already
+    again = runner.invoke(args=["seed-products"])
+    assert again.exit_code == 0 and "0 of 5" in again.output
+
+    catalogue = {p.sku: (p.name, p.unit_price_cents, p.currency) for p in rows(app, Product)}
+    assert catalogue["BOOK-1"] == ("A book", 1250, "EUR")  # as it was, not the demo's
+    assert set(catalogue) == {"BOOK-1", "PEN-7", "MUG-3", "LAPTOP-14", "CABLE-2"}
+    items = [{"sku": "MUG-3", "quantity": 2}]
+    placed = client.post("/api/v1/orders", json=order_body(items=items), headers=alice)
+    assert placed.status_code == 201 and placed.get_json()["total_cents"] == 2 * 899
+
+
+def test_seeding_works_on_the_sqlite_database_of_a_local_run(sqlite_app: Flask) -> None:
+    runner = sqlite_app.test_cli_runner()
+    assert "5 of 5" in runner.invoke(args=["seed-products"]).output
+    assert "0 of 5" in runner.invoke(args=["seed-products"]).output
+    assert len(rows(sqlite_app, Product)) == 5

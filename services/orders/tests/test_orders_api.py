@@ -374,8 +374,13 @@ def test_the_openapi_document_lists_the_order_routes(client: FlaskClient) -> Non
         "/api/v1/orders/{order_id}",
         "/api/v1/orders/{order_id}/cancel",
         "/api/v1/orders/{order_id}/status",
+        "/api/v1/products",
+        "/api/v1/products/{sku}",
     } <= set(paths)
     assert set(paths["/api/v1/orders"]) >= {"get", "post"}
+    assert set(paths["/api/v1/products"]) >= {"get", "post"}
+    assert "security" not in paths["/api/v1/products"]["get"]  # anyone may list them
+    assert set(paths["/api/v1/products/{sku}"]) >= {"patch"}
     status = paths["/api/v1/orders/{order_id}/status"]["post"]
     assert status["requestBody"]["required"] is True
     assert "If-Match" in {p["name"] for p in status["parameters"]}

@@ -336,3 +336,16 @@ def test_seeding_works_on_the_sqlite_database_of_a_local_run(sqlite_app: Flask) 
     assert "5 of 5" in runner.invoke(args=["seed-products"]).output
     assert "0 of 5" in runner.invoke(args=["seed-products"]).output
     assert len(rows(sqlite_app, Product)) == 5
+
+
+def test_a_retry_after_a_price_change_gets_the_first_answer_and_places_nothing_new(
+    app: Flask, client: FlaskClient, alice: Headers, admin: Headers
+) -> None:
+    headers = {**alice, "Idempotency-Key": "order-1"}
+    first = client.post("/api/v1/orders", json=order_body(), headers=headers)
+    client.patch("/api/v1/products/BOOK-1", json={"unit_price_cents": 1}, headers=admin)
+    retry = client.post("/api/v1/orders", json=order_body(), headers=headers)
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    assert len(rows(app, Order)) == 1

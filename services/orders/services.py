@@ -3,10 +3,10 @@
 Transactions: a use case the API calls (`place_order`, `cancel_order`,
 `change_order_status`) is one transaction and commits it, with the change and its outbox
 row together, or rolls everything back. The catalogue's use cases (`create_product`,
-`update_product`, `seed_products`) never commit: their entry point (the view, the CLI
-command) does. The ones event handlers call
-(`record_customer`, `deactivate_customer`) never commit: they run inside the inbox's
-transaction, which commits the inbox row, the change and its events at once. The reads
+`update_product`, `seed_products`) never commit: the view or the CLI command that calls
+them does. The ones event handlers call (`record_customer`, `deactivate_customer`) never
+commit either: they run inside the inbox's transaction, which commits the inbox row, the
+change and its events at once. The reads
 (`read_order`, `read_orders_page`) run one query each, outside any transaction.
 """
 
@@ -660,13 +660,14 @@ def list_products(
     return ProductPage(items=products, next_cursor=next_key)
 
 
-def create_product(*, session: Session, actor: Actor, product: NewProduct) -> Product:
-    """Add a product to the catalogue (admins only); 409 when its SKU is taken."""
-    _require_admin(actor)
+def _add_product_unless_taken(session: Session, product: NewProduct) -> Product | None:
+    """Insert the product and return it, or None when its SKU is in the catalogue already.
+
+    ON CONFLICT DO NOTHING: of two requests adding one SKU at once, one adds it and the
+    other gets None (after waiting for the first to end), never an IntegrityError.
+    """
     now = utcnow()
-    # ON CONFLICT DO NOTHING: two admins creating one SKU at once get one 201 and one 409,
-    # never an IntegrityError.
-    created = session.scalars(
+    added: Product | None = session.scalars(
         _insert(session, Product)
         .values(
             id=uuid.uuid4(),
@@ -681,6 +682,13 @@ def create_product(*, session: Session, actor: Actor, product: NewProduct) -> Pr
         .on_conflict_do_nothing(index_elements=[Product.sku])
         .returning(Product)
     ).one_or_none()
+    return added
+
+
+def create_product(*, session: Session, actor: Actor, product: NewProduct) -> Product:
+    """Add a product to the catalogue (admins only); 409 when its SKU is taken."""
+    _require_admin(actor)
+    created = _add_product_unless_taken(session, product)
     if created is None:
         raise ConflictError(
             "A product with this SKU exists; change it with PATCH instead.",
@@ -712,26 +720,7 @@ def seed_products(*, session: Session, products: Sequence[NewProduct]) -> int:
 
     Never changes an existing product: an admin may have changed its price since.
     """
-    added = 0
-    for product in products:
-        now = utcnow()
-        added_id = session.scalar(
-            _insert(session, Product)
-            .values(
-                id=uuid.uuid4(),
-                sku=product.sku,
-                name=product.name,
-                unit_price_cents=product.unit_price_cents,
-                currency=product.currency,
-                active=product.active,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=[Product.sku])
-            .returning(Product.id)
-        )
-        added += added_id is not None
-    return added
+    return sum(_add_product_unless_taken(session, product) is not None for product in products)
 
 
 # -- the customer projection (called by event handlers, inside the inbox transaction) ------

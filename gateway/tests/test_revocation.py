@@ -169,8 +169,14 @@ HOLDING = "dependency unavailable; holding the event and retrying"
 
 def records(log: Path, event_id: str, message: str) -> list[dict]:
     """The worker's JSON log records about one event with one message."""
-    lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
-    return [r for r in lines if r.get("event_id") == event_id and r.get("message") == message]
+    found = []
+    # Only whole lines: the worker may be writing the last one as we read.
+    for line in log.read_text().splitlines(keepends=True):
+        if line.startswith("{") and line.endswith("\n"):
+            record = json.loads(line)
+            if record.get("event_id") == event_id and record.get("message") == message:
+                found.append(record)
+    return found
 
 
 @pytest.mark.chaos

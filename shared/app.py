@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import errors, health, observability, tokens
-from shared.config import Env, common_config
+from shared.config import Env, common_config, validate_token_lifetimes
 from shared.schemas import UNSTORABLE_TEXT_MESSAGE, unstorable_text
 from shared.tokens import JWKSCache, TokenVerifier
 
@@ -111,6 +111,7 @@ def create_base_app(
     )
     if overrides:
         app.config.update(overrides)
+    validate_token_lifetimes(app.config)
     if not app.config.get("TESTING"):
         observability.configure_logging(service)
     hops = int(app.config["TRUSTED_PROXY_HOPS"])
@@ -220,5 +221,8 @@ def remote_verifier(app: Flask) -> TokenVerifier:
         app.config["JWKS_URL"], min_refetch_seconds=app.config["JWKS_MIN_REFETCH_SECONDS"]
     )
     return TokenVerifier(
-        cache, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
+        cache,
+        issuer=app.config["JWT_ISSUER"],
+        audience=app.config["JWT_AUDIENCE"],
+        max_lifetime=int(app.config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]),
     )

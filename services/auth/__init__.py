@@ -65,7 +65,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
         blueprints=[api.blp, api.well_known_blp],
         # Auth verifies its own tokens from its own key ring: no HTTP round trip to itself.
         verifier=TokenVerifier(
-            keyring, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
+            keyring,
+            issuer=app.config["JWT_ISSUER"],
+            audience=app.config["JWT_AUDIENCE"],
+            max_lifetime=int(app.config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]),
         ),
         extra_checks={"signing_key": signing_key_check},
     )

@@ -12,7 +12,6 @@ from shared.config import ConfigError, Env
 OWASP_MIN_MEMORY_KIB = 19456
 OWASP_MIN_TIME_COST = 2
 
-DEFAULT_ACCESS_TOKEN_TTL = 15 * 60
 DEFAULT_REFRESH_TOKEN_TTL = 30 * 24 * 3600
 
 
@@ -26,9 +25,6 @@ def auth_config(env: Env) -> dict[str, Any]:
         "AUTH_SIGNING_KEYS_DIR": keys_dir,
         # Worker processes re-read the key directory this often, so a rotation needs no restart.
         "AUTH_KEYS_RELOAD_SECONDS": env.number("AUTH_KEYS_RELOAD_SECONDS", 10.0),
-        "AUTH_ACCESS_TOKEN_TTL_SECONDS": env.integer(
-            "AUTH_ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL
-        ),
         "AUTH_REFRESH_TOKEN_TTL_SECONDS": env.integer(
             "AUTH_REFRESH_TOKEN_TTL_SECONDS", DEFAULT_REFRESH_TOKEN_TTL
         ),
@@ -56,9 +52,9 @@ def validate_config(config: Mapping[str, Any], *, is_local: bool) -> None:
     if not is_local and not path.is_dir():
         # A typo here would otherwise start a service that can sign nothing.
         raise ConfigError(f"AUTH_SIGNING_KEYS_DIR {keys_dir!r} does not exist; create it first")
-    for name in ("AUTH_ACCESS_TOKEN_TTL_SECONDS", "AUTH_REFRESH_TOKEN_TTL_SECONDS"):
-        if int(config[name]) <= 0:
-            raise ConfigError(f"{name} must be positive")
+    # The access-token lifetime is checked with the revocation window (shared.config).
+    if int(config["AUTH_REFRESH_TOKEN_TTL_SECONDS"]) <= 0:
+        raise ConfigError("AUTH_REFRESH_TOKEN_TTL_SECONDS must be positive")
     if int(config["AUTH_LOGIN_MAX_FAILURES"]) < 1 or int(config["AUTH_LOGIN_WINDOW_SECONDS"]) < 1:
         raise ConfigError("AUTH_LOGIN_MAX_FAILURES and AUTH_LOGIN_WINDOW_SECONDS must be >= 1")
     if not is_local and (

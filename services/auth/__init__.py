@@ -45,6 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
             refresh_ttl=int(app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"]),
             max_login_failures=int(app.config["AUTH_LOGIN_MAX_FAILURES"]),
             login_window=int(app.config["AUTH_LOGIN_WINDOW_SECONDS"]),
+            account_max_failures=int(app.config["AUTH_LOGIN_ACCOUNT_MAX_FAILURES"]),
+            account_login_delay=int(app.config["AUTH_LOGIN_ACCOUNT_DELAY_SECONDS"]),
         ),
         passwords=Passwords(
             time_cost=int(app.config["AUTH_ARGON2_TIME_COST"]),

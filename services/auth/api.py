@@ -36,6 +36,8 @@ well_known_blp = ApiBlueprint(
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 # Gateways and services cache the key set; a rotation is picked up on an unknown kid anyway.
 JWKS_CACHE_CONTROL = {"Cache-Control": "public, max-age=60"}
+# A response carrying a token must never be stored by a cache (RFC 6749 5.1, RFC 9700).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _deps() -> AuthDeps:
@@ -64,15 +66,16 @@ class Login(MethodView):
 
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
-    def post(self, body: dict[str, Any]) -> TokenPair:
+    def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
         """Log in; 401 for any wrong credentials, 429 when throttled."""
-        return services.authenticate(
+        pair = services.authenticate(
             session=_session(),
             deps=_deps(),
             email=body["email"],
             password=body["password"],
             client_ip=request.remote_addr or "unknown",
         )
+        return pair, NO_STORE
 
 
 @blp.route("/refresh")
@@ -81,11 +84,12 @@ class Refresh(MethodView):
 
     @blp.arguments(RefreshTokenSchema)
     @blp.response(200, TokenPairSchema)
-    def post(self, body: dict[str, Any]) -> TokenPair:
+    def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
         """A new token pair for a refresh token, which stops working."""
-        return services.refresh_tokens(
+        pair = services.refresh_tokens(
             session=_session(), deps=_deps(), refresh_token=body["refresh_token"]
         )
+        return pair, NO_STORE
 
 
 @blp.route("/logout")

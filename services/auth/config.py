@@ -33,6 +33,8 @@ def auth_config(env: Env) -> dict[str, Any]:
         "AUTH_ARGON2_PARALLELISM": env.integer("AUTH_ARGON2_PARALLELISM", 1),
         "AUTH_LOGIN_MAX_FAILURES": env.integer("AUTH_LOGIN_MAX_FAILURES", 5),
         "AUTH_LOGIN_WINDOW_SECONDS": env.integer("AUTH_LOGIN_WINDOW_SECONDS", 15 * 60),
+        "AUTH_LOGIN_ACCOUNT_MAX_FAILURES": env.integer("AUTH_LOGIN_ACCOUNT_MAX_FAILURES", 20),
+        "AUTH_LOGIN_ACCOUNT_DELAY_SECONDS": env.integer("AUTH_LOGIN_ACCOUNT_DELAY_SECONDS", 10),
         "AUTH_BOOTSTRAP_ADMIN_EMAIL": admin_email,
         "AUTH_BOOTSTRAP_ADMIN_PASSWORD": (
             env.string("AUTH_BOOTSTRAP_ADMIN_PASSWORD", secret=True) if admin_email else None
@@ -55,8 +57,14 @@ def validate_config(config: Mapping[str, Any], *, is_local: bool) -> None:
     # The access-token lifetime is checked with the revocation window (shared.config).
     if int(config["AUTH_REFRESH_TOKEN_TTL_SECONDS"]) <= 0:
         raise ConfigError("AUTH_REFRESH_TOKEN_TTL_SECONDS must be positive")
-    if int(config["AUTH_LOGIN_MAX_FAILURES"]) < 1 or int(config["AUTH_LOGIN_WINDOW_SECONDS"]) < 1:
-        raise ConfigError("AUTH_LOGIN_MAX_FAILURES and AUTH_LOGIN_WINDOW_SECONDS must be >= 1")
+    for name in (
+        "AUTH_LOGIN_MAX_FAILURES",
+        "AUTH_LOGIN_WINDOW_SECONDS",
+        "AUTH_LOGIN_ACCOUNT_MAX_FAILURES",
+        "AUTH_LOGIN_ACCOUNT_DELAY_SECONDS",
+    ):
+        if int(config[name]) < 1:
+            raise ConfigError(f"{name} must be >= 1")
     if not is_local and (
         int(config["AUTH_ARGON2_MEMORY_KIB"]) < OWASP_MIN_MEMORY_KIB
         or int(config["AUTH_ARGON2_TIME_COST"]) < OWASP_MIN_TIME_COST

@@ -62,6 +62,10 @@ class AuthSettings:
     refresh_ttl: int = 30 * 24 * 3600
     max_login_failures: int = 5
     login_window: int = 15 * 60
+    # Across all addresses: past this many failures in the window, an account takes one
+    # attempt per `account_login_delay` seconds (slower guessing, never a lock-out).
+    account_max_failures: int = 20
+    account_login_delay: int = 10
 
 
 @dataclass
@@ -100,8 +104,8 @@ def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
-def _check_password(password: str) -> None:
-    problems = password_problems(password)
+def _check_password(password: str, email: str) -> None:
+    problems = password_problems(password, email=email)
     if problems:
         raise UnprocessableError(
             "The password does not meet the password policy.", errors={"password": problems}
@@ -122,7 +126,7 @@ def _create_user(
     name = name.strip()
     if not name:
         raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
-    _check_password(password)
+    _check_password(password, email)
     # A cheap early answer; the unique index below is what makes it race-safe.
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise _email_taken()
@@ -313,6 +317,11 @@ def throttle_key(client_ip: str, email: str) -> str:
     return hashlib.sha256(f"{client_ip}\n{email}".encode()).hexdigest()
 
 
+def account_throttle_key(email: str) -> str:
+    """The throttle bucket of one (normalised) email, whatever the client address."""
+    return hashlib.sha256(f"account\n{email}".encode()).hexdigest()
+
+
 def _failures_since(session: Session, key: str, since: datetime) -> int:
     return int(
         session.scalar(
@@ -345,6 +354,42 @@ def _throttled(
     )
 
 
+def _slow_down_account(
+    session: Session,
+    deps: AuthDeps,
+    account_key: str,
+    since: datetime,
+    now: datetime,
+    *,
+    ours: int | None = None,
+) -> None:
+    """429 while an account with many recent failures had an attempt less than a delay ago.
+
+    Counted across client addresses, so spreading guesses over many addresses gains
+    nothing past `account_max_failures`; the owner is slowed by seconds, never locked out.
+    `ours` is this request's own attempt row, already committed: another attempt in the
+    same delay (a concurrent one included) means this one waits.
+    """
+    settings = deps.settings
+    earlier = _failures_since(session, account_key, since) - (1 if ours is not None else 0)
+    if earlier < settings.account_max_failures:
+        return
+    delay = timedelta(seconds=settings.account_login_delay)
+    query = sa.select(sa.func.max(LoginFailure.created_at)).where(
+        LoginFailure.key == account_key, LoginFailure.created_at > now - delay
+    )
+    if ours is not None:
+        query = query.where(LoginFailure.id != ours)
+    latest = session.scalar(query)
+    if latest is None:
+        return
+    retry_after = max(1, int((as_utc(latest) + delay - now).total_seconds()) + 1)
+    raise TooManyRequestsError(
+        "Too many failed logins for this account; try again in a few seconds.",
+        retry_after=retry_after,
+    )
+
+
 def authenticate(
     *, session: Session, deps: AuthDeps, email: str, password: str, client_ip: str
 ) -> TokenPair:
@@ -360,28 +405,49 @@ def authenticate(
     limit = deps.settings.max_login_failures
     since = now - timedelta(seconds=deps.settings.login_window)
     key = throttle_key(client_ip, email)
+    account_key = account_throttle_key(email)
 
     count = _failures_since(session, key, since)
     if count >= limit:
         raise _throttled(session, deps, key, count, now)
+    _slow_down_account(session, deps, account_key, since, now)
     attempt = LoginFailure(key=key, created_at=now)
-    session.add(attempt)
+    account_attempt = LoginFailure(key=account_key, created_at=now)
+    session.add_all([attempt, account_attempt])
     session.commit()
     count = _failures_since(session, key, since)
     if count > limit:
         session.delete(attempt)
+        session.delete(account_attempt)
         session.commit()
         raise _throttled(session, deps, key, count - 1, now)
+    try:
+        _slow_down_account(session, deps, account_key, since, now, ours=account_attempt.id)
+    except TooManyRequestsError:
+        session.delete(attempt)
+        session.delete(account_attempt)
+        session.commit()
+        raise
 
     user = session.scalar(sa.select(User).where(User.email == email))
     valid = deps.passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
         # The attempt row stays: it is now a recorded failure. Old rows go while we are here.
-        session.execute(sa.delete(LoginFailure).where(LoginFailure.created_at <= since))
+        session.execute(
+            sa.delete(LoginFailure)
+            .where(LoginFailure.created_at <= since)
+            .execution_options(synchronize_session=False)
+        )
         session.commit()
         raise UnauthorizedError(INVALID_CREDENTIALS)
 
-    session.execute(sa.delete(LoginFailure).where(LoginFailure.key == key))
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.key == key)
+        .execution_options(synchronize_session=False)
+    )
+    # Only this attempt was no failure; the account's other failures keep counting.
+    session.delete(account_attempt)
     if deps.passwords.check_needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made: upgrade it while we have the password.
         user.password_hash = deps.passwords.hash(password)

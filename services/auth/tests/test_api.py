@@ -51,6 +51,13 @@ def test_a_weak_password_is_422_with_a_field_error(auth, password, message):
     assert message in response.get_json()["errors"]["password"][0]
 
 
+def test_a_password_equal_to_the_email_is_422(auth):
+    response = auth.register("ada.lovelace@example.com", password="Ada.Lovelace@example.com")
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM
+    assert "email address" in response.get_json()["errors"]["password"][0]
+
+
 def test_an_invalid_email_is_422(auth):
     response = auth.register("not-an-email")
     assert response.status_code == 422
@@ -66,6 +73,16 @@ def test_login_returns_a_bearer_token_pair(auth):
     assert body["expires_in"] == 900
     assert body["access_token"].count(".") == 2
     assert len(body["refresh_token"]) >= 43
+
+
+def test_responses_carrying_tokens_are_never_stored_by_a_cache(auth):
+    auth.register()
+    login = auth.login()
+    refreshed = auth.refresh(login.get_json()["refresh_token"])
+    for response in (login, refreshed):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Pragma"] == "no-cache"
 
 
 def test_unknown_email_and_wrong_password_get_the_same_401(auth):

@@ -13,6 +13,8 @@ DEFAULT_RATE_LIMIT_IP = "1200/minute"
 # Requests a client may send without a token. Everything else behind a route needs one.
 DEFAULT_PUBLIC_ROUTES = (
     "POST /api/v1/auth/register",
+    "POST /api/v1/auth/verify-email",
+    "GET /api/v1/auth/verify-email",
     "POST /api/v1/auth/login",
     "POST /api/v1/auth/refresh",
     "GET /api/v1/auth/jwks.json",

@@ -47,6 +47,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
             login_window=int(app.config["AUTH_LOGIN_WINDOW_SECONDS"]),
             account_max_failures=int(app.config["AUTH_LOGIN_ACCOUNT_MAX_FAILURES"]),
             account_login_delay=int(app.config["AUTH_LOGIN_ACCOUNT_DELAY_SECONDS"]),
+            verify_email_url=app.config["AUTH_VERIFY_EMAIL_URL"],
+            verification_ttl=int(app.config["AUTH_EMAIL_VERIFICATION_TTL_SECONDS"]),
         ),
         passwords=Passwords(
             time_cost=int(app.config["AUTH_ARGON2_TIME_COST"]),

@@ -18,13 +18,16 @@ from services.auth.schemas import (
     LoginSchema,
     RefreshTokenSchema,
     RegisterSchema,
+    RegistrationSchema,
     TokenPairSchema,
     UserPageSchema,
     UserPatchSchema,
     UserQueryArgsSchema,
     UserSchema,
+    VerifyEmailArgsSchema,
+    VerifyEmailSchema,
 )
-from services.auth.services import AuthDeps, TokenPair, UserPage
+from services.auth.services import AuthDeps, Registration, TokenPair, UserPage
 from shared.app import ApiBlueprint
 from shared.tokens import current_principal, require_auth, require_role
 
@@ -54,10 +57,37 @@ class Register(MethodView):
     """Create an account."""
 
     @blp.arguments(RegisterSchema)
-    @blp.response(201, UserSchema)
+    @blp.response(202, RegistrationSchema)
+    def post(self, body: dict[str, Any]) -> Registration:
+        """Register; the same 202 whether or not the address is taken (a link is mailed)."""
+        session = _session()
+        registration = services.register_user(session=session, deps=_deps(), **body)
+        session.commit()
+        return registration
+
+
+def _verify_email(token: str) -> User:
+    session = _session()
+    user = services.verify_email(session=session, deps=_deps(), token=token)
+    session.commit()
+    return user
+
+
+@blp.route("/verify-email")
+class VerifyEmail(MethodView):
+    """Confirm the address with the link mailed at registration."""
+
+    @blp.arguments(VerifyEmailSchema)
+    @blp.response(200, UserSchema)
     def post(self, body: dict[str, Any]) -> User:
-        """Register with email, password and name."""
-        return services.register_user(session=_session(), deps=_deps(), **body)
+        """Verify with the link's token; 400 invalid or used, 410 expired."""
+        return _verify_email(body["token"])
+
+    @blp.arguments(VerifyEmailArgsSchema, location="query")
+    @blp.response(200, UserSchema)
+    def get(self, args: dict[str, Any]) -> User:
+        """The link itself, opened from the mail; the same as the POST."""
+        return _verify_email(args["token"])
 
 
 @blp.route("/login")

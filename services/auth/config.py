@@ -21,7 +21,15 @@ def auth_config(env: Env) -> dict[str, Any]:
     if keys_dir is None and env.is_local:
         keys_dir = str(env.var_dir() / "keys")
     admin_email = env.optional("AUTH_BOOTSTRAP_ADMIN_EMAIL")
+    issuer = env.string("JWT_ISSUER", "http://127.0.0.1:8080/api/v1/auth")
     return {
+        # The issuer is auth's public address (as clients see it through the gateway).
+        "AUTH_VERIFY_EMAIL_URL": env.string(
+            "AUTH_VERIFY_EMAIL_URL", f"{issuer.rstrip('/')}/verify-email"
+        ),
+        "AUTH_EMAIL_VERIFICATION_TTL_SECONDS": env.integer(
+            "AUTH_EMAIL_VERIFICATION_TTL_SECONDS", 24 * 3600
+        ),
         "AUTH_SIGNING_KEYS_DIR": keys_dir,
         # Worker processes re-read the key directory this often, so a rotation needs no restart.
         "AUTH_KEYS_RELOAD_SECONDS": env.number("AUTH_KEYS_RELOAD_SECONDS", 10.0),
@@ -62,6 +70,7 @@ def validate_config(config: Mapping[str, Any], *, is_local: bool) -> None:
         "AUTH_LOGIN_WINDOW_SECONDS",
         "AUTH_LOGIN_ACCOUNT_MAX_FAILURES",
         "AUTH_LOGIN_ACCOUNT_DELAY_SECONDS",
+        "AUTH_EMAIL_VERIFICATION_TTL_SECONDS",
     ):
         if int(config[name]) < 1:
             raise ConfigError(f"{name} must be >= 1")

@@ -72,6 +72,7 @@ def test_a_start_with_a_users_address_as_bootstrap_admin_refuses_in_one_line(tmp
             password=PASSWORD,
             name="Early bird",
         )
+        db.session.commit()
     dispose(first)
     app = make_app(
         url,

@@ -33,7 +33,7 @@ def behind_gateway(pg_app: Flask, pg_url: str, pg_keys_dir, amqp_url: str) -> It
 
 def test_a_caller_rotating_x_forwarded_for_straight_at_auth_is_throttled(behind_gateway):
     auth = AuthActions(behind_gateway.test_client())
-    assert auth.register().status_code == 201
+    assert auth.register().status_code == 202
     statuses = [
         auth.login(
             password="wrong " + PASSWORD,

@@ -179,6 +179,10 @@ def _create_user(
     )
     # Accounts made by an operator (CLI, bootstrap admin) have a known address.
     user.email_verified_at = now
+    event = new_event(
+        "user.email_verified", EVENT_SOURCE, {"user_id": str(user.id)}, subject=str(user.id)
+    )
+    record_event(session, event, model=Outbox)
     try:
         session.commit()
     except IntegrityError:

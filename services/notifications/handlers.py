@@ -33,6 +33,33 @@ def on_user_deactivated(session: Session, event: Event) -> None:
     services.deactivate_contact(session=session, user_id=data["user_id"])
 
 
+def on_verification_requested(session: Session, event: Event) -> None:
+    """Mail the verification link: the one mail an unverified address receives."""
+    data = load_event_data(event.type, event.data)
+    services.record_contact(
+        session=session, user_id=data["user_id"], email=data["email"], name=data["name"]
+    )
+    services.send_verification_mail(
+        session=session,
+        user_id=data["user_id"],
+        event_id=event.id,
+        data=data,
+        request_id=event.requestid,
+        traceparent=event.traceparent,
+    )
+
+
+def on_email_verified(session: Session, event: Event) -> None:
+    """The owner confirmed the address: mail may go to it from now on."""
+    data = load_event_data(event.type, event.data)
+    services.verify_contact(session=session, user_id=data["user_id"])
+
+
+def on_registration_attempted(session: Session, event: Event) -> None:
+    """Warn the owner of an address that someone tried to register it again."""
+    _notify(session, event, load_event_data(event.type, event.data))
+
+
 def on_order_event(session: Session, event: Event) -> None:
     """Tell the user about their order (created, or its status changed)."""
     _notify(session, event, load_event_data(event.type, event.data))
@@ -54,6 +81,9 @@ def _notify(session: Session, event: Event, data: Mapping[str, object]) -> None:
 HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
     "user.registered": on_user_registered,
     "user.deactivated": on_user_deactivated,
+    "user.verification_requested": on_verification_requested,
+    "user.email_verified": on_email_verified,
+    "user.registration_attempted": on_registration_attempted,
     "order.created": on_order_event,
     "order.status_changed": on_order_event,
 }

@@ -12,6 +12,9 @@ export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
 # the gateway's address. The gateway faces clients itself: the Procfile gives it no hops.
 export TRUSTED_PROXY_HOPS="${TRUSTED_PROXY_HOPS:-1}"
 export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
+# Auth's public address is the gateway's: tokens name it as issuer, and the verification
+# links mailed at registration point at it.
+export JWT_ISSUER="${JWT_ISSUER:-http://127.0.0.1:${GATEWAY_PORT:-8080}/api/v1/auth}"
 export PYTHONUNBUFFERED=1
 BIN="$PWD/.venv/bin"
 export PATH="$BIN:$PATH"

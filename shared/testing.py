@@ -272,13 +272,14 @@ def rsa_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
 
 def access_token_claims(*, issuer: str, audience: str, **overrides: Any) -> dict[str, Any]:
     """The claims of a 15-minute access token of "user-1"; an override of None drops that claim."""
-    now = int(time.time())
+    # A token issued in the past (an `iat` override) still lives 15 minutes from its issue.
+    issued_at = overrides.get("iat") or int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
         "sub": "user-1",
-        "iat": now,
-        "exp": now + 900,
+        "iat": issued_at,
+        "exp": issued_at + 900,
         "jti": uuid.uuid4().hex,
         "roles": ["user"],
         **overrides,

@@ -96,6 +96,14 @@ def test_a_user_registered_under_make_run_verifies_by_mail_then_gets_the_welcome
     )
     assert registered.status_code == 202, registered.text
     assert (local_run.var_dir / "auth.db").exists()  # SQLite, as the README says
+    # Someone else tries the same address: the same answer, and no warning mail, since an
+    # unverified address receives the link and nothing else.
+    again = requests.post(
+        f"{api}/auth/register",
+        json={"email": "grace@example.com", "password": "someone else's guess", "name": "Eve"},
+        timeout=10,
+    )
+    assert (again.status_code, again.json()) == (202, registered.json())
 
     # The README's walk-through: the link from the mail under var/mail/, then log in.
     mail_dir = local_run.var_dir / "mail"
@@ -122,11 +130,16 @@ def test_a_user_registered_under_make_run_verifies_by_mail_then_gets_the_welcome
         ]
         return found if len(found) >= 2 else None
 
-    # The welcome was held back until the address was verified.
+    # The welcome was held back until the address was verified; the attempt made while it
+    # was unverified mailed nothing (auth's events reach notifications in order).
     assert sorted(wait_for(subjects, timeout=30, what="welcome mail")) == [
         "Verify your email address",
         "Welcome to Flask Suite",
     ]
+    # Now verified, the owner hears of the next attempt.
+    requests.post(f"{api}/auth/register", json={**credentials, "name": "Eve"}, timeout=10)
+    wait_for(lambda: len(subjects() or []) == 3, timeout=30, what="the warning mail")
+    assert "Someone tried to register with your email address" in (subjects() or [])
 
 
 def test_ctrl_c_stops_every_process_make_run_started(local_run):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.auth.models import ROLES
-from services.auth.services import normalize_email
+from services.auth.services import (
+    NAME_WITH_CONTROL_CHARACTERS,
+    name_has_control_characters,
+    normalize_email,
+)
 from shared.pagination import CursorField, PageQueryArgsSchema, page_limit
 from shared.schemas import StrictBoolean, StrictSchema, UtcDateTime
 
@@ -28,14 +31,9 @@ def _email() -> NormalizedEmail:
     return NormalizedEmail(required=True, validate=validate.Length(max=320))
 
 
-# Control characters, and line and paragraph separators: a name reaches mails and logs,
-# where a line break could start a header or a forged log line.
-_LINE_OR_CONTROL = frozenset({"Cc", "Zl", "Zp"})
-
-
 def _no_line_breaks_or_control_characters(value: str) -> None:
-    if any(unicodedata.category(char) in _LINE_OR_CONTROL for char in value):
-        raise ValidationError("Line breaks and control characters are not allowed.")
+    if name_has_control_characters(value):
+        raise ValidationError(NAME_WITH_CONTROL_CHARACTERS)
 
 
 class RegisterSchema(StrictSchema):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,6 +115,28 @@ def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
+# Control characters, and line and paragraph separators: a name reaches mails and logs,
+# where a line break could start a header or a forged log line.
+_LINE_OR_CONTROL = frozenset({"Cc", "Zl", "Zp"})
+NAME_WITH_CONTROL_CHARACTERS = "Line breaks and control characters are not allowed."
+
+
+def name_has_control_characters(name: str) -> bool:
+    """True when a name holds a line break, a tab or another control character."""
+    return any(unicodedata.category(char) in _LINE_OR_CONTROL for char in name)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    if name_has_control_characters(name):
+        raise UnprocessableError(
+            NAME_WITH_CONTROL_CHARACTERS, errors={"name": [NAME_WITH_CONTROL_CHARACTERS]}
+        )
+    return name
+
+
 def _check_password(password: str, email: str) -> None:
     problems = password_problems(password, email=email)
     if problems:
@@ -141,9 +164,7 @@ def _new_user(
 ) -> User:
     """Add a user and its `user.registered` event to the session (no commit)."""
     email = normalize_email(email)
-    name = name.strip()
-    if not name:
-        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    name = _check_name(name)
     _check_password(password, email)
     user = User(
         id=uuid.uuid4(),
@@ -210,8 +231,7 @@ def register_user(
     who has an account.
     """
     email = normalize_email(email)
-    if not name.strip():
-        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    _check_name(name)
     _check_password(password, email)
     now = deps.clock()
     owner = session.scalar(sa.select(User).where(User.email == email))

@@ -8,14 +8,17 @@ retries. Invalid data raises, so the event is retried and then dead-lettered, ne
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
 from services.notifications import services
 from services.notifications.schemas import load_event_data
+from shared.db import utcnow
 from shared.events import Event
 
 CONSUMER = "notifications"
+WARNING_MAIL_INTERVAL = timedelta(days=1)
 
 
 def on_user_registered(session: Session, event: Event) -> None:
@@ -56,8 +59,17 @@ def on_email_verified(session: Session, event: Event) -> None:
 
 
 def on_registration_attempted(session: Session, event: Event) -> None:
-    """Warn the owner of an address that someone tried to register it again."""
-    _notify(session, event, load_event_data(event.type, event.data))
+    """Warn the owner of an address that someone tried to register it again.
+
+    At most one such mail a day: anyone can register any address, and so could otherwise
+    fill its owner's mailbox. Every attempt still shows in the app.
+    """
+    data = load_event_data(event.type, event.data)
+    since = utcnow() - WARNING_MAIL_INTERVAL
+    recently = services.mailed_recently(
+        session=session, user_id=data["user_id"], event_type=event.type, since=since
+    )
+    _notify(session, event, data, mail=not recently)
 
 
 def on_order_event(session: Session, event: Event) -> None:
@@ -65,7 +77,9 @@ def on_order_event(session: Session, event: Event) -> None:
     _notify(session, event, load_event_data(event.type, event.data))
 
 
-def _notify(session: Session, event: Event, data: Mapping[str, object]) -> None:
+def _notify(
+    session: Session, event: Event, data: Mapping[str, object], *, mail: bool = True
+) -> None:
     services.notify(
         session=session,
         user_id=str(data["user_id"]),
@@ -75,6 +89,7 @@ def _notify(session: Session, event: Event, data: Mapping[str, object]) -> None:
         data=data,
         request_id=event.requestid,
         traceparent=event.traceparent,
+        mail=mail,
     )
 
 

@@ -108,6 +108,23 @@ def record_contact(*, session: Session, user_id: str, email: str, name: str) -> 
     return contact
 
 
+def mailed_recently(*, session: Session, user_id: str, event_type: str, since: datetime) -> bool:
+    """Whether the user got a mail about `event_type` (sent or on its way) since `since`."""
+    found = session.scalar(
+        sa.select(Delivery.id)
+        .join(Notification, Delivery.notification_id == Notification.id)
+        .where(
+            Notification.user_id == user_id,
+            Notification.event_type == event_type,
+            Notification.created_at >= since,
+            Delivery.channel == Channel.EMAIL,
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENT)),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def verify_contact(*, session: Session, user_id: str) -> Contact:
     """Mark a user's address verified; the welcome mail held back until now goes out.
 
@@ -252,8 +269,12 @@ def notify(
     data: Mapping[str, Any],
     request_id: str | None = None,
     traceparent: str | None = None,
+    mail: bool = True,
 ) -> Notification:
-    """Turn one event into the user's notification plus an email and webhook deliveries."""
+    """Turn one event into the user's notification plus an email and webhook deliveries.
+
+    `mail=False` keeps it in the app (and webhooks): the caller decided it is not worth a mail.
+    """
     now = utcnow()
     contact = session.get(Contact, user_id)
     rendered = render(event_type, data, name=contact.name if contact else None)
@@ -297,7 +318,7 @@ def notify(
     # The address is looked up when sending: an order event may arrive before the user's
     # user.registered (two producers, no common order), and the mail waits for it.
     # An address known and not verified gets no mail at all (the claim checks it again).
-    if contact is None or contact.email_verified:
+    if mail and (contact is None or contact.email_verified):
         delivery(
             Channel.EMAIL,
             {"subject": rendered.title, "text": rendered.email_text, "html": rendered.email_html},

@@ -247,7 +247,8 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
     with pytest.raises(UnauthorizedError):
         ctx.login()
     assert [row.type for row in ctx.outbox()] == [
-        "user.registered",  # the admin, made by the CLI: no verification link
+        "user.registered",  # the admin, made by the CLI: verified, no link
+        "user.email_verified",
         "user.registered",
         "user.verification_requested",
         "user.deactivated",
@@ -372,3 +373,16 @@ def test_settings_are_frozen(ctx):
     with pytest.raises(AttributeError):
         ctx.deps.settings.access_ttl = 1  # type: ignore[misc]
     assert replace(ctx.deps.settings, access_ttl=1).access_ttl == 1
+
+
+def test_an_admin_name_with_a_line_break_is_refused_too(ctx):
+    with pytest.raises(UnprocessableError) as caught:
+        services.create_admin(
+            session=ctx.session,
+            deps=ctx.deps,
+            email="root@example.com",
+            password=PASSWORD,
+            name="Root\nBcc: all@example.com",
+        )
+    assert "name" in caught.value.errors
+    assert ctx.outbox() == []

@@ -113,3 +113,20 @@ def test_the_verification_may_arrive_before_the_registration(
     consume(user_registered(ADA, "ada@example.com", "Ada"))
     deliver(app, settings_for(app, smtp_sink.port))
     assert [m["Subject"] for m in smtp_sink.messages()] == ["Welcome to Flask Suite"]
+
+
+def test_repeated_registration_attempts_mail_the_owner_once_a_day(
+    app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
+) -> None:
+    consume(user_email_verified(ADA))
+    consume(user_registered(ADA, "ada@example.com", "Ada"))
+    for _ in range(3):
+        consume(user_registration_attempted(ADA))
+    deliver(app, settings_for(app, smtp_sink.port))
+
+    warnings = [
+        m for m in smtp_sink.messages() if m["Subject"].startswith("Someone tried to register")
+    ]
+    assert len(warnings) == 1
+    attempts = [t for t, _ in _in_app(app) if t == "user.registration_attempted"]
+    assert len(attempts) == 3  # each one is still listed in the app

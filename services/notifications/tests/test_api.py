@@ -184,6 +184,7 @@ def test_the_webhook_secret_is_shown_once_at_creation_and_never_listed(
 
     assert created.status_code == 201
     body = created.get_json()
+    assert created.headers["Cache-Control"] == "no-store"  # the secret is a credential
     assert body["secret"].startswith("whsec_")
     assert body["event_types"] == ["order.created"]
     listed = client.get(f"{BASE}/webhooks", headers=tokens.headers(ADA)).get_json()["items"]

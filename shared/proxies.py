@@ -68,7 +68,7 @@ class TrustedProxies:
             try:
                 self.networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                if not all(part.isalnum() or part in "-._" for part in entry):
+                if not all(char.isalnum() or char in "-._" for char in entry):
                     raise ConfigError(f"TRUSTED_PROXIES entry {entry!r} is no address") from None
                 self.hosts.append(entry)
         self._resolver = resolver

@@ -142,6 +142,41 @@ def test_a_user_registered_under_make_run_verifies_by_mail_then_gets_the_welcome
     assert "Someone tried to register with your email address" in (subjects() or [])
 
 
+def test_under_make_run_a_rotated_x_forwarded_for_escapes_no_limit(local_run):
+    # The gateway faces clients itself here: it believes no X-Forwarded-For, and auth
+    # believes only the hop the gateway appends.
+    api = f"{local_run.gateway}/api/v1"
+    credentials = {"email": "hopper@example.com", "password": "correct horse battery"}
+    registered = requests.post(
+        f"{api}/auth/register", json={**credentials, "name": "Grace"}, timeout=10
+    )
+    assert registered.status_code == 202, registered.text
+    statuses = [
+        requests.post(
+            f"{api}/auth/login",
+            json={**credentials, "password": "wrong guess number one"},
+            headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+            timeout=10,
+        ).status_code
+        for attempt in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+
+    # Nor the gateway's own per-address limit: one bucket, whatever the header says.
+    with requests.Session() as http:  # one kept-alive connection: one gunicorn worker
+        remaining = [
+            int(
+                http.get(
+                    f"{api}/auth/jwks.json",
+                    headers={"X-Forwarded-For": f"203.0.113.{attempt}"},
+                    timeout=10,
+                ).headers["RateLimit-Remaining"]
+            )
+            for attempt in range(3)
+        ]
+    assert remaining[0] > remaining[1] > remaining[2]
+
+
 def test_ctrl_c_stops_every_process_make_run_started(local_run):
     local_run.interrupt()
     assert not local_run.group_alive()

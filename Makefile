@@ -22,9 +22,10 @@ install: $(STAMP) ## create .venv and install the suite with its dev tools and s
 run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway on :8080)
 	scripts/run.sh
 
-# The whole suite must keep at least this share of its lines and branches covered (93.7%
-# measured on 2026-12-02); a subset chosen with PYTEST_ARGS is only reported.
-COVERAGE_FLOOR ?= $(if $(PYTEST_ARGS),0,93)
+# The whole suite must keep at least this share of its lines and branches covered: 93.7%
+# measured on 2026-12-02, less a point of room for changes measured on other machines.
+# Raise it as coverage grows. A subset chosen with PYTEST_ARGS is only reported.
+COVERAGE_FLOOR ?= $(if $(PYTEST_ARGS),0,92)
 
 test: lint test-only ## make lint, then every test against the real PostgreSQL, RabbitMQ and Redis
 

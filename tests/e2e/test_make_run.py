@@ -188,7 +188,7 @@ def test_make_run_seeds_a_catalogue_that_prices_orders(local_run):
     registered = requests.post(
         f"{api}/auth/register", json={**credentials, "name": "Ada"}, timeout=10
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     token = requests.post(f"{api}/auth/login", json=credentials, timeout=10).json()
     order = {
         "currency": "EUR",

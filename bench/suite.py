@@ -263,8 +263,10 @@ class Suite:
             "NOTIFICATIONS_URL": urls["notifications"],
             "AUTH_SIGNING_KEYS_DIR": str(self.dir / "keys"),
             "GATEWAY_REDIS_PREFIX": self.redis_prefix,
-            # Everything reaches the services through one proxy hop (the gateway or nginx).
+            # Everything reaches the services through one proxy hop (the gateway or nginx),
+            # on loopback: its X-Forwarded-For is believed from there only.
             "TRUSTED_PROXY_HOPS": "1",
+            "TRUSTED_PROXIES": "127.0.0.1,::1",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(testing.free_port()),
             "VAR_DIR": str(self.dir),
@@ -273,11 +275,19 @@ class Suite:
             **self.options.extra_env,
         }
         flask = [sys.executable, "-m", "flask", "--app"]
-        steps = {
-            "auth": [*flask, "services.auth", "prepare"],
-            "orders": [*flask, "services.orders", "db", "upgrade"],
-            "notifications": [*flask, "services.notifications", "db", "upgrade"],
-        }
+        self._run_steps(
+            {
+                "auth": [*flask, "services.auth", "prepare"],
+                "orders": [*flask, "services.orders", "db", "upgrade"],
+                "notifications": [*flask, "services.notifications", "db", "upgrade"],
+            }
+        )
+        # Orders are priced from the catalogue: the demo products are what the benchmarks
+        # (and anyone trying the suite) order.
+        self._run_steps({"orders-catalogue": [*flask, "services.orders", "seed-products"]})
+
+    def _run_steps(self, steps: Mapping[str, list[str]]) -> None:
+        """Run preparation commands side by side and wait for all; SuiteError if one fails."""
         running = {name: self.spawn(f"prepare-{name}", argv) for name, argv in steps.items()}
         for name, process in running.items():
             if process.popen.wait(timeout=120) != 0:

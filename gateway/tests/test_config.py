@@ -44,6 +44,9 @@ def test_upstreams_and_timeouts_come_from_the_environment():
     table = app.extensions["route_table"]
     assert table.match("GET", "/api/v1/orders/1").route.url == "http://orders.internal:9002"
     assert table.match("GET", "/api/v1/ordersX") is None
+    products = table.match("GET", "/api/v1/products")
+    assert (products.route.url, products.public) == ("http://orders.internal:9002", True)
+    assert table.match("POST", "/api/v1/products").public is False
     assert app.extensions["upstream_client"].timeout == (0.25, 15.0)
     assert app.config["GATEWAY_PUBLIC_ROUTES"] == list(DEFAULT_PUBLIC_ROUTES)
 
@@ -93,3 +96,16 @@ def test_the_ingress_sends_the_public_api_to_the_gateway_but_not_its_metrics():
         assert routed(public), public
     for private in ("/metrics", "/_auth/verify"):
         assert not routed(private), private
+
+
+def test_a_day_long_token_with_a_17_minute_revocation_window_stops_the_gateway():
+    env = make_env(
+        AUTH_ACCESS_TOKEN_TTL_SECONDS=str(24 * 3600), GATEWAY_REVOCATION_TTL_SECONDS=str(17 * 60)
+    )
+    with pytest.raises(ConfigError, match="revoked token would work again"):
+        create_app({"TESTING": True}, env=env)
+
+
+def test_the_gateway_refuses_tokens_issued_for_longer_than_the_configured_lifetime():
+    app = create_app({"TESTING": True}, env=make_env(AUTH_ACCESS_TOKEN_TTL_SECONDS="600"))
+    assert app.extensions["token_verifier"].max_lifetime == 600

@@ -140,6 +140,25 @@ UserRegisteredData = Schema.from_dict(
     name="UserRegisteredData",
 )
 UserDeactivatedData = Schema.from_dict({"user_id": _id()}, name="UserDeactivatedData")
+UserEmailVerifiedData = Schema.from_dict({"user_id": _id()}, name="UserEmailVerifiedData")
+UserRegistrationAttemptedData = Schema.from_dict(
+    {"user_id": _id()}, name="UserRegistrationAttemptedData"
+)
+UserVerificationRequestedData = Schema.from_dict(
+    {
+        "user_id": _id(),
+        "email": fields.Email(required=True, validate=validate.Length(max=320)),
+        "name": fields.String(required=True, validate=validate.Length(max=200)),
+        "verify_url": fields.URL(
+            required=True,
+            schemes={"http", "https"},
+            require_tld=False,
+            validate=validate.Length(max=MAX_URL_LENGTH),
+        ),
+        "expires_at": fields.AwareDateTime(required=True),
+    },
+    name="UserVerificationRequestedData",
+)
 OrderItemData = Schema.from_dict(
     {
         "sku": fields.String(required=True, validate=validate.Length(min=1, max=100)),
@@ -174,6 +193,9 @@ OrderStatusChangedData = Schema.from_dict(
 EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
     "user.registered": UserRegisteredData,
     "user.deactivated": UserDeactivatedData,
+    "user.email_verified": UserEmailVerifiedData,
+    "user.registration_attempted": UserRegistrationAttemptedData,
+    "user.verification_requested": UserVerificationRequestedData,
     "order.created": OrderCreatedData,
     "order.status_changed": OrderStatusChangedData,
 }

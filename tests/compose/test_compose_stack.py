@@ -11,7 +11,8 @@ import json
 import re
 import subprocess
 from email import message_from_bytes
-from pathlib import Path
+from email import policy as email_policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -30,6 +31,9 @@ LIST_PACKAGES = (
     "for d in m.distributions())))"
 )
 MAIL_DIR = "/var/mail-sink/mail"
+VERIFICATION_SUBJECT = "Verify your email address"
+WELCOME_SUBJECT = "Welcome to Flask Suite"
+VERIFY_LINK = re.compile(r"https?://\S+/verify-email\?token=([\w\-]+)")
 PASSWORD = "correct horse battery"
 
 
@@ -112,12 +116,12 @@ def test_the_observability_profiles_prometheus_scrapes_every_process_and_loads_t
         assert result, query
 
 
-def mails_to(stack: Stack, address: str) -> list[bytes]:
-    """Every message the catcher holds for `address`."""
+def mails_to(stack: Stack, address: str) -> list[EmailMessage]:
+    """Every message the catcher holds for `address`, oldest first."""
     container = stack.container("mailpit")
     listing = docker("exec", container, "sh", "-c", f"ls {MAIL_DIR} 2>/dev/null || true").split()
     messages = []
-    for name in listing:
+    for name in sorted(listing):
         if name.endswith(".eml"):
             raw = subprocess.run(
                 ["docker", "exec", container, "cat", f"{MAIL_DIR}/{name}"],
@@ -125,9 +129,26 @@ def mails_to(stack: Stack, address: str) -> list[bytes]:
                 timeout=30,
                 check=True,
             ).stdout
-            if message_from_bytes(raw)["To"] == address:
-                messages.append(raw)
+            message = message_from_bytes(raw, _class=EmailMessage, policy=email_policy.default)
+            if message["To"] == address:
+                messages.append(message)
     return messages
+
+
+def subjects_of(stack: Stack, address: str) -> list[str]:
+    """The subjects of the mails to `address`, oldest first."""
+    return [message["Subject"] for message in mails_to(stack, address)]
+
+
+def verification_token(stack: Stack, address: str) -> str | None:
+    """The token of the link in the verification mail to `address`, once it is there."""
+    for message in mails_to(stack, address):
+        if message["Subject"] == VERIFICATION_SUBJECT:
+            body = message.get_body(("plain",))
+            found = VERIFY_LINK.search(body.get_content() if body is not None else "")
+            if found:
+                return found.group(1)
+    return None
 
 
 def order_notifications(stack: Stack, headers: dict[str, str]) -> list[dict]:
@@ -138,10 +159,10 @@ def order_notifications(stack: Stack, headers: dict[str, str]) -> list[dict]:
 
 
 def place_order(stack: Stack, headers: dict[str, str], sku: str) -> str:
-    """Place a one-line order; its id."""
+    """Place a one-line order of a catalogue product (priced by the catalogue); its id."""
     response = requests.post(
         f"{stack.api}/orders",
-        json={"currency": "EUR", "items": [{"sku": sku, "quantity": 2, "unit_price_cents": 1250}]},
+        json={"currency": "EUR", "items": [{"sku": sku, "quantity": 2}]},
         headers=headers,
         timeout=10,
     )
@@ -150,7 +171,7 @@ def place_order(stack: Stack, headers: dict[str, str], sku: str) -> str:
 
 
 def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothing(
-    stack: Stack, tmp_path: Path
+    stack: Stack,
 ) -> None:
     email = "ada@example.com"
     register = requests.post(
@@ -158,12 +179,20 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
         json={"email": email, "password": PASSWORD, "name": "Ada"},
         timeout=10,
     )
-    assert register.status_code == 201, register.text
+    assert register.status_code == 202, register.text
     assert register.headers["X-Request-ID"]
 
-    # The welcome mail went auth -> outbox -> RabbitMQ -> notifications -> SMTP -> catcher.
-    [welcome] = wait_for(lambda: mails_to(stack, email), timeout=60, what="the welcome mail")
-    assert "Welcome" in message_from_bytes(welcome)["Subject"]
+    # The link went auth -> outbox -> RabbitMQ -> notifications -> SMTP -> the catcher; it
+    # points at the configured issuer, so its token goes to this stack's edge.
+    token = wait_for(
+        lambda: verification_token(stack, email), timeout=60, what="the verification mail"
+    )
+    verified = requests.post(f"{stack.api}/auth/verify-email", json={"token": token}, timeout=10)
+    assert verified.status_code == 200, verified.text
+    # The welcome was held until the address was verified.
+    wait_for(
+        lambda: WELCOME_SUBJECT in subjects_of(stack, email), timeout=60, what="the welcome mail"
+    )
 
     login = requests.post(
         f"{stack.api}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
@@ -173,12 +202,17 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
     me = requests.get(f"{stack.api}/auth/me", headers=headers, timeout=10)
     assert me.status_code == 200 and me.json()["email"] == email
 
+    # The catalogue starts empty outside `make run`: the operator seeds the demo products.
+    seeded = stack.compose(
+        "exec", "-T", "orders", "flask", "--app", "services.orders", "seed-products"
+    )
+    assert "demo products added" in seeded
     first = place_order(stack, headers, "BOOK-1")
     wait_for(lambda: order_notifications(stack, headers), timeout=60, what="the order notification")
 
     # A consumer that is down while an order is placed gets the event once it is back.
     stack.compose("stop", "notifications-consumer", timeout=120)
-    second = place_order(stack, headers, "BOOK-2")
+    second = place_order(stack, headers, "PEN-7")
     assert len(order_notifications(stack, headers)) == 1
     stack.compose("start", "notifications-consumer", timeout=120)
     notes = wait_for(
@@ -207,6 +241,7 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
         listed_orders, timeout=90, interval=1, what="orders answering after its restart"
     )
     assert sorted(order["id"] for order in orders) == sorted([first, second])
-    # One mail per event: the welcome and one per order, none lost, none sent twice.
-    wait_for(lambda: len(mails_to(stack, email)) >= 3, timeout=60, what="the order mails")
-    assert len(mails_to(stack, email)) == 3
+    # One mail per event: the link, the welcome and one per order; none lost, none twice.
+    wait_for(lambda: len(mails_to(stack, email)) >= 4, timeout=60, what="the order mails")
+    assert subjects_of(stack, email)[:2] == [VERIFICATION_SUBJECT, WELCOME_SUBJECT]
+    assert len(mails_to(stack, email)) == 4

@@ -9,8 +9,7 @@ Starting the relay again drains the outbox and the alert resolves.
 from __future__ import annotations
 
 import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import yaml
 
 from bench.suite import Suite
 from shared.testing import free_port, spawn, stop_process, wait_for
-from tests.e2e.conftest import PASSWORD, ROOT
+from tests.e2e.conftest import ROOT, Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -119,40 +118,27 @@ def prometheus(suite: Suite, tmp_path_factory, relay_metrics_port: int) -> Itera
         stop_process(server.process)
 
 
-def place_order(suite: Suite, headers: dict[str, str]) -> None:
+# BOOK-1 is one of the demo products the e2e suite seeds.
+ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 1}]}
+
+
+def place_order(client: Client) -> None:
     """One order through the gateway."""
-    response = requests.post(
-        suite.url("gateway", "/api/v1/orders"),
-        json={
-            "currency": "EUR",
-            "items": [{"sku": "ALERT-1", "quantity": 1, "unit_price_cents": 100}],
-        },
-        headers=headers,
-        timeout=10,
-    )
+    response = client.request("POST", "/api/v1/orders", json=ORDER)
     assert response.status_code == 201, response.text
 
 
 def test_a_stopped_relay_fires_the_outbox_alert_and_its_restart_resolves_it(
-    suite: Suite, prometheus: Prometheus, relay_metrics_port: int
+    suite: Suite,
+    prometheus: Prometheus,
+    relay_metrics_port: int,
+    register: Callable[[str], Client],
 ) -> None:
-    email = f"alerts-{uuid.uuid4().hex[:6]}@e2e.example.com"
-    register = requests.post(
-        suite.url("gateway", "/api/v1/auth/register"),
-        json={"email": email, "password": PASSWORD, "name": "Alerts"},
-        timeout=10,
-    )
-    assert register.status_code == 201, register.text
-    login = requests.post(
-        suite.url("gateway", "/api/v1/auth/login"),
-        json={"email": email, "password": PASSWORD},
-        timeout=10,
-    )
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    client = register("Alerts")
 
     # With the relay running, orders leave the outbox at once: nothing fires.
     for _ in range(3):
-        place_order(suite, headers)
+        place_order(client)
     wait_for(
         lambda: (
             prometheus.get("/api/v1/query", query="max(outbox_backlog)")["result"][0]["value"][1]
@@ -167,7 +153,7 @@ def test_a_stopped_relay_fires_the_outbox_alert_and_its_restart_resolves_it(
     suite.stop_processes([RELAY])
 
     def fired() -> bool:
-        place_order(suite, headers)
+        place_order(client)
         return prometheus.alert_state(ALERT) == "firing"
 
     # 3 s of age, then 5 s of `for:`, plus a scrape and an evaluation of a second each.

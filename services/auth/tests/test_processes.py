@@ -106,7 +106,7 @@ def test_a_chunked_body_over_one_mebibyte_is_refused_with_413_by_gunicorn(served
         # Nothing was registered from the first 1 MiB, and a chunked body within the
         # limit is read whole: the same email registers now.
         accepted = register("big@example.com", padding=MIB // 2)
-        assert accepted.status_code == 201, accepted.text
+        assert accepted.status_code == 202, accepted.text
     finally:
         assert stop_process(process, timeout=20) == 0
 
@@ -143,30 +143,36 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
         email = f"{uuid.uuid4().hex[:8]}@example.com"
         body = {"email": email, "password": PASSWORD, "name": "Ada"}
         assert (
-            requests.post(f"{base}/api/v1/auth/register", json=body, timeout=10).status_code == 201
+            requests.post(f"{base}/api/v1/auth/register", json=body, timeout=10).status_code == 202
         )
 
-        def wrong_login(_: int) -> int:
-            response = requests.post(
+        def wrong_login(_: int) -> requests.Response:
+            return requests.post(
                 f"{base}/api/v1/auth/login",
                 json={"email": email, "password": "wrong " + PASSWORD},
                 timeout=20,
             )
-            return response.status_code
 
         # Concurrent guesses keep both workers (and their threads) busy; counting per process
         # would let up to 10 through.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(wrong_login, range(16)))
+            answers = list(pool.map(wrong_login, range(16)))
+        statuses = [answer.status_code for answer in answers]
         assert set(statuses) <= {401, 429}, statuses
-        assert 1 <= statuses.count(401) <= 5, statuses
+        throttled = next(answer for answer in answers if answer.status_code == 429)
+        assert throttled.headers["Content-Type"] == "application/problem+json"
+        assert 0 < int(throttled.headers["Retry-After"]) <= 901
 
+        # The promise is "at most five guesses per window", the right password included: a
+        # guess the throttle refused was never checked. Attempts racing each other can all
+        # step back and leave fewer than five recorded; then the right password still gets
+        # its turn, but never as a sixth guess.
         right = requests.post(
             f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
         )
-        assert right.status_code == 429
-        assert right.headers["Content-Type"] == "application/problem+json"
-        assert 0 < int(right.headers["Retry-After"]) <= 901
+        assert right.status_code in (200, 429), right.text
+        checked = statuses.count(401) + (right.status_code == 200)
+        assert 1 <= checked <= 5, (statuses, right.status_code)
     finally:
         assert stop_process(process, timeout=20) == 0
     pids = set(re.findall(r"ACCESS pid=<(\d+)> path=/api/v1/auth/login", log.read_text()))
@@ -183,6 +189,7 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
             password=PASSWORD,
             name="Relay",
         )
+        db.session.commit()
         event_ids = set(
             db.session.scalars(sa.select(Outbox.event_id).where(Outbox.sent_at.is_(None)))
         )
@@ -192,7 +199,10 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
         channel = connection.channel()
         declare_exchange(channel)
         queue = channel.queue_declare(queue="", exclusive=True).method.queue
-        channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key="user.registered")
+        # A registration records the user and its verification link; the relay publishes
+        # with `mandatory`, so both need a queue.
+        for key in ("user.registered", "user.verification_requested"):
+            channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key=key)
 
         log = tmp_path / "relay.log"
         process = spawn(

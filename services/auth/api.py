@@ -16,6 +16,7 @@ from services.auth.models import User, db
 from services.auth.schemas import (
     JWKSSchema,
     LoginSchema,
+    ProfilePatchSchema,
     RefreshTokenSchema,
     RegisterSchema,
     TokenPairSchema,
@@ -26,7 +27,9 @@ from services.auth.schemas import (
 )
 from services.auth.services import AuthDeps, TokenPair, UserPage
 from shared.app import ApiBlueprint
+from shared.errors import TooManyRequestsError, UnauthorizedError
 from shared.tokens import current_principal, require_auth, require_role
+from shared.uow import unit_of_work
 
 blp = ApiBlueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
 well_known_blp = ApiBlueprint(
@@ -47,6 +50,21 @@ def _session() -> Session:
     return db.session()
 
 
+def log_in(
+    *, session: Session, deps: AuthDeps, email: str, password: str, client_ip: str
+) -> TokenPair:
+    """A login in two transactions: the attempt is committed before the password is checked.
+
+    So concurrent attempts in other workers are counted too: at most `max_login_failures`
+    guesses per window get through. A refused login (401, or 429 on the re-count) commits
+    as well: the failure must be counted although the request fails.
+    """
+    with unit_of_work(session):
+        attempt = services.begin_login(session=session, deps=deps, email=email, client_ip=client_ip)
+    with unit_of_work(session, commit_on=(UnauthorizedError, TooManyRequestsError)):
+        return services.finish_login(session=session, deps=deps, attempt=attempt, password=password)
+
+
 @blp.route("/register")
 class Register(MethodView):
     """Create an account."""
@@ -55,7 +73,8 @@ class Register(MethodView):
     @blp.response(201, UserSchema)
     def post(self, body: dict[str, Any]) -> User:
         """Register with email, password and name."""
-        return services.register_user(session=_session(), deps=_deps(), **body)
+        with unit_of_work(_session()) as session:
+            return services.register_user(session=session, deps=_deps(), **body)
 
 
 @blp.route("/login")
@@ -66,7 +85,7 @@ class Login(MethodView):
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> TokenPair:
         """Log in; 401 for any wrong credentials, 429 when throttled."""
-        return services.authenticate(
+        return log_in(
             session=_session(),
             deps=_deps(),
             email=body["email"],
@@ -83,9 +102,11 @@ class Refresh(MethodView):
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> TokenPair:
         """A new token pair for a refresh token, which stops working."""
-        return services.refresh_tokens(
-            session=_session(), deps=_deps(), refresh_token=body["refresh_token"]
-        )
+        # 401 commits too: a re-used token's family must stay revoked.
+        with unit_of_work(_session(), commit_on=(UnauthorizedError,)) as session:
+            return services.refresh_tokens(
+                session=session, deps=_deps(), refresh_token=body["refresh_token"]
+            )
 
 
 @blp.route("/logout")
@@ -98,12 +119,13 @@ class Logout(MethodView):
     @blp.response(204)
     def post(self, body: dict[str, Any]) -> None:
         """Revoke the refresh token (and its rotation family)."""
-        services.logout(
-            session=_session(),
-            deps=_deps(),
-            user_id=current_principal().user_id,
-            refresh_token=body["refresh_token"],
-        )
+        with unit_of_work(_session()) as session:
+            services.logout(
+                session=session,
+                deps=_deps(),
+                user_id=current_principal().user_id,
+                refresh_token=body["refresh_token"],
+            )
 
 
 @blp.route("/me")
@@ -116,6 +138,20 @@ class Me(MethodView):
     def get(self) -> User:
         """The user the access token was issued to."""
         return services.get_active_user(session=_session(), user_id=current_principal().user_id)
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(ProfilePatchSchema)
+    @blp.response(200, UserSchema)
+    def patch(self, body: dict[str, Any]) -> User:
+        """Change the caller's own profile (the name); the other services follow."""
+        with unit_of_work(_session()) as session:
+            return services.update_profile(
+                session=session,
+                deps=_deps(),
+                user_id=current_principal().user_id,
+                name=body["name"],
+            )
 
 
 def _jwks() -> tuple[dict[str, Any], dict[str, str]]:
@@ -170,11 +206,12 @@ class UserById(MethodView):
     @blp.response(200, UserSchema)
     def patch(self, body: dict[str, Any], user_id: Any) -> User:
         """Change role and/or active; 409 for the last active admin."""
-        return services.update_user(
-            session=_session(),
-            deps=_deps(),
-            actor_id=current_principal().user_id,
-            user_id=user_id,
-            role=body.get("role"),
-            active=body.get("active"),
-        )
+        with unit_of_work(_session()) as session:
+            return services.update_user(
+                session=session,
+                deps=_deps(),
+                actor_id=current_principal().user_id,
+                user_id=user_id,
+                role=body.get("role"),
+                active=body.get("active"),
+            )

@@ -1,7 +1,12 @@
 """Auth use cases. No Flask here: the HTTP layer, the CLI and tests all call these.
 
-Each use case that changes state commits once, with its outbox row in the same
-transaction, so an event is recorded exactly when the change is.
+No use case commits: each adds its change and the events it raises (outbox rows) to the
+caller's session, and the entry point commits them together (`shared.uow.unit_of_work`),
+so an event is recorded exactly when the change is.
+
+Every change to a user adds one to `User.version` and each user event carries it, so the
+services that keep a copy of the user apply events in the order of the changes whatever
+order they arrive in.
 """
 
 from __future__ import annotations
@@ -136,21 +141,32 @@ def _create_user(
         is_active=True,
         created_at=now,
         updated_at=now,
+        version=1,
     )
-    session.add(user)
-    event = new_event(
-        "user.registered",
-        EVENT_SOURCE,
-        {"user_id": str(user.id), "email": email, "name": name},
-        subject=str(user.id),
-    )
-    record_event(session, event, model=Outbox)
     try:
-        session.commit()
+        # A savepoint: a lost race is a 409, and the caller's transaction stays usable
+        # (ensure_bootstrap_admin reads the winner's row after it).
+        with session.begin_nested():
+            session.add(user)
+            _record_user_event(session, "user.registered", user, {"email": email, "name": name})
     except IntegrityError:
-        session.rollback()
         raise _email_taken() from None
     return user
+
+
+def _record_user_event(
+    session: Session, event_type: str, user: User, data: dict[str, object] | None = None
+) -> None:
+    """Record one event about `user`, carrying its id and its current version."""
+    payload = {"user_id": str(user.id), **(data or {}), "version": user.version}
+    event = new_event(event_type, EVENT_SOURCE, payload, subject=str(user.id))
+    record_event(session, event, model=Outbox)
+
+
+def _changed(user: User, now: datetime) -> None:
+    """Count one change of `user` (the caller holds its row lock, or it is new)."""
+    user.version += 1
+    user.updated_at = now
 
 
 def register_user(
@@ -345,40 +361,57 @@ def _throttled(
     )
 
 
-def authenticate(
-    *, session: Session, deps: AuthDeps, email: str, password: str, client_ip: str
-) -> TokenPair:
-    """Log in: check the throttle and the password, then issue a new token family.
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login in progress: its throttle bucket, its recorded attempt row and when it began."""
 
-    Unknown email, wrong password and a deactivated account all answer the same 401,
-    after the same argon2 work. The attempt is written (and committed) before the
-    password is checked and the count re-read after, so concurrent attempts in other
-    workers are counted too: at most `max_login_failures` guesses per window get through.
+    email: str
+    key: str
+    attempt_id: int
+    now: datetime
+
+
+def begin_login(*, session: Session, deps: AuthDeps, email: str, client_ip: str) -> LoginAttempt:
+    """First step of a login: 429 when throttled, else record the attempt (a failure so far).
+
+    The caller commits the attempt before `finish_login`, so that concurrent attempts in
+    other workers and replicas see it when they count (see `log_in`).
     """
     email = normalize_email(email)
     now = deps.clock()
-    limit = deps.settings.max_login_failures
-    since = now - timedelta(seconds=deps.settings.login_window)
     key = throttle_key(client_ip, email)
-
+    since = now - timedelta(seconds=deps.settings.login_window)
     count = _failures_since(session, key, since)
-    if count >= limit:
+    if count >= deps.settings.max_login_failures:
         raise _throttled(session, deps, key, count, now)
     attempt = LoginFailure(key=key, created_at=now)
     session.add(attempt)
-    session.commit()
+    session.flush()
+    return LoginAttempt(email=email, key=key, attempt_id=attempt.id, now=now)
+
+
+def finish_login(
+    *, session: Session, deps: AuthDeps, attempt: LoginAttempt, password: str
+) -> TokenPair:
+    """Second step: re-count, check the password, then issue a new token family.
+
+    Unknown email, wrong password and a deactivated account all answer the same 401,
+    after the same argon2 work. The caller commits on 401 and 429 too: the attempt row
+    stays as a recorded failure (401), or is deleted when it came over the limit (429).
+    """
+    now, key = attempt.now, attempt.key
+    limit = deps.settings.max_login_failures
+    since = now - timedelta(seconds=deps.settings.login_window)
     count = _failures_since(session, key, since)
     if count > limit:
-        session.delete(attempt)
-        session.commit()
+        session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt.attempt_id))
         raise _throttled(session, deps, key, count - 1, now)
 
-    user = session.scalar(sa.select(User).where(User.email == email))
+    user = session.scalar(sa.select(User).where(User.email == attempt.email))
     valid = deps.passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
         # The attempt row stays: it is now a recorded failure. Old rows go while we are here.
         session.execute(sa.delete(LoginFailure).where(LoginFailure.created_at <= since))
-        session.commit()
         raise UnauthorizedError(INVALID_CREDENTIALS)
 
     session.execute(sa.delete(LoginFailure).where(LoginFailure.key == key))
@@ -386,13 +419,17 @@ def authenticate(
         # Parameters were raised since this hash was made: upgrade it while we have the password.
         user.password_hash = deps.passwords.hash(password)
         user.updated_at = now
-    pair = _token_pair(session=session, deps=deps, user=user, now=now, family_id=uuid.uuid4())
-    session.commit()
-    return pair
+        # Counted in SQL: this login holds no lock on the user row (an admin's change may
+        # be committing at the same moment), and no other service keeps the hash.
+        user.version = User.version + 1
+    return _token_pair(session=session, deps=deps, user=user, now=now, family_id=uuid.uuid4())
 
 
 def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> TokenPair:
-    """Exchange a refresh token for a new pair; a second use of it revokes its family."""
+    """Exchange a refresh token for a new pair; a second use of it revokes its family.
+
+    The caller commits on 401 too: a revoked family must stay revoked.
+    """
     now = deps.clock()
     token = session.scalar(
         sa.select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
@@ -407,7 +444,6 @@ def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> T
     user = session.get(User, token.user_id)
     if user is None or not user.is_active:
         _revoke_family(session, family_id, now)
-        session.commit()
         raise UnauthorizedError(INVALID_REFRESH)
     # Claim the token atomically: of two concurrent uses exactly one sees rowcount 1.
     claimed = session.execute(
@@ -421,13 +457,10 @@ def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> T
         .execution_options(synchronize_session=False)
     )
     if rows_matched(claimed) != 1:
-        session.rollback()
         _reuse_detected(session, family_id, user.id, now)
-    pair = _token_pair(
+    return _token_pair(
         session=session, deps=deps, user=user, now=now, family_id=family_id, parent_id=token_id
     )
-    session.commit()
-    return pair
 
 
 def _reuse_detected(
@@ -435,7 +468,6 @@ def _reuse_detected(
 ) -> None:
     # A rotated token came back: whoever holds the family now may be an attacker.
     _revoke_family(session, family_id, now)
-    session.commit()
     log.warning(
         "refresh token re-used; family revoked",
         extra={"user_id": str(user_id), "family_id": str(family_id)},
@@ -450,7 +482,6 @@ def logout(*, session: Session, deps: AuthDeps, user_id: str, refresh_token: str
     )
     if token is not None and str(token.user_id) == user_id:
         _revoke_family(session, token.family_id, deps.clock())
-        session.commit()
 
 
 # -- users -----------------------------------------------------------------------------
@@ -518,7 +549,9 @@ def update_user(
 ) -> User:
     """Change a user's role and/or active flag (admins only); never the last active admin.
 
-    Deactivating revokes every refresh token of the user and records `user.deactivated`.
+    Each change counts one version and records its event: `user.role_changed`,
+    `user.deactivated` (which also revokes every refresh token of the user) or
+    `user.reactivated`.
     """
     _require_admin(session, actor_id)
     if role is not None and role not in ROLES:
@@ -533,35 +566,65 @@ def update_user(
             .with_for_update()
         )
     )
-    user = get_user(session=session, user_id=user_id)
-    session.refresh(user)
+    user = _locked_user(session, user_id)
     removes_admin = user.id in active_admins and (
         (role is not None and role != ROLE_ADMIN) or active is False
     )
     if removes_admin and len(active_admins) <= 1:
-        session.rollback()
         raise ConflictError(
             "This is the last active admin; promote another admin first.",
             errors={"role" if role is not None else "active": ["Last active admin."]},
         )
     now = deps.clock()
-    changed = False
     if role is not None and role != user.role:
         user.role = role
-        changed = True
+        _changed(user, now)
+        _record_user_event(session, "user.role_changed", user, {"role": role})
     if active is not None and active != user.is_active:
         user.is_active = active
-        changed = True
+        _changed(user, now)
         if active:
             user.deactivated_at = None
+            _record_user_event(session, "user.reactivated", user)
         else:
             user.deactivated_at = now
             _revoke_user_tokens(session, user.id, now)
-            event = new_event(
-                "user.deactivated", EVENT_SOURCE, {"user_id": str(user.id)}, subject=str(user.id)
-            )
-            record_event(session, event, model=Outbox)
-    if changed:
-        user.updated_at = now
-    session.commit()
+            _record_user_event(session, "user.deactivated", user)
+    return user
+
+
+def _locked_user(session: Session, user_id: str | uuid.UUID) -> User:
+    """A user by id, its row locked until commit and read afresh (404 when unknown).
+
+    The lock orders two concurrent changes of one user, so each gets its own version.
+    """
+    uid = _parse_user_id(user_id)
+    user = (
+        session.scalar(
+            sa.select(User)
+            .where(User.id == uid)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if uid is not None
+        else None
+    )
+    if user is None:
+        raise NotFoundError("No such user.")
+    return user
+
+
+def update_profile(*, session: Session, deps: AuthDeps, user_id: str, name: str) -> User:
+    """Change the caller's own name; records `user.profile_changed` when it changed."""
+    name = name.strip()
+    if not name:
+        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    get_active_user(session=session, user_id=user_id)
+    user = _locked_user(session, user_id)
+    if name != user.name:
+        user.name = name
+        _changed(user, deps.clock())
+        _record_user_event(
+            session, "user.profile_changed", user, {"email": user.email, "name": user.name}
+        )
     return user

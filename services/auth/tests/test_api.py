@@ -19,6 +19,7 @@ def make_admin(app, email="root@example.com"):
         services.create_admin(
             session=db.session(), deps=deps_of(app), email=email, password=PASSWORD, name="Root"
         )
+        db.session.commit()
 
 
 def test_register_answers_201_with_the_user_and_no_secret(auth):

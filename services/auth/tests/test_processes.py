@@ -183,6 +183,7 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
             password=PASSWORD,
             name="Relay",
         )
+        db.session.commit()
         event_ids = set(
             db.session.scalars(sa.select(Outbox.event_id).where(Outbox.sent_at.is_(None)))
         )

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from argon2 import extract_parameters
 
 from services.auth import services
+from services.auth.api import log_in
 from services.auth.models import LoginFailure, Outbox, RefreshToken, User, db
 from services.auth.passwords import Passwords
 from services.auth.services import INVALID_CREDENTIALS, AuthDeps
@@ -22,6 +23,7 @@ from shared.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
+from shared.uow import unit_of_work
 
 IP = "203.0.113.7"
 
@@ -32,23 +34,41 @@ class Ctx:
     def __init__(self, session: Any, deps: AuthDeps, clock: FakeClock) -> None:
         self.session, self.deps, self.clock = session, deps, clock
 
+    def do(self, use_case: Any, **kwargs: Any) -> Any:
+        """Run a use case as an entry point does: in a transaction committed on success."""
+        with unit_of_work(self.session):
+            return use_case(**kwargs)
+
     def register(self, email: str = "ada@example.com", password: str = PASSWORD) -> User:
-        return services.register_user(
-            session=self.session, deps=self.deps, email=email, password=password, name="Ada"
+        return self.do(
+            services.register_user,
+            session=self.session,
+            deps=self.deps,
+            email=email,
+            password=password,
+            name="Ada",
         )
 
     def admin(self, email: str = "root@example.com") -> User:
-        return services.create_admin(
-            session=self.session, deps=self.deps, email=email, password=PASSWORD, name="Root"
+        return self.do(
+            services.create_admin,
+            session=self.session,
+            deps=self.deps,
+            email=email,
+            password=PASSWORD,
+            name="Root",
         )
 
     def login(self, email: str = "ada@example.com", password: str = PASSWORD, ip: str = IP):
-        return services.authenticate(
+        return log_in(
             session=self.session, deps=self.deps, email=email, password=password, client_ip=ip
         )
 
     def refresh(self, token: str):
-        return services.refresh_tokens(session=self.session, deps=self.deps, refresh_token=token)
+        with unit_of_work(self.session, commit_on=(UnauthorizedError,)):
+            return services.refresh_tokens(
+                session=self.session, deps=self.deps, refresh_token=token
+            )
 
     def outbox(self) -> list[Outbox]:
         return list(self.session.scalars(sa.select(Outbox).order_by(Outbox.id)))
@@ -72,6 +92,7 @@ def test_registering_stores_the_normalised_email_and_records_one_event(ctx):
         "user_id": str(user.id),
         "email": "ada.lovelace@example.com",
         "name": "Ada",
+        "version": 1,
     }
 
 
@@ -105,8 +126,13 @@ def test_a_weak_password_is_refused_with_a_field_error(ctx):
 def test_unknown_email_wrong_password_and_deactivated_account_fail_alike(ctx):
     admin = ctx.admin()
     ada = ctx.register()
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(admin.id), user_id=ada.id, active=False
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(admin.id),
+        user_id=ada.id,
+        active=False,
     )
     attempts = [("nobody@example.com", PASSWORD), ("root@example.com", "wrong" + PASSWORD)]
     attempts.append(("ada@example.com", PASSWORD))
@@ -201,8 +227,13 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
     admin = ctx.admin()
     ada = ctx.register()
     pair = ctx.login()
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(admin.id), user_id=ada.id, active=False
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(admin.id),
+        user_id=ada.id,
+        active=False,
     )
     with pytest.raises(UnauthorizedError):
         ctx.refresh(pair.refresh_token)
@@ -213,22 +244,33 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
         "user.registered",
         "user.deactivated",
     ]
-    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id)}
+    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id), "version": 2}
 
 
 def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
     root = ctx.admin()
     for change in ({"role": "user"}, {"active": False}):
         with pytest.raises(ConflictError):
-            services.update_user(
-                session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=root.id, **change
+            ctx.do(
+                services.update_user,
+                session=ctx.session,
+                deps=ctx.deps,
+                actor_id=str(root.id),
+                user_id=root.id,
+                **change,
             )
     second = ctx.admin("second@example.com")
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(second.id), user_id=root.id, role="user"
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(second.id),
+        user_id=root.id,
+        role="user",
     )
     with pytest.raises(ConflictError):
-        services.update_user(
+        ctx.do(
+            services.update_user,
             session=ctx.session,
             deps=ctx.deps,
             actor_id=str(second.id),
@@ -240,19 +282,30 @@ def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
 def test_a_demoted_admin_loses_admin_rights_at_once(ctx):
     root = ctx.admin()
     second = ctx.admin("second@example.com")
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=second.id, role="user"
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=second.id,
+        role="user",
     )
     with pytest.raises(ForbiddenError):
         services.list_users(session=ctx.session, actor_id=str(second.id))
 
 
 def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
-    user, created = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email="Boss@Example.com", password=PASSWORD, name="B"
+    user, created = ctx.do(
+        services.ensure_bootstrap_admin,
+        session=ctx.session,
+        deps=ctx.deps,
+        email="Boss@Example.com",
+        password=PASSWORD,
+        name="B",
     )
     assert created and user.role == "admin"
-    again, created = services.ensure_bootstrap_admin(
+    again, created = ctx.do(
+        services.ensure_bootstrap_admin,
         session=ctx.session,
         deps=ctx.deps,
         email="boss@example.com",
@@ -266,7 +319,8 @@ def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
 def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
     ada = ctx.register()
     with pytest.raises(services.BootstrapAccountTaken, match="not an admin"):
-        services.ensure_bootstrap_admin(
+        ctx.do(
+            services.ensure_bootstrap_admin,
             session=ctx.session,
             deps=ctx.deps,
             email=ada.email,
@@ -281,14 +335,29 @@ def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
 
 def test_a_deactivated_bootstrap_admin_stays_deactivated_at_the_next_start(ctx):
     root = ctx.admin()
-    boss, _ = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email="boss@example.com", password=PASSWORD, name="B"
+    boss, _ = ctx.do(
+        services.ensure_bootstrap_admin,
+        session=ctx.session,
+        deps=ctx.deps,
+        email="boss@example.com",
+        password=PASSWORD,
+        name="B",
     )
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=boss.id, active=False
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=boss.id,
+        active=False,
     )
-    again, created = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email="boss@example.com", password=PASSWORD, name="B"
+    again, created = ctx.do(
+        services.ensure_bootstrap_admin,
+        session=ctx.session,
+        deps=ctx.deps,
+        email="boss@example.com",
+        password=PASSWORD,
+        name="B",
     )
     assert not created and again.id == boss.id and not again.is_active
 

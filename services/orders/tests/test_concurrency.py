@@ -184,7 +184,9 @@ def _wait_until_blocked_or_done(engine: sa.Engine, thread: threading.Thread) -> 
 
 def _register(engine: sa.Engine) -> None:
     with Session(engine) as session:
-        services.record_customer(session=session, user_id=ZED, email="z@x.org", name="Zed")
+        services.record_customer(
+            session=session, user_id=ZED, email="z@x.org", name="Zed", version=1
+        )
         session.commit()
 
 
@@ -200,7 +202,7 @@ def test_a_deactivation_during_a_placement_waits_for_it_and_cancels_the_order(
 
     def deactivate() -> None:
         with Session(engine) as session:
-            orders = services.deactivate_customer(session=session, user_id=ZED)
+            orders = services.deactivate_customer(session=session, user_id=ZED, version=2)
             cancelled.extend(o.id for o in orders)
             session.commit()
 
@@ -219,6 +221,7 @@ def test_a_deactivation_during_a_placement_waits_for_it_and_cancels_the_order(
             new_order=ONE_ITEM,
             render=render_while_deactivating,
         )
+        session.commit()
     deactivation.join(timeout=30)
     assert not deactivation.is_alive()
 
@@ -250,12 +253,14 @@ def test_a_placement_during_a_deactivation_waits_for_it_and_is_refused(
                         render=_created,
                     )
                 )
+                session.commit()
             except Exception as exc:
                 outcome.append(exc)
 
     placement = threading.Thread(target=place)
     with Session(engine) as deactivation:
-        services.deactivate_customer(session=deactivation, user_id=ZED)  # not committed yet
+        # Not committed yet.
+        services.deactivate_customer(session=deactivation, user_id=ZED, version=2)
         placement.start()
         _wait_until_blocked_or_done(engine, placement)
         deactivation.commit()

@@ -22,15 +22,37 @@ def on_user_registered(session: Session, event: Event) -> None:
     """Remember the user's address and welcome them."""
     data = load_event_data(event.type, event.data)
     services.record_contact(
-        session=session, user_id=data["user_id"], email=data["email"], name=data["name"]
+        session=session,
+        user_id=data["user_id"],
+        email=data["email"],
+        name=data["name"],
+        version=data["version"],
     )
     _notify(session, event, data)
+
+
+def on_user_profile_changed(session: Session, event: Event) -> None:
+    """Write to the user's new address, by their new name."""
+    data = load_event_data(event.type, event.data)
+    services.update_contact_profile(
+        session=session,
+        user_id=data["user_id"],
+        email=data["email"],
+        name=data["name"],
+        version=data["version"],
+    )
 
 
 def on_user_deactivated(session: Session, event: Event) -> None:
     """Write to the user no more: cancel what is pending, create nothing new."""
     data = load_event_data(event.type, event.data)
-    services.deactivate_contact(session=session, user_id=data["user_id"])
+    services.deactivate_contact(session=session, user_id=data["user_id"], version=data["version"])
+
+
+def on_user_reactivated(session: Session, event: Event) -> None:
+    """Write to the user again."""
+    data = load_event_data(event.type, event.data)
+    services.reactivate_contact(session=session, user_id=data["user_id"], version=data["version"])
 
 
 def on_order_event(session: Session, event: Event) -> None:
@@ -53,7 +75,9 @@ def _notify(session: Session, event: Event, data: Mapping[str, object]) -> None:
 
 HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
     "user.registered": on_user_registered,
+    "user.profile_changed": on_user_profile_changed,
     "user.deactivated": on_user_deactivated,
+    "user.reactivated": on_user_reactivated,
     "order.created": on_order_event,
     "order.status_changed": on_order_event,
 }

@@ -15,6 +15,7 @@ from services.notifications.models import Contact, Delivery, Notification, db
 from services.notifications.schemas import InvalidEventData
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
+    committed,
     order_created,
     order_status_changed,
     user_deactivated,
@@ -40,7 +41,8 @@ def _deliveries(app: Flask) -> list[tuple[str, str]]:
 
 def _add_webhook(app: Flask, user_id: str, event_types: list[str]) -> None:
     with app.app_context():
-        services.create_webhook(
+        committed(
+            services.create_webhook,
             session=db.session(),
             user_id=user_id,
             url="http://127.0.0.1:9/hook",

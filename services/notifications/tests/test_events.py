@@ -19,6 +19,8 @@ from services.notifications.tests.conftest import (
     order_created,
     order_status_changed,
     user_deactivated,
+    user_profile_changed,
+    user_reactivated,
     user_registered,
 )
 from shared.events import Event
@@ -168,3 +170,54 @@ def test_correlation_ids_that_are_not_well_formed_are_dropped_and_the_event_stil
 
     [notification] = _rows(app, Notification)
     assert (notification.request_id, notification.traceparent) == (None, None)
+
+
+def test_a_reactivated_user_is_written_to_again(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    consume(user_deactivated(ADA, version=2))
+    consume(user_reactivated(ADA, version=3))
+    consume(order_created(ADA))
+
+    [contact] = _rows(app, Contact)
+    assert (contact.active, contact.active_version) == (True, 3)
+    # The welcome was cancelled by the deactivation; the new order's mail goes out.
+    assert _deliveries(app) == [("email", "cancelled"), ("email", "pending")]
+
+
+def test_a_profile_change_moves_the_contact_to_the_new_address_and_name(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA, "ada@example.com", "Ada"))
+    consume(user_profile_changed(ADA, "ada@lovelace.example", "Ada Lovelace", version=2))
+
+    [contact] = _rows(app, Contact)
+    assert (contact.email, contact.name, contact.profile_version) == (
+        "ada@lovelace.example",
+        "Ada Lovelace",
+        2,
+    )
+
+
+def test_user_events_out_of_order_leave_the_contact_as_the_latest_version_says(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    registered = user_registered(ADA, "ada@example.com", "Ada")
+    # v4 deactivates; v2 (re-activation) and v3 (a new name) arrive after it, then v1 twice.
+    consume(user_deactivated(ADA, version=4))
+    consume(user_reactivated(ADA, version=2))
+    consume(user_profile_changed(ADA, "ada@example.com", "Ada L.", version=3))
+    consume(registered)
+    consume(registered)  # a redelivery: the inbox drops it
+    consume(dataclasses.replace(registered, id=str(uuid.uuid4())))  # a re-publication
+
+    [contact] = _rows(app, Contact)
+    assert (contact.active, contact.active_version) == (False, 4)
+    assert (contact.email, contact.name, contact.profile_version) == (
+        "ada@example.com",
+        "Ada L.",
+        3,
+    )
+    consume(order_created(ADA))
+    assert ("email", "pending") not in _deliveries(app)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 ErrorTypes = tuple[type[BaseException], ...]
@@ -48,3 +49,23 @@ def _commit(session: Session) -> None:
         # A failed commit leaves the session unusable until rolled back.
         session.rollback()
         raise
+
+
+class UseCaseCommitted(AssertionError):
+    """A use case ended the transaction that belongs to its entry point."""
+
+
+@contextmanager
+def commit_forbidden(session: Session) -> Iterator[Session]:
+    """Within the block, a commit of `session` raises UseCaseCommitted (tests run use cases so)."""
+
+    def refuse(committing: Session) -> None:
+        # Releasing a savepoint dispatches before_commit as well; it ends no transaction.
+        if not committing.in_nested_transaction():
+            raise UseCaseCommitted("a use case committed; only its entry point may")
+
+    sa.event.listen(session, "before_commit", refuse)
+    try:
+        yield session
+    finally:
+        sa.event.remove(session, "before_commit", refuse)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from services.auth import services
-from services.auth.models import db
+from services.auth.models import Outbox, db
 from services.auth.tests.conftest import PASSWORD, bearer, deps_of
 
 pytestmark = pytest.mark.integration
@@ -98,6 +99,36 @@ def test_me_returns_the_token_owner(auth):
     response = auth.me(tokens["access_token"])
     assert response.status_code == 200
     assert response.get_json() == tokens["user"]
+
+
+def test_a_user_changes_their_name_and_the_change_is_published(auth, client, pg_app):
+    tokens = auth.signup()
+    response = client.patch(
+        "/api/v1/auth/me", json={"name": " Ada Lovelace "}, headers=bearer(tokens["access_token"])
+    )
+    assert response.status_code == 200
+    assert response.get_json()["name"] == "Ada Lovelace"
+    assert auth.me(tokens["access_token"]).get_json()["name"] == "Ada Lovelace"
+    with pg_app.app_context():
+        [*_, row] = db.session.scalars(sa.select(Outbox).order_by(Outbox.id))
+        assert row.type == "user.profile_changed"
+        assert row.payload["data"] == {
+            "user_id": tokens["user"]["id"],
+            "email": "ada@example.com",
+            "name": "Ada Lovelace",
+            "version": 2,
+        }
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "Ada", "email": "eve@example.com"}, {"name": 7}]
+)
+def test_a_profile_patch_takes_only_a_non_empty_name(auth, client, body):
+    tokens = auth.signup()
+    response = client.patch("/api/v1/auth/me", json=body, headers=bearer(tokens["access_token"]))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert auth.me(tokens["access_token"]).get_json()["email"] == "ada@example.com"
 
 
 def test_me_without_a_token_is_401(client):

@@ -23,7 +23,7 @@ from shared.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
-from shared.uow import unit_of_work
+from shared.uow import commit_forbidden, unit_of_work
 
 IP = "203.0.113.7"
 
@@ -402,3 +402,107 @@ def test_settings_are_frozen(ctx):
     with pytest.raises(AttributeError):
         ctx.deps.settings.access_ttl = 1  # type: ignore[misc]
     assert replace(ctx.deps.settings, access_ttl=1).access_ttl == 1
+
+
+def test_no_use_case_commits_the_transaction_of_its_caller(ctx):
+    """Every use case runs with commits refused; the test, as entry point, commits at the end."""
+    on = {"session": ctx.session, "deps": ctx.deps}
+    with commit_forbidden(ctx.session):
+        root = services.create_admin(
+            session=ctx.session,
+            deps=ctx.deps,
+            email="root@example.com",
+            password=PASSWORD,
+            name="R",
+        )
+        ada = services.register_user(**on, email="ada@example.com", password=PASSWORD, name="A")
+        attempt = services.begin_login(**on, email="ada@example.com", client_ip=IP)
+        pair = services.finish_login(**on, attempt=attempt, password=PASSWORD)
+        pair = services.refresh_tokens(**on, refresh_token=pair.refresh_token)
+        services.update_profile(**on, user_id=str(ada.id), name="B")
+        for change in ({"role": "admin"}, {"active": False}, {"active": True}):
+            services.update_user(**on, actor_id=str(root.id), user_id=ada.id, **change)
+        services.logout(
+            session=ctx.session,
+            deps=ctx.deps,
+            user_id=str(ada.id),
+            refresh_token=pair.refresh_token,
+        )
+        services.ensure_bootstrap_admin(
+            session=ctx.session,
+            deps=ctx.deps,
+            email="boss@example.com",
+            password=PASSWORD,
+            name="B",
+        )
+    ctx.session.commit()
+    assert [row.type for row in ctx.outbox()] == [
+        "user.registered",
+        "user.registered",
+        "user.profile_changed",
+        "user.role_changed",
+        "user.deactivated",
+        "user.reactivated",
+        "user.registered",
+    ]
+
+
+def test_each_change_of_a_user_counts_one_version_carried_by_its_event(ctx):
+    root = ctx.admin()
+    ada = ctx.register()
+    ctx.do(
+        services.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
+    )
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=ada.id,
+        role="admin",
+        active=False,
+    )
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=ada.id,
+        active=True,
+    )
+    # Nothing changes: no version, no event.
+    ctx.do(
+        services.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
+    )
+
+    events = [(row.type, row.payload["data"]) for row in ctx.outbox()][1:]
+    uid = str(ada.id)
+    assert events == [
+        (
+            "user.registered",
+            {"user_id": uid, "email": "ada@example.com", "name": "Ada", "version": 1},
+        ),
+        (
+            "user.profile_changed",
+            {"user_id": uid, "email": "ada@example.com", "name": "Ann", "version": 2},
+        ),
+        ("user.role_changed", {"user_id": uid, "role": "admin", "version": 3}),
+        ("user.deactivated", {"user_id": uid, "version": 4}),
+        ("user.reactivated", {"user_id": uid, "version": 5}),
+    ]
+    ctx.session.refresh(ada)
+    assert ada.version == 5
+    assert ctx.login().access_token  # re-activated: may log in again
+
+
+def test_a_blank_name_is_refused_and_changes_nothing(ctx):
+    ada = ctx.register()
+    with pytest.raises(UnprocessableError):
+        ctx.do(
+            services.update_profile,
+            session=ctx.session,
+            deps=ctx.deps,
+            user_id=str(ada.id),
+            name="  ",
+        )
+    assert [row.type for row in ctx.outbox()] == ["user.registered"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from services.notifications.tests.conftest import (
     user_registered,
 )
 from shared.events import Event
+from shared.uow import commit_forbidden
 
 pytestmark = pytest.mark.integration
 
@@ -221,3 +223,52 @@ def test_user_events_out_of_order_leave_the_contact_as_the_latest_version_says(
     )
     consume(order_created(ADA))
     assert ("email", "pending") not in _deliveries(app)
+
+
+def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
+    now = datetime.now(UTC)
+    with app.app_context():
+        session = db.session()
+        with commit_forbidden(session):
+            services.record_contact(
+                session=session, user_id=ADA, email="a@x.org", name="Ada", version=1
+            )
+            services.update_contact_profile(
+                session=session, user_id=ADA, email="a@x.org", name="Ann", version=2
+            )
+            notification = services.notify(
+                session=session,
+                user_id=ADA,
+                event_id=str(uuid.uuid4()),
+                event_type="order.created",
+                occurred_at=now,
+                data=order_created(ADA).data,
+            )
+            services.mark_read(session=session, user_id=ADA, notification_id=notification.id)
+            endpoint = services.create_webhook(
+                session=session,
+                user_id=ADA,
+                url="http://127.0.0.1:9/hook",
+                event_types=["order.created"],
+                description=None,
+                guard=TargetGuard(allow_private=True),
+                max_per_user=10,
+            )
+            services.delete_webhook(session=session, user_id=ADA, webhook_id=endpoint.id)
+            now += timedelta(seconds=1)  # the new deliveries are due
+            jobs = services.claim_due_deliveries(
+                session=session, now=now, limit=10, lease_seconds=60, max_attempts=3
+            )
+            assert services.renew_claim(session=session, job=jobs[0], now=now, lease_seconds=60)
+            services.record_delivery_failed(
+                session=session,
+                job=jobs[0],
+                error="refused",
+                now=now,
+                policy=services.RetryPolicy(max_attempts=1, base_seconds=1, cap_seconds=1),
+            )
+            services.retry_failed_deliveries(session=session, now=now)
+            services.deactivate_contact(session=session, user_id=ADA, version=3)
+            services.reactivate_contact(session=session, user_id=ADA, version=4)
+        session.rollback()
+    assert _rows(app, Contact) == [] and _rows(app, Notification) == []

@@ -18,6 +18,7 @@ from services.orders import services
 from services.orders.models import Customer, Order, Outbox, db
 from services.orders.tests.helpers import rows
 from shared.errors import ForbiddenError
+from shared.uow import commit_forbidden
 
 pytestmark = pytest.mark.integration
 
@@ -271,3 +272,38 @@ def test_a_placement_during_a_deactivation_waits_for_it_and_is_refused(
     assert isinstance(refused, ForbiddenError)
     assert rows(app, Order) == [] and rows(app, Outbox) == []
     assert [c.active for c in rows(app, Customer)] == [False]
+
+
+def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    admin = services.Actor("user-admin", is_admin=True)
+    with Session(engine) as session, commit_forbidden(session):
+        services.record_customer(
+            session=session, user_id=ZED, email="z@x.org", name="Zed", version=1
+        )
+        services.update_customer_profile(
+            session=session, user_id=ZED, email="z@x.org", name="Zoe", version=2
+        )
+        first, second = (
+            services.place_order(
+                session=session,
+                actor=services.Actor(ZED),
+                new_order=ONE_ITEM,
+                render=_created,
+                idempotency_key=key,
+            )
+            for key in ("k-1", "k-2")
+        )
+        first_id = uuid.UUID(first.response.body["id"])
+        services.change_order_status(
+            session=session, actor=admin, order_id=first_id, status="confirmed"
+        )
+        services.cancel_order(session=session, actor=admin, order_id=first_id)
+        services.deactivate_customer(session=session, user_id=ZED, version=3)
+        services.reactivate_customer(session=session, user_id=ZED, version=4)
+        services.purge_expired_idempotency_keys(session=session)
+        # Nothing was committed: the whole run is still one open transaction.
+        with Session(engine) as other:
+            assert other.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+    assert second.response.status == 201

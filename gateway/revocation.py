@@ -5,8 +5,8 @@ changed at T" and from then on refuses every token of U issued at or before T. A
 deactivation no newer token can exist (auth refuses that user's logins and refreshes); if
 an admin re-activates U, tokens issued after that are accepted again without any further
 event. After a role change the client refreshes its token, and the new one carries the new
-role. (iat has whole seconds: a token refreshed within the same second as the change is
-refused too, and the next refresh a second later is accepted.)
+role. Auth gives iat to the microsecond, and reads the user under a share lock when it
+issues a token, so a token issued before the change has an iat before the event's time.
 
 Order: the store keeps the latest time it was given, so a late or redelivered older event
 never shortens a newer revocation; a re-activation needs no entry at all.
@@ -64,7 +64,7 @@ class RevocationStore(Protocol):
 
 def token_predates(principal: Principal, revoked_at: float | None) -> bool:
     """True when the principal's token was issued at or before its user's deactivation."""
-    # iat has whole seconds: a token from the same second as the deactivation is refused.
+    # A token with whole-second iat from the same second as the change is refused.
     return revoked_at is not None and principal.issued_at <= revoked_at
 
 

@@ -237,13 +237,15 @@ def issue_access_token(*, deps: AuthDeps, user: User, now: datetime) -> str:
     except SigningKeyError as exc:
         log.error("cannot sign tokens", extra={"error": str(exc)})
         raise ServiceUnavailableError("Tokens cannot be issued right now.") from None
-    issued_at = int(now.timestamp())
+    # iat to the microsecond: a token refreshed right after a role change must be told apart
+    # from one issued right before it (the gateway refuses those issued at or before it).
+    issued_at = round(now.timestamp(), 6)
     claims = {
         "iss": deps.settings.issuer,
         "aud": deps.settings.audience,
         "sub": str(user.id),
         "iat": issued_at,
-        "exp": issued_at + deps.settings.access_ttl,
+        "exp": int(issued_at) + deps.settings.access_ttl,
         "jti": uuid.uuid4().hex,
         "roles": [user.role],
     }
@@ -414,14 +416,18 @@ def finish_login(
         session.execute(sa.delete(LoginFailure).where(LoginFailure.created_at <= since))
         raise UnauthorizedError(INVALID_CREDENTIALS)
 
+    rehash = deps.passwords.check_needs_rehash(user.password_hash)
+    # Locked as in refresh_tokens, after the slow password check: a change being committed
+    # is waited for and the token carries its result. Exclusively when the hash is to be
+    # rewritten, so two such logins queue instead of deadlocking on a lock upgrade.
+    session.refresh(user, with_for_update={"read": not rehash})
+    if not user.is_active:
+        raise UnauthorizedError(INVALID_CREDENTIALS)  # deactivated while we checked
     session.execute(sa.delete(LoginFailure).where(LoginFailure.key == key))
-    if deps.passwords.check_needs_rehash(user.password_hash):
+    if rehash:
         # Parameters were raised since this hash was made: upgrade it while we have the password.
         user.password_hash = deps.passwords.hash(password)
-        user.updated_at = now
-        # Counted in SQL: this login holds no lock on the user row (an admin's change may
-        # be committing at the same moment), and no other service keeps the hash.
-        user.version = User.version + 1
+        _changed(user, now)
     return _token_pair(session=session, deps=deps, user=user, now=now, family_id=uuid.uuid4())
 
 
@@ -441,7 +447,9 @@ def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> T
         _reuse_detected(session, family_id, token.user_id, now)
     if as_utc(token.expires_at) <= now:
         raise UnauthorizedError(INVALID_REFRESH)
-    user = session.get(User, token.user_id)
+    # FOR SHARE: a role change or deactivation being committed is waited for, so the new
+    # token carries the new role, and was issued (`now`) before any change it has not seen.
+    user = session.get(User, token.user_id, with_for_update={"read": True})
     if user is None or not user.is_active:
         _revoke_family(session, family_id, now)
         raise UnauthorizedError(INVALID_REFRESH)

@@ -164,7 +164,7 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
         right = requests.post(
             f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
         )
-        assert right.status_code == 429
+        assert right.status_code == 429, statuses
         assert right.headers["Content-Type"] == "application/problem+json"
         assert 0 < int(right.headers["Retry-After"]) <= 901
     finally:

@@ -93,14 +93,29 @@ def test_a_demoted_admins_older_token_is_refused_and_a_newer_one_accepted(gatewa
     assert len(upstream.received) == 1
 
 
-def test_role_changes_out_of_order_keep_the_latest_cut_off():
-    store = MemoryRevocationStore(1020)
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def store(request):
+    """Each revocation store the gateway may run with."""
+    if request.param == "memory":
+        yield MemoryRevocationStore(1020)
+        return
+    client = redis_client("redis://127.0.0.1:6379/0")
+    store = RedisRevocationStore(client, prefix=f"gw-test-{uuid.uuid4().hex[:8]}", ttl_seconds=1020)
+    try:
+        yield store
+    finally:
+        client.delete(store.key("u"))
+        client.close()
+
+
+def test_role_changes_out_of_order_keep_the_latest_cut_off(store):
     handle = user_deactivated_handler(store)
     now = time.time()
 
-    # v3 (promoted again) arrives first, then the late v2 (demoted), then v1 once more.
+    # v3 (promoted again) arrives first, then the late v2 (demoted), then v1 twice.
     handle(role_changed("u", "admin", at=now, version=3))
     handle(role_changed("u", "user", at=now - 10, version=2))
+    handle(role_changed("u", "admin", at=now - 20, version=1))
     handle(role_changed("u", "admin", at=now - 20, version=1))
 
     assert store.revoked_at("u") == pytest.approx(now)

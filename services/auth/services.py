@@ -627,8 +627,10 @@ def update_profile(*, session: Session, deps: AuthDeps, user_id: str, name: str)
     name = name.strip()
     if not name:
         raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
-    get_active_user(session=session, user_id=user_id)
+    get_active_user(session=session, user_id=user_id)  # 401 for an unknown or inactive one
     user = _locked_user(session, user_id)
+    if not user.is_active:  # deactivated while we waited for the lock
+        raise UnauthorizedError("The account no longer exists or is deactivated.")
     if name != user.name:
         user.name = name
         _changed(user, deps.clock())

@@ -20,6 +20,7 @@ from services.orders.models import Customer, Inbox, Order, Outbox, db
 from services.orders.tests.helpers import EventQueue, order_body, rows
 from shared.events import Event, InvalidEvent
 from shared.messaging import Consumer, Publisher, declare_topology
+from shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -339,3 +340,50 @@ def _as_new(event: Event) -> dict[str, Any]:
     """The arguments of user_event that make the same change again under a new event id."""
     data = dict(event.data)
     return {"type_": event.type, "version": data.pop("version"), **data}
+
+
+def test_user_events_out_of_order_through_the_broker_leave_the_latest_state(
+    app: Flask, amqp_url: str, place: Place, alice: Headers
+) -> None:
+    order = place(alice)
+    registered = user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al")
+    reactivated = user_event("user.reactivated", user_id="user-alice", version=2)
+    deactivated = user_event("user.deactivated", user_id="user-alice", version=3)
+    marker = user_event("user.registered", user_id="u-marker", email="m@x.org", name="M")
+    settings = {
+        "delivery_limit": app.config["EVENT_DELIVERY_LIMIT"],
+        "retry_delays": app.config["EVENT_RETRY_DELAYS"],
+    }
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        declare_topology(connection.channel(), CONSUMER, list(HANDLERS), **settings)
+    finally:
+        connection.close()
+    with Publisher(amqp_url) as publisher:
+        published = publisher.publish_batch([deactivated, reactivated, registered, registered])
+        assert published == [True] * 4
+        assert publisher.publish_batch([marker]) == [True]
+
+    consumer = Consumer(amqp_url, CONSUMER, list(HANDLERS), event_handler(app), **settings)
+    thread = threading.Thread(target=consumer.run, name="orders-consumer")
+    thread.start()
+    try:
+        wait_for(
+            lambda: any(c.user_id == "u-marker" for c in rows(app, Customer)),
+            timeout=15,
+            what="the consumer reaching the last event",
+        )
+    finally:
+        consumer.stop()
+        thread.join(timeout=15)
+    assert not thread.is_alive()
+
+    with app.app_context():
+        customer = db.session.get(Customer, "user-alice")
+        assert customer is not None
+        assert (customer.active, customer.active_version, customer.profile_version) == (
+            False,
+            3,
+            1,
+        )
+    assert {str(o.id): o.status for o in rows(app, Order)} == {order["id"]: "cancelled"}

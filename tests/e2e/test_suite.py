@@ -120,6 +120,19 @@ def test_the_gateway_publishes_every_services_api(suite):
         assert path in document["paths"]
 
 
+def test_every_process_talks_to_the_broker_as_its_own_services_user(suite, alices_order):
+    from shared.testing import rabbitmqctl
+
+    listed = rabbitmqctl("list_connections", "vhost", "user", "-q", "--no-table-headers")
+    users = {
+        line.split("\t")[1] for line in listed.splitlines() if line.split("\t")[0] == suite.vhost
+    }
+
+    # Relays (auth, orders), consumers (orders, notifications) and the revocation worker.
+    services = ("auth", "orders", "notifications", "gateway")
+    assert users == {f"{suite.vhost}-{service}" for service in services}
+
+
 def set_user(admin, user_id: str, **change) -> None:
     response = admin.request("PATCH", f"/api/v1/auth/users/{user_id}", json=change)
     assert response.status_code == 200, response.text

@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import jwt
 import sqlalchemy as sa
@@ -29,6 +31,7 @@ from services.auth.models import (
     ROLE_ADMIN,
     ROLE_USER,
     ROLES,
+    EmailVerification,
     LoginFailure,
     Outbox,
     RefreshToken,
@@ -39,7 +42,9 @@ from shared.db import as_utc, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
+    GoneError,
     NotFoundError,
+    ServiceError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -55,6 +60,8 @@ log = logging.getLogger(__name__)
 EVENT_SOURCE = "/auth"
 INVALID_CREDENTIALS = "Invalid email or password."
 INVALID_REFRESH = "The refresh token is invalid, expired or revoked."
+INVALID_VERIFICATION = "The verification link is invalid or was already used."
+EXPIRED_VERIFICATION = "The verification link has expired; register again for a new one."
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,13 @@ class AuthSettings:
     refresh_ttl: int = 30 * 24 * 3600
     max_login_failures: int = 5
     login_window: int = 15 * 60
+    # Across all addresses: past this many failures in the window, an account takes one
+    # attempt per `account_login_delay` seconds (slower guessing, never a lock-out).
+    account_max_failures: int = 20
+    account_login_delay: int = 10
+    # The address of the verification link mailed at registration; `?token=` follows.
+    verify_email_url: str = "http://127.0.0.1:8080/api/v1/auth/verify-email"
+    verification_ttl: int = 24 * 3600
 
 
 @dataclass
@@ -105,8 +119,30 @@ def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
-def _check_password(password: str) -> None:
-    problems = password_problems(password)
+# Control characters, and line and paragraph separators: a name reaches mails and logs,
+# where a line break could start a header or a forged log line.
+_LINE_OR_CONTROL = frozenset({"Cc", "Zl", "Zp"})
+NAME_WITH_CONTROL_CHARACTERS = "Line breaks and control characters are not allowed."
+
+
+def name_has_control_characters(name: str) -> bool:
+    """True when a name holds a line break, a tab or another control character."""
+    return any(unicodedata.category(char) in _LINE_OR_CONTROL for char in name)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    if name_has_control_characters(name):
+        raise UnprocessableError(
+            NAME_WITH_CONTROL_CHARACTERS, errors={"name": [NAME_WITH_CONTROL_CHARACTERS]}
+        )
+    return name
+
+
+def _check_password(password: str, email: str) -> None:
+    problems = password_problems(password, email=email)
     if problems:
         raise UnprocessableError(
             "The password does not meet the password policy.", errors={"password": problems}
@@ -120,18 +156,20 @@ def _email_taken() -> ConflictError:
     )
 
 
-def _create_user(
-    *, session: Session, deps: AuthDeps, email: str, password: str, name: str, role: str
+def _new_user(
+    *,
+    session: Session,
+    deps: AuthDeps,
+    email: str,
+    password: str,
+    name: str,
+    role: str,
+    now: datetime,
 ) -> User:
+    """Add a user and its `user.registered` event to the session (no commit)."""
     email = normalize_email(email)
-    name = name.strip()
-    if not name:
-        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
-    _check_password(password)
-    # A cheap early answer; the unique index below is what makes it race-safe.
-    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
-        raise _email_taken()
-    now = deps.clock()
+    name = _check_name(name)
+    _check_password(password, email)
     user = User(
         id=uuid.uuid4(),
         email=email,
@@ -143,14 +181,8 @@ def _create_user(
         updated_at=now,
         version=1,
     )
-    try:
-        # A savepoint: a lost race is a 409, and the caller's transaction stays usable
-        # (ensure_bootstrap_admin reads the winner's row after it).
-        with session.begin_nested():
-            session.add(user)
-            _record_user_event(session, "user.registered", user, {"email": email, "name": name})
-    except IntegrityError:
-        raise _email_taken() from None
+    session.add(user)
+    _record_user_event(session, "user.registered", user, {"email": email, "name": name})
     return user
 
 
@@ -169,13 +201,159 @@ def _changed(user: User, now: datetime) -> None:
     user.updated_at = now
 
 
+def _create_user(
+    *, session: Session, deps: AuthDeps, email: str, password: str, name: str, role: str
+) -> User:
+    email = normalize_email(email)
+    # A cheap early answer; the unique index below is what makes it race-safe.
+    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        raise _email_taken()
+    now = deps.clock()
+    try:
+        # A savepoint: a lost race is a 409, and the caller's transaction stays usable
+        # (ensure_bootstrap_admin reads the winner's row after it).
+        with session.begin_nested():
+            user = _new_user(
+                session=session,
+                deps=deps,
+                email=email,
+                password=password,
+                name=name,
+                role=role,
+                now=now,
+            )
+            # Accounts made by an operator (CLI, bootstrap admin) have a known address.
+            user.email_verified_at = now
+            _changed(user, now)
+            _record_user_event(session, "user.email_verified", user)
+    except IntegrityError:
+        raise _email_taken() from None
+    return user
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a registration answers: the same whether or not the address was free."""
+
+    email: str
+    detail: str = "Check your mailbox: a link to verify your address is on its way."
+
+
 def register_user(
     *, session: Session, deps: AuthDeps, email: str, password: str, name: str
-) -> User:
-    """Create a user account and record `user.registered` in the same transaction."""
-    return _create_user(
-        session=session, deps=deps, email=email, password=password, name=name, role=ROLE_USER
+) -> Registration:
+    """Register, or warn the owner of a taken address; both answer alike. No commit.
+
+    A new account gets `user.registered` and `user.verification_requested` (the link).
+    A taken address changes nothing but `user.registration_attempted`, the owner's warning
+    mail, after the same password hashing, so neither answer nor timing tells the caller
+    who has an account.
+    """
+    email = normalize_email(email)
+    _check_name(name)
+    _check_password(password, email)
+    now = deps.clock()
+    owner = session.scalar(sa.select(User).where(User.email == email))
+    if owner is not None:
+        deps.passwords.hash(password)
+        event = new_event(
+            "user.registration_attempted",
+            EVENT_SOURCE,
+            {"user_id": str(owner.id)},
+            subject=str(owner.id),
+        )
+        record_event(session, event, model=Outbox)
+        return Registration(email=email)
+    try:
+        # The user's row first: the link refers to it. The unique index shows a race here;
+        # a savepoint keeps the caller's transaction usable after it.
+        with session.begin_nested():
+            user = _new_user(
+                session=session,
+                deps=deps,
+                email=email,
+                password=password,
+                name=name,
+                role=ROLE_USER,
+                now=now,
+            )
+    except IntegrityError:
+        # A concurrent registration took the address since our look-up: answer alike.
+        return Registration(email=email)
+    request_email_verification(session=session, deps=deps, user=user, now=now)
+    return Registration(email=email)
+
+
+def hash_verification_token(token: str) -> str:
+    """SHA-256 hex of a verification token: what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def request_email_verification(
+    *, session: Session, deps: AuthDeps, user: User, now: datetime
+) -> None:
+    """Add a single-use verification link and `user.verification_requested` (no commit)."""
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(seconds=deps.settings.verification_ttl)
+    session.add(
+        EmailVerification(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            email=user.email,
+            token_hash=hash_verification_token(token),
+            created_at=now,
+            expires_at=expires_at,
+        )
     )
+    event = new_event(
+        "user.verification_requested",
+        EVENT_SOURCE,
+        {
+            "user_id": str(user.id),
+            "email": user.email,
+            "name": user.name,
+            "verify_url": f"{deps.settings.verify_email_url}?{urlencode({'token': token})}",
+            "expires_at": expires_at.isoformat(),
+        },
+        subject=str(user.id),
+    )
+    record_event(session, event, model=Outbox)
+
+
+def verify_email(*, session: Session, deps: AuthDeps, token: str) -> User:
+    """Mark the address of a verification link verified; 400 invalid or used, 410 expired.
+
+    The link is spent in one conditional UPDATE, so of two concurrent uses one wins.
+    Records `user.email_verified` the first time the address is verified. No commit.
+    """
+    now = deps.clock()
+    link = session.scalar(
+        sa.select(EmailVerification).where(
+            EmailVerification.token_hash == hash_verification_token(token)
+        )
+    )
+    if link is None or link.used_at is not None:
+        raise ServiceError(INVALID_VERIFICATION)
+    if as_utc(link.expires_at) <= now:
+        raise GoneError(EXPIRED_VERIFICATION)
+    spent = session.execute(
+        sa.update(EmailVerification)
+        .where(EmailVerification.id == link.id, EmailVerification.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rows_matched(spent) != 1:
+        raise ServiceError(INVALID_VERIFICATION)
+    # Locked: the version this change counts must not be counted by another one as well.
+    user = session.get(User, link.user_id, with_for_update=True, populate_existing=True)
+    if user is None or user.email != link.email:
+        # The address changed since the link was sent: it proves nothing about the new one.
+        raise ServiceError(INVALID_VERIFICATION)
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+        _changed(user, now)
+        _record_user_event(session, "user.email_verified", user)
+    return user
 
 
 def create_admin(*, session: Session, deps: AuthDeps, email: str, password: str, name: str) -> User:
@@ -331,6 +509,11 @@ def throttle_key(client_ip: str, email: str) -> str:
     return hashlib.sha256(f"{client_ip}\n{email}".encode()).hexdigest()
 
 
+def account_throttle_key(email: str) -> str:
+    """The throttle bucket of one (normalised) email, whatever the client address."""
+    return hashlib.sha256(f"account\n{email}".encode()).hexdigest()
+
+
 def _failures_since(session: Session, key: str, since: datetime) -> int:
     return int(
         session.scalar(
@@ -363,13 +546,51 @@ def _throttled(
     )
 
 
+def _slow_down_account(
+    session: Session,
+    deps: AuthDeps,
+    account_key: str,
+    since: datetime,
+    now: datetime,
+    *,
+    ours: int | None = None,
+) -> None:
+    """429 while an account with many recent failures had an attempt less than a delay ago.
+
+    Counted across client addresses, so spreading guesses over many addresses gains
+    nothing past `account_max_failures`; the owner is slowed by seconds, never locked out.
+    `ours` is this request's own attempt row, already committed: another attempt in the
+    same delay (a concurrent one included) means this one waits.
+    """
+    settings = deps.settings
+    earlier = _failures_since(session, account_key, since) - (1 if ours is not None else 0)
+    if earlier < settings.account_max_failures:
+        return
+    delay = timedelta(seconds=settings.account_login_delay)
+    query = sa.select(sa.func.max(LoginFailure.created_at)).where(
+        LoginFailure.key == account_key, LoginFailure.created_at > now - delay
+    )
+    if ours is not None:
+        query = query.where(LoginFailure.id != ours)
+    latest = session.scalar(query)
+    if latest is None:
+        return
+    retry_after = max(1, int((as_utc(latest) + delay - now).total_seconds()) + 1)
+    raise TooManyRequestsError(
+        "Too many failed logins for this account; try again in a few seconds.",
+        retry_after=retry_after,
+    )
+
+
 @dataclass(frozen=True)
 class LoginAttempt:
-    """A login in progress: its throttle bucket, its recorded attempt row and when it began."""
+    """A login in progress: its throttle buckets, its recorded attempt rows, when it began."""
 
     email: str
     key: str
+    account_key: str
     attempt_id: int
+    account_attempt_id: int
     now: datetime
 
 
@@ -377,19 +598,37 @@ def begin_login(*, session: Session, deps: AuthDeps, email: str, client_ip: str)
     """First step of a login: 429 when throttled, else record the attempt (a failure so far).
 
     The caller commits the attempt before `finish_login`, so that concurrent attempts in
-    other workers and replicas see it when they count (see `log_in`).
+    other workers and replicas see it when they count (see `api.log_in`).
     """
     email = normalize_email(email)
     now = deps.clock()
-    key = throttle_key(client_ip, email)
     since = now - timedelta(seconds=deps.settings.login_window)
+    key = throttle_key(client_ip, email)
+    account_key = account_throttle_key(email)
     count = _failures_since(session, key, since)
     if count >= deps.settings.max_login_failures:
         raise _throttled(session, deps, key, count, now)
+    _slow_down_account(session, deps, account_key, since, now)
     attempt = LoginFailure(key=key, created_at=now)
-    session.add(attempt)
+    account_attempt = LoginFailure(key=account_key, created_at=now)
+    session.add_all([attempt, account_attempt])
     session.flush()
-    return LoginAttempt(email=email, key=key, attempt_id=attempt.id, now=now)
+    return LoginAttempt(
+        email=email,
+        key=key,
+        account_key=account_key,
+        attempt_id=attempt.id,
+        account_attempt_id=account_attempt.id,
+        now=now,
+    )
+
+
+def _forget_attempt(session: Session, attempt: LoginAttempt) -> None:
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.id.in_([attempt.attempt_id, attempt.account_attempt_id]))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def finish_login(
@@ -398,22 +637,33 @@ def finish_login(
     """Second step: re-count, check the password, then issue a new token family.
 
     Unknown email, wrong password and a deactivated account all answer the same 401,
-    after the same argon2 work. The caller commits on 401 and 429 too: the attempt row
-    stays as a recorded failure (401), or is deleted when it came over the limit (429).
+    after the same argon2 work. The caller commits on 401 and 429 too: the attempt rows
+    stay as a recorded failure (401), or are deleted when they came over a limit (429).
     """
     now, key = attempt.now, attempt.key
     limit = deps.settings.max_login_failures
     since = now - timedelta(seconds=deps.settings.login_window)
     count = _failures_since(session, key, since)
     if count > limit:
-        session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt.attempt_id))
+        _forget_attempt(session, attempt)
         raise _throttled(session, deps, key, count - 1, now)
+    try:
+        _slow_down_account(
+            session, deps, attempt.account_key, since, now, ours=attempt.account_attempt_id
+        )
+    except TooManyRequestsError:
+        _forget_attempt(session, attempt)
+        raise
 
     user = session.scalar(sa.select(User).where(User.email == attempt.email))
     valid = deps.passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
-        # The attempt row stays: it is now a recorded failure. Old rows go while we are here.
-        session.execute(sa.delete(LoginFailure).where(LoginFailure.created_at <= since))
+        # The attempt rows stay: they are now a recorded failure. Old rows go meanwhile.
+        session.execute(
+            sa.delete(LoginFailure)
+            .where(LoginFailure.created_at <= since)
+            .execution_options(synchronize_session=False)
+        )
         raise UnauthorizedError(INVALID_CREDENTIALS)
 
     rehash = deps.passwords.check_needs_rehash(user.password_hash)
@@ -423,7 +673,17 @@ def finish_login(
     session.refresh(user, with_for_update={"read": not rehash})
     if not user.is_active:
         raise UnauthorizedError(INVALID_CREDENTIALS)  # deactivated while we checked
-    session.execute(sa.delete(LoginFailure).where(LoginFailure.key == key))
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.key == key)
+        .execution_options(synchronize_session=False)
+    )
+    # Only this attempt was no failure; the account's other failures keep counting.
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.id == attempt.account_attempt_id)
+        .execution_options(synchronize_session=False)
+    )
     if rehash:
         # Parameters were raised since this hash was made: upgrade it while we have the password.
         user.password_hash = deps.passwords.hash(password)
@@ -624,9 +884,7 @@ def _locked_user(session: Session, user_id: str | uuid.UUID) -> User:
 
 def update_profile(*, session: Session, deps: AuthDeps, user_id: str, name: str) -> User:
     """Change the caller's own name; records `user.profile_changed` when it changed."""
-    name = name.strip()
-    if not name:
-        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    name = _check_name(name)
     get_active_user(session=session, user_id=user_id)  # 401 for an unknown or inactive one
     user = _locked_user(session, user_id)
     if not user.is_active:  # deactivated while we waited for the lock

@@ -151,6 +151,25 @@ UserDeactivatedData = Schema.from_dict(
 UserReactivatedData = Schema.from_dict(
     {"user_id": _id(), "version": _count(1)}, name="UserReactivatedData"
 )
+UserEmailVerifiedData = Schema.from_dict({"user_id": _id()}, name="UserEmailVerifiedData")
+UserRegistrationAttemptedData = Schema.from_dict(
+    {"user_id": _id()}, name="UserRegistrationAttemptedData"
+)
+UserVerificationRequestedData = Schema.from_dict(
+    {
+        "user_id": _id(),
+        "email": fields.Email(required=True, validate=validate.Length(max=320)),
+        "name": fields.String(required=True, validate=validate.Length(max=200)),
+        "verify_url": fields.URL(
+            required=True,
+            schemes={"http", "https"},
+            require_tld=False,
+            validate=validate.Length(max=MAX_URL_LENGTH),
+        ),
+        "expires_at": fields.AwareDateTime(required=True),
+    },
+    name="UserVerificationRequestedData",
+)
 OrderItemData = Schema.from_dict(
     {
         "sku": fields.String(required=True, validate=validate.Length(min=1, max=100)),
@@ -187,6 +206,9 @@ EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
     "user.profile_changed": UserProfileChangedData,
     "user.deactivated": UserDeactivatedData,
     "user.reactivated": UserReactivatedData,
+    "user.email_verified": UserEmailVerifiedData,
+    "user.registration_attempted": UserRegistrationAttemptedData,
+    "user.verification_requested": UserVerificationRequestedData,
     "order.created": OrderCreatedData,
     "order.status_changed": OrderStatusChangedData,
 }

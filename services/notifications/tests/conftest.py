@@ -193,6 +193,44 @@ def user_profile_changed(user_id: str, email_address: str, name: str, version: i
     )
 
 
+def user_email_verified(user_id: str, version: int = 2) -> Event:
+    """A user.email_verified event: the owner followed the link mailed at registration."""
+    return Event(
+        type="user.email_verified",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id, "version": version},
+    )
+
+
+def user_verification_requested(
+    user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
+) -> Event:
+    """A user.verification_requested event as auth publishes it at registration."""
+    return Event(
+        type="user.verification_requested",
+        source="/auth",
+        subject=user_id,
+        data={
+            "user_id": user_id,
+            "email": email_address,
+            "name": name,
+            "verify_url": "http://127.0.0.1:8080/api/v1/auth/verify-email?token=tok-" + user_id,
+            "expires_at": "2030-01-01T00:00:00+00:00",
+        },
+    )
+
+
+def user_registration_attempted(user_id: str) -> Event:
+    """A user.registration_attempted event: someone tried to register a taken address."""
+    return Event(
+        type="user.registration_attempted",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id},
+    )
+
+
 def user_deactivated(user_id: str, version: int = 2) -> Event:
     """A user.deactivated event as auth publishes it."""
     return Event(

@@ -20,6 +20,7 @@ from services.notifications.tests.conftest import (
     order_created,
     order_status_changed,
     user_deactivated,
+    user_email_verified,
     user_profile_changed,
     user_reactivated,
     user_registered,
@@ -61,11 +62,12 @@ def test_a_registered_user_gets_a_contact_a_welcome_and_a_welcome_email(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA, "ada@example.com", "Ada"))
+    consume(user_email_verified(ADA))  # the address owner followed the link
 
     [contact] = _rows(app, Contact)
     assert (contact.email, contact.name, contact.active) == ("ada@example.com", "Ada", True)
     [notification] = _rows(app, Notification)
-    assert notification.title == "Welcome to Flask Suite, Ada"
+    assert notification.title == "Welcome to Flask Suite"
     assert _deliveries(app) == [("email", "pending")]
 
 
@@ -84,6 +86,7 @@ def test_an_order_event_goes_to_the_webhooks_subscribed_to_its_type_only(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     _add_webhook(app, ADA, ["order.created"])
     _add_webhook(app, ADA, ["order.status_changed"])
     _add_webhook(app, "someone-else", ["order.created"])
@@ -114,6 +117,7 @@ def test_deactivation_cancels_pending_deliveries_and_stops_new_ones(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     _add_webhook(app, ADA, ["order.created"])
     consume(order_created(ADA))
 
@@ -130,6 +134,7 @@ def test_a_deactivation_that_overtakes_the_registration_still_wins(
 ) -> None:
     consume(user_deactivated(ADA))
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
 
     [contact] = _rows(app, Contact)
     assert contact.active is False and contact.email == "ada@example.com"
@@ -178,12 +183,13 @@ def test_a_reactivated_user_is_written_to_again(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
-    consume(user_deactivated(ADA, version=2))
-    consume(user_reactivated(ADA, version=3))
+    consume(user_email_verified(ADA, version=2))
+    consume(user_deactivated(ADA, version=3))
+    consume(user_reactivated(ADA, version=4))
     consume(order_created(ADA))
 
     [contact] = _rows(app, Contact)
-    assert (contact.active, contact.active_version) == (True, 3)
+    assert (contact.active, contact.active_version) == (True, 4)
     # The welcome was cancelled by the deactivation; the new order's mail goes out.
     assert _deliveries(app) == [("email", "cancelled"), ("email", "pending")]
 
@@ -236,6 +242,7 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
             services.update_contact_profile(
                 session=session, user_id=ADA, email="a@x.org", name="Ann", version=2
             )
+            services.verify_contact(session=session, user_id=ADA)
             notification = services.notify(
                 session=session,
                 user_id=ADA,

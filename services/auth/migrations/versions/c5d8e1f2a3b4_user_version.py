@@ -1,7 +1,7 @@
 """users.version: a counter of changes that every user event carries.
 
 Revision ID: c5d8e1f2a3b4
-Revises: a4e7c2d9f1b3
+Revises: c5d1e8f27a90
 Create Date: 2026-12-02 04:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c5d8e1f2a3b4"
-down_revision = "a4e7c2d9f1b3"
+down_revision = "c5d1e8f27a90"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """contacts.active_version and profile_version: user events apply in version order.
 
 Revision ID: 9b2e4f6a8c31
-Revises: 7a4d2c9e5b10
+Revises: d2b7e4a91c36
 Create Date: 2026-12-02 04:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9b2e4f6a8c31"
-down_revision = "7a4d2c9e5b10"
+down_revision = "d2b7e4a91c36"
 branch_labels = None
 depends_on = None
 

@@ -23,10 +23,11 @@ from shared.events import new_event
 from shared.messaging import Publisher, declare_topology, queue_name
 from shared.outbox import run_relay
 
-ORDER_BODY = {
-    "currency": "EUR",
-    "items": [{"sku": "BENCH-1", "quantity": 2, "unit_price_cents": 1250}],
-}
+# What the benchmarks order: a product of the demo catalogue (`flask seed-products`, which
+# the Suite runs), priced by the server at 1250 per unit.
+ORDER_BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2}]}
+# The lines of the order.created event such an order publishes.
+ORDER_EVENT_ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]
 
 
 def libpq_url(url: str) -> str:
@@ -75,7 +76,7 @@ def order_created_event(user_id: str) -> Any:
             "status": "pending",
             "total_cents": 2500,
             "currency": "EUR",
-            "items": ORDER_BODY["items"],
+            "items": ORDER_EVENT_ITEMS,
             "version": 1,
         },
         subject=order_id,

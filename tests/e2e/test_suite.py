@@ -238,6 +238,13 @@ def test_a_demoted_admin_loses_every_admin_route_within_two_seconds(
         ("GET", "/api/v1/auth/users", None),
         ("PATCH", f"/api/v1/auth/users/{alice.user_id}", {"role": "user"}),
         ("POST", f"/api/v1/orders/{order['id']}/status", {"status": "delivered"}),  # 409
+        # The catalogue: a taken SKU (409), a SKU nobody sells (404).
+        (
+            "POST",
+            "/api/v1/products",
+            {"sku": "BOOK-1", "name": "Book", "unit_price_cents": 1250, "currency": "EUR"},
+        ),
+        ("PATCH", "/api/v1/products/NO-SUCH-SKU-1", {"name": "Nothing"}),
     ]
 
     def answers(headers) -> list[int]:
@@ -267,4 +274,4 @@ def test_a_demoted_admin_loses_every_admin_route_within_two_seconds(
     new = {"Authorization": f"Bearer {access}"}
     assert erin.request("GET", "/api/v1/orders", headers=new).status_code == 200
     # A user: 403, or 404 for someone else's order (whose existence is not told).
-    assert answers(new) == [403, 403, 404]
+    assert answers(new) == [403, 403, 404, 403, 403]

@@ -45,7 +45,12 @@ def user_registered_event(user_id: str) -> Any:
     return new_event(
         "user.registered",
         "/auth",
-        {"user_id": user_id, "email": f"{user_id}@bench.example.com", "name": "Bench"},
+        {
+            "user_id": user_id,
+            "email": f"{user_id}@bench.example.com",
+            "name": "Bench",
+            "version": 1,
+        },
         subject=user_id,
     )
 
@@ -72,6 +77,7 @@ def order_created_event(user_id: str) -> Any:
             "total_cents": 2500,
             "currency": "EUR",
             "items": ORDER_EVENT_ITEMS,
+            "version": 1,
         },
         subject=order_id,
     )

@@ -1,9 +1,15 @@
-"""Refusing a deactivated user's access tokens before they expire.
+"""Refusing a deactivated or demoted user's access tokens before they expire.
 
-Auth publishes `user.deactivated`; the gateway records "user U deactivated at T" and from
-then on refuses every token of U issued at or before T. A token issued after T cannot
-exist (auth refuses that user's logins and refreshes), and if an admin re-activates U,
-tokens issued after that are accepted again without any further event.
+Auth publishes `user.deactivated` and `user.role_changed`; the gateway records "user U
+changed at T" and from then on refuses every token of U issued at or before T. After a
+deactivation no newer token can exist (auth refuses that user's logins and refreshes); if
+an admin re-activates U, tokens issued after that are accepted again without any further
+event. After a role change the client refreshes its token, and the new one carries the new
+role. Auth gives iat to the microsecond, and reads the user under a share lock when it
+issues a token, so a token issued before the change has an iat before the event's time.
+
+Order: the store keeps the latest time it was given, so a late or redelivered older event
+never shortens a newer revocation; a re-activation needs no entry at all.
 
 Two stores:
 
@@ -41,6 +47,9 @@ from shared.tokens import Principal
 log = logging.getLogger(__name__)
 
 USER_DEACTIVATED = "user.deactivated"
+USER_ROLE_CHANGED = "user.role_changed"
+# The events after which a user's existing tokens must not be accepted any more.
+REVOKING_EVENTS = (USER_DEACTIVATED, USER_ROLE_CHANGED)
 
 
 class RevocationStore(Protocol):
@@ -55,7 +64,7 @@ class RevocationStore(Protocol):
 
 def token_predates(principal: Principal, revoked_at: float | None) -> bool:
     """True when the principal's token was issued at or before its user's deactivation."""
-    # iat has whole seconds: a token from the same second as the deactivation is refused.
+    # A token with whole-second iat from the same second as the change is refused.
     return revoked_at is not None and principal.issued_at <= revoked_at
 
 
@@ -140,15 +149,16 @@ def redis_client(url: str) -> Any:
 
 
 def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
-    """The event handler: record the deactivation; refuse (dead-letter) events without a user."""
+    """The event handler: record a deactivation or role change; refuse (dead-letter) events
+    without a user."""
 
     def handle(event: Event) -> None:
-        if event.type != USER_DEACTIVATED:
+        if event.type not in REVOKING_EVENTS:
             return
         user_id = event.data.get("user_id")
         if not isinstance(user_id, str | int) or isinstance(user_id, bool) or user_id == "":
             # Retrying cannot fix the payload: the consumer dead-letters it for inspection.
-            raise InvalidEvent("user.deactivated without a usable user_id")
+            raise InvalidEvent(f"{event.type} without a usable user_id")
         store.revoke(str(user_id), event.time.timestamp())
         log.info("user tokens revoked", extra={"user_id": str(user_id), "event_id": event.id})
 
@@ -202,7 +212,8 @@ class BroadcastListener:
             declare_exchange(channel)
             declared = channel.queue_declare(queue="", exclusive=True, auto_delete=True)
             queue = declared.method.queue
-            channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=USER_DEACTIVATED)
+            for routing_key in REVOKING_EVENTS:
+                channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=routing_key)
             channel.basic_consume(queue, self._on_message, auto_ack=True)
             self.ready.set()
             while not self._stop.is_set():

@@ -25,21 +25,43 @@ def on_user_registered(session: Session, event: Event) -> None:
     """Remember the user's address and welcome them."""
     data = load_event_data(event.type, event.data)
     services.record_contact(
-        session=session, user_id=data["user_id"], email=data["email"], name=data["name"]
+        session=session,
+        user_id=data["user_id"],
+        email=data["email"],
+        name=data["name"],
+        version=data["version"],
     )
     _notify(session, event, data)
+
+
+def on_user_profile_changed(session: Session, event: Event) -> None:
+    """Write to the user's new address, by their new name."""
+    data = load_event_data(event.type, event.data)
+    services.update_contact_profile(
+        session=session,
+        user_id=data["user_id"],
+        email=data["email"],
+        name=data["name"],
+        version=data["version"],
+    )
 
 
 def on_user_deactivated(session: Session, event: Event) -> None:
     """Write to the user no more: cancel what is pending, create nothing new."""
     data = load_event_data(event.type, event.data)
-    services.deactivate_contact(session=session, user_id=data["user_id"])
+    services.deactivate_contact(session=session, user_id=data["user_id"], version=data["version"])
+
+
+def on_user_reactivated(session: Session, event: Event) -> None:
+    """Write to the user again."""
+    data = load_event_data(event.type, event.data)
+    services.reactivate_contact(session=session, user_id=data["user_id"], version=data["version"])
 
 
 def on_verification_requested(session: Session, event: Event) -> None:
     """Mail the verification link: the one mail an unverified address receives."""
     data = load_event_data(event.type, event.data)
-    services.record_contact(
+    services.remember_address(
         session=session, user_id=data["user_id"], email=data["email"], name=data["name"]
     )
     services.send_verification_mail(
@@ -95,7 +117,9 @@ def _notify(
 
 HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
     "user.registered": on_user_registered,
+    "user.profile_changed": on_user_profile_changed,
     "user.deactivated": on_user_deactivated,
+    "user.reactivated": on_user_reactivated,
     "user.verification_requested": on_verification_requested,
     "user.email_verified": on_email_verified,
     "user.registration_attempted": on_registration_attempted,

@@ -131,15 +131,26 @@ def _status() -> fields.String:
     return fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
-UserRegisteredData = Schema.from_dict(
-    {
-        "user_id": _id(),
-        "email": fields.Email(required=True, validate=validate.Length(max=320)),
-        "name": fields.String(required=True, validate=validate.Length(max=200)),
-    },
-    name="UserRegisteredData",
+def _profile(name: str) -> type[Schema]:
+    return Schema.from_dict(
+        {
+            "user_id": _id(),
+            "email": fields.Email(required=True, validate=validate.Length(max=320)),
+            "name": fields.String(required=True, validate=validate.Length(max=200)),
+            "version": _count(1),
+        },
+        name=name,
+    )
+
+
+UserRegisteredData = _profile("UserRegisteredData")
+UserProfileChangedData = _profile("UserProfileChangedData")
+UserDeactivatedData = Schema.from_dict(
+    {"user_id": _id(), "version": _count(1)}, name="UserDeactivatedData"
 )
-UserDeactivatedData = Schema.from_dict({"user_id": _id()}, name="UserDeactivatedData")
+UserReactivatedData = Schema.from_dict(
+    {"user_id": _id(), "version": _count(1)}, name="UserReactivatedData"
+)
 UserEmailVerifiedData = Schema.from_dict({"user_id": _id()}, name="UserEmailVerifiedData")
 UserRegistrationAttemptedData = Schema.from_dict(
     {"user_id": _id()}, name="UserRegistrationAttemptedData"
@@ -192,7 +203,9 @@ OrderStatusChangedData = Schema.from_dict(
 
 EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
     "user.registered": UserRegisteredData,
+    "user.profile_changed": UserProfileChangedData,
     "user.deactivated": UserDeactivatedData,
+    "user.reactivated": UserReactivatedData,
     "user.email_verified": UserEmailVerifiedData,
     "user.registration_attempted": UserRegistrationAttemptedData,
     "user.verification_requested": UserVerificationRequestedData,

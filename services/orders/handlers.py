@@ -30,6 +30,14 @@ def _text(data: Mapping[str, Any], name: str, max_length: int) -> str:
     return value
 
 
+def _version(data: Mapping[str, Any]) -> int:
+    """The user's version an event carries: a positive integer."""
+    value = data.get("version")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidEvent("data.version must be a positive integer")
+    return value
+
+
 def on_user_registered(session: Session, event: Event) -> None:
     """user.registered: remember the customer (email and name, active)."""
     services.record_customer(
@@ -37,17 +45,40 @@ def on_user_registered(session: Session, event: Event) -> None:
         user_id=_text(event.data, "user_id", 64),
         email=_text(event.data, "email", 320),
         name=_text(event.data, "name", 200),
+        version=_version(event.data),
+    )
+
+
+def on_user_profile_changed(session: Session, event: Event) -> None:
+    """user.profile_changed: the customer's new email and name."""
+    services.update_customer_profile(
+        session=session,
+        user_id=_text(event.data, "user_id", 64),
+        email=_text(event.data, "email", 320),
+        name=_text(event.data, "name", 200),
+        version=_version(event.data),
     )
 
 
 def on_user_deactivated(session: Session, event: Event) -> None:
     """user.deactivated: refuse the user's new orders and cancel the open ones."""
-    services.deactivate_customer(session=session, user_id=_text(event.data, "user_id", 64))
+    services.deactivate_customer(
+        session=session, user_id=_text(event.data, "user_id", 64), version=_version(event.data)
+    )
+
+
+def on_user_reactivated(session: Session, event: Event) -> None:
+    """user.reactivated: accept the user's orders again."""
+    services.reactivate_customer(
+        session=session, user_id=_text(event.data, "user_id", 64), version=_version(event.data)
+    )
 
 
 HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
     "user.registered": on_user_registered,
+    "user.profile_changed": on_user_profile_changed,
     "user.deactivated": on_user_deactivated,
+    "user.reactivated": on_user_reactivated,
 }
 
 

@@ -44,6 +44,7 @@ from shared.testing import (
     sign_access_token,
 )
 from shared.tokens import StaticKeySource, TokenVerifier
+from shared.uow import unit_of_work
 
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"
@@ -161,25 +162,44 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def committed(use_case: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a use case as an entry point does: in its own transaction, committed on success."""
+    with unit_of_work(kwargs["session"]):
+        return use_case(**kwargs)
+
+
 # -- events ---------------------------------------------------------------------------------
 
 
 def user_registered(
-    user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
+    user_id: str, email_address: str = "ada@example.com", name: str = "Ada", version: int = 1
 ) -> Event:
     """A user.registered event as auth publishes it."""
     return Event(
         type="user.registered",
         source="/auth",
         subject=user_id,
-        data={"user_id": user_id, "email": email_address, "name": name},
+        data={"user_id": user_id, "email": email_address, "name": name, "version": version},
     )
 
 
-def user_email_verified(user_id: str) -> Event:
+def user_profile_changed(user_id: str, email_address: str, name: str, version: int) -> Event:
+    """A user.profile_changed event as auth publishes it."""
+    return Event(
+        type="user.profile_changed",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id, "email": email_address, "name": name, "version": version},
+    )
+
+
+def user_email_verified(user_id: str, version: int = 2) -> Event:
     """A user.email_verified event: the owner followed the link mailed at registration."""
     return Event(
-        type="user.email_verified", source="/auth", subject=user_id, data={"user_id": user_id}
+        type="user.email_verified",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id, "version": version},
     )
 
 
@@ -211,10 +231,23 @@ def user_registration_attempted(user_id: str) -> Event:
     )
 
 
-def user_deactivated(user_id: str) -> Event:
+def user_deactivated(user_id: str, version: int = 2) -> Event:
     """A user.deactivated event as auth publishes it."""
     return Event(
-        type="user.deactivated", source="/auth", subject=user_id, data={"user_id": user_id}
+        type="user.deactivated",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id, "version": version},
+    )
+
+
+def user_reactivated(user_id: str, version: int) -> Event:
+    """A user.reactivated event as auth publishes it."""
+    return Event(
+        type="user.reactivated",
+        source="/auth",
+        subject=user_id,
+        data={"user_id": user_id, "version": version},
     )
 
 
@@ -232,6 +265,7 @@ def order_created(user_id: str, order_id: str | None = None, total_cents: int = 
             "total_cents": total_cents,
             "currency": "EUR",
             "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": total_cents}],
+            "version": 1,
         },
     )
 
@@ -242,7 +276,7 @@ def order_status_changed(user_id: str, order_id: str, old: str, new: str) -> Eve
         type="order.status_changed",
         source="/orders",
         subject=order_id,
-        data={"order_id": order_id, "user_id": user_id, "from": old, "to": new},
+        data={"order_id": order_id, "user_id": user_id, "from": old, "to": new, "version": 2},
     )
 
 

@@ -79,7 +79,7 @@ def test_the_consumer_process_applies_user_events_and_stops_on_sigterm(
     deactivated = Event(
         type="user.deactivated",
         source="/auth",
-        data={"user_id": "user-alice"},
+        data={"user_id": "user-alice", "version": 2},
         subject="user-alice",
     )
     with Publisher(amqp_url) as publisher:

@@ -35,6 +35,8 @@ VERIFICATION_SUBJECT = "Verify your email address"
 WELCOME_SUBJECT = "Welcome to Flask Suite"
 VERIFY_LINK = re.compile(r"https?://\S+/verify-email\?token=([\w\-]+)")
 PASSWORD = "correct horse battery"
+# Generous: argon2id at OWASP's parameters on a machine whose cores other work shares.
+HTTP_TIMEOUT = 30
 
 
 def locked_packages() -> set[str]:
@@ -76,7 +78,7 @@ def test_the_gateway_image_has_no_supervisor_mail_sink_or_test_tools() -> None:
 def prometheus_api(stack: Stack, path: str, **params: str) -> Any:
     """The data of an answer of the observability profile's Prometheus."""
     port = stack.env["PROMETHEUS_PORT"]
-    response = requests.get(f"http://127.0.0.1:{port}{path}", params=params, timeout=5)
+    response = requests.get(f"http://127.0.0.1:{port}{path}", params=params, timeout=HTTP_TIMEOUT)
     response.raise_for_status()
     return response.json()["data"]
 
@@ -153,7 +155,7 @@ def verification_token(stack: Stack, address: str) -> str | None:
 
 def order_notifications(stack: Stack, headers: dict[str, str]) -> list[dict]:
     """The user's notifications about their orders."""
-    response = requests.get(f"{stack.api}/notifications", headers=headers, timeout=10)
+    response = requests.get(f"{stack.api}/notifications", headers=headers, timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, response.text
     return [item for item in response.json()["items"] if item["event_type"].startswith("order.")]
 
@@ -164,7 +166,7 @@ def place_order(stack: Stack, headers: dict[str, str], sku: str) -> str:
         f"{stack.api}/orders",
         json={"currency": "EUR", "items": [{"sku": sku, "quantity": 2}]},
         headers=headers,
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -177,7 +179,7 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
     register = requests.post(
         f"{stack.api}/auth/register",
         json={"email": email, "password": PASSWORD, "name": "Ada"},
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert register.status_code == 202, register.text
     assert register.headers["X-Request-ID"]
@@ -187,7 +189,9 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
     token = wait_for(
         lambda: verification_token(stack, email), timeout=60, what="the verification mail"
     )
-    verified = requests.post(f"{stack.api}/auth/verify-email", json={"token": token}, timeout=10)
+    verified = requests.post(
+        f"{stack.api}/auth/verify-email", json={"token": token}, timeout=HTTP_TIMEOUT
+    )
     assert verified.status_code == 200, verified.text
     # The welcome was held until the address was verified.
     wait_for(
@@ -195,11 +199,11 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
     )
 
     login = requests.post(
-        f"{stack.api}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+        f"{stack.api}/auth/login", json={"email": email, "password": PASSWORD}, timeout=HTTP_TIMEOUT
     )
     assert login.status_code == 200, login.text
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    me = requests.get(f"{stack.api}/auth/me", headers=headers, timeout=10)
+    me = requests.get(f"{stack.api}/auth/me", headers=headers, timeout=HTTP_TIMEOUT)
     assert me.status_code == 200 and me.json()["email"] == email
 
     # The catalogue starts empty outside `make run`: the operator seeds the demo products.
@@ -232,7 +236,7 @@ def test_the_readme_walk_through_runs_through_the_edge_and_a_restart_loses_nothi
 
     def listed_orders() -> list[dict] | None:
         try:
-            response = requests.get(f"{stack.api}/orders", headers=headers, timeout=10)
+            response = requests.get(f"{stack.api}/orders", headers=headers, timeout=HTTP_TIMEOUT)
         except requests.RequestException:
             return None  # the edge is still starting
         return response.json()["items"] if response.status_code == 200 else None

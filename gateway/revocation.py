@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import pika
 import pika.exceptions
 
+from shared import contracts
 from shared.errors import ServiceUnavailableError
 from shared.events import Event, InvalidEvent, parse_event
 from shared.messaging import EXCHANGE as EVENTS_EXCHANGE
@@ -140,17 +141,16 @@ def redis_client(url: str) -> Any:
 
 
 def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
-    """The event handler: record the deactivation; refuse (dead-letter) events without a user."""
+    """The event handler: record the deactivation; refuse (dead-letter) what its contract refuses."""
 
     def handle(event: Event) -> None:
         if event.type != USER_DEACTIVATED:
             return
-        user_id = event.data.get("user_id")
-        if not isinstance(user_id, str | int) or isinstance(user_id, bool) or user_id == "":
-            # Retrying cannot fix the payload: the consumer dead-letters it for inspection.
-            raise InvalidEvent("user.deactivated without a usable user_id")
-        store.revoke(str(user_id), event.time.timestamp())
-        log.info("user tokens revoked", extra={"user_id": str(user_id), "event_id": event.id})
+        # InvalidEvent (bad data, or not from auth): retrying cannot fix it, the consumer
+        # dead-letters it for inspection.
+        data: contracts.UserDeactivatedV1 = contracts.parse(event)
+        store.revoke(data.user_id, event.time.timestamp())
+        log.info("user tokens revoked", extra={"user_id": data.user_id, "event_id": event.id})
 
     return handle
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared import contracts
 from shared.db import utcnow
 from shared.events import Event
 
@@ -92,9 +93,14 @@ def inbox_handler(
     db: SQLAlchemy,
     model: type[InboxMixin],
     consumer: str,
-    handlers: Mapping[str, Callable[[Session, Event], None]],
+    handlers: Mapping[str, Callable[[Session, Event, Any], None]],
 ) -> Callable[[Event], None]:
-    """The Consumer handler: per event, inbox row + service handler in one committed transaction."""
+    """The Consumer handler: per event, inbox row + service handler in one committed transaction.
+
+    The event's data is parsed by the contract catalogue first, and the handler gets it
+    typed: an event the catalogue refuses raises InvalidEvent before any database work,
+    and the consumer dead-letters it at once.
+    """
 
     def handle(event: Event) -> None:
         handler = handlers.get(event.type)
@@ -104,10 +110,11 @@ def inbox_handler(
                 extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
             )
             return
+        data = contracts.parse(event)
         with app.app_context():
             session = db.session()
             try:
-                handle_once(session, model, consumer, event, lambda: handler(session, event))
+                handle_once(session, model, consumer, event, lambda: handler(session, event, data))
                 session.commit()
             except BaseException:
                 # The consumer retries the event; nothing of this attempt may stay behind.

@@ -40,14 +40,13 @@ from shared.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
-from shared.events import new_event
+from shared import contracts
 from shared.outbox import record_event
 from shared.pagination import PageKey, keyset_page
 from shared.tokens import ACCESS_TOKEN_TYPE
 
 log = logging.getLogger(__name__)
 
-EVENT_SOURCE = "/auth"
 INVALID_CREDENTIALS = "Invalid email or password."
 INVALID_REFRESH = "The refresh token is invalid, expired or revoked."
 
@@ -138,11 +137,9 @@ def _create_user(
         updated_at=now,
     )
     session.add(user)
-    event = new_event(
-        "user.registered",
-        EVENT_SOURCE,
-        {"user_id": str(user.id), "email": email, "name": name},
-        subject=str(user.id),
+    # A new user is at version 1 (the first state anyone hears of).
+    event = contracts.build(
+        contracts.UserRegisteredV1(user_id=str(user.id), email=email, name=name, version=1)
     )
     record_event(session, event, model=Outbox)
     try:
@@ -557,9 +554,9 @@ def update_user(
         else:
             user.deactivated_at = now
             _revoke_user_tokens(session, user.id, now)
-            event = new_event(
-                "user.deactivated", EVENT_SOURCE, {"user_id": str(user.id)}, subject=str(user.id)
-            )
+            # TODO(user versions): auth keeps no per-user counter yet; until it does, every
+            # deactivation says version 1 and no projection orders by it.
+            event = contracts.build(contracts.UserDeactivatedV1(user_id=str(user.id), version=1))
             record_event(session, event, model=Outbox)
     if changed:
         user.updated_at = now

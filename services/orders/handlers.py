@@ -15,37 +15,27 @@ from sqlalchemy.orm import Session
 
 from services.orders import services
 from services.orders.models import Inbox, db
-from shared.events import Event, InvalidEvent
+from shared.contracts import UserDeactivatedV1, UserRegisteredV1
+from shared.events import Event
 from shared.inbox import inbox_handler
 
 CONSUMER = "orders"
 
 
-def _text(data: Mapping[str, Any], name: str, max_length: int) -> str:
-    """A required, non-empty string field of an event's data."""
-    value = data.get(name)
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        # Retrying cannot fix the payload: the consumer dead-letters it at once.
-        raise InvalidEvent(f"data.{name} must be a string of 1 to {max_length} characters")
-    return value
-
-
-def on_user_registered(session: Session, event: Event) -> None:
+def on_user_registered(session: Session, _event: Event, data: UserRegisteredV1) -> None:
     """user.registered: remember the customer (email and name, active)."""
     services.record_customer(
-        session=session,
-        user_id=_text(event.data, "user_id", 64),
-        email=_text(event.data, "email", 320),
-        name=_text(event.data, "name", 200),
+        session=session, user_id=data.user_id, email=data.email, name=data.name
     )
 
 
-def on_user_deactivated(session: Session, event: Event) -> None:
+def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
     """user.deactivated: refuse the user's new orders and cancel the open ones."""
-    services.deactivate_customer(session=session, user_id=_text(event.data, "user_id", 64))
+    services.deactivate_customer(session=session, user_id=data.user_id)
 
 
-HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
+# The data each handler gets is parsed (and trusted by source) by shared.contracts.
+HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
     "user.registered": on_user_registered,
     "user.deactivated": on_user_deactivated,
 }

@@ -33,6 +33,7 @@ from services.notifications.delivery import DeliverySettings, deliver_due_once, 
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
 from services.notifications.smtp_sink import start_sink
+from shared import contracts
 from shared.config import Env
 from shared.events import Event
 from shared.inbox import inbox_handler
@@ -168,46 +169,37 @@ def user_registered(
     user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
 ) -> Event:
     """A user.registered event as auth publishes it."""
-    return Event(
-        type="user.registered",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id, "email": email_address, "name": name},
+    return contracts.build(
+        contracts.UserRegisteredV1(user_id=user_id, email=email_address, name=name, version=1)
     )
 
 
 def user_deactivated(user_id: str) -> Event:
     """A user.deactivated event as auth publishes it."""
-    return Event(
-        type="user.deactivated", source="/auth", subject=user_id, data={"user_id": user_id}
-    )
+    return contracts.build(contracts.UserDeactivatedV1(user_id=user_id, version=2))
 
 
 def order_created(user_id: str, order_id: str | None = None, total_cents: int = 2500) -> Event:
     """An order.created event as orders publishes it."""
-    order_id = order_id or str(uuid.uuid4())
-    return Event(
-        type="order.created",
-        source="/orders",
-        subject=order_id,
-        data={
-            "order_id": order_id,
-            "user_id": user_id,
-            "status": "pending",
-            "total_cents": total_cents,
-            "currency": "EUR",
-            "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": total_cents}],
-        },
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=order_id or str(uuid.uuid4()),
+            user_id=user_id,
+            status="pending",
+            total_cents=total_cents,
+            currency="EUR",
+            items=[contracts.OrderItemV1(sku="BOOK-1", quantity=1, unit_price_cents=total_cents)],
+            version=1,
+        )
     )
 
 
 def order_status_changed(user_id: str, order_id: str, old: str, new: str) -> Event:
     """An order.status_changed event as orders publishes it."""
-    return Event(
-        type="order.status_changed",
-        source="/orders",
-        subject=order_id,
-        data={"order_id": order_id, "user_id": user_id, "from": old, "to": new},
+    return contracts.build(
+        contracts.OrderStatusChangedV1(
+            order_id=order_id, user_id=user_id, from_=old, to=new, version=2
+        )
     )
 
 

@@ -18,8 +18,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-from shared import testing
-from shared.events import new_event
+from shared import contracts, testing
 from shared.messaging import Publisher, declare_topology, queue_name
 from shared.outbox import run_relay
 
@@ -41,29 +40,25 @@ def user_registered_event(user_id: str) -> Any:
     their deliveries go out as in production instead of failing ("no email address is
     known") and coming back for retries during every later measurement.
     """
-    return new_event(
-        "user.registered",
-        "/auth",
-        {"user_id": user_id, "email": f"{user_id}@bench.example.com", "name": "Bench"},
-        subject=user_id,
+    return contracts.build(
+        contracts.UserRegisteredV1(
+            user_id=user_id, email=f"{user_id}@bench.example.com", name="Bench", version=1
+        )
     )
 
 
 def order_created_event(user_id: str) -> Any:
     """An order.created event as the orders service records it."""
-    order_id = str(uuid.uuid4())
-    return new_event(
-        "order.created",
-        "/orders",
-        {
-            "order_id": order_id,
-            "user_id": user_id,
-            "status": "pending",
-            "total_cents": 2500,
-            "currency": "EUR",
-            "items": ORDER_BODY["items"],
-        },
-        subject=order_id,
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=str(uuid.uuid4()),
+            user_id=user_id,
+            status="pending",
+            total_cents=2500,
+            currency="EUR",
+            items=[contracts.OrderItemV1(sku="BENCH-1", quantity=2, unit_price_cents=1250)],
+            version=1,
+        )
     )
 
 

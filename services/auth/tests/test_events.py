@@ -66,7 +66,13 @@ def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp
     assert event.type == "user.registered"
     assert event.source == "/auth"
     assert event.subject == user["id"]
-    assert event.data == {"user_id": user["id"], "email": "ada@example.com", "name": "Ada"}
+    assert event.data == {
+        "user_id": user["id"],
+        "email": "ada@example.com",
+        "name": "Ada",
+        "version": 1,
+    }
+    assert event.dataschema == "urn:flask-microservices-suite:events:user.registered:1"
     assert event.requestid == response.headers["X-Request-ID"]
 
 

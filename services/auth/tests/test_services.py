@@ -72,6 +72,7 @@ def test_registering_stores_the_normalised_email_and_records_one_event(ctx):
         "user_id": str(user.id),
         "email": "ada.lovelace@example.com",
         "name": "Ada",
+        "version": 1,
     }
 
 
@@ -213,7 +214,7 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
         "user.registered",
         "user.deactivated",
     ]
-    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id)}
+    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id), "version": 1}
 
 
 def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):

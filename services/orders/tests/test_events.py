@@ -18,6 +18,7 @@ from services.orders import services
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
 from services.orders.models import Customer, Inbox, Order, Outbox, db
 from services.orders.tests.helpers import EventQueue, order_body, rows
+from shared import contracts
 from shared.events import Event, InvalidEvent
 from shared.messaging import Consumer, Publisher, declare_topology
 
@@ -28,8 +29,14 @@ Place = Callable[..., dict[str, Any]]
 
 
 def user_event(type_: str, **data: Any) -> Event:
-    """An event as auth publishes it."""
-    return Event(type=type_, source="/auth", data=data, subject=data.get("user_id"))
+    """An event as auth publishes it (by hand: tests also send what auth never would)."""
+    return Event(
+        type=type_,
+        source="/auth",
+        data={"version": 1, **data},
+        subject=data.get("user_id"),
+        dataschema=contracts.dataschema(type_, 1),
+    )
 
 
 def apply(app: Flask, event: Event) -> None:
@@ -153,6 +160,7 @@ def test_order_events_reach_the_broker_with_the_contracted_data(
             {"sku": i["sku"], "quantity": i["quantity"], "unit_price_cents": i["unit_price_cents"]}
             for i in order["items"]
         ],
+        "version": 1,
     }
     assert created.requestid  # the request id of the HTTP call travels with the event
     assert (changed.type, changed.subject) == ("order.status_changed", order["id"])
@@ -161,6 +169,7 @@ def test_order_events_reach_the_broker_with_the_contracted_data(
         "user_id": "user-alice",
         "from": "pending",
         "to": "cancelled",
+        "version": 2,
     }
 
 

@@ -141,7 +141,7 @@ def redis_client(url: str) -> Any:
 
 
 def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
-    """The event handler: record the deactivation; refuse (dead-letter) what its contract refuses."""
+    """The event handler: record the deactivation; what its contract refuses is dead-lettered."""
 
     def handle(event: Event) -> None:
         if event.type != USER_DEACTIVATED:

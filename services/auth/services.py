@@ -30,6 +30,7 @@ from services.auth.models import (
     User,
 )
 from services.auth.passwords import Passwords, password_problems
+from shared import contracts
 from shared.db import as_utc, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
@@ -40,7 +41,6 @@ from shared.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
-from shared import contracts
 from shared.outbox import record_event
 from shared.pagination import PageKey, keyset_page
 from shared.tokens import ACCESS_TOKEN_TYPE

@@ -38,6 +38,7 @@ from services.orders.models import (
     Outbox,
     can_transition,
 )
+from shared import contracts
 from shared.db import as_utc, is_postgresql, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
@@ -46,7 +47,6 @@ from shared.errors import (
     PreconditionFailedError,
     UnprocessableError,
 )
-from shared import contracts
 from shared.events import Event
 from shared.outbox import record_event
 from shared.pagination import PageKey

@@ -56,7 +56,7 @@ asyncapi-validate: $(STAMP) ## validate docs/asyncapi.yaml with the AsyncAPI pro
 	ASYNCAPI_METRICS_CONFIG_PATH=tools/asyncapi/analytics-off.json $(ASYNCAPI_CLI) validate docs/asyncapi.yaml
 
 contract-snapshots: $(STAMP) ## record the schema snapshot of a new event version (or an added optional field)
-	$(BIN)/python -m shared.contracts.snapshots
+	$(BIN)/python -m shared.contracts.compatibility
 
 clean: ## remove local data (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

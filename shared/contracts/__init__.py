@@ -22,9 +22,9 @@ The evolution rule:
   entry in `CATALOGUE`. Producers publish both versions side by side until every consumer
   reads the new one; then the old one is retired (removed with its snapshot, on purpose).
 
-The compatibility test (shared/tests/test_contract_compatibility.py) holds every
-published version to that rule against its snapshot; `python -m shared.contracts.snapshots`
-records the snapshot of a new version or of an added optional field.
+The compatibility gate (shared.contracts.compatibility, run by the tests) holds every
+published version to that rule against its snapshot; `make contract-snapshots` records the
+snapshot of a new version or of an added optional field, and refuses a breaking change.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ from shared.tokens import Principal
 log = logging.getLogger(__name__)
 
 USER_DEACTIVATED = "user.deactivated"
+# What the gateway's revocation consumers bind to (and parse through shared.contracts).
+EVENT_TYPES = (USER_DEACTIVATED,)
 
 
 class RevocationStore(Protocol):
@@ -202,7 +204,8 @@ class BroadcastListener:
             declare_exchange(channel)
             declared = channel.queue_declare(queue="", exclusive=True, auto_delete=True)
             queue = declared.method.queue
-            channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=USER_DEACTIVATED)
+            for event_type in EVENT_TYPES:
+                channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event_type)
             channel.basic_consume(queue, self._on_message, auto_ack=True)
             self.ready.set()
             while not self._stop.is_set():

@@ -8,7 +8,8 @@ import uuid
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+# Every event the module causes is checked against the served AsyncAPI document.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("broker_tap")]
 
 ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
 

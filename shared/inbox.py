@@ -99,10 +99,13 @@ def inbox_handler(
 
     The event's data is parsed by the contract catalogue first, and the handler gets it
     typed: an event the catalogue refuses raises InvalidEvent before any database work,
-    and the consumer dead-letters it at once.
+    and the consumer dead-letters it at once. A valid type without a handler here is
+    acknowledged and dropped (a binding left over from an older release).
     """
 
     def handle(event: Event) -> None:
+        # First, so that a type or version nobody defined is dead-lettered, not dropped.
+        data = contracts.parse(event)
         handler = handlers.get(event.type)
         if handler is None:
             log.info(
@@ -110,7 +113,6 @@ def inbox_handler(
                 extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
             )
             return
-        data = contracts.parse(event)
         with app.app_context():
             session = db.session()
             try:

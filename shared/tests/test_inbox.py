@@ -91,7 +91,7 @@ def flask_app(tmp_path):
         db.engine.dispose()
 
 
-def test_inbox_handler_commits_the_effect_once_and_acks_unknown_types(flask_app):
+def test_inbox_handler_commits_once_acks_unhandled_types_and_refuses_unknown_ones(flask_app):
     app, db = flask_app
     calls = []
 
@@ -103,7 +103,10 @@ def test_inbox_handler_commits_the_effect_once_and_acks_unknown_types(flask_app)
     event = registered()
     handle(event)
     handle(event)
-    handle(new_event("user.unknown_thing", "/auth", {}))  # no handler: returns, the event is acked
+    # A catalogue type without a handler here: returns, the event is acked.
+    handle(contracts.build(contracts.UserReactivatedV1(user_id="u-1", version=2)))
+    with pytest.raises(InvalidEvent, match="unknown event type 'user.unknown_thing'"):
+        handle(new_event("user.unknown_thing", "/auth", {}))  # the consumer dead-letters it
 
     assert calls == [(event.id, "ada@example.com")]
     with app.app_context():

@@ -42,8 +42,9 @@ from shared.tokens import Principal
 log = logging.getLogger(__name__)
 
 USER_DEACTIVATED = "user.deactivated"
-# What the gateway's revocation consumers bind to (and parse through shared.contracts).
-EVENT_TYPES = (USER_DEACTIVATED,)
+# The events after which a user's existing tokens must not be accepted any more (what the
+# revocation consumers bind to, and parse through shared.contracts).
+REVOKING_EVENTS = (USER_DEACTIVATED,)
 
 
 class RevocationStore(Protocol):
@@ -146,10 +147,10 @@ def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
     """The event handler: record the deactivation; what its contract refuses is dead-lettered."""
 
     def handle(event: Event) -> None:
-        if event.type != USER_DEACTIVATED:
+        if event.type not in REVOKING_EVENTS:
             return
         # InvalidEvent (bad data, or not from auth): retrying cannot fix it, the consumer
-        # dead-letters it for inspection.
+        # dead-letters it for inspection. Every revoking event names its user.
         data: contracts.UserDeactivatedV1 = contracts.parse(event)
         store.revoke(data.user_id, event.time.timestamp())
         log.info("user tokens revoked", extra={"user_id": data.user_id, "event_id": event.id})
@@ -204,8 +205,8 @@ class BroadcastListener:
             declare_exchange(channel)
             declared = channel.queue_declare(queue="", exclusive=True, auto_delete=True)
             queue = declared.method.queue
-            for event_type in EVENT_TYPES:
-                channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=event_type)
+            for routing_key in REVOKING_EVENTS:
+                channel.queue_bind(queue=queue, exchange=EVENTS_EXCHANGE, routing_key=routing_key)
             channel.basic_consume(queue, self._on_message, auto_ack=True)
             self.ready.set()
             while not self._stop.is_set():

@@ -21,7 +21,7 @@ import redis
 
 from gateway.config import gateway_config
 from gateway.revocation import (
-    EVENT_TYPES,
+    REVOKING_EVENTS,
     RedisRevocationStore,
     redis_client,
     user_deactivated_handler,
@@ -61,7 +61,7 @@ def build_consumer(env: Env) -> Consumer:
     return consumer_from_config(
         config,
         CONSUMER_NAME,
-        EVENT_TYPES,
+        REVOKING_EVENTS,
         user_deactivated_handler(store),
         is_transient=is_transient,
     )

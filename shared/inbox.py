@@ -99,18 +99,24 @@ def inbox_handler(
 
     The event's data is parsed by the contract catalogue first, and the handler gets it
     typed: an event the catalogue refuses raises InvalidEvent before any database work,
-    and the consumer dead-letters it at once. A valid type without a handler here is
-    acknowledged and dropped (a binding left over from an older release).
+    and the consumer dead-letters it at once. A valid type without a handler here, or a
+    version this consumer is not declared for (see shared.contracts), is acknowledged and
+    dropped.
     """
 
     def handle(event: Event) -> None:
         # First, so that a type or version nobody defined is dead-lettered, not dropped.
-        data = contracts.parse(event)
+        data = contracts.parse_for(event, consumer)
         handler = handlers.get(event.type)
-        if handler is None:
+        if handler is None or data is None:
             log.info(
-                "no handler for event type; acknowledged",
-                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+                "event type or version not handled here; acknowledged",
+                extra={
+                    "consumer": consumer,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "dataschema": event.dataschema,
+                },
             )
             return
         with app.app_context():

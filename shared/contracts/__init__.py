@@ -17,10 +17,13 @@ The evolution rule:
 * An optional field (with a default) may be added to a published version in place. Since
   consumers refuse fields they do not know, producers fill it only once every consumer
   runs the catalogue that has it (deploy consumers first).
-* Anything else (removing or renaming a field, changing its type, tightening a limit,
-  adding a required field) is a new version: a new dataclass `<Name>V<n+1>` and a new
-  entry in `CATALOGUE`. Producers publish both versions side by side until every consumer
-  reads the new one; then the old one is retired (removed with its snapshot, on purpose).
+* Anything else (removing or renaming a field, changing its type or a limit, adding a
+  required field) is a new version: a new dataclass `<Name>V<n+1>` and a new entry in
+  `CATALOGUE`. The producer publishes both versions side by side (two outbox rows, same
+  transaction). Each consumer is declared on exactly one version of a type (`consumers`)
+  and acknowledges the other unread (`parse_for`), so a change is applied once; a consumer
+  moves by moving its name to the new version. Once no consumer is left on the old one,
+  it is retired (removed from the catalogue with its snapshot, on purpose).
 
 The compatibility gate (shared.contracts.compatibility, run by the tests) holds every
 published version to that rule against its snapshot; `make contract-snapshots` records the
@@ -64,6 +67,11 @@ def parse(event: Event) -> Any:
     return CATALOGUE.parse(event)
 
 
+def parse_for(event: Event, consumer: str) -> Any | None:
+    """parse() for one consumer: None when it is declared for another version of the type."""
+    return CATALOGUE.parse_for(event, consumer)
+
+
 __all__ = [
     "AUTH",
     "CATALOGUE",
@@ -88,4 +96,5 @@ __all__ = [
     "build",
     "dataschema",
     "parse",
+    "parse_for",
 ]

@@ -140,8 +140,8 @@ class Catalogue:
             dataschema=contract.dataschema,
         )
 
-    def parse(self, event: Event) -> Any:
-        """The event's typed data, or InvalidEvent: unknown type or version, bad source or data."""
+    def contract_of(self, event: Event) -> Contract[Any]:
+        """The contract `event` claims; InvalidEvent for an unknown type or version, or source."""
         known = self._types.get(event.type)
         if known is None:
             raise InvalidEvent(f"unknown event type {event.type!r}")
@@ -159,4 +159,16 @@ class Catalogue:
             raise InvalidEvent(
                 f"{event.type} must come from {contract.producer}, not {event.source!r}"
             )
-        return contract.load(event.data)
+        return contract
+
+    def parse(self, event: Event) -> Any:
+        """The event's typed data, or InvalidEvent: unknown type or version, bad source or data."""
+        return self.contract_of(event).load(event.data)
+
+    def parse_for(self, event: Event, consumer: str) -> Any | None:
+        """parse(), or None when `consumer` reads another version of this type (ack, skip)."""
+        contract = self.contract_of(event)
+        data = contract.load(event.data)
+        # While a producer publishes two versions side by side, each consumer acts on the
+        # one it is declared for: acting on both would apply the same change twice.
+        return data if consumer in contract.consumers else None

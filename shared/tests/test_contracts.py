@@ -130,3 +130,43 @@ def test_every_user_event_comes_from_auth_and_every_order_event_from_orders():
     for contract in contracts.CATALOGUE.contracts:
         domain = contract.type.split(".")[0]
         assert contract.producer == {"user": "/auth", "order": "/orders"}[domain], contract.key
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ThingHappenedV1:
+    thing_id: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ThingHappenedV2:
+    thing_id: str
+    size: int
+
+
+def two_versions() -> contracts.Catalogue:
+    """thing.happened published in two versions: `old` still reads v1, `new` moved to v2."""
+    common = {"type": "thing.happened", "producer": "/things", "subject": lambda d: d.thing_id}
+    return contracts.Catalogue(
+        [
+            contracts.Contract(
+                version=1, data=ThingHappenedV1, consumers=("old",), summary="v1", **common
+            ),
+            contracts.Contract(
+                version=2, data=ThingHappenedV2, consumers=("new",), summary="v2", **common
+            ),
+        ]
+    )
+
+
+def test_side_by_side_versions_reach_each_consumer_once_in_the_version_it_reads():
+    catalogue = two_versions()
+    v1 = roundtrip(catalogue.build(ThingHappenedV1(thing_id="t-1")))
+    v2 = roundtrip(catalogue.build(ThingHappenedV2(thing_id="t-1", size=3)))
+
+    assert v2.dataschema == "urn:flask-microservices-suite:events:thing.happened:2"
+    assert catalogue.parse_for(v1, "old") == ThingHappenedV1(thing_id="t-1")
+    assert catalogue.parse_for(v2, "old") is None
+    assert catalogue.parse_for(v1, "new") is None
+    assert catalogue.parse_for(v2, "new") == ThingHappenedV2(thing_id="t-1", size=3)
+    with pytest.raises(InvalidEvent, match="size: Field required"):
+        catalogue.parse_for(dataclasses.replace(v2, data={"thing_id": "t-1"}), "old")

@@ -105,6 +105,8 @@ def test_inbox_handler_commits_once_acks_unhandled_types_and_refuses_unknown_one
     handle(event)
     # A catalogue type without a handler here: returns, the event is acked.
     handle(contracts.build(contracts.UserReactivatedV1(user_id="u-1", version=2)))
+    # A consumer the catalogue does not declare for this type (or version): acked unread.
+    inbox_handler(app, db, Inbox, "gateway", {"user.registered": on_registered})(registered())
     with pytest.raises(InvalidEvent, match="unknown event type 'user.unknown_thing'"):
         handle(new_event("user.unknown_thing", "/auth", {}))  # the consumer dead-letters it
 

@@ -250,6 +250,8 @@ def test_what_the_producer_publishes_the_consumer_accepts(
     event = PRODUCERS[event_type](world)
     handle = CONSUMERS[consumer][1](world)
 
+    # Declared for the version produced: otherwise it would acknowledge the event unread.
+    assert consumer in contracts.CATALOGUE.contract_of(event).consumers
     handle(event)  # raises InvalidEvent (the consumer would dead-letter it) on any mismatch
 
 

@@ -68,7 +68,9 @@ COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose
 COMPOSE_WAIT = $(if $(filter compose,$(COMPOSE)),--wait,)
 # Dummy values: `config -q` only checks that the file resolves; the real ones live in .env.
 LINT_COMPOSE_ENV := AUTH_DB_PASSWORD=lint ORDERS_DB_PASSWORD=lint NOTIFICATIONS_DB_PASSWORD=lint \
-	RABBITMQ_PASSWORD=lint REDIS_PASSWORD=lint
+	RABBITMQ_PASSWORD=lint RABBITMQ_AUTH_PASSWORD=lint RABBITMQ_ORDERS_PASSWORD=lint \
+	RABBITMQ_NOTIFICATIONS_PASSWORD=lint RABBITMQ_GATEWAY_PASSWORD=lint \
+	REDIS_PASSWORD=lint REDIS_GATEWAY_PASSWORD=lint
 K8S_MANIFESTS := $(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
 
 up: ## build the images and start the whole suite in containers (needs .env, see docs/operate.md)

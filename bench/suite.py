@@ -118,7 +118,9 @@ class Suite:
         self.logs = self.dir / "logs"
         self.ports = {name: testing.free_port() for name in (*SERVICES, "gateway")}
         self.database_urls: dict[str, str] = {}
-        self.amqp_url = ""
+        self.amqp_url = ""  # guest's: for whoever drives the suite
+        # Each service's processes connect as its own broker user, as deployed.
+        self.service_amqp_urls: dict[str, str] = {}
         self.vhost = ""
         self.redis_prefix = f"suite-{uuid.uuid4().hex[:8]}"
         self.processes: dict[str, Process] = {}
@@ -165,6 +167,9 @@ class Suite:
         for url in self.database_urls.values():
             _quietly(testing.drop_database, url)
         self.database_urls = {}
+        if self.service_amqp_urls:
+            _quietly(testing.delete_service_users, self.vhost)
+            self.service_amqp_urls = {}
         if self.vhost:
             _quietly(testing.delete_vhost, self.vhost)
             self.vhost = ""
@@ -194,11 +199,12 @@ class Suite:
         if name in self.processes and self.processes[name].popen.poll() is None:
             raise SuiteError(f"{name} is already running")
         log = self.logs / f"{name}.log"
+        own_user = self.service_amqp_urls.get((env or {}).get("SERVICE_NAME", ""))
         with log.open("ab") as out:  # the child keeps its own descriptor
             popen = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env={**self.env, **(env or {})},
+                env={**self.env, **({"AMQP_URL": own_user} if own_user else {}), **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -240,6 +246,7 @@ class Suite:
         (self.dir / "keys").mkdir(exist_ok=True)
         self.database_urls = {name: testing.create_database(f"suite_{name}") for name in SERVICES}
         self.vhost, self.amqp_url = testing.create_vhost("suite")
+        self.service_amqp_urls = testing.create_service_users(self.vhost)
         urls = {name: self.url(name) for name in (*SERVICES, "gateway")}
         self.env = {
             **os.environ,

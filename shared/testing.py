@@ -79,6 +79,43 @@ def delete_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
 
 
+def create_service_users(vhost: str) -> dict[str, str]:
+    """Create every service's broker user (shared.broker_users) in `vhost`; return their
+    AMQP URLs by service.
+
+    Users are global to the broker, so they are named after the vhost: `<vhost>-orders`.
+    One thread per user: each rabbitmqctl call costs about a second of CLI start-up.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.broker_users import USERS, rabbitmqctl_commands
+
+    prefix = f"{vhost}-"
+    passwords = {entry.service: uuid.uuid4().hex for entry in USERS}
+    commands = rabbitmqctl_commands(vhost, passwords, prefix=prefix)
+    per_user = len(commands) // len(USERS)
+
+    def run(first: int) -> None:
+        for command in commands[first : first + per_user]:
+            rabbitmqctl(*command)
+
+    with ThreadPoolExecutor(max_workers=len(USERS)) as pool:
+        list(pool.map(run, range(0, len(commands), per_user)))
+    return {
+        service: f"amqp://{quote(prefix + service, safe='')}:{password}@{AMQP_HOST}/"
+        f"{quote(vhost, safe='')}"
+        for service, password in passwords.items()
+    }
+
+
+def delete_service_users(vhost: str) -> None:
+    """Delete the users create_service_users made for `vhost`."""
+    from shared.broker_users import USERS
+
+    for entry in USERS:
+        rabbitmqctl("delete_user", f"{vhost}-{entry.service}")
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A fresh vhost on the real RabbitMQ for this test session."""

@@ -118,3 +118,16 @@ def test_the_gateway_publishes_every_services_api(suite):
     assert "x-unavailable" not in document
     for path in ("/api/v1/auth/login", "/api/v1/orders", "/api/v1/notifications"):
         assert path in document["paths"]
+
+
+def test_every_process_talks_to_the_broker_as_its_own_services_user(suite, alices_order):
+    from shared.testing import rabbitmqctl
+
+    listed = rabbitmqctl("list_connections", "vhost", "user", "-q", "--no-table-headers")
+    users = {
+        line.split("\t")[1] for line in listed.splitlines() if line.split("\t")[0] == suite.vhost
+    }
+
+    # Relays (auth, orders), consumers (orders, notifications) and the revocation worker.
+    services = ("auth", "orders", "notifications", "gateway")
+    assert users == {f"{suite.vhost}-{service}" for service in services}

@@ -83,6 +83,10 @@ def test_compose_starts_nothing_before_what_it_needs_is_healthy(
     services = compose["services"]
     for name, service in services.items():
         for dependency, rule in service.get("depends_on", {}).items():
+            if services[dependency].get("restart") == "no":
+                # A one-shot step (the broker users): what follows waits for it to succeed.
+                assert rule == {"condition": "service_completed_successfully"}, (name, dependency)
+                continue
             assert rule == {"condition": "service_healthy"}, (name, dependency)
             healthy = "healthcheck" in services[dependency] or "build" in services[dependency]
             assert healthy, f"{dependency} has no healthcheck, {name} would wait forever"
@@ -242,9 +246,35 @@ def test_secret_placeholders_are_refused_by_the_services(
 ) -> None:
     from shared.config import ConfigError, Env
 
-    env = Env({"APP_ENV": "production", **secrets["suite-secrets"], **secrets["auth-secrets"]})
+    env = Env({"APP_ENV": "production", **secrets["auth-secrets"]})
 
     with pytest.raises(ConfigError, match="placeholder"):
         env.amqp_url()
     with pytest.raises(ConfigError, match="placeholder"):
         env.database_url("auth")
+
+
+def test_each_service_connects_to_the_broker_as_its_own_user(
+    resources: list[dict[str, Any]], secrets: dict[str, dict[str, str]]
+) -> None:
+    from shared.broker_users import USERS
+
+    for name, deployment in of_kind(resources, "Deployment").items():
+        service = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        sources = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        urls = [
+            secrets[s["secretRef"]["name"]]["AMQP_URL"]
+            for s in sources
+            if "secretRef" in s and "AMQP_URL" in secrets[s["secretRef"]["name"]]
+        ]
+        assert [re.match(r"amqp://([^:]+):", url).group(1) for url in urls] == [service], name
+    # The Job creating the users is given every password it sets.
+    assert {u.password_variable() for u in USERS} <= set(secrets["broker-users"])
+
+
+def test_compose_keeps_the_edges_token_cache_in_memory(compose: dict[str, Any]) -> None:
+    # The cache is keyed on whole bearer tokens, and nginx writes each key into its file.
+    edge = compose["services"]["edge"]
+    memory = [mount.split(":")[0] for mount in edge["tmpfs"]]
+
+    assert any(edge["environment"]["EDGE_CACHE_DIR"].startswith(f"{m}/") for m in memory)

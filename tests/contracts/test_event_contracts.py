@@ -47,7 +47,7 @@ from services.orders.handlers import HANDLERS as ORDERS_HANDLERS
 from services.orders.handlers import event_handler as orders_event_handler
 from services.orders.models import Outbox as OrdersOutbox
 from services.orders.models import db as orders_db
-from shared import contracts
+from shared import broker_users, contracts
 from shared.events import Event, parse_event
 from shared.inbox import inbox_handler
 from tests.contracts.asyncapi_check import validate_against_asyncapi
@@ -303,3 +303,18 @@ def test_every_type_a_service_publishes_has_a_producer_case(event_type: str) -> 
     assert builders == [], (
         f"{event_type} is published from {builders}: add its use case to PRODUCERS in this module"
     )
+
+
+@pytest.mark.parametrize("contract", contracts.CATALOGUE.contracts, ids=lambda c: c.key)
+def test_the_broker_lets_the_producer_publish_and_each_consumer_bind_the_type(
+    contract: contracts.Contract[Any],
+) -> None:
+    # shared.broker_users grants the topic permissions; the catalogue says who needs them.
+    producer = broker_users.user(contract.producer.strip("/"))
+    assert re.search(producer.topic_write, contract.type), f"{producer.service} may not publish"
+    for consumer in contract.consumers:
+        granted = broker_users.user(consumer).topic_read
+        assert re.search(granted, contract.type), f"{consumer} may not bind {contract.type}"
+    for user in broker_users.USERS:
+        if user.service != producer.service:
+            assert not re.search(user.topic_write, contract.type), f"{user.service} may publish"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pika
 import psutil
@@ -113,7 +114,10 @@ def _session() -> requests.Session:
 
 
 def register_users(suite: Suite, count: int, label: str = "bench") -> list[User]:
-    """Register and log in `count` users directly at auth (argon2 as in production)."""
+    """Register, verify (with the mailed link) and log in `count` users directly at auth.
+
+    Argon2 as in production; verified, so their notifications are mailed as in production.
+    """
 
     def one(n: int) -> User:
         http = _session()
@@ -124,8 +128,15 @@ def register_users(suite: Suite, count: int, label: str = "bench") -> list[User]
             json={"email": email, "password": password, "name": f"Bench User {n}"},
             timeout=30,
         )
-        if created.status_code != 201:
+        if created.status_code != 202:
             raise RuntimeError(f"register answered {created.status_code}: {created.text}")
+        link = testing.verification_link(suite.dir / "mail", email, timeout=120)
+        token = parse_qs(urlsplit(link).query)["token"][0]
+        verified = http.post(
+            suite.url("auth", "/api/v1/auth/verify-email"), json={"token": token}, timeout=30
+        )
+        if verified.status_code != 200:
+            raise RuntimeError(f"verify-email answered {verified.status_code}: {verified.text}")
         login = http.post(
             suite.url("auth", "/api/v1/auth/login"),
             json={"email": email, "password": password},
@@ -133,7 +144,7 @@ def register_users(suite: Suite, count: int, label: str = "bench") -> list[User]
         )
         if login.status_code != 200:
             raise RuntimeError(f"login answered {login.status_code}: {login.text}")
-        return User(created.json()["id"], email, password, login.json()["access_token"])
+        return User(verified.json()["id"], email, password, login.json()["access_token"])
 
     with ThreadPoolExecutor(max_workers=4) as executor:
         return list(executor.map(one, range(count)))
@@ -636,6 +647,7 @@ class Bench:
             # More than it can handle in the recording: it stays busy throughout.
             user_id = f"bench-profile-{uuid.uuid4().hex[:8]}"
             publisher.publish(ev.user_registered_event(user_id))
+            publisher.publish(ev.user_email_verified_event(user_id))
             batch = [ev.order_created_event(user_id) for _ in range(seconds * 250)]
             raw = self.work / "profile-consumer.txt"
             recorder = profile.start_recording(pid, raw, seconds=seconds)

@@ -263,8 +263,10 @@ class Suite:
             "NOTIFICATIONS_URL": urls["notifications"],
             "AUTH_SIGNING_KEYS_DIR": str(self.dir / "keys"),
             "GATEWAY_REDIS_PREFIX": self.redis_prefix,
-            # Everything reaches the services through one proxy hop (the gateway or nginx).
+            # Everything reaches the services through one proxy hop (the gateway or nginx),
+            # on loopback: its X-Forwarded-For is believed from there only.
             "TRUSTED_PROXY_HOPS": "1",
+            "TRUSTED_PROXIES": "127.0.0.1,::1",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(testing.free_port()),
             "VAR_DIR": str(self.dir),

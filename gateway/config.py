@@ -6,10 +6,6 @@ from typing import Any
 
 from shared.config import ConfigError, Env
 
-# Access tokens live 15 minutes; a revocation must outlive every token it refuses
-# (plus the verifier's clock leeway and some margin for clock drift).
-DEFAULT_REVOCATION_TTL_SECONDS = 15 * 60 + 120
-
 # Per verified user and per client address; the nginx edge renders the same ones.
 DEFAULT_RATE_LIMIT_USER = "600/minute"
 DEFAULT_RATE_LIMIT_IP = "1200/minute"
@@ -17,6 +13,8 @@ DEFAULT_RATE_LIMIT_IP = "1200/minute"
 # Requests a client may send without a token. Everything else behind a route needs one.
 DEFAULT_PUBLIC_ROUTES = (
     "POST /api/v1/auth/register",
+    "POST /api/v1/auth/verify-email",
+    "GET /api/v1/auth/verify-email",
     "POST /api/v1/auth/login",
     "POST /api/v1/auth/refresh",
     "GET /api/v1/auth/jwks.json",
@@ -75,9 +73,6 @@ def gateway_config(env: Env) -> dict[str, Any]:
         "GATEWAY_RATE_LIMIT_IP": env.string("GATEWAY_RATE_LIMIT_IP", DEFAULT_RATE_LIMIT_IP),
         # Namespaces our keys on a Redis other programs may share.
         "GATEWAY_REDIS_PREFIX": env.string("GATEWAY_REDIS_PREFIX", "gateway"),
-        "GATEWAY_REVOCATION_TTL_SECONDS": env.integer(
-            "GATEWAY_REVOCATION_TTL_SECONDS", DEFAULT_REVOCATION_TTL_SECONDS
-        ),
         "GATEWAY_CORS_ORIGINS": _list(env, "GATEWAY_CORS_ORIGINS", ""),
         "GATEWAY_CORS_MAX_AGE": env.integer("GATEWAY_CORS_MAX_AGE", 600),
         "GATEWAY_OPENAPI_TTL_SECONDS": env.number("GATEWAY_OPENAPI_TTL_SECONDS", 60.0),
@@ -94,10 +89,6 @@ def validate_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{name} must be positive")
     if int(config["GATEWAY_UPSTREAM_POOL_SIZE"]) < 1:
         raise ConfigError("GATEWAY_UPSTREAM_POOL_SIZE must be at least 1")
-    if int(config["GATEWAY_REVOCATION_TTL_SECONDS"]) < 15 * 60:
-        raise ConfigError(
-            "GATEWAY_REVOCATION_TTL_SECONDS must cover an access token's lifetime (>= 900)"
-        )
     for origin in config["GATEWAY_CORS_ORIGINS"]:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ConfigError(f"GATEWAY_CORS_ORIGINS entry {origin!r} must be an origin URL")

@@ -254,6 +254,10 @@ def forward(match: Match, user_id: str | None) -> Response:
     if "Content-Type" not in upstream.headers:
         # Werkzeug would label a bodiless answer (204, 304) text/html otherwise.
         response.headers.pop("Content-Type", None)
+    if route.upstream == "auth" and "Cache-Control" not in upstream.headers:
+        # Auth's answers carry tokens or account data: no cache may keep one, even when
+        # the service forgot to say so. Its public key set says how long it may be cached.
+        response.headers["Cache-Control"] = "no-store"
     response.call_on_close(lambda: _finish(upstream))
     return response
 

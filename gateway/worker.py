@@ -26,7 +26,7 @@ from gateway.revocation import (
     redis_client,
     user_deactivated_handler,
 )
-from shared.config import ConfigError, Env, common_config
+from shared.config import ConfigError, Env, common_config, validate_token_lifetimes
 from shared.messaging import Consumer, transient_errors
 from shared.observability import configure_logging
 from shared.worker import (
@@ -48,6 +48,7 @@ is_transient = transient_errors(redis.ConnectionError, redis.TimeoutError)
 def build_consumer(env: Env) -> Consumer:
     """The revocation consumer for the configured broker and Redis."""
     config = {**common_config("gateway", env), **gateway_config(env)}
+    validate_token_lifetimes(config)
     if not config["REDIS_URL"]:
         raise ConfigError(
             "REDIS_URL is not set: without Redis each gateway worker consumes revocations "

@@ -8,8 +8,13 @@ export APP_ENV="${APP_ENV:-local}"
 export VAR_DIR="${VAR_DIR:-$PWD/var}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2F}"
 export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
-# The services sit behind the gateway here, so they trust one X-Forwarded-For hop.
+# The services sit behind the gateway here, so they trust one X-Forwarded-For hop, from
+# the gateway's address. The gateway faces clients itself: the Procfile gives it no hops.
 export TRUSTED_PROXY_HOPS="${TRUSTED_PROXY_HOPS:-1}"
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
+# Auth's public address is the gateway's: tokens name it as issuer, and the verification
+# links mailed at registration point at it.
+export JWT_ISSUER="${JWT_ISSUER:-http://127.0.0.1:${GATEWAY_PORT:-8080}/api/v1/auth}"
 export PYTHONUNBUFFERED=1
 BIN="$PWD/.venv/bin"
 export PATH="$BIN:$PATH"

@@ -14,10 +14,10 @@ from flask_smorest import Api, Blueprint
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import errors, health, observability, tokens
-from shared.config import Env, common_config
+from shared.config import Env, common_config, validate_token_lifetimes
+from shared.proxies import TrustedProxyFix, trusted_proxy_config
 from shared.schemas import UNSTORABLE_TEXT_MESSAGE, unstorable_text
 from shared.tokens import JWKSCache, TokenVerifier
 
@@ -108,15 +108,18 @@ def create_base_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         TRUSTED_PROXY_HOPS=env.integer("TRUSTED_PROXY_HOPS", 0),
+        TRUSTED_PROXIES=env.optional("TRUSTED_PROXIES"),
     )
     if overrides:
         app.config.update(overrides)
+    validate_token_lifetimes(app.config)
     if not app.config.get("TESTING"):
         observability.configure_logging(service)
     hops = int(app.config["TRUSTED_PROXY_HOPS"])
-    if hops:
-        # Only behind our own gateway/edge: otherwise a client could pick its own IP.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    trusted = trusted_proxy_config(hops, app.config["TRUSTED_PROXIES"])
+    if trusted is not None:
+        # Only requests from our own gateway/edge: otherwise a client could pick its own IP.
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, hops=hops, trusted=trusted)  # type: ignore[method-assign]
     observability.init_app(app)
     app.before_request(_refuse_oversize_body)
     return app
@@ -220,5 +223,8 @@ def remote_verifier(app: Flask) -> TokenVerifier:
         app.config["JWKS_URL"], min_refetch_seconds=app.config["JWKS_MIN_REFETCH_SECONDS"]
     )
     return TokenVerifier(
-        cache, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
+        cache,
+        issuer=app.config["JWT_ISSUER"],
+        audience=app.config["JWT_AUDIENCE"],
+        max_lifetime=int(app.config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]),
     )

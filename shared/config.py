@@ -20,6 +20,13 @@ PLACEHOLDERS = frozenset(
 
 DEFAULT_PORTS = {"gateway": 8080, "auth": 8001, "orders": 8002, "notifications": 8003}
 
+# One setting decides how long an access token lives: auth issues tokens for that long,
+# every verifier refuses a longer-lived one, and the gateway keeps a revocation at least
+# that long plus the verifiers' clock leeway (by default with a margin for clock drift).
+DEFAULT_ACCESS_TOKEN_TTL = 15 * 60
+TOKEN_LEEWAY_SECONDS = 30
+REVOCATION_MARGIN_SECONDS = 90
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or unusable; raised at start-up, never mid-request."""
@@ -139,4 +146,37 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
         ],
         "EVENT_DELIVERY_LIMIT": env.integer("EVENT_DELIVERY_LIMIT", 5),
         "VAR_DIR": str(env.var_dir()),
+        **token_lifetime_config(env),
     }
+
+
+def token_lifetime_config(env: Env) -> dict[str, Any]:
+    """The access-token lifetime and the revocation window, the latter derived by default."""
+    ttl = env.integer("AUTH_ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL)
+    return {
+        "AUTH_ACCESS_TOKEN_TTL_SECONDS": ttl,
+        "GATEWAY_REVOCATION_TTL_SECONDS": env.integer(
+            "GATEWAY_REVOCATION_TTL_SECONDS",
+            ttl + TOKEN_LEEWAY_SECONDS + REVOCATION_MARGIN_SECONDS,
+        ),
+    }
+
+
+def validate_token_lifetimes(config: Mapping[str, Any]) -> None:
+    """Refuse a token lifetime that would outlive the gateway's memory of a revocation.
+
+    With a 24 h token and a 17 min revocation window, a deactivated user would be let
+    back in after 17 minutes, for the rest of the day.
+    """
+    ttl = int(config["AUTH_ACCESS_TOKEN_TTL_SECONDS"])
+    if ttl <= 0:
+        raise ConfigError("AUTH_ACCESS_TOKEN_TTL_SECONDS must be positive")
+    revocation = int(config["GATEWAY_REVOCATION_TTL_SECONDS"])
+    needed = ttl + TOKEN_LEEWAY_SECONDS
+    if revocation < needed:
+        raise ConfigError(
+            f"GATEWAY_REVOCATION_TTL_SECONDS={revocation} is shorter than an access token's"
+            f" lifetime (AUTH_ACCESS_TOKEN_TTL_SECONDS={ttl}) plus {TOKEN_LEEWAY_SECONDS} s of"
+            f" leeway: a revoked token would work again. Set it to at least {needed}, or"
+            " leave it unset to derive it from the token lifetime."
+        )

@@ -75,6 +75,12 @@ class ConflictError(ServiceError):
     status, title, code = 409, "Conflict", "conflict"
 
 
+class GoneError(ServiceError):
+    """The thing asked for existed but is no longer usable (an expired link)."""
+
+    status, title, code = 410, "Gone", "gone"
+
+
 class PreconditionFailedError(ServiceError):
     """An If-Match precondition no longer holds."""
 

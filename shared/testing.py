@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -171,6 +174,33 @@ def wait_for(
         time.sleep(interval)
 
 
+# -- mail -----------------------------------------------------------------------------------
+
+VERIFICATION_SUBJECT = "Verify your email address"
+_LINK = re.compile(r"https?://\S+verify-email\?token=[\w\-]+")
+
+
+def verification_link(mail_dir: Path, address: str, *, timeout: float = 30.0) -> str:
+    """The link of the verification mail to `address` in a mail sink's directory, waiting.
+
+    What a user does with the mail: tests and the benchmark verify their users this way,
+    through the mail the suite sends, never through a shortcut into auth.
+    """
+
+    def find() -> str | None:
+        for path in sorted(mail_dir.glob("*.eml")):
+            message = message_from_bytes(path.read_bytes(), policy=email_policy.default)
+            if message["To"] != address or message["Subject"] != VERIFICATION_SUBJECT:
+                continue
+            body = message.get_body(("plain",))
+            match = _LINK.search(body.get_content() if body is not None else "")
+            if match:
+                return match.group(0)
+        return None
+
+    return wait_for(find, timeout=timeout, interval=0.1, what=f"verification mail to {address}")
+
+
 # -- server processes -----------------------------------------------------------------------
 
 
@@ -279,13 +309,14 @@ def rsa_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
 
 def access_token_claims(*, issuer: str, audience: str, **overrides: Any) -> dict[str, Any]:
     """The claims of a 15-minute access token of "user-1"; an override of None drops that claim."""
-    now = int(time.time())
+    # A token issued in the past (an `iat` override) still lives 15 minutes from its issue.
+    issued_at = overrides.get("iat") or int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
         "sub": "user-1",
-        "iat": now,
-        "exp": now + 900,
+        "iat": issued_at,
+        "exp": issued_at + 900,
         "jti": uuid.uuid4().hex,
         "roles": ["user"],
         **overrides,

@@ -21,6 +21,7 @@ import jwt
 import requests
 from flask import Flask, current_app, g, request
 
+from shared.config import DEFAULT_ACCESS_TOKEN_TTL, TOKEN_LEEWAY_SECONDS
 from shared.errors import ForbiddenError, UnauthorizedError
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 ALLOWED_ALGORITHMS = ("RS256",)
 ACCESS_TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
-LEEWAY_SECONDS = 30
+LEEWAY_SECONDS = TOKEN_LEEWAY_SECONDS
 # The subject becomes a user id in every service's tables (String(64) columns); auth issues
 # UUIDs. Printable ASCII without spaces, so it is also safe in logs and headers.
 SUBJECT_PATTERN = re.compile(r"\A[\x21-\x7e]{1,64}\Z")
@@ -163,8 +164,11 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         is_revoked: Callable[[Principal], bool] | None = None,
+        max_lifetime: int = DEFAULT_ACCESS_TOKEN_TTL,
     ) -> None:
         self.keys = keys
+        # A token issued for longer than this would outlive the gateway's revocations.
+        self.max_lifetime = max_lifetime
         self.issuer = issuer
         self.audience = audience
         self.is_revoked = is_revoked
@@ -223,6 +227,11 @@ class TokenVerifier:
             raise _invalid("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise _invalid(f"invalid token: {exc}") from None
+        issued_at, expires_at = claims["iat"], claims["exp"]
+        if not isinstance(issued_at, int | float) or not isinstance(expires_at, int | float):
+            raise _invalid("iat and exp must be numbers")
+        if expires_at - issued_at > self.max_lifetime:
+            raise _invalid("token lifetime exceeds the maximum")
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise _invalid("roles claim must be a list of strings")
@@ -233,8 +242,8 @@ class TokenVerifier:
             user_id=subject,
             roles=tuple(roles),
             token_id=str(claims["jti"]),
-            expires_at=int(claims["exp"]),
-            issued_at=int(claims["iat"]),
+            expires_at=int(expires_at),
+            issued_at=int(issued_at),
         )
         return principal, kid, key
 

@@ -34,7 +34,8 @@ class Received:
 class FakeUpstream:
     """A threaded HTTP/1.1 server on loopback standing in for a service.
 
-    Routes: `/slow?seconds=N` sleeps first; `/big?bytes=N` returns N bytes; `/readyz`
+    Routes: `/slow?seconds=N` sleeps first; `/big?bytes=N` returns N bytes; `/cacheable`
+    says it may be cached for a minute; `/readyz`
     answers `ready_status`; `/openapi.json` returns `spec`; the JWKS path returns `jwks`
     (and counts `jwks_fetches`); anything else is recorded and echoed as JSON.
     """
@@ -102,6 +103,9 @@ class FakeUpstream:
                 )
                 if parts.path.endswith("/slow"):
                     time.sleep(float(query.get("seconds", ["2"])[0]))
+                if parts.path.endswith("/cacheable"):
+                    self._send(200, b"{}", [*JSON, ("Cache-Control", "public, max-age=60")])
+                    return
                 if parts.path.endswith("/big"):
                     size = int(query["bytes"][0])
                     self._send(200, b"x" * size, [("Content-Type", "application/octet-stream")])

@@ -99,3 +99,16 @@ def test_the_ingress_sends_the_public_api_to_the_gateway_but_not_its_metrics():
         assert routed(public), public
     for private in ("/metrics", "/_auth/verify"):
         assert not routed(private), private
+
+
+def test_a_day_long_token_with_a_17_minute_revocation_window_stops_the_gateway():
+    env = make_env(
+        AUTH_ACCESS_TOKEN_TTL_SECONDS=str(24 * 3600), GATEWAY_REVOCATION_TTL_SECONDS=str(17 * 60)
+    )
+    with pytest.raises(ConfigError, match="revoked token would work again"):
+        create_app({"TESTING": True}, env=env)
+
+
+def test_the_gateway_refuses_tokens_issued_for_longer_than_the_configured_lifetime():
+    app = create_app({"TESTING": True}, env=make_env(AUTH_ACCESS_TOKEN_TTL_SECONDS="600"))
+    assert app.extensions["token_verifier"].max_lifetime == 600

@@ -69,7 +69,7 @@ def make_edge(
     running: list[tuple[subprocess.Popen, Any]] = []
 
     def make(*, services: str | None = None, **config: Any) -> Edge:
-        gateway = make_gateway(TRUSTED_PROXY_HOPS=1, **config)
+        gateway = make_gateway(TRUSTED_PROXY_HOPS=1, TRUSTED_PROXIES="127.0.0.1", **config)
         recorder = PathRecorder(gateway)
         server = make_server("127.0.0.1", 0, recorder, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()

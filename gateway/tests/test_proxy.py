@@ -255,3 +255,13 @@ def test_the_verify_endpoint_names_the_user_of_a_valid_token(client):
     assert response.status_code == 204
     assert response.headers["X-User-Id"] == "user-7"
     assert client.get("/_auth/verify").status_code == 401
+
+
+def test_answers_from_auth_are_never_stored_by_a_cache_unless_auth_says_so(client, upstream):
+    login = client.post("/api/v1/auth/login", json={"email": "a@example.com", "password": "x"})
+    assert login.status_code == 200
+    assert login.headers["Cache-Control"] == "no-store"
+    cacheable = client.get("/api/v1/auth/cacheable", headers=bearer())
+    assert cacheable.headers["Cache-Control"] == "public, max-age=60"
+    order = client.get("/api/v1/orders", headers=bearer())
+    assert "Cache-Control" not in order.headers

@@ -45,6 +45,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
             refresh_ttl=int(app.config["AUTH_REFRESH_TOKEN_TTL_SECONDS"]),
             max_login_failures=int(app.config["AUTH_LOGIN_MAX_FAILURES"]),
             login_window=int(app.config["AUTH_LOGIN_WINDOW_SECONDS"]),
+            account_max_failures=int(app.config["AUTH_LOGIN_ACCOUNT_MAX_FAILURES"]),
+            account_login_delay=int(app.config["AUTH_LOGIN_ACCOUNT_DELAY_SECONDS"]),
+            verify_email_url=app.config["AUTH_VERIFY_EMAIL_URL"],
+            verification_ttl=int(app.config["AUTH_EMAIL_VERIFICATION_TTL_SECONDS"]),
         ),
         passwords=Passwords(
             time_cost=int(app.config["AUTH_ARGON2_TIME_COST"]),
@@ -65,7 +69,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
         blueprints=[api.blp, api.well_known_blp],
         # Auth verifies its own tokens from its own key ring: no HTTP round trip to itself.
         verifier=TokenVerifier(
-            keyring, issuer=app.config["JWT_ISSUER"], audience=app.config["JWT_AUDIENCE"]
+            keyring,
+            issuer=app.config["JWT_ISSUER"],
+            audience=app.config["JWT_AUDIENCE"],
+            max_lifetime=int(app.config["AUTH_ACCESS_TOKEN_TTL_SECONDS"]),
         ),
         extra_checks={"signing_key": signing_key_check},
     )

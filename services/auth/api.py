@@ -18,13 +18,16 @@ from services.auth.schemas import (
     LoginSchema,
     RefreshTokenSchema,
     RegisterSchema,
+    RegistrationSchema,
     TokenPairSchema,
     UserPageSchema,
     UserPatchSchema,
     UserQueryArgsSchema,
     UserSchema,
+    VerifyEmailArgsSchema,
+    VerifyEmailSchema,
 )
-from services.auth.services import AuthDeps, TokenPair, UserPage
+from services.auth.services import AuthDeps, Registration, TokenPair, UserPage
 from shared.app import ApiBlueprint
 from shared.tokens import current_principal, require_auth, require_role
 
@@ -36,6 +39,8 @@ well_known_blp = ApiBlueprint(
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 # Gateways and services cache the key set; a rotation is picked up on an unknown kid anyway.
 JWKS_CACHE_CONTROL = {"Cache-Control": "public, max-age=60"}
+# A response carrying a token must never be stored by a cache (RFC 6749 5.1, RFC 9700).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _deps() -> AuthDeps:
@@ -52,10 +57,37 @@ class Register(MethodView):
     """Create an account."""
 
     @blp.arguments(RegisterSchema)
-    @blp.response(201, UserSchema)
+    @blp.response(202, RegistrationSchema)
+    def post(self, body: dict[str, Any]) -> Registration:
+        """Register; the same 202 whether or not the address is taken (a link is mailed)."""
+        session = _session()
+        registration = services.register_user(session=session, deps=_deps(), **body)
+        session.commit()
+        return registration
+
+
+def _verify_email(token: str) -> User:
+    session = _session()
+    user = services.verify_email(session=session, deps=_deps(), token=token)
+    session.commit()
+    return user
+
+
+@blp.route("/verify-email")
+class VerifyEmail(MethodView):
+    """Confirm the address with the link mailed at registration."""
+
+    @blp.arguments(VerifyEmailSchema)
+    @blp.response(200, UserSchema)
     def post(self, body: dict[str, Any]) -> User:
-        """Register with email, password and name."""
-        return services.register_user(session=_session(), deps=_deps(), **body)
+        """Verify with the link's token; 400 invalid or used, 410 expired."""
+        return _verify_email(body["token"])
+
+    @blp.arguments(VerifyEmailArgsSchema, location="query")
+    @blp.response(200, UserSchema)
+    def get(self, args: dict[str, Any]) -> User:
+        """The link itself, opened from the mail; the same as the POST."""
+        return _verify_email(args["token"])
 
 
 @blp.route("/login")
@@ -64,15 +96,16 @@ class Login(MethodView):
 
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
-    def post(self, body: dict[str, Any]) -> TokenPair:
+    def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
         """Log in; 401 for any wrong credentials, 429 when throttled."""
-        return services.authenticate(
+        pair = services.authenticate(
             session=_session(),
             deps=_deps(),
             email=body["email"],
             password=body["password"],
             client_ip=request.remote_addr or "unknown",
         )
+        return pair, NO_STORE
 
 
 @blp.route("/refresh")
@@ -81,11 +114,12 @@ class Refresh(MethodView):
 
     @blp.arguments(RefreshTokenSchema)
     @blp.response(200, TokenPairSchema)
-    def post(self, body: dict[str, Any]) -> TokenPair:
+    def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
         """A new token pair for a refresh token, which stops working."""
-        return services.refresh_tokens(
+        pair = services.refresh_tokens(
             session=_session(), deps=_deps(), refresh_token=body["refresh_token"]
         )
+        return pair, NO_STORE
 
 
 @blp.route("/logout")

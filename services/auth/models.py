@@ -1,4 +1,4 @@
-"""The auth service's tables: users, refresh tokens, failed logins and the event outbox."""
+"""The auth service's tables: users, email verifications, refresh tokens, failed logins, outbox."""
 
 from __future__ import annotations
 
@@ -62,11 +62,18 @@ class User(Model):
         sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     deactivated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Set once the owner of the address followed the link mailed at registration.
+    email_verified_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     @property
     def active(self) -> bool:
         """The API's name for is_active."""
         return self.is_active
+
+    @property
+    def email_verified(self) -> bool:
+        """Whether the owner of the address has confirmed it."""
+        return self.email_verified_at is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}{'' if self.is_active else ' inactive'}>"
@@ -94,6 +101,26 @@ class RefreshToken(Model):
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     rotated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class EmailVerification(Model):
+    """A single-use link that proves the user receives mail at their address.
+
+    Only the token's SHA-256 is kept: whoever reads this table cannot verify an address.
+    """
+
+    __tablename__ = "email_verifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The address the link was sent to: an address changed since is not verified by it.
+    email: Mapped[str] = mapped_column(sa.String(320))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class LoginFailure(Model):

@@ -25,14 +25,22 @@ def common_passwords() -> frozenset[str]:
     return frozenset(p for p in FREQUENCY_LISTS["passwords"] if len(p) >= MIN_LENGTH)
 
 
-def password_problems(password: str) -> list[str]:
-    """Why a new password is refused; empty when it passes the policy."""
+def password_problems(password: str, *, email: str | None = None) -> list[str]:
+    """Why a new password is refused (for the account `email`); empty when it passes."""
     if len(password) < MIN_LENGTH:
         return [f"Password must be at least {MIN_LENGTH} characters long."]
     if len(password) > MAX_LENGTH:
         return [f"Password must be at most {MAX_LENGTH} characters long."]
-    if password.lower() in common_passwords() or password.strip().lower() in common_passwords():
+    lowered = password.strip().lower()
+    if password.lower() in common_passwords() or lowered in common_passwords():
         return ["This password is too common; choose one that is harder to guess."]
+    if len(set(lowered)) <= 1:
+        return ["A password of one character repeated is too easy to guess."]
+    if email:
+        # The first guesses of anyone who knows the address (NIST SP 800-63B 5.1.1.2).
+        address = email.strip().lower()
+        if lowered in {address, address.partition("@")[0]}:
+            return ["The password must not be your email address or its part before the @."]
     return []
 
 

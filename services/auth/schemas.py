@@ -7,7 +7,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.auth.models import ROLES
-from services.auth.services import normalize_email
+from services.auth.services import (
+    NAME_WITH_CONTROL_CHARACTERS,
+    name_has_control_characters,
+    normalize_email,
+)
 from shared.pagination import CursorField, PageQueryArgsSchema, page_limit
 from shared.schemas import StrictBoolean, StrictSchema, UtcDateTime
 
@@ -27,13 +31,40 @@ def _email() -> NormalizedEmail:
     return NormalizedEmail(required=True, validate=validate.Length(max=320))
 
 
+def _no_line_breaks_or_control_characters(value: str) -> None:
+    if name_has_control_characters(value):
+        raise ValidationError(NAME_WITH_CONTROL_CHARACTERS)
+
+
 class RegisterSchema(StrictSchema):
     """POST /register body. The password policy (length, common list) runs in the use case."""
 
     email = _email()
     # No length rule here: the policy's own message covers too short and too long.
     password = fields.String(required=True, load_only=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=200), _no_line_breaks_or_control_characters],
+    )
+
+
+class RegistrationSchema(Schema):
+    """What registration answers, whether or not the address was free."""
+
+    email = fields.String(dump_only=True)
+    detail = fields.String(dump_only=True)
+
+
+class VerifyEmailSchema(StrictSchema):
+    """POST /verify-email body: the token of the mailed link."""
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=MAX_TOKEN_INPUT))
+
+
+class VerifyEmailArgsSchema(StrictSchema):
+    """GET /verify-email query: the link as mailed."""
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=MAX_TOKEN_INPUT))
 
 
 class LoginSchema(StrictSchema):
@@ -70,6 +101,7 @@ class UserSchema(Schema):
     name = fields.String(dump_only=True)
     role = fields.String(dump_only=True)
     active = fields.Boolean(dump_only=True)
+    email_verified = fields.Boolean(dump_only=True)
     created_at = UtcDateTime(dump_only=True)
 
 

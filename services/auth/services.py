@@ -1,7 +1,8 @@
 """Auth use cases. No Flask here: the HTTP layer, the CLI and tests all call these.
 
-Each use case that changes state commits once, with its outbox row in the same
-transaction, so an event is recorded exactly when the change is.
+A state change and its outbox row share one transaction, so an event is recorded exactly
+when the change is. Registration and email verification leave the commit to their entry
+point (the API view); older use cases here still commit themselves.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import jwt
 import sqlalchemy as sa
@@ -24,6 +27,7 @@ from services.auth.models import (
     ROLE_ADMIN,
     ROLE_USER,
     ROLES,
+    EmailVerification,
     LoginFailure,
     Outbox,
     RefreshToken,
@@ -35,7 +39,9 @@ from shared.db import as_utc, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
+    GoneError,
     NotFoundError,
+    ServiceError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -49,6 +55,8 @@ log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = "Invalid email or password."
 INVALID_REFRESH = "The refresh token is invalid, expired or revoked."
+INVALID_VERIFICATION = "The verification link is invalid or was already used."
+EXPIRED_VERIFICATION = "The verification link has expired; register again for a new one."
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,13 @@ class AuthSettings:
     refresh_ttl: int = 30 * 24 * 3600
     max_login_failures: int = 5
     login_window: int = 15 * 60
+    # Across all addresses: past this many failures in the window, an account takes one
+    # attempt per `account_login_delay` seconds (slower guessing, never a lock-out).
+    account_max_failures: int = 20
+    account_login_delay: int = 10
+    # The address of the verification link mailed at registration; `?token=` follows.
+    verify_email_url: str = "http://127.0.0.1:8080/api/v1/auth/verify-email"
+    verification_ttl: int = 24 * 3600
 
 
 @dataclass
@@ -99,8 +114,30 @@ def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
-def _check_password(password: str) -> None:
-    problems = password_problems(password)
+# Control characters, and line and paragraph separators: a name reaches mails and logs,
+# where a line break could start a header or a forged log line.
+_LINE_OR_CONTROL = frozenset({"Cc", "Zl", "Zp"})
+NAME_WITH_CONTROL_CHARACTERS = "Line breaks and control characters are not allowed."
+
+
+def name_has_control_characters(name: str) -> bool:
+    """True when a name holds a line break, a tab or another control character."""
+    return any(unicodedata.category(char) in _LINE_OR_CONTROL for char in name)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
+    if name_has_control_characters(name):
+        raise UnprocessableError(
+            NAME_WITH_CONTROL_CHARACTERS, errors={"name": [NAME_WITH_CONTROL_CHARACTERS]}
+        )
+    return name
+
+
+def _check_password(password: str, email: str) -> None:
+    problems = password_problems(password, email=email)
     if problems:
         raise UnprocessableError(
             "The password does not meet the password policy.", errors={"password": problems}
@@ -114,18 +151,20 @@ def _email_taken() -> ConflictError:
     )
 
 
-def _create_user(
-    *, session: Session, deps: AuthDeps, email: str, password: str, name: str, role: str
+def _new_user(
+    *,
+    session: Session,
+    deps: AuthDeps,
+    email: str,
+    password: str,
+    name: str,
+    role: str,
+    now: datetime,
 ) -> User:
+    """Add a user and its `user.registered` event to the session (no commit)."""
     email = normalize_email(email)
-    name = name.strip()
-    if not name:
-        raise UnprocessableError("The name is empty.", errors={"name": ["Must not be blank."]})
-    _check_password(password)
-    # A cheap early answer; the unique index below is what makes it race-safe.
-    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
-        raise _email_taken()
-    now = deps.clock()
+    name = _check_name(name)
+    _check_password(password, email)
     user = User(
         id=uuid.uuid4(),
         email=email,
@@ -142,6 +181,24 @@ def _create_user(
         contracts.UserRegisteredV1(user_id=str(user.id), email=email, name=name, version=1)
     )
     record_event(session, event, model=Outbox)
+    return user
+
+
+def _create_user(
+    *, session: Session, deps: AuthDeps, email: str, password: str, name: str, role: str
+) -> User:
+    email = normalize_email(email)
+    # A cheap early answer; the unique index below is what makes it race-safe.
+    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        raise _email_taken()
+    now = deps.clock()
+    user = _new_user(
+        session=session, deps=deps, email=email, password=password, name=name, role=role, now=now
+    )
+    # Accounts made by an operator (CLI, bootstrap admin) have a known address.
+    user.email_verified_at = now
+    event = contracts.build(contracts.UserEmailVerifiedV1(user_id=str(user.id), version=1))
+    record_event(session, event, model=Outbox)
     try:
         session.commit()
     except IntegrityError:
@@ -150,13 +207,122 @@ def _create_user(
     return user
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What a registration answers: the same whether or not the address was free."""
+
+    email: str
+    detail: str = "Check your mailbox: a link to verify your address is on its way."
+
+
 def register_user(
     *, session: Session, deps: AuthDeps, email: str, password: str, name: str
-) -> User:
-    """Create a user account and record `user.registered` in the same transaction."""
-    return _create_user(
-        session=session, deps=deps, email=email, password=password, name=name, role=ROLE_USER
+) -> Registration:
+    """Register, or warn the owner of a taken address; both answer alike. No commit.
+
+    A new account gets `user.registered` and `user.verification_requested` (the link).
+    A taken address changes nothing but `user.registration_attempted`, the owner's warning
+    mail, after the same password hashing, so neither answer nor timing tells the caller
+    who has an account.
+    """
+    email = normalize_email(email)
+    _check_name(name)
+    _check_password(password, email)
+    now = deps.clock()
+    owner = session.scalar(sa.select(User).where(User.email == email))
+    if owner is not None:
+        deps.passwords.hash(password)
+        event = contracts.build(contracts.UserRegistrationAttemptedV1(user_id=str(owner.id)))
+        record_event(session, event, model=Outbox)
+        return Registration(email=email)
+    user = _new_user(
+        session=session,
+        deps=deps,
+        email=email,
+        password=password,
+        name=name,
+        role=ROLE_USER,
+        now=now,
     )
+    try:
+        # The user's row first: the link refers to it. The unique index shows a race here.
+        session.flush()
+    except IntegrityError:
+        # A concurrent registration took the address since our look-up: answer alike.
+        session.rollback()
+        return Registration(email=email)
+    request_email_verification(session=session, deps=deps, user=user, now=now)
+    return Registration(email=email)
+
+
+def hash_verification_token(token: str) -> str:
+    """SHA-256 hex of a verification token: what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def request_email_verification(
+    *, session: Session, deps: AuthDeps, user: User, now: datetime
+) -> None:
+    """Add a single-use verification link and `user.verification_requested` (no commit)."""
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(seconds=deps.settings.verification_ttl)
+    session.add(
+        EmailVerification(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            email=user.email,
+            token_hash=hash_verification_token(token),
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    event = contracts.build(
+        contracts.UserVerificationRequestedV1(
+            user_id=str(user.id),
+            email=user.email,
+            name=user.name,
+            verify_url=f"{deps.settings.verify_email_url}?{urlencode({'token': token})}",
+            expires_at=expires_at,
+        )
+    )
+    record_event(session, event, model=Outbox)
+
+
+def verify_email(*, session: Session, deps: AuthDeps, token: str) -> User:
+    """Mark the address of a verification link verified; 400 invalid or used, 410 expired.
+
+    The link is spent in one conditional UPDATE, so of two concurrent uses one wins.
+    Records `user.email_verified` the first time the address is verified. No commit.
+    """
+    now = deps.clock()
+    link = session.scalar(
+        sa.select(EmailVerification).where(
+            EmailVerification.token_hash == hash_verification_token(token)
+        )
+    )
+    if link is None or link.used_at is not None:
+        raise ServiceError(INVALID_VERIFICATION)
+    if as_utc(link.expires_at) <= now:
+        raise GoneError(EXPIRED_VERIFICATION)
+    spent = session.execute(
+        sa.update(EmailVerification)
+        .where(EmailVerification.id == link.id, EmailVerification.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rows_matched(spent) != 1:
+        raise ServiceError(INVALID_VERIFICATION)
+    user = session.get(User, link.user_id)
+    if user is None or user.email != link.email:
+        # The address changed since the link was sent: it proves nothing about the new one.
+        raise ServiceError(INVALID_VERIFICATION)
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+        user.updated_at = now
+        # TODO(user versions): as for deactivations, version 1 until auth counts versions.
+        event = contracts.build(contracts.UserEmailVerifiedV1(user_id=str(user.id), version=1))
+        record_event(session, event, model=Outbox)
+    return user
 
 
 def create_admin(*, session: Session, deps: AuthDeps, email: str, password: str, name: str) -> User:
@@ -310,6 +476,11 @@ def throttle_key(client_ip: str, email: str) -> str:
     return hashlib.sha256(f"{client_ip}\n{email}".encode()).hexdigest()
 
 
+def account_throttle_key(email: str) -> str:
+    """The throttle bucket of one (normalised) email, whatever the client address."""
+    return hashlib.sha256(f"account\n{email}".encode()).hexdigest()
+
+
 def _failures_since(session: Session, key: str, since: datetime) -> int:
     return int(
         session.scalar(
@@ -342,6 +513,42 @@ def _throttled(
     )
 
 
+def _slow_down_account(
+    session: Session,
+    deps: AuthDeps,
+    account_key: str,
+    since: datetime,
+    now: datetime,
+    *,
+    ours: int | None = None,
+) -> None:
+    """429 while an account with many recent failures had an attempt less than a delay ago.
+
+    Counted across client addresses, so spreading guesses over many addresses gains
+    nothing past `account_max_failures`; the owner is slowed by seconds, never locked out.
+    `ours` is this request's own attempt row, already committed: another attempt in the
+    same delay (a concurrent one included) means this one waits.
+    """
+    settings = deps.settings
+    earlier = _failures_since(session, account_key, since) - (1 if ours is not None else 0)
+    if earlier < settings.account_max_failures:
+        return
+    delay = timedelta(seconds=settings.account_login_delay)
+    query = sa.select(sa.func.max(LoginFailure.created_at)).where(
+        LoginFailure.key == account_key, LoginFailure.created_at > now - delay
+    )
+    if ours is not None:
+        query = query.where(LoginFailure.id != ours)
+    latest = session.scalar(query)
+    if latest is None:
+        return
+    retry_after = max(1, int((as_utc(latest) + delay - now).total_seconds()) + 1)
+    raise TooManyRequestsError(
+        "Too many failed logins for this account; try again in a few seconds.",
+        retry_after=retry_after,
+    )
+
+
 def authenticate(
     *, session: Session, deps: AuthDeps, email: str, password: str, client_ip: str
 ) -> TokenPair:
@@ -357,28 +564,49 @@ def authenticate(
     limit = deps.settings.max_login_failures
     since = now - timedelta(seconds=deps.settings.login_window)
     key = throttle_key(client_ip, email)
+    account_key = account_throttle_key(email)
 
     count = _failures_since(session, key, since)
     if count >= limit:
         raise _throttled(session, deps, key, count, now)
+    _slow_down_account(session, deps, account_key, since, now)
     attempt = LoginFailure(key=key, created_at=now)
-    session.add(attempt)
+    account_attempt = LoginFailure(key=account_key, created_at=now)
+    session.add_all([attempt, account_attempt])
     session.commit()
     count = _failures_since(session, key, since)
     if count > limit:
         session.delete(attempt)
+        session.delete(account_attempt)
         session.commit()
         raise _throttled(session, deps, key, count - 1, now)
+    try:
+        _slow_down_account(session, deps, account_key, since, now, ours=account_attempt.id)
+    except TooManyRequestsError:
+        session.delete(attempt)
+        session.delete(account_attempt)
+        session.commit()
+        raise
 
     user = session.scalar(sa.select(User).where(User.email == email))
     valid = deps.passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
         # The attempt row stays: it is now a recorded failure. Old rows go while we are here.
-        session.execute(sa.delete(LoginFailure).where(LoginFailure.created_at <= since))
+        session.execute(
+            sa.delete(LoginFailure)
+            .where(LoginFailure.created_at <= since)
+            .execution_options(synchronize_session=False)
+        )
         session.commit()
         raise UnauthorizedError(INVALID_CREDENTIALS)
 
-    session.execute(sa.delete(LoginFailure).where(LoginFailure.key == key))
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.key == key)
+        .execution_options(synchronize_session=False)
+    )
+    # Only this attempt was no failure; the account's other failures keep counting.
+    session.delete(account_attempt)
     if deps.passwords.check_needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made: upgrade it while we have the password.
         user.password_hash = deps.passwords.hash(password)

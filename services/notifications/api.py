@@ -95,10 +95,10 @@ class Webhooks(MethodView):
     @require_auth
     @blp.arguments(WebhookCreateSchema)
     @blp.response(201, WebhookCreatedSchema)
-    def post(self, body: dict[str, Any]) -> WebhookEndpoint:
+    def post(self, body: dict[str, Any]) -> tuple[WebhookEndpoint, dict[str, str]]:
         """Register an endpoint; its signing secret is in this answer and never again."""
         guard: TargetGuard = current_app.extensions[GUARD_EXTENSION]
-        return services.create_webhook(
+        endpoint = services.create_webhook(
             session=_session(),
             user_id=_user_id(),
             url=body["url"],
@@ -107,6 +107,8 @@ class Webhooks(MethodView):
             guard=guard,
             max_per_user=int(current_app.config["NOTIFICATIONS_MAX_WEBHOOKS_PER_USER"]),
         )
+        # The secret is a credential, like a token: no cache may keep this answer.
+        return endpoint, {"Cache-Control": "no-store"}
 
 
 @blp.route("/webhooks/<uuid:webhook_id>")

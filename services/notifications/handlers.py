@@ -7,7 +7,9 @@ all commit together, or none does and the consumer retries.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,11 +19,16 @@ from shared.contracts import (
     OrderCreatedV1,
     OrderStatusChangedV1,
     UserDeactivatedV1,
+    UserEmailVerifiedV1,
     UserRegisteredV1,
+    UserRegistrationAttemptedV1,
+    UserVerificationRequestedV1,
 )
+from shared.db import utcnow
 from shared.events import Event
 
 CONSUMER = "notifications"
+WARNING_MAIL_INTERVAL = timedelta(days=1)
 
 
 def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -> None:
@@ -35,6 +42,42 @@ def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1
     services.deactivate_contact(session=session, user_id=data.user_id)
 
 
+def on_verification_requested(
+    session: Session, event: Event, data: UserVerificationRequestedV1
+) -> None:
+    """Mail the verification link: the one mail an unverified address receives."""
+    services.record_contact(session=session, user_id=data.user_id, email=data.email, name=data.name)
+    services.send_verification_mail(
+        session=session,
+        user_id=data.user_id,
+        event_id=event.id,
+        # The parsed values: the mail shows `expires_at` as a date, not as wire text.
+        data=dataclasses.asdict(data),
+        request_id=event.requestid,
+        traceparent=event.traceparent,
+    )
+
+
+def on_email_verified(session: Session, _event: Event, data: UserEmailVerifiedV1) -> None:
+    """The owner confirmed the address: mail may go to it from now on."""
+    services.verify_contact(session=session, user_id=data.user_id)
+
+
+def on_registration_attempted(
+    session: Session, event: Event, data: UserRegistrationAttemptedV1
+) -> None:
+    """Warn the owner of an address that someone tried to register it again.
+
+    At most one such mail a day: anyone can register any address, and so could otherwise
+    fill its owner's mailbox. Every attempt still shows in the app.
+    """
+    since = utcnow() - WARNING_MAIL_INTERVAL
+    recently = services.mailed_recently(
+        session=session, user_id=data.user_id, event_type=event.type, since=since
+    )
+    _notify(session, event, data.user_id, mail=not recently)
+
+
 def on_order_event(
     session: Session, event: Event, data: OrderCreatedV1 | OrderStatusChangedV1
 ) -> None:
@@ -42,7 +85,7 @@ def on_order_event(
     _notify(session, event, data.user_id)
 
 
-def _notify(session: Session, event: Event, user_id: str) -> None:
+def _notify(session: Session, event: Event, user_id: str, *, mail: bool = True) -> None:
     # Templates and webhook bodies take the wire form of the data, which the catalogue
     # has validated by now: a webhook receiver sees the fields the contract publishes.
     services.notify(
@@ -54,6 +97,7 @@ def _notify(session: Session, event: Event, user_id: str) -> None:
         data=event.data,
         request_id=event.requestid,
         traceparent=event.traceparent,
+        mail=mail,
     )
 
 
@@ -61,6 +105,9 @@ def _notify(session: Session, event: Event, user_id: str) -> None:
 HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
     "user.registered": on_user_registered,
     "user.deactivated": on_user_deactivated,
+    "user.verification_requested": on_verification_requested,
+    "user.email_verified": on_email_verified,
+    "user.registration_attempted": on_registration_attempted,
     "order.created": on_order_event,
     "order.status_changed": on_order_event,
 }

@@ -65,6 +65,11 @@ class Contact(Model):
     email: Mapped[str | None] = mapped_column(sa.String(320))
     name: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # Until auth says the owner confirmed the address (user.email_verified), it gets no
+    # mail but the one carrying the verification link.
+    email_verified: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 

@@ -1,7 +1,8 @@
 """What a notification says: Jinja2 templates per event type, text for the app and email, HTML.
 
-Per event type `<type>`, templates/ holds `<type>.subject.txt` (title and email subject),
-`<type>.txt` (the in-app body, wrapped by `_email.txt` for the email's text part) and
+Per event type `<type>`, templates/ holds `<type>.subject.txt` (title and email subject,
+rendered without the user's name), `<type>.txt` (the in-app body, wrapped by `_email.txt`
+for the email's text part unless `<type>.email.txt` gives the mail its own) and
 `<type>.html` (the email's HTML part, extending `_layout.html`). Autoescaping is on for
 `.html` only: a name like `<script>` is data from another service, never markup.
 """
@@ -61,9 +62,19 @@ def format_money(amount_minor: int, currency: str) -> str:
 
 def template_context(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """The variables the templates of `event_type` use, from the event's (validated) data."""
+    if event_type == "user.verification_requested":
+        expires_at = data["expires_at"]
+        return {
+            "email": data["email"],
+            "verify_url": data["verify_url"],
+            "expires_at": expires_at.strftime("%Y-%m-%d %H:%M UTC")
+            if hasattr(expires_at, "strftime")
+            else str(expires_at),
+        }
     if event_type.startswith("user."):
-        # The data's own fields: a new user event needs its templates and nothing here.
-        return dict(data)
+        # The data's own fields, so a new user event needs its templates and nothing here;
+        # never the name, which `render` gives the body only (it must not reach a subject).
+        return {key: value for key, value in data.items() if key != "name"}
     order_ref = str(data["order_id"])[:8]
     if event_type == "order.created":
         currency = str(data["currency"])
@@ -88,14 +99,22 @@ def template_context(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]
 def render(event_type: str, data: Mapping[str, Any], *, name: str | None) -> Rendered:
     """Title, in-app body, and the email's text and HTML parts for one event."""
     env = _environment()
-    context = {**template_context(event_type, data), "name": name}
-    subject = env.get_template(f"{event_type}.subject.txt").render(context)
+    data_context = template_context(event_type, data)
+    context = {**data_context, "name": name}
+    # The subject never sees the name: a subject template naming it fails loudly, so a
+    # user's name cannot end up in a mail header.
+    subject = env.get_template(f"{event_type}.subject.txt").render(data_context)
     # One line, whatever the data held: it becomes an email header.
     title = " ".join(subject.split())[:MAX_TITLE_CHARS]
     body = env.get_template(f"{event_type}.txt").render(context).strip()
+    try:
+        # A mail-only text (the verification link) when the in-app body must not hold it.
+        email_body = env.get_template(f"{event_type}.email.txt").render(context).strip()
+    except jinja2.TemplateNotFound:
+        email_body = body
     return Rendered(
         title=title,
         body=body,
-        email_text=env.get_template("_email.txt").render(name=name, body=body),
+        email_text=env.get_template("_email.txt").render(name=name, body=email_body),
         email_html=env.get_template(f"{event_type}.html").render({**context, "title": title}),
     )

@@ -44,6 +44,7 @@ MAX_ERROR_CHARS = 1000
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 USER_DEACTIVATED = "cancelled: the user was deactivated"
+ADDRESS_UNVERIFIED = "cancelled: the email address is not verified"
 ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
 WORKER_LOST = (
     "failed: the worker sending the last attempt stopped before recording its outcome "
@@ -107,6 +108,125 @@ def record_contact(*, session: Session, user_id: str, email: str, name: str) -> 
     return contact
 
 
+def mailed_recently(*, session: Session, user_id: str, event_type: str, since: datetime) -> bool:
+    """Whether the user got a mail about `event_type` (sent or on its way) since `since`."""
+    found = session.scalar(
+        sa.select(Delivery.id)
+        .join(Notification, Delivery.notification_id == Notification.id)
+        .where(
+            Notification.user_id == user_id,
+            Notification.event_type == event_type,
+            Notification.created_at >= since,
+            Delivery.channel == Channel.EMAIL,
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENT)),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def verify_contact(*, session: Session, user_id: str) -> Contact:
+    """Mark a user's address verified; the welcome mail held back until now goes out.
+
+    user.email_verified may overtake user.registered: the contact is then created here,
+    and the welcome that follows is mailed at once.
+    """
+    now = utcnow()
+    contact = session.get(Contact, user_id)
+    if contact is None:
+        contact = Contact(user_id=user_id, active=True, created_at=now, updated_at=now)
+        session.add(contact)
+    was_verified = contact.email_verified
+    contact.email_verified, contact.updated_at = True, now
+    if not was_verified and contact.active and contact.email:
+        _mail_held_welcome(session, contact, now)
+    session.flush()
+    return contact
+
+
+def _mail_held_welcome(session: Session, contact: Contact, now: datetime) -> None:
+    welcome = session.scalar(
+        sa.select(Notification).where(
+            Notification.user_id == contact.user_id,
+            Notification.event_type == "user.registered",
+        )
+    )
+    if welcome is None or any(d.channel == Channel.EMAIL for d in welcome.deliveries):
+        return
+    rendered = render("user.registered", {"email": contact.email}, name=contact.name)
+    session.add(
+        Delivery(
+            id=uuid.uuid4(),
+            notification_id=welcome.id,
+            user_id=contact.user_id,
+            channel=Channel.EMAIL.value,
+            payload={
+                "subject": rendered.title,
+                "text": rendered.email_text,
+                "html": rendered.email_html,
+            },
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def send_verification_mail(
+    *,
+    session: Session,
+    user_id: str,
+    event_id: str,
+    data: Mapping[str, Any],
+    request_id: str | None = None,
+    traceparent: str | None = None,
+) -> Notification:
+    """The link's mail, to the address it verifies, and an in-app note without the link.
+
+    The link is in the mail only: an in-app notification or a webhook would hand it to
+    whoever holds the account, who need not own the address.
+    """
+    now = utcnow()
+    rendered = render("user.verification_requested", data, name=str(data["name"]))
+    notification = Notification(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        event_id=event_id,
+        event_type="user.verification_requested",
+        title=rendered.title,
+        body=rendered.body,
+        created_at=now,
+        request_id=request_id if request_id and len(request_id) <= 128 else None,
+        traceparent=traceparent if trace_id_of(traceparent) else None,
+    )
+    session.add(notification)
+    session.add(
+        Delivery(
+            id=uuid.uuid4(),
+            notification_id=notification.id,
+            user_id=user_id,
+            channel=Channel.EMAIL.value,
+            payload={
+                "subject": rendered.title,
+                "text": rendered.email_text,
+                "html": rendered.email_html,
+                # Sent to this address, verified or not, and whatever the contact says later.
+                "to": str(data["email"]),
+                "verification": True,
+            },
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    return notification
+
+
 def deactivate_contact(*, session: Session, user_id: str) -> int:
     """Stop writing to a user: mark the contact inactive and cancel pending deliveries."""
     now = utcnow()
@@ -149,8 +269,12 @@ def notify(
     data: Mapping[str, Any],
     request_id: str | None = None,
     traceparent: str | None = None,
+    mail: bool = True,
 ) -> Notification:
-    """Turn one event into the user's notification plus an email and webhook deliveries."""
+    """Turn one event into the user's notification plus an email and webhook deliveries.
+
+    `mail=False` keeps it in the app (and webhooks): the caller decided it is not worth a mail.
+    """
     now = utcnow()
     contact = session.get(Contact, user_id)
     rendered = render(event_type, data, name=contact.name if contact else None)
@@ -193,10 +317,12 @@ def notify(
 
     # The address is looked up when sending: an order event may arrive before the user's
     # user.registered (two producers, no common order), and the mail waits for it.
-    delivery(
-        Channel.EMAIL,
-        {"subject": rendered.title, "text": rendered.email_text, "html": rendered.email_html},
-    )
+    # An address known and not verified gets no mail at all (the claim checks it again).
+    if mail and (contact is None or contact.email_verified):
+        delivery(
+            Channel.EMAIL,
+            {"subject": rendered.title, "text": rendered.email_text, "html": rendered.email_html},
+        )
     endpoints = session.scalars(
         sa.select(WebhookEndpoint)
         .where(WebhookEndpoint.user_id == user_id)
@@ -427,6 +553,18 @@ def claim_due_deliveries(
             # Deactivated after this delivery was created (a concurrent consumer).
             _finish(delivery, DeliveryStatus.CANCELLED, USER_DEACTIVATED, now)
             continue
+        verification = delivery.channel == Channel.EMAIL and bool(
+            delivery.payload.get("verification")
+        )
+        if (
+            delivery.channel == Channel.EMAIL
+            and not verification
+            and contact is not None
+            and not contact.email_verified
+        ):
+            # Created before the contact was known to be unverified (event order).
+            _finish(delivery, DeliveryStatus.CANCELLED, ADDRESS_UNVERIFIED, now)
+            continue
         endpoint = endpoints.get(delivery.endpoint_id) if delivery.endpoint_id else None
         if delivery.channel == Channel.WEBHOOK and endpoint is None:
             _finish(delivery, DeliveryStatus.CANCELLED, ENDPOINT_DELETED, now)
@@ -452,7 +590,13 @@ def claim_due_deliveries(
                 channel=delivery.channel,
                 attempt=delivery.attempts,
                 payload=dict(delivery.payload),
-                email=contact.email if contact is not None else None,
+                email=(
+                    str(delivery.payload["to"])
+                    if verification
+                    else contact.email
+                    if contact is not None
+                    else None
+                ),
                 url=endpoint.url if endpoint is not None else None,
                 secret=endpoint.secret if endpoint is not None else None,
                 request_id=request_id,

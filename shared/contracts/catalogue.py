@@ -221,7 +221,7 @@ CATALOGUE = Catalogue(
             version=1,
             data=UserEmailVerifiedV1,
             producer=AUTH,
-            consumers=(),
+            consumers=(NOTIFICATIONS_SERVICE,),
             subject=_user,
             summary="A user verified their email address.",
         ),

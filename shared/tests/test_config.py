@@ -55,3 +55,23 @@ def test_secret_settings_have_no_default_outside_the_local_run():
 def test_malformed_values_are_named_in_the_error(getter, raw):
     with pytest.raises(ConfigError, match="SETTING"):
         getattr(Env({"SETTING": raw}), getter)("SETTING", 1)
+
+
+def test_a_token_lifetime_longer_than_the_revocation_window_is_refused():
+    from shared.config import validate_token_lifetimes
+
+    config = common_config(
+        "orders",
+        Env(
+            {
+                "APP_ENV": "test",
+                "AUTH_ACCESS_TOKEN_TTL_SECONDS": str(24 * 3600),
+                "GATEWAY_REVOCATION_TTL_SECONDS": str(17 * 60),
+            }
+        ),
+    )
+    with pytest.raises(ConfigError, match="at least 86430"):
+        validate_token_lifetimes(config)
+    default = common_config("orders", Env({"APP_ENV": "test"}))
+    validate_token_lifetimes(default)
+    assert default["GATEWAY_REVOCATION_TTL_SECONDS"] == 17 * 60

@@ -67,6 +67,28 @@ FORGED = {
 }
 
 
+def test_a_token_issued_for_longer_than_the_maximum_lifetime_is_refused(verifier):
+    now = int(time.time())
+    # Signed with our own key and not expired: only its lifetime is wrong (a day).
+    day_long = sign(claims(iat=now, exp=now + 24 * 3600))
+    with pytest.raises(UnauthorizedError, match="lifetime exceeds the maximum"):
+        verifier.verify(day_long)
+    assert verifier.verify(sign(claims(iat=now, exp=now + 900))).user_id == "user-1"
+
+
+def test_the_maximum_lifetime_is_configurable():
+    verifier = TokenVerifier(
+        StaticKeySource({"keys": [rsa_jwk(KEY, "k1")]}),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        max_lifetime=300,
+    )
+    now = int(time.time())
+    with pytest.raises(UnauthorizedError):
+        verifier.verify(sign(claims(iat=now, exp=now + 301)))
+    assert verifier.verify(sign(claims(iat=now, exp=now + 300))).user_id == "user-1"
+
+
 @pytest.mark.parametrize("forgery", sorted(FORGED))
 def test_forged_tokens_are_refused(verifier, forgery):
     with pytest.raises(UnauthorizedError) as caught:

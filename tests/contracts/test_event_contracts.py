@@ -6,10 +6,10 @@ notifications, the gateway's revocation handler), then every pair the catalogue 
 subscriptions make. The lists below are the whole map of who talks to whom.
 
 Types the catalogue defines but nobody produces yet (user.reactivated, role_changed,
-profile_changed, email_verified, verification_requested, registration_attempted) join on
-their own: as soon as a service builds one of them, `test_every_type_a_service_publishes_
-has_a_producer_case` fails until its producer case is added to PRODUCERS below, and from
-then on every consumer that subscribes to it is checked against what it really gets.
+profile_changed) join on their own: as soon as a service builds one of them,
+`test_every_type_a_service_publishes_has_a_producer_case` fails until its producer case is
+added to PRODUCERS below, and from then on every consumer that subscribes to it is checked
+against what it really gets.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import flask_migrate
 import pytest
@@ -80,27 +81,56 @@ def last_published(app: Flask, db: Any, outbox: Any, event_type: str) -> Event:
 # -- producers: the real use cases --------------------------------------------------------
 
 
-def _register(world: World, email: str) -> str:
+def _register(world: World, email: str) -> None:
+    # Registration does not commit: its entry point (the view) does.
     with world.auth.app_context():
-        user = auth_services.register_user(
+        auth_services.register_user(
             session=auth_db.session(),
             deps=deps_of(world.auth),
             email=email,
             password=PASSWORD,
             name="Ada Lovelace",
         )
-        return str(user.id)
+        auth_db.session.commit()
+
+
+def _auth_event(world: World, event_type: str) -> Event:
+    return last_published(world.auth, auth_db, AuthOutbox, event_type)
 
 
 def user_registered(world: World) -> Event:
     """auth: a registration."""
     _register(world, f"{uuid.uuid4().hex[:8]}@example.com")
-    return last_published(world.auth, auth_db, AuthOutbox, "user.registered")
+    return _auth_event(world, "user.registered")
+
+
+def user_verification_requested(world: World) -> Event:
+    """auth: the link mailed at registration."""
+    _register(world, f"{uuid.uuid4().hex[:8]}@example.com")
+    return _auth_event(world, "user.verification_requested")
+
+
+def user_registration_attempted(world: World) -> Event:
+    """auth: someone registers an address that is taken."""
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    _register(world, email)
+    _register(world, email)
+    return _auth_event(world, "user.registration_attempted")
+
+
+def user_email_verified(world: World) -> Event:
+    """auth: the owner follows the mailed link."""
+    link = user_verification_requested(world).data["verify_url"]
+    [token] = parse_qs(urlsplit(link).query)["token"]
+    with world.auth.app_context():
+        auth_services.verify_email(session=auth_db.session(), deps=deps_of(world.auth), token=token)
+        auth_db.session.commit()
+    return _auth_event(world, "user.email_verified")
 
 
 def user_deactivated(world: World) -> Event:
     """auth: an admin deactivates a user."""
-    user_id = _register(world, f"{uuid.uuid4().hex[:8]}@example.com")
+    user_id = user_registered(world).data["user_id"]
     with world.auth.app_context():
         admin = auth_services.create_admin(
             session=auth_db.session(),
@@ -116,7 +146,8 @@ def user_deactivated(world: World) -> Event:
             user_id=user_id,
             active=False,
         )
-    return last_published(world.auth, auth_db, AuthOutbox, "user.deactivated")
+        auth_db.session.commit()
+    return _auth_event(world, "user.deactivated")
 
 
 def _place_order(world: World) -> Event:
@@ -154,6 +185,9 @@ def order_status_changed(world: World) -> Event:
 # Every type some service publishes, and the use case that publishes it.
 PRODUCERS: dict[str, Callable[[World], Event]] = {
     "user.registered": user_registered,
+    "user.verification_requested": user_verification_requested,
+    "user.registration_attempted": user_registration_attempted,
+    "user.email_verified": user_email_verified,
     "user.deactivated": user_deactivated,
     "order.created": order_created,
     "order.status_changed": order_status_changed,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.testing import free_port, spawn, wait_for
+from shared.testing import free_port, spawn, verification_link, wait_for
 from tests.e2e.conftest import GATEWAY_POLL_INTERVAL, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -88,18 +88,30 @@ def _ready(run: LocalRun) -> bool:
         return False
 
 
-def test_a_user_registered_under_make_run_gets_a_welcome_mail_and_a_notification(local_run):
+def test_a_user_registered_under_make_run_verifies_by_mail_then_gets_the_welcome(local_run):
     api = f"{local_run.gateway}/api/v1"
     credentials = {"email": "grace@example.com", "password": "correct horse battery"}
     registered = requests.post(
         f"{api}/auth/register", json={**credentials, "name": "Grace"}, timeout=10
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     assert (local_run.var_dir / "auth.db").exists()  # SQLite, as the README says
+    # Someone else tries the same address: the same answer, and no warning mail, since an
+    # unverified address receives the link and nothing else.
+    again = requests.post(
+        f"{api}/auth/register",
+        json={"email": "grace@example.com", "password": "someone else's guess", "name": "Eve"},
+        timeout=10,
+    )
+    assert (again.status_code, again.json()) == (202, registered.json())
 
+    # The README's walk-through: the link from the mail under var/mail/, then log in.
     mail_dir = local_run.var_dir / "mail"
-    mails = wait_for(lambda: list(mail_dir.glob("*.eml")), timeout=30, what="welcome mail")
-    assert message_from_bytes(Path(mails[0]).read_bytes())["To"] == "grace@example.com"
+    link = verification_link(mail_dir, "grace@example.com", timeout=30)
+    assert link.startswith(f"{api}/auth/verify-email?token=")
+    verified = requests.get(link, timeout=10)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["email_verified"] is True
 
     token = requests.post(f"{api}/auth/login", json=credentials, timeout=10).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
@@ -109,7 +121,60 @@ def test_a_user_registered_under_make_run_gets_a_welcome_mail_and_a_notification
         interval=GATEWAY_POLL_INTERVAL,
         what="welcome notification",
     )
-    assert len(notifications) == 1
+    assert {item["event_type"] for item in notifications} >= {"user.registered"}
+
+    def subjects() -> list[str] | None:
+        found = [
+            message_from_bytes(path.read_bytes())["Subject"]
+            for path in sorted(mail_dir.glob("*.eml"))
+        ]
+        return found if len(found) >= 2 else None
+
+    # The welcome was held back until the address was verified; the attempt made while it
+    # was unverified mailed nothing (auth's events reach notifications in order).
+    assert sorted(wait_for(subjects, timeout=30, what="welcome mail")) == [
+        "Verify your email address",
+        "Welcome to Flask Suite",
+    ]
+    # Now verified, the owner hears of the next attempt.
+    requests.post(f"{api}/auth/register", json={**credentials, "name": "Eve"}, timeout=10)
+    wait_for(lambda: len(subjects() or []) == 3, timeout=30, what="the warning mail")
+    assert "Someone tried to register with your email address" in (subjects() or [])
+
+
+def test_under_make_run_a_rotated_x_forwarded_for_escapes_no_limit(local_run):
+    # The gateway faces clients itself here: it believes no X-Forwarded-For, and auth
+    # believes only the hop the gateway appends.
+    api = f"{local_run.gateway}/api/v1"
+    credentials = {"email": "hopper@example.com", "password": "correct horse battery"}
+    registered = requests.post(
+        f"{api}/auth/register", json={**credentials, "name": "Grace"}, timeout=10
+    )
+    assert registered.status_code == 202, registered.text
+    statuses = [
+        requests.post(
+            f"{api}/auth/login",
+            json={**credentials, "password": "wrong guess number one"},
+            headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+            timeout=10,
+        ).status_code
+        for attempt in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+
+    # Nor the gateway's own per-address limit: one bucket, whatever the header says.
+    with requests.Session() as http:  # one kept-alive connection: one gunicorn worker
+        remaining = [
+            int(
+                http.get(
+                    f"{api}/auth/jwks.json",
+                    headers={"X-Forwarded-For": f"203.0.113.{attempt}"},
+                    timeout=10,
+                ).headers["RateLimit-Remaining"]
+            )
+            for attempt in range(3)
+        ]
+    assert remaining[0] > remaining[1] > remaining[2]
 
 
 def test_ctrl_c_stops_every_process_make_run_started(local_run):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from flask_migrate import upgrade
 
 from services.auth import create_app
 from services.auth.keys import ensure_key
-from services.auth.models import db
+from services.auth.models import Outbox, db
 from services.auth.services import AuthDeps
 from shared.config import Env
 
@@ -28,7 +29,7 @@ ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"
 PASSWORD = "correct horse battery staple"
 FAST_ARGON2 = {"AUTH_ARGON2_TIME_COST": 1, "AUTH_ARGON2_MEMORY_KIB": 1024}
-TABLES = ("refresh_tokens", "login_failures", "outbox", "users")
+TABLES = ("refresh_tokens", "email_verifications", "login_failures", "outbox", "users")
 
 
 def make_env(**settings: str) -> Env:
@@ -125,8 +126,13 @@ class AuthActions:
     def signup(self, email: str = "ada@example.com", password: str = PASSWORD) -> dict[str, Any]:
         """Register and log in; returns the tokens plus the user under "user"."""
         registered = self.register(email, password)
-        assert registered.status_code == 201, registered.get_json()
-        return {**self.tokens(email, password), "user": registered.get_json()}
+        assert registered.status_code == 202, registered.get_json()
+        tokens = self.tokens(email, password)
+        return {**tokens, "user": self.me(tokens["access_token"]).get_json()}
+
+    def verify(self, token: str):
+        """POST /verify-email."""
+        return self.client.post("/api/v1/auth/verify-email", json={"token": token})
 
     def refresh(self, refresh_token: str):
         """POST /refresh."""
@@ -140,6 +146,26 @@ class AuthActions:
 def bearer(token: str) -> dict[str, str]:
     """An Authorization header."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def verification_events(app: Flask, email: str | None = None) -> list[dict[str, Any]]:
+    """The data of every `user.verification_requested` in the outbox (what the mail carries)."""
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(Outbox.payload)
+            .where(Outbox.type == "user.verification_requested")
+            .order_by(Outbox.id)
+        ).all()
+        db.session.rollback()
+    data = [dict(payload["data"]) for payload in rows]
+    return [item for item in data if email is None or item["email"] == email]
+
+
+def verification_token(app: Flask, email: str = "ada@example.com") -> str:
+    """The token of the newest link mailed to `email` (as a reader of the mail would find it)."""
+    url = verification_events(app, email)[-1]["verify_url"]
+    (token,) = parse_qs(urlsplit(url).query)["token"]
+    return token
 
 
 def deps_of(app: Flask) -> AuthDeps:

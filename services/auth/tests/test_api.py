@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import sqlalchemy as sa
 
 from services.auth import services
-from services.auth.models import db
-from services.auth.tests.conftest import PASSWORD, bearer, deps_of
+from services.auth.models import EmailVerification, Outbox, db
+from services.auth.tests.conftest import (
+    PASSWORD,
+    bearer,
+    deps_of,
+    verification_events,
+    verification_token,
+)
+from shared.db import utcnow
 
 pytestmark = pytest.mark.integration
 
@@ -21,23 +31,93 @@ def make_admin(app, email="root@example.com"):
         )
 
 
-def test_register_answers_201_with_the_user_and_no_secret(auth):
+def test_register_answers_202_and_no_secret(auth):
     response = auth.register("  Ada@Example.com ")
-    assert response.status_code == 201
+    assert response.status_code == 202
     body = response.get_json()
     assert body["email"] == "ada@example.com"
-    assert body["role"] == "user" and body["active"] is True
-    assert set(body) == {"id", "email", "name", "role", "active", "created_at"}
-    assert body["created_at"].endswith("+00:00")
+    assert set(body) == {"email", "detail"}
     assert response.headers["X-Request-ID"]
 
 
-def test_a_taken_email_is_409(auth):
-    auth.register()
-    response = auth.register("ADA@example.com")
-    assert response.status_code == 409
+def test_registering_a_taken_address_answers_exactly_like_a_new_one(auth, pg_app):
+    first = auth.register("ada@example.com")
+    taken = auth.register("ADA@example.com", password="another fine passphrase", name="Eve")
+    new = auth.register("grace@example.com", name="Grace")
+    assert first.status_code == taken.status_code == new.status_code == 202
+    assert taken.get_json() == first.get_json()
+    assert taken.get_json()["detail"] == new.get_json()["detail"]
+    assert set(taken.headers.keys()) == set(new.headers.keys())
+    # The owner of the taken address is warned; nobody got a second link or account.
+    with pg_app.app_context():
+        types = db.session.scalars(sa.select(Outbox.type).order_by(Outbox.id)).all()
+    assert types == [
+        "user.registered",
+        "user.verification_requested",
+        "user.registration_attempted",
+        "user.registered",
+        "user.verification_requested",
+    ]
+    assert [e["email"] for e in verification_events(pg_app)] == [
+        "ada@example.com",
+        "grace@example.com",
+    ]
+    # The owner's password still works; the second registrant's does not.
+    assert auth.login("ada@example.com").status_code == 200
+    assert auth.login("ada@example.com", "another fine passphrase").status_code == 401
+
+
+@pytest.mark.parametrize("name", ["Ada\nBcc: all@example.com", "Ada\r", "Ada\tL", "Ada\u2028x"])
+def test_a_name_with_a_line_break_or_control_character_is_422(auth, name):
+    response = auth.register(name=name)
+    assert response.status_code == 422
     assert response.mimetype == PROBLEM
-    assert "email" in response.get_json()["errors"]
+    assert "name" in response.get_json()["errors"]
+
+
+def test_the_mailed_link_verifies_the_address_once(auth, pg_app):
+    auth.register()
+    tokens = auth.tokens()  # an unverified account may log in; it only receives no mail
+    assert auth.me(tokens["access_token"]).get_json()["email_verified"] is False
+    token = verification_token(pg_app)
+
+    verified = auth.client.get(f"/api/v1/auth/verify-email?token={token}")
+    assert verified.status_code == 200
+    assert verified.get_json()["email_verified"] is True
+    assert auth.me(tokens["access_token"]).get_json()["email_verified"] is True
+    with pg_app.app_context():
+        events = db.session.scalars(
+            sa.select(Outbox.payload).where(Outbox.type == "user.email_verified")
+        ).all()
+    assert [event["data"] for event in events] == [
+        {"user_id": verified.get_json()["id"], "version": 1}
+    ]
+
+    again = auth.verify(token)
+    assert again.status_code == 400
+    assert again.mimetype == PROBLEM
+
+
+def test_the_link_is_stored_only_as_a_hash(auth, pg_app):
+    auth.register()
+    token = verification_token(pg_app)
+    with pg_app.app_context():
+        (stored,) = db.session.scalars(sa.select(EmailVerification.token_hash)).all()
+    assert stored != token and stored == services.hash_verification_token(token)
+
+
+def test_an_unknown_token_is_400_and_an_expired_one_410(auth, pg_app):
+    auth.register()
+    unknown = auth.verify("not-a-token")
+    assert unknown.status_code == 400 and unknown.mimetype == PROBLEM
+    deps_of(pg_app).clock = lambda: datetime.now(UTC) + timedelta(days=2)
+    try:
+        expired = auth.verify(verification_token(pg_app))
+    finally:
+        deps_of(pg_app).clock = utcnow
+    assert expired.status_code == 410
+    assert expired.mimetype == PROBLEM
+    assert auth.verify("").status_code == 422
 
 
 @pytest.mark.parametrize(
@@ -49,6 +129,13 @@ def test_a_weak_password_is_422_with_a_field_error(auth, password, message):
     assert response.status_code == 422
     assert response.mimetype == PROBLEM
     assert message in response.get_json()["errors"]["password"][0]
+
+
+def test_a_password_equal_to_the_email_is_422(auth):
+    response = auth.register("ada.lovelace@example.com", password="Ada.Lovelace@example.com")
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM
+    assert "email address" in response.get_json()["errors"]["password"][0]
 
 
 def test_an_invalid_email_is_422(auth):
@@ -66,6 +153,16 @@ def test_login_returns_a_bearer_token_pair(auth):
     assert body["expires_in"] == 900
     assert body["access_token"].count(".") == 2
     assert len(body["refresh_token"]) >= 43
+
+
+def test_responses_carrying_tokens_are_never_stored_by_a_cache(auth):
+    auth.register()
+    login = auth.login()
+    refreshed = auth.refresh(login.get_json()["refresh_token"])
+    for response in (login, refreshed):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Pragma"] == "no-cache"
 
 
 def test_unknown_email_and_wrong_password_get_the_same_401(auth):
@@ -168,7 +265,7 @@ def test_admins_list_users_in_pages(auth, client, pg_app):
     make_admin(pg_app)
     admin = auth.tokens("root@example.com")
     for i in range(3):
-        assert auth.register(f"user{i}@example.com").status_code == 201
+        assert auth.register(f"user{i}@example.com").status_code == 202
     headers = bearer(admin["access_token"])
     first = client.get("/api/v1/auth/users?limit=2", headers=headers)
     assert first.status_code == 200

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from services.auth import services
 from services.auth.keys import key_files
-from services.auth.models import User, db
+from services.auth.models import Outbox, User, db
 from services.auth.tests.conftest import PASSWORD, deps_of, dispose, make_app
 
 
@@ -56,7 +56,11 @@ def test_ensure_admin_uses_the_bootstrap_settings_and_is_idempotent(tmp_path, ke
     assert "admin boss@example.com present" in again.output
     assert runner.invoke(args=["prepare"]).exit_code == 0  # a restart changes nothing
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+        (admin,) = db.session.scalars(sa.select(User)).all()
+        # The operator chose the address: verified from the start, so it receives its mail.
+        assert admin.email_verified
+        events = db.session.scalars(sa.select(Outbox.type).order_by(Outbox.id)).all()
+        assert events == ["user.registered", "user.email_verified"]
     dispose(app)
 
 
@@ -72,6 +76,7 @@ def test_a_start_with_a_users_address_as_bootstrap_admin_refuses_in_one_line(tmp
             password=PASSWORD,
             name="Early bird",
         )
+        db.session.commit()
     dispose(first)
     app = make_app(
         url,

@@ -68,3 +68,25 @@ def test_the_local_run_defaults_to_var_keys_and_creates_a_dev_key(tmp_path):
     assert app.config["AUTH_SIGNING_KEYS_DIR"] == str(tmp_path / "keys")
     assert len(app.extensions["auth"].keys.kids) == 1
     assert app.config["AUTH_ACCESS_TOKEN_TTL_SECONDS"] == 900
+
+
+def test_a_day_long_token_with_a_17_minute_revocation_window_is_refused_at_start_up(tmp_path):
+    env = Env(
+        {
+            "APP_ENV": "local",
+            "VAR_DIR": str(tmp_path),
+            "AUTH_ACCESS_TOKEN_TTL_SECONDS": str(24 * 3600),
+            "GATEWAY_REVOCATION_TTL_SECONDS": str(17 * 60),
+        }
+    )
+    with pytest.raises(ConfigError, match="GATEWAY_REVOCATION_TTL_SECONDS=1020"):
+        create_app(TESTING, env=env)
+
+
+def test_the_revocation_window_follows_a_longer_token_lifetime_when_not_set(tmp_path):
+    env = Env(
+        {"APP_ENV": "local", "VAR_DIR": str(tmp_path), "AUTH_ACCESS_TOKEN_TTL_SECONDS": "7200"}
+    )
+    app = create_app(TESTING, env=env)
+    assert app.config["GATEWAY_REVOCATION_TTL_SECONDS"] >= 7200 + 30
+    assert app.extensions["token_verifier"].max_lifetime == 7200

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from services.auth.models import Outbox, db
+from services.auth.tests.conftest import verification_events
 from shared.events import parse_event
 from shared.messaging import EXCHANGE, Publisher, declare_exchange
 from shared.outbox import relay_outbox_once, run_relay
@@ -50,18 +51,25 @@ def drain(ch, queue: str) -> list[bytes]:
 def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp_url):
     with channel(amqp_url) as ch:
         queue = bind_queue(ch, f"auth-test-{uuid.uuid4().hex[:8]}", exclusive=True)
+        # Published with `mandatory`: the link's event needs a queue too (notifications').
+        link_queue = bind_queue(
+            ch, f"auth-link-{uuid.uuid4().hex[:8]}", "user.verification_requested", exclusive=True
+        )
         response = auth.register("ada@example.com")
-        assert response.status_code == 201
-        user = response.get_json()
+        assert response.status_code == 202
+        user = auth.me(auth.tokens()["access_token"]).get_json()
 
         with pg_app.app_context(), Publisher(amqp_url) as publisher:
-            assert relay_outbox_once(db.session(), Outbox, publisher) == 1
+            # user.registered and user.verification_requested (the link, for the mail)
+            assert relay_outbox_once(db.session(), Outbox, publisher) == 2
             assert relay_outbox_once(db.session(), Outbox, publisher) == 0  # nothing twice
-            (sent_at,) = db.session.scalars(sa.select(Outbox.sent_at))
-            assert sent_at is not None
+            sent = db.session.scalars(sa.select(Outbox.sent_at)).all()
+            assert len(sent) == 2 and None not in sent
 
         time.sleep(0.2)  # anything else routed would have arrived by now
         (body,) = drain(ch, queue)
+        (link,) = drain(ch, link_queue)
+    assert parse_event(link).data["email"] == "ada@example.com"
     event = parse_event(body)
     assert event.type == "user.registered"
     assert event.source == "/auth"
@@ -76,13 +84,14 @@ def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp
     assert event.requestid == response.headers["X-Request-ID"]
 
 
-def test_register_during_a_broker_outage_answers_201_and_publishes_after_it(
+def test_register_during_a_broker_outage_answers_202_and_publishes_after_it(
     auth, pg_app, second_rabbit
 ):
     url = second_rabbit.url
     queue = f"auth-outage-{uuid.uuid4().hex[:8]}"
     with channel(url) as ch:
         bind_queue(ch, queue, durable=True)  # durable: it outlives the outage
+        ch.queue_bind(queue=queue, exchange=EXCHANGE, routing_key="user.verification_requested")
     with pg_app.app_context():
         engine = db.engine
     stop = threading.Event()
@@ -102,9 +111,9 @@ def test_register_during_a_broker_outage_answers_201_and_publishes_after_it(
         second_rabbit.stop_app()
         try:
             response = auth.register("outage@example.com")
-            assert response.status_code == 201
+            assert response.status_code == 202
             time.sleep(1.0)  # the relay keeps trying against the stopped broker
-            assert unsent() == 1
+            assert unsent() == 2
         finally:
             second_rabbit.start_app()
         wait_for(lambda: unsent() == 0, timeout=30)
@@ -116,8 +125,8 @@ def test_register_during_a_broker_outage_answers_201_and_publishes_after_it(
     with channel(url) as ch:
         bodies = drain(ch, queue)
         ch.queue_delete(queue)
-    (body,) = bodies
-    event = parse_event(body)
+    event, link = (parse_event(body) for body in bodies)
+    assert link.type == "user.verification_requested"
     assert event.type == "user.registered"
     assert event.data["email"] == "outage@example.com"
-    assert event.data["user_id"] == response.get_json()["id"]
+    assert event.data["user_id"] == verification_events(pg_app)[0]["user_id"]

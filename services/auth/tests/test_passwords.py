@@ -78,6 +78,21 @@ def test_passwords_outside_8_to_128_characters_are_refused(password, message):
     assert message in problem
 
 
-@pytest.mark.parametrize("password", [PASSWORD, "Tr0ub4dor&3x!", "é" * 8, "x" * MAX_LENGTH])
+@pytest.mark.parametrize(
+    "password", [PASSWORD, "Tr0ub4dor&3x!", "éàçèüößñ", "xy" * (MAX_LENGTH // 2)]
+)
 def test_uncommon_passwords_of_allowed_length_pass(password):
-    assert password_problems(password) == []
+    assert password_problems(password, email="ada@example.com") == []
+
+
+@pytest.mark.parametrize("password", ["zzzzzzzzzz", "é" * 8, "Q" * MAX_LENGTH, " kkkkkkkkk "])
+def test_one_character_repeated_is_refused(password):
+    (problem,) = password_problems(password)
+    assert "one character repeated" in problem
+
+
+@pytest.mark.parametrize("password", ["ada.lovelace@example.com", "ADA.LOVELACE", "ada.lovelace "])
+def test_the_accounts_own_email_or_its_local_part_is_refused(password):
+    (problem,) = password_problems(password, email="Ada.Lovelace@example.com")
+    assert "email address" in problem
+    assert password_problems(password, email="grace@example.com") == []

@@ -106,7 +106,7 @@ def test_a_chunked_body_over_one_mebibyte_is_refused_with_413_by_gunicorn(served
         # Nothing was registered from the first 1 MiB, and a chunked body within the
         # limit is read whole: the same email registers now.
         accepted = register("big@example.com", padding=MIB // 2)
-        assert accepted.status_code == 201, accepted.text
+        assert accepted.status_code == 202, accepted.text
     finally:
         assert stop_process(process, timeout=20) == 0
 
@@ -143,7 +143,7 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
         email = f"{uuid.uuid4().hex[:8]}@example.com"
         body = {"email": email, "password": PASSWORD, "name": "Ada"}
         assert (
-            requests.post(f"{base}/api/v1/auth/register", json=body, timeout=10).status_code == 201
+            requests.post(f"{base}/api/v1/auth/register", json=body, timeout=10).status_code == 202
         )
 
         def wrong_login(_: int) -> int:
@@ -183,6 +183,7 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
             password=PASSWORD,
             name="Relay",
         )
+        db.session.commit()
         event_ids = set(
             db.session.scalars(sa.select(Outbox.event_id).where(Outbox.sent_at.is_(None)))
         )
@@ -192,7 +193,10 @@ def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_
         channel = connection.channel()
         declare_exchange(channel)
         queue = channel.queue_declare(queue="", exclusive=True).method.queue
-        channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key="user.registered")
+        # A registration records the user and its verification link; the relay publishes
+        # with `mandatory`, so both need a queue.
+        for key in ("user.registered", "user.verification_requested"):
+            channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key=key)
 
         log = tmp_path / "relay.log"
         process = spawn(

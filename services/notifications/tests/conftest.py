@@ -174,6 +174,31 @@ def user_registered(
     )
 
 
+def user_email_verified(user_id: str) -> Event:
+    """A user.email_verified event: the owner followed the link mailed at registration."""
+    return contracts.build(contracts.UserEmailVerifiedV1(user_id=user_id, version=2))
+
+
+def user_verification_requested(
+    user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
+) -> Event:
+    """A user.verification_requested event as auth publishes it at registration."""
+    return contracts.build(
+        contracts.UserVerificationRequestedV1(
+            user_id=user_id,
+            email=email_address,
+            name=name,
+            verify_url="http://127.0.0.1:8080/api/v1/auth/verify-email?token=tok-" + user_id,
+            expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        )
+    )
+
+
+def user_registration_attempted(user_id: str) -> Event:
+    """A user.registration_attempted event: someone tried to register a taken address."""
+    return contracts.build(contracts.UserRegistrationAttemptedV1(user_id=user_id))
+
+
 def user_deactivated(user_id: str) -> Event:
     """A user.deactivated event as auth publishes it."""
     return contracts.build(contracts.UserDeactivatedV1(user_id=user_id, version=2))

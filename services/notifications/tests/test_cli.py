@@ -18,6 +18,7 @@ from services.notifications.tests.conftest import (
     now_utc,
     order_created,
     settings_for,
+    user_email_verified,
     user_registered,
 )
 from shared.events import Event
@@ -64,6 +65,7 @@ def _state(app: Flask) -> list[tuple[str, str, str, int]]:
 def failed(app: Flask, consume: Callable[[Event], None]) -> None:
     """An old failed welcome mail, a recent failed order mail, a recent failed webhook."""
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
         services.create_webhook(
             session=db.session(),

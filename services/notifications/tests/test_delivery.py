@@ -33,6 +33,7 @@ from services.notifications.tests.conftest import (
     order_created,
     settings_for,
     user_deactivated,
+    user_email_verified,
     user_registered,
 )
 from shared.context import child_traceparent, trace_id_of
@@ -74,6 +75,7 @@ def test_a_welcome_email_is_sent_once_with_the_delivery_id_as_message_id(
     app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
 ) -> None:
     consume(user_registered(ADA, "ada@example.com", "Ada"))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     settings = settings_for(app, smtp_sink.port)
 
     assert deliver(app, settings) == 1
@@ -84,7 +86,7 @@ def test_a_welcome_email_is_sent_once_with_the_delivery_id_as_message_id(
     assert delivery.sent_at is not None
     [message] = smtp_sink.messages()
     assert message["To"] == "ada@example.com"
-    assert message["Subject"] == "Welcome to Flask Suite, Ada"
+    assert message["Subject"] == "Welcome to Flask Suite"
     assert message["Message-ID"] == f"<{delivery.id}@flask-suite.local>"
     assert "Hello Ada," in message.get_body(("plain",)).get_content()
     assert "<p>Hello Ada,</p>" in message.get_body(("html",)).get_content()
@@ -95,6 +97,7 @@ def test_mail_waits_out_an_smtp_outage_and_goes_out_when_the_server_returns(
 ) -> None:
     smtp_sink.stop()
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     settings = settings_for(app, smtp_sink.port, NOTIFICATIONS_MAX_ATTEMPTS=1000)
     with app.app_context():
         session_factory = sessionmaker(bind=db.engine)
@@ -119,6 +122,7 @@ def test_an_email_that_keeps_failing_is_marked_failed_and_the_user_can_see_it(
     app: Flask, client: FlaskClient, tokens: TokenMaker, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     settings = settings_for(app, free_port(), NOTIFICATIONS_MAX_ATTEMPTS=3)  # no server there
 
     for _ in range(3):
@@ -143,12 +147,14 @@ def test_an_order_event_for_a_user_not_known_yet_waits_for_the_address(
     assert waiting.status == "pending" and "no email address" in (waiting.last_error or "")
 
     consume(user_registered(ADA, "ada@example.com"))
+
+    consume(user_email_verified(ADA))  # the address owner followed the link
     wait_for(lambda: deliver(app, settings) == 0 and len(smtp_sink.messages()) == 2, timeout=10)
 
     subjects = sorted((m["To"], m["Subject"]) for m in smtp_sink.messages())
     assert subjects == [
         ("ada@example.com", "We received your order " + order.data["order_id"][:8]),
-        ("ada@example.com", "Welcome to Flask Suite, Ada"),
+        ("ada@example.com", "Welcome to Flask Suite"),
     ]
 
 
@@ -284,6 +290,7 @@ def test_a_claimed_delivery_is_left_alone_until_its_lease_runs_out(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
 
     def claim(after_seconds: float = 0) -> list[services.DeliveryJob]:
         with app.app_context():
@@ -306,6 +313,7 @@ def test_workers_skip_a_row_another_worker_holds_instead_of_waiting(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
         holder = sessionmaker(bind=db.engine)()
         try:
@@ -324,6 +332,7 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
         session = db.session()
         [ours] = services.claim_due_deliveries(
@@ -353,6 +362,7 @@ def test_two_delivery_loops_send_each_mail_once_while_slow_webhooks_hold_one_up(
 ) -> None:
     server = misbehaving(drip_headers)
     consume(user_registered(ADA, "ada@example.com"))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     for _ in range(4):
         _add_webhook(app, f"http://127.0.0.1:{server.port}/hook")
     consume(order_created(ADA))  # a mail and four webhooks, besides the welcome mail
@@ -415,6 +425,7 @@ def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed_not_retried_f
     app: Flask, client: FlaskClient, tokens: TokenMaker, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     start = now_utc()
 
     def claim(round_: int) -> list[services.DeliveryJob]:
@@ -445,6 +456,7 @@ def test_a_failed_attempt_waits_out_its_backoff_before_it_is_claimed_again(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     settings = settings_for(  # no SMTP server on that port: every attempt fails
         app,
         free_port(),
@@ -476,6 +488,7 @@ def test_a_user_deactivated_after_their_delivery_was_created_is_not_written_to(
     app: Flask, consume: Callable[[Event], None], smtp_sink: SmtpSink
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
         # user.deactivated was applied by another consumer while this event was handled:
         # the contact is inactive, and this pending delivery escaped its cancellation.
@@ -494,6 +507,7 @@ def test_a_user_deactivated_while_their_batch_is_being_sent_gets_nothing_more(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     consume(order_created(ADA))
     sent: list[str] = []
 
@@ -539,6 +553,7 @@ def test_the_log_line_of_a_delivery_carries_the_trace_and_request_of_its_event(
 ) -> None:
     traceparent = child_traceparent(None)  # as the gateway made it for "place my order"
     consume(user_registered(ADA))  # an event without correlation ids
+    consume(user_email_verified(ADA))  # the address owner followed the link
     consume(dataclasses.replace(order_created(ADA), requestid="req-42", traceparent=traceparent))
     configure_logging("notifications", "INFO")  # as deployed; here to the stdout capsys set
 

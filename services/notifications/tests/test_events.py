@@ -17,6 +17,7 @@ from services.notifications.tests.conftest import (
     order_created,
     order_status_changed,
     user_deactivated,
+    user_email_verified,
     user_registered,
 )
 from shared.events import Event, InvalidEvent
@@ -54,11 +55,12 @@ def test_a_registered_user_gets_a_contact_a_welcome_and_a_welcome_email(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA, "ada@example.com", "Ada"))
+    consume(user_email_verified(ADA))  # the address owner followed the link
 
     [contact] = _rows(app, Contact)
     assert (contact.email, contact.name, contact.active) == ("ada@example.com", "Ada", True)
     [notification] = _rows(app, Notification)
-    assert notification.title == "Welcome to Flask Suite, Ada"
+    assert notification.title == "Welcome to Flask Suite"
     assert _deliveries(app) == [("email", "pending")]
 
 
@@ -77,6 +79,7 @@ def test_an_order_event_goes_to_the_webhooks_subscribed_to_its_type_only(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     _add_webhook(app, ADA, ["order.created"])
     _add_webhook(app, ADA, ["order.status_changed"])
     _add_webhook(app, "someone-else", ["order.created"])
@@ -107,6 +110,7 @@ def test_deactivation_cancels_pending_deliveries_and_stops_new_ones(
     app: Flask, consume: Callable[[Event], None]
 ) -> None:
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
     _add_webhook(app, ADA, ["order.created"])
     consume(order_created(ADA))
 
@@ -123,6 +127,7 @@ def test_a_deactivation_that_overtakes_the_registration_still_wins(
 ) -> None:
     consume(user_deactivated(ADA))
     consume(user_registered(ADA))
+    consume(user_email_verified(ADA))  # the address owner followed the link
 
     [contact] = _rows(app, Contact)
     assert contact.active is False and contact.email == "ada@example.com"

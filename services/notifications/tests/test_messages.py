@@ -26,11 +26,46 @@ ORDER = {
 }
 
 
-def test_the_welcome_greets_the_user_by_name() -> None:
+def test_the_welcome_greets_the_user_by_name_in_the_text_and_never_in_the_subject() -> None:
     rendered = render("user.registered", {"email": "ada@example.com", "name": "Ada"}, name="Ada")
-    assert rendered.title == "Welcome to Flask Suite, Ada"
+    assert rendered.title == "Welcome to Flask Suite"
     assert "ada@example.com" in rendered.body
     assert rendered.email_text.startswith("Hello Ada,")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data"),
+    [
+        ("user.registered", {"email": "ada@example.com"}),
+        ("order.created", ORDER),
+        ("user.registration_attempted", {"user_id": "u1"}),
+        (
+            "user.verification_requested",
+            {
+                "email": "ada@example.com",
+                "verify_url": "http://x.test/verify?token=t",
+                "expires_at": "2030-01-01T00:00:00+00:00",
+            },
+        ),
+    ],
+)
+def test_no_subject_carries_the_users_name(event_type, data) -> None:
+    rendered = render(event_type, data, name="Zebedee Quux")
+    assert "Zebedee" not in rendered.title
+    assert "Zebedee" in rendered.email_text
+
+
+def test_the_verification_link_is_in_the_mail_only() -> None:
+    data = {
+        "email": "ada@example.com",
+        "verify_url": "http://127.0.0.1:8080/api/v1/auth/verify-email?token=secret-token",
+        "expires_at": "2030-01-01T00:00:00+00:00",
+    }
+    rendered = render("user.verification_requested", data, name="Ada")
+    assert rendered.title == "Verify your email address"
+    assert "secret-token" not in rendered.body  # the in-app note: whoever holds the account
+    assert data["verify_url"] in rendered.email_text
+    assert "token=secret-token" in rendered.email_html
 
 
 def test_an_order_notification_shows_the_total_and_items_in_money() -> None:

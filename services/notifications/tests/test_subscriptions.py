@@ -15,7 +15,10 @@ from services.notifications.tests.conftest import (
     order_created,
     order_status_changed,
     user_deactivated,
+    user_email_verified,
     user_registered,
+    user_registration_attempted,
+    user_verification_requested,
 )
 from shared import contracts
 from shared.events import Event
@@ -28,6 +31,9 @@ TEMPLATE_SUFFIXES = (".subject.txt", ".txt", ".html")
 SAMPLES: dict[str, Callable[[], Event]] = {
     "user.registered": lambda: user_registered(ADA),
     "user.deactivated": lambda: user_deactivated(ADA),
+    "user.verification_requested": lambda: user_verification_requested(ADA),
+    "user.email_verified": lambda: user_email_verified(ADA),
+    "user.registration_attempted": lambda: user_registration_attempted(ADA),
     "order.created": lambda: order_created(ADA),
     "order.status_changed": lambda: order_status_changed(
         ADA, "0b8a3a52-3c43-4d35-9a55-1f3c3a1e2b10", "pending", "confirmed"

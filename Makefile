@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SERVICES := auth orders notifications
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt typecheck migrate clean
+.PHONY: help install run test test-only lint fmt typecheck migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,14 +22,22 @@ install: $(STAMP) ## create .venv and install the suite with its dev tools and s
 run: $(STAMP) ## run the whole suite locally (SQLite, local SMTP sink, gateway on :8080)
 	scripts/run.sh
 
-test: $(STAMP) ## run every test against the real PostgreSQL, RabbitMQ and Redis
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose asyncapi
-	$(BIN)/pytest $(PYTEST_ARGS)
+# The whole suite must keep at least this share of its lines and branches covered: 93.7%
+# measured on 2026-12-02, less a point of room for changes measured on other machines.
+# Raise it as coverage grows. A subset chosen with PYTEST_ARGS is only reported.
+COVERAGE_FLOOR ?= $(if $(PYTEST_ARGS),0,92)
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy
+test: lint test-only ## make lint, then every test against the real PostgreSQL, RabbitMQ and Redis
+
+test-only: $(STAMP) ## every test with coverage (total, floor, ten slowest tests), without lint
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose asyncapi
+	$(BIN)/pytest --cov --cov-fail-under=$(COVERAGE_FLOOR) --durations=10 $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy, the CI workflow's schema, the ops checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services gateway bench
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(MAKE) --no-print-directory lint-ops
 
 typecheck: $(STAMP) ## mypy only
@@ -59,7 +67,7 @@ contract-snapshots: $(STAMP) ## record the schema snapshot of a new event versio
 	$(BIN)/python -m shared.contracts.compatibility
 
 clean: ## remove local data (var/) and caches
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
 
 # -- containers (docker-compose.yml) and operations checks -------------------------------
 .PHONY: up down logs lint-ops

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -180,6 +181,21 @@ def ready_in(amqp_url: str, queue: str) -> int:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
 
 
+HOLDING = "dependency unavailable; holding the event and retrying"
+
+
+def records(log: Path, event_id: str, message: str) -> list[dict]:
+    """The worker's JSON log records about one event with one message."""
+    found = []
+    # Only whole lines: the worker may be writing the last one as we read.
+    for line in log.read_text().splitlines(keepends=True):
+        if line.startswith("{") and line.endswith("\n"):
+            record = json.loads(line)
+            if record.get("event_id") == event_id and record.get("message") == message:
+                found.append(record)
+    return found
+
+
 @pytest.mark.chaos
 @pytest.mark.integration
 def test_a_deactivation_during_a_redis_outage_is_recorded_once_redis_is_back(
@@ -205,9 +221,17 @@ def test_a_deactivation_during_a_redis_outage_is_recorded_once_redis_is_back(
         wait_for(lambda: client.get(f"{prefix}:revoked:warm-up"), timeout=15)
 
         own_redis.stop()
+        event = deactivated("user-x")
         with Publisher(amqp_url) as publisher:
-            assert publisher.publish(deactivated("user-x"))
-        time.sleep(3)
+            assert publisher.publish(event)
+
+        # The outage happened to this event: the worker tried it against the stopped Redis,
+        # and more than once (held and retried, not dead-lettered).
+        wait_for(
+            lambda: len(records(log, event.id, HOLDING)) >= 3,
+            timeout=30,
+            what="the worker retrying the deactivation while Redis is down",
+        )
         assert ready_in(amqp_url, dlq_name("gateway")) == 0
         own_redis.start()
 
@@ -217,6 +241,7 @@ def test_a_deactivation_during_a_redis_outage_is_recorded_once_redis_is_back(
             what="the revocation written once Redis is back",
         )
         assert float(revoked) > 0
+        assert records(log, event.id, "dependency is back; event handled"), log.read_text()[-2000:]
         assert ready_in(amqp_url, dlq_name("gateway")) == 0
         assert ready_in(amqp_url, queue_name("gateway")) == 0
     finally:

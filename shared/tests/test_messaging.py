@@ -117,16 +117,45 @@ def test_publisher_raises_broker_unavailable_when_nothing_listens():
 
 
 def test_declare_topology_builds_quorum_queue_retry_tiers_and_dlq(channel, consumer_name):
-    declare_topology(channel, consumer_name, ["a.b"], delivery_limit=3, retry_delays=[0.1, 2])
+    event_type = unique_type("a")
+    main, dlq = queue_name(consumer_name), dlq_name(consumer_name)
+    tier_1, tier_2 = retry_queue_name(consumer_name, 1), retry_queue_name(consumer_name, 2)
+    declare_topology(channel, consumer_name, [event_type], delivery_limit=1, retry_delays=[0.1, 60])
     # Declaring again with the same arguments is a no-op (every worker does it at start-up).
-    declare_topology(channel, consumer_name, ["a.b"], delivery_limit=3, retry_delays=[0.1, 2])
-    for name in (
-        queue_name(consumer_name),
-        dlq_name(consumer_name),
-        retry_queue_name(consumer_name, 1),
-        retry_queue_name(consumer_name, 2),
-    ):
-        assert queue_depth(channel, name) == 0
+    declare_topology(channel, consumer_name, [event_type], delivery_limit=1, retry_delays=[0.1, 60])
+
+    # The main queue is bound for the event type; a retry tier sends its message back into
+    # it once the tier's delay is over, and each tier has a delay of its own.
+    channel.basic_publish(EXCHANGE, event_type, b"routed")
+    channel.basic_publish("", tier_1, b"retried")
+    channel.basic_publish("", tier_2, b"held")
+    wait_for(lambda: queue_depth(channel, main) == 2, timeout=15, what="tier 1 back in main")
+    assert queue_depth(channel, tier_2) == 1
+
+    def get_both() -> dict[bytes, tuple[int, dict]]:
+        got = {}
+        for _ in range(2):
+            method, properties, body = channel.basic_get(main)
+            got[body] = (method.delivery_tag, properties.headers or {})
+        return got
+
+    first = get_both()
+    assert set(first) == {b"routed", b"retried"}
+    (death,) = first[b"retried"][1]["x-death"]
+    assert (death["queue"], death["reason"]) == (tier_1, "expired")
+    for tag, _headers in first.values():
+        channel.basic_nack(tag, requeue=True)
+
+    # A quorum queue counts the redeliveries (a classic queue has no such header) ...
+    again = get_both()
+    assert [headers["x-delivery-count"] for _tag, headers in again.values()] == [1, 1]
+    for tag, _headers in again.values():
+        channel.basic_nack(tag, requeue=True)
+
+    # ... and past the delivery limit dead-letters the message into the service's DLQ.
+    wait_for(lambda: queue_depth(channel, dlq) == 2, timeout=15, what="both in the DLQ")
+    assert queue_depth(channel, main) == 0
+    assert sorted(body for _properties, body in drain(channel, dlq)) == [b"retried", b"routed"]
 
 
 def test_consumer_refuses_to_start_when_its_queue_exists_with_other_arguments(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -85,7 +86,7 @@ def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp
 
 
 def test_register_during_a_broker_outage_answers_202_and_publishes_after_it(
-    auth, pg_app, second_rabbit
+    auth, pg_app, second_rabbit, caplog
 ):
     url = second_rabbit.url
     queue = f"auth-outage-{uuid.uuid4().hex[:8]}"
@@ -107,12 +108,23 @@ def test_register_during_a_broker_outage_answers_202_and_publishes_after_it(
         with engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).where(Outbox.sent_at.is_(None))) or 0)
 
+    def relay_failures() -> int:
+        return sum(r.getMessage() == "outbox relay failed; backing off" for r in caplog.records)
+
+    caplog.set_level(logging.WARNING, logger="shared.outbox")
     try:
         second_rabbit.stop_app()
         try:
             response = auth.register("outage@example.com")
             assert response.status_code == 202
-            time.sleep(1.0)  # the relay keeps trying against the stopped broker
+            # The relay ran with the rows there: it tried twice more against the stopped
+            # broker, and both rows are still waiting.
+            tried = relay_failures()
+            wait_for(
+                lambda: relay_failures() >= tried + 2,
+                timeout=30,
+                what="the relay retrying against the stopped broker",
+            )
             assert unsent() == 2
         finally:
             second_rabbit.start_app()

@@ -146,27 +146,33 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
             requests.post(f"{base}/api/v1/auth/register", json=body, timeout=10).status_code == 202
         )
 
-        def wrong_login(_: int) -> int:
-            response = requests.post(
+        def wrong_login(_: int) -> requests.Response:
+            return requests.post(
                 f"{base}/api/v1/auth/login",
                 json={"email": email, "password": "wrong " + PASSWORD},
                 timeout=20,
             )
-            return response.status_code
 
         # Concurrent guesses keep both workers (and their threads) busy; counting per process
         # would let up to 10 through.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(wrong_login, range(16)))
+            answers = list(pool.map(wrong_login, range(16)))
+        statuses = [answer.status_code for answer in answers]
         assert set(statuses) <= {401, 429}, statuses
-        assert 1 <= statuses.count(401) <= 5, statuses
+        throttled = next(answer for answer in answers if answer.status_code == 429)
+        assert throttled.headers["Content-Type"] == "application/problem+json"
+        assert 0 < int(throttled.headers["Retry-After"]) <= 901
 
+        # The promise is "at most five guesses per window", the right password included: a
+        # guess the throttle refused was never checked. Attempts racing each other can all
+        # step back and leave fewer than five recorded; then the right password still gets
+        # its turn, but never as a sixth guess.
         right = requests.post(
             f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
         )
-        assert right.status_code == 429
-        assert right.headers["Content-Type"] == "application/problem+json"
-        assert 0 < int(right.headers["Retry-After"]) <= 901
+        assert right.status_code in (200, 429), right.text
+        checked = statuses.count(401) + (right.status_code == 200)
+        assert 1 <= checked <= 5, (statuses, right.status_code)
     finally:
         assert stop_process(process, timeout=20) == 0
     pids = set(re.findall(r"ACCESS pid=<(\d+)> path=/api/v1/auth/login", log.read_text()))

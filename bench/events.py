@@ -22,10 +22,13 @@ from shared import contracts, testing
 from shared.messaging import Publisher, declare_topology, queue_name
 from shared.outbox import run_relay
 
-ORDER_BODY = {
-    "currency": "EUR",
-    "items": [{"sku": "BENCH-1", "quantity": 2, "unit_price_cents": 1250}],
-}
+# What the benchmarks order: a product of the demo catalogue (`flask seed-products`, which
+# the Suite runs), priced by the server at 1250 per unit.
+ORDER_BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2}]}
+# The lines of the order.created event such an order publishes.
+ORDER_EVENT_ITEMS: list[dict[str, Any]] = [
+    {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}
+]
 
 
 def libpq_url(url: str) -> str:
@@ -65,7 +68,7 @@ def order_created_event(user_id: str) -> Any:
             status="pending",
             total_cents=2500,
             currency="EUR",
-            items=[contracts.OrderItemV1(sku="BENCH-1", quantity=2, unit_price_cents=1250)],
+            items=[contracts.OrderItemV1(**item) for item in ORDER_EVENT_ITEMS],
             version=1,
         )
     )

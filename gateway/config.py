@@ -19,6 +19,9 @@ DEFAULT_PUBLIC_ROUTES = (
     "POST /api/v1/auth/refresh",
     "GET /api/v1/auth/jwks.json",
     "GET /.well-known/jwks.json",
+    # The catalogue is for anyone to browse; only its first page's path, with a query string
+    # or not: changing it (POST, PATCH /api/v1/products/<sku>) still needs a token.
+    "GET /api/v1/products",
 )
 
 
@@ -35,6 +38,8 @@ def default_routes(upstreams: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {"prefix": "/api/v1/auth", "upstream": "auth", "url": upstreams["auth"]},
         {"prefix": "/api/v1/orders", "upstream": "orders", "url": upstreams["orders"]},
+        # The product catalogue lives in orders, which prices orders from it.
+        {"prefix": "/api/v1/products", "upstream": "orders", "url": upstreams["orders"]},
         {
             "prefix": "/api/v1/notifications",
             "upstream": "notifications",

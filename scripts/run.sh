@@ -47,6 +47,9 @@ fi
 # Migrations for every service; auth also makes a dev signing key and the bootstrap admin.
 flask --app services.auth prepare
 flask --app services.orders db upgrade
+# A few demo products to order (prices come from the catalogue); only the missing ones are
+# added, so a product an admin changed keeps its changes across restarts.
+flask --app services.orders seed-products
 flask --app services.notifications db upgrade
 # Queues of the consuming services, before anything publishes: the broker routes an event
 # only to queues that exist, so one declared later (when its consumer first starts) would

@@ -67,6 +67,7 @@ def routes_to(url: str) -> list[dict[str, Any]]:
     return [
         {"prefix": "/api/v1/auth", "upstream": "auth", "url": url},
         {"prefix": "/api/v1/orders", "upstream": "orders", "url": url},
+        {"prefix": "/api/v1/products", "upstream": "orders", "url": url},
         {"prefix": "/api/v1/notifications", "upstream": "notifications", "url": url},
         {
             "prefix": "/.well-known/jwks.json",

@@ -44,6 +44,9 @@ def test_upstreams_and_timeouts_come_from_the_environment():
     table = app.extensions["route_table"]
     assert table.match("GET", "/api/v1/orders/1").route.url == "http://orders.internal:9002"
     assert table.match("GET", "/api/v1/ordersX") is None
+    products = table.match("GET", "/api/v1/products")
+    assert (products.route.url, products.public) == ("http://orders.internal:9002", True)
+    assert table.match("POST", "/api/v1/products").public is False
     assert app.extensions["upstream_client"].timeout == (0.25, 15.0)
     assert app.config["GATEWAY_PUBLIC_ROUTES"] == list(DEFAULT_PUBLIC_ROUTES)
 

@@ -178,6 +178,9 @@ def test_random_key_ids_cost_auth_one_jwks_fetch_per_ten_seconds(
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/refresh"),
         ("GET", "/api/v1/auth/jwks.json"),
+        ("GET", "/api/v1/products"),
+        ("HEAD", "/api/v1/products"),
+        ("GET", "/api/v1/products?limit=5&active=false"),
     ],
 )
 def test_public_routes_reach_the_service_without_a_token(client, upstream, method, path):
@@ -195,6 +198,9 @@ def test_public_routes_reach_the_service_without_a_token(client, upstream, metho
         ("PATCH", "/api/v1/auth/users/u-1"),
         ("GET", "/api/v1/orders"),
         ("POST", "/api/v1/orders/o-1/cancel"),
+        ("POST", "/api/v1/products"),
+        ("PATCH", "/api/v1/products/BOOK-1"),
+        ("GET", "/api/v1/products/BOOK-1"),
         ("GET", "/api/v1/notifications"),
         ("DELETE", "/api/v1/notifications/webhooks/w-1"),
     ],

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.orders import api
+from services.orders import api, cli
 from services.orders.config import orders_config, validate_config
 from services.orders.models import READS, db
 from shared.app import create_base_app, init_service, remote_verifier
@@ -39,9 +39,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app,
         db=db,
         migrations_dir=MIGRATIONS_DIR,
-        blueprints=[api.blp],
+        blueprints=[api.blp, api.products_blp],
         verifier=remote_verifier(app),
     )
+    cli.init_app(app)
     return app
 
 

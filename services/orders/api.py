@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Response, current_app, jsonify, make_response, request, url_for
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import UnsupportedMediaType
 
 from services.orders import services
-from services.orders.models import READS, Order, db
+from services.orders.models import READS, Order, Product, db
 from services.orders.schemas import (
     IdempotencyHeadersSchema,
     IfMatchHeadersSchema,
@@ -31,6 +31,11 @@ from services.orders.schemas import (
     OrderQueryArgsSchema,
     OrderSchema,
     OrderStatusChangeSchema,
+    ProductCreateSchema,
+    ProductPageSchema,
+    ProductPatchSchema,
+    ProductQueryArgsSchema,
+    ProductSchema,
     render_order,
     render_order_page,
 )
@@ -43,6 +48,13 @@ blp = ApiBlueprint(
     url_prefix="/api/v1/orders",
     description="Place orders, list and read them, cancel them; admins move them along.",
 )
+products_blp = ApiBlueprint(
+    "products",
+    __name__,
+    url_prefix="/api/v1/products",
+    description="The catalogue orders are priced from: listed to anyone, changed by admins.",
+)
+T = TypeVar("T")
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _VERSION = re.compile(r"[0-9]{1,9}")
@@ -101,6 +113,18 @@ def _session() -> Session:
 def _reads() -> sa.Engine:
     """The engine of the read-only GETs (autocommit, no ping; see services.read_order)."""
     return db.engines[READS]
+
+
+def _committed(use_case: Callable[[Session], T]) -> T:
+    """Run a use case in this request's session and commit what it did (rolled back on error)."""
+    session = _session()
+    try:
+        result = use_case(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
 
 
 def _actor() -> services.Actor:
@@ -229,3 +253,52 @@ class OrderStatusChange(MethodView):
             if_match=if_match_versions(headers.get("if_match"), order_id),
         )
         return _with_etag(order)
+
+
+@products_blp.route("", endpoint="products")
+class Products(MethodView):
+    """The catalogue."""
+
+    @products_blp.arguments(ProductQueryArgsSchema, location="query")
+    @products_blp.response(200, ProductPageSchema)
+    def get(self, args: Mapping[str, Any]) -> services.ProductPage:
+        """List the products on sale newest first (anyone; `active=false`: the withdrawn ones)."""
+        return services.list_products(
+            session=_session(),
+            active=args["active"],
+            limit=args["limit"],
+            after=args.get("cursor"),
+        )
+
+    @products_blp.doc(security=BEARER)
+    @require_auth
+    @products_blp.arguments(ProductCreateSchema)
+    @products_blp.response(201, ProductSchema, headers={"Location": {"schema": {"type": "string"}}})
+    def post(self, product: services.NewProduct) -> tuple[Product, dict[str, str]]:
+        """Add a product (admins; 403 otherwise); 409 when the SKU is taken."""
+        created = _committed(
+            lambda session: services.create_product(
+                session=session, actor=_actor(), product=product
+            )
+        )
+        return created, {"Location": url_for("products.product", sku=created.sku)}
+
+
+@products_blp.route("/<path:sku>", endpoint="product")
+class ProductDetail(MethodView):
+    """One product, named by its SKU (which may hold a `/`)."""
+
+    @products_blp.doc(security=BEARER)
+    @require_auth
+    @products_blp.arguments(ProductPatchSchema)
+    @products_blp.response(200, ProductSchema)
+    def patch(self, changes: services.ProductChanges, sku: str) -> Product:
+        """Change a product's name, price, currency or availability (admins; 403 otherwise).
+
+        Orders placed before keep the price they were placed at.
+        """
+        return _committed(
+            lambda session: services.update_product(
+                session=session, actor=_actor(), sku=sku, changes=changes
+            )
+        )

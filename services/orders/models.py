@@ -1,5 +1,5 @@
-"""The orders service's tables: orders and their items, the customer projection,
-idempotency keys, and the event outbox/inbox."""
+"""The orders service's tables: the product catalogue, orders and their items, the customer
+projection, idempotency keys, and the event outbox/inbox."""
 
 from __future__ import annotations
 
@@ -68,6 +68,33 @@ def can_transition(current: str, target: str) -> bool:
 
 
 _STATUS_LIST = ", ".join(f"'{s.value}'" for s in OrderStatus)
+
+
+class Product(Model):
+    """A product of the catalogue: what an order line's unit price is copied from.
+
+    `id` orders the keyset pages (with `created_at`); clients name products by `sku`.
+    An inactive product stays listed for admins' reference but cannot be ordered.
+    """
+
+    __tablename__ = "products"
+    __table_args__ = (
+        sa.CheckConstraint("unit_price_cents >= 0", name="unit_price_not_negative"),
+        # The public list (active ones) and the admins' list of withdrawn ones, newest first.
+        sa.Index("ix_products_active_created_at_id", "active", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    sku: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    unit_price_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Product {self.sku} {self.unit_price_cents} {self.currency}>"
 
 
 class Order(Model):

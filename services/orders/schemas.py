@@ -1,7 +1,8 @@
 """What goes in and out of the orders API: validated input, rendered output, page cursors.
 
 Every input schema refuses unknown fields (marshmallow's RAISE), so a client can never set
-`status`, `user_id`, `total_cents` or anything else the service owns.
+`status`, `user_id`, `total_cents`, a line's `unit_price_cents` (prices come from the
+catalogue) or anything else the service owns.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from marshmallow import (
 
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
-from services.orders.services import NewItem, NewOrder, OrderPage, OrderView
+from services.orders.services import (
+    NewItem,
+    NewOrder,
+    NewProduct,
+    OrderPage,
+    OrderView,
+    ProductChanges,
+)
 from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema
-from shared.schemas import StrictSchema, UtcDateTime
+from shared.schemas import StrictBoolean, StrictSchema, UtcDateTime
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
@@ -37,6 +45,8 @@ MAX_UNIT_PRICE_CENTS = 10**9
 # Letters and digits, then also . _ - : / (what SKUs in the wild use); no spaces.
 # (Anchored: marshmallow's Regexp validator only matches at the start of the value.)
 SKU_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}\Z")
+# A product's name: no control characters (no line breaks in a mail or a log line).
+PRODUCT_NAME_PATTERN = re.compile(r"\A[^\x00-\x1f\x7f-\x9f]+\Z")
 # Printable ASCII, as the header's value reaches us (HTTP strips surrounding blanks).
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"\A[\x20-\x7e]{1,255}\Z")
 STATUSES = [s.value for s in OrderStatus]
@@ -45,36 +55,65 @@ STATUSES = [s.value for s in OrderStatus]
 # -- input ---------------------------------------------------------------------------------
 
 
-class OrderItemCreateSchema(StrictSchema):
-    """One line of a new order."""
-
-    sku = fields.String(
-        required=True,
+def sku_field(**kwargs: Any) -> fields.String:
+    """A SKU: what names a product in the catalogue and in an order line."""
+    return fields.String(
         validate=validate.Regexp(
             SKU_PATTERN,
             error="Must be 1 to 64 characters: letters, digits and . _ - : / "
             "(starting with a letter or digit).",
         ),
-    )
-    quantity = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
-    )
-    unit_price_cents = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=0, max=MAX_UNIT_PRICE_CENTS)
+        metadata={"example": "BOOK-1"},
+        **kwargs,
     )
 
 
-class OrderCreateSchema(StrictSchema):
-    """A new order: a currency and 1 to 100 lines, prices in that currency's minor units."""
-
-    currency = fields.String(
-        required=True,
+def currency_field(**kwargs: Any) -> fields.String:
+    """An ISO 4217 code of a currency in use."""
+    return fields.String(
         validate=validate.OneOf(
             sorted(ACTIVE_CURRENCIES),
             error="Must be an active ISO 4217 currency code in upper case, such as EUR.",
         ),
         metadata={"example": "EUR"},
+        **kwargs,
     )
+
+
+def unit_price_field(**kwargs: Any) -> fields.Integer:
+    """A price per unit in the currency's minor units."""
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_UNIT_PRICE_CENTS),
+        metadata={"example": 1250},
+        **kwargs,
+    )
+
+
+def product_name_field(**kwargs: Any) -> fields.String:
+    """A product's display name: 1 to 200 characters, no control characters."""
+    return fields.String(
+        validate=[
+            validate.Length(min=1, max=200),
+            validate.Regexp(PRODUCT_NAME_PATTERN, error="Must not contain control characters."),
+        ],
+        **kwargs,
+    )
+
+
+class OrderItemCreateSchema(StrictSchema):
+    """One line of a new order: a product of the catalogue and how many; no price."""
+
+    sku = sku_field(required=True)
+    quantity = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
+    )
+
+
+class OrderCreateSchema(StrictSchema):
+    """A new order: a currency and 1 to 100 lines, priced from the catalogue in that currency."""
+
+    currency = currency_field(required=True)
     items = fields.List(
         fields.Nested(OrderItemCreateSchema),
         required=True,
@@ -109,6 +148,49 @@ class OrderStatusChangeSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
+class ProductCreateSchema(StrictSchema):
+    """A new product of the catalogue."""
+
+    sku = sku_field(required=True)
+    name = product_name_field(required=True)
+    unit_price_cents = unit_price_field(required=True)
+    currency = currency_field(required=True)
+    active = StrictBoolean(load_default=True)
+
+    @post_load
+    def _to_new_product(self, data: dict[str, Any], **_kwargs: Any) -> NewProduct:
+        return NewProduct(**data)
+
+
+class ProductPatchSchema(StrictSchema):
+    """The fields of a product an admin changes; at least one. The SKU never changes."""
+
+    name = product_name_field()
+    unit_price_cents = unit_price_field()
+    currency = currency_field()
+    active = StrictBoolean()
+
+    @validates_schema
+    def _not_empty(self, data: Mapping[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Name at least one field to change.", field_name="_schema")
+
+    @post_load
+    def _to_changes(self, data: dict[str, Any], **_kwargs: Any) -> ProductChanges:
+        return ProductChanges(**data)
+
+
+class ProductQueryArgsSchema(PageQueryArgsSchema):
+    """Filter and paging of the catalogue."""
+
+    active = fields.Boolean(
+        load_default=True,
+        truthy={"true"},
+        falsy={"false"},
+        metadata={"description": "`false` lists the withdrawn products instead."},
+    )
+
+
 class OrderQueryArgsSchema(PageQueryArgsSchema):
     """Filters and paging of the order list."""
 
@@ -137,6 +219,25 @@ class IfMatchHeadersSchema(Schema):
 
 
 # -- output --------------------------------------------------------------------------------
+
+
+class ProductSchema(Schema):
+    """A product as clients see it."""
+
+    sku = fields.String()
+    name = fields.String()
+    unit_price_cents = fields.Integer()
+    currency = fields.String()
+    active = fields.Boolean()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+
+
+class ProductPageSchema(Schema):
+    """A page of products, newest first, and the cursor of the next one (null at the end)."""
+
+    items = fields.List(fields.Nested(ProductSchema))
+    next_cursor = CursorField(allow_none=True)
 
 
 class OrderItemSchema(Schema):

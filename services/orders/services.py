@@ -2,9 +2,11 @@
 
 Transactions: a use case the API calls (`place_order`, `cancel_order`,
 `change_order_status`) is one transaction and commits it, with the change and its outbox
-row together, or rolls everything back. The ones event handlers call
-(`record_customer`, `deactivate_customer`) never commit: they run inside the inbox's
-transaction, which commits the inbox row, the change and its events at once. The reads
+row together, or rolls everything back. The catalogue's use cases (`create_product`,
+`update_product`, `seed_products`) never commit: the view or the CLI command that calls
+them does. The ones event handlers call (`record_customer`, `deactivate_customer`) never
+commit either: they run inside the inbox's transaction, which commits the inbox row, the
+change and its events at once. The reads
 (`read_order`, `read_orders_page`) run one query each, outside any transaction.
 """
 
@@ -36,6 +38,7 @@ from services.orders.models import (
     OrderItem,
     OrderStatus,
     Outbox,
+    Product,
     can_transition,
 )
 from shared import contracts
@@ -49,7 +52,7 @@ from shared.errors import (
 )
 from shared.events import Event
 from shared.outbox import record_event
-from shared.pagination import PageKey
+from shared.pagination import PageKey, keyset_page
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,11 +73,10 @@ class Actor:
 
 @dataclass(frozen=True)
 class NewItem:
-    """One line of an order to place (already validated by the schema)."""
+    """One line of an order to place (already validated by the schema); priced at placement."""
 
     sku: str
     quantity: int
-    unit_price_cents: int
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,44 @@ class NewOrder:
 
     currency: str
     items: tuple[NewItem, ...]
+
+
+@dataclass(frozen=True)
+class NewProduct:
+    """A product to add to the catalogue (already validated by the schema)."""
+
+    sku: str
+    name: str
+    unit_price_cents: int
+    currency: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ProductChanges:
+    """What a PATCH changes in a product; None leaves that field as it is."""
+
+    name: str | None = None
+    unit_price_cents: int | None = None
+    currency: str | None = None
+    active: bool | None = None
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    """One page of products, newest first, and the key of the next one (None at the end)."""
+
+    items: list[Product]
+    next_cursor: PageKey | None
+
+
+@dataclass(frozen=True)
+class CataloguePrice:
+    """What an order line needs of its product: price, currency, whether it is sold."""
+
+    unit_price_cents: int
+    currency: str
+    active: bool
 
 
 @dataclass(frozen=True)
@@ -140,10 +180,7 @@ def request_fingerprint(new_order: NewOrder) -> str:
     canonical = json.dumps(
         {
             "currency": new_order.currency,
-            "items": [
-                {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
-                for i in new_order.items
-            ],
+            "items": [{"sku": i.sku, "quantity": i.quantity} for i in new_order.items],
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -176,7 +213,8 @@ def place_order(
                 session.rollback()  # read-only so far; end the transaction
                 return earlier
         _refuse_deactivated_customer(session, actor.user_id)
-        order = _build_order(actor, new_order)
+        prices = _catalogue_prices(session, new_order)
+        order = _build_order(actor, new_order, prices)
         response = render(order)
         if idempotency_key is not None:
             session.add(
@@ -285,15 +323,56 @@ def _insert(session: Session, model: type[Any]) -> postgresql.Insert | sqlite.In
     return postgresql.insert(model) if is_postgresql(session) else sqlite.insert(model)
 
 
-def _build_order(actor: Actor, new_order: NewOrder) -> Order:
+# Built once: the IN list is an expanding parameter, so the statement is compiled and
+# cached once whatever the number of lines.
+_PRICES_OF_SKUS = sa.select(
+    Product.sku, Product.unit_price_cents, Product.currency, Product.active
+).where(Product.sku.in_(sa.bindparam("skus", expanding=True)))
+
+
+def _catalogue_prices(session: Session, new_order: NewOrder) -> dict[str, CataloguePrice]:
+    """The catalogue price of every line's sku, in one query; 422 naming each line it refuses.
+
+    A line is refused when its sku is unknown, withdrawn (inactive) or priced in another
+    currency than the order's. The rows are read without a lock: an order is priced as
+    the catalogue stood when it was placed, and locking the popular products' rows on
+    every order would serialise the orders that name them.
+    """
+    rows = session.execute(_PRICES_OF_SKUS, {"skus": [i.sku for i in new_order.items]}).all()
+    prices = {
+        row.sku: CataloguePrice(
+            unit_price_cents=row.unit_price_cents, currency=row.currency, active=row.active
+        )
+        for row in rows
+    }
+    errors: dict[int, dict[str, list[str]]] = {}
+    for position, item in enumerate(new_order.items):
+        price = prices.get(item.sku)
+        if price is None:
+            problem = "No product has this SKU."
+        elif not price.active:
+            problem = "This product is no longer sold."
+        elif price.currency != new_order.currency:
+            problem = f"This product is priced in {price.currency}, not {new_order.currency}."
+        else:
+            continue
+        errors[position] = {"sku": [problem]}
+    if errors:
+        raise UnprocessableError(
+            "Some items cannot be ordered; see `errors`.", errors={"items": errors}
+        )
+    return prices
+
+
+def _build_order(actor: Actor, new_order: NewOrder, prices: dict[str, CataloguePrice]) -> Order:
     now = utcnow()
     order = Order(
         id=uuid.uuid4(),
         user_id=actor.user_id,
         status=OrderStatus.PENDING.value,
         currency=new_order.currency,
-        # Bounded by the schema (100 items x 1000 x 10^9) far below BIGINT and 2^53.
-        total_cents=sum(i.quantity * i.unit_price_cents for i in new_order.items),
+        # Bounded by the schemas (100 items x 1000 x 10^9) far below BIGINT and 2^53.
+        total_cents=sum(i.quantity * prices[i.sku].unit_price_cents for i in new_order.items),
         version=1,
         created_at=now,
         updated_at=now,
@@ -303,7 +382,8 @@ def _build_order(actor: Actor, new_order: NewOrder) -> Order:
             position=position,
             sku=item.sku,
             quantity=item.quantity,
-            unit_price_cents=item.unit_price_cents,
+            # Copied, not referenced: a later price change leaves placed orders as they were.
+            unit_price_cents=prices[item.sku].unit_price_cents,
         )
         for position, item in enumerate(new_order.items)
     ]
@@ -553,6 +633,92 @@ def _transition(
         log.info("order changed concurrently; re-checking", extra={"attempt": attempt + 1})
         session.refresh(order, attribute_names=["status", "version", "updated_at"])
     raise ConflictError("The order keeps changing concurrently; read it again and retry.")
+
+
+# -- the product catalogue -----------------------------------------------------------------
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise ForbiddenError("Only admins may change the catalogue.")
+
+
+def list_products(
+    *, session: Session, active: bool = True, limit: int = 20, after: PageKey | None = None
+) -> ProductPage:
+    """Products newest first, the ones on sale (or, with `active` false, the withdrawn ones)."""
+    products, next_key = keyset_page(
+        session,
+        sa.select(Product).where(Product.active == active),
+        created_at=Product.created_at,
+        id=Product.id,
+        limit=limit,
+        after=after,
+    )
+    return ProductPage(items=products, next_cursor=next_key)
+
+
+def _add_product_unless_taken(session: Session, product: NewProduct) -> Product | None:
+    """Insert the product and return it, or None when its SKU is in the catalogue already.
+
+    ON CONFLICT DO NOTHING: of two requests adding one SKU at once, one adds it and the
+    other gets None (after waiting for the first to end), never an IntegrityError.
+    """
+    now = utcnow()
+    added: Product | None = session.scalars(
+        _insert(session, Product)
+        .values(
+            id=uuid.uuid4(),
+            sku=product.sku,
+            name=product.name,
+            unit_price_cents=product.unit_price_cents,
+            currency=product.currency,
+            active=product.active,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Product.sku])
+        .returning(Product)
+    ).one_or_none()
+    return added
+
+
+def create_product(*, session: Session, actor: Actor, product: NewProduct) -> Product:
+    """Add a product to the catalogue (admins only); 409 when its SKU is taken."""
+    _require_admin(actor)
+    created = _add_product_unless_taken(session, product)
+    if created is None:
+        raise ConflictError(
+            "A product with this SKU exists; change it with PATCH instead.",
+            errors={"sku": ["Already in the catalogue."]},
+        )
+    return created
+
+
+def update_product(*, session: Session, actor: Actor, sku: str, changes: ProductChanges) -> Product:
+    """Change a product's name, price, currency or availability (admins only); 404 if unknown.
+
+    Placed orders keep the unit price they were placed at.
+    """
+    _require_admin(actor)
+    product = session.scalar(sa.select(Product).where(Product.sku == sku).with_for_update())
+    if product is None:
+        raise NotFoundError("No product has this SKU.")
+    for name in ("name", "unit_price_cents", "currency", "active"):
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(product, name, value)
+    product.updated_at = utcnow()
+    session.flush()
+    return product
+
+
+def seed_products(*, session: Session, products: Sequence[NewProduct]) -> int:
+    """Add the products whose SKU is not in the catalogue yet; return how many were added.
+
+    Never changes an existing product: an admin may have changed its price since.
+    """
+    return sum(_add_product_unless_taken(session, product) is not None for product in products)
 
 
 # -- the customer projection (called by event handlers, inside the inbox transaction) ------

@@ -177,6 +177,33 @@ def test_under_make_run_a_rotated_x_forwarded_for_escapes_no_limit(local_run):
     assert remaining[0] > remaining[1] > remaining[2]
 
 
+def test_make_run_seeds_a_catalogue_that_prices_orders(local_run):
+    api = f"{local_run.gateway}/api/v1"
+    catalogue = requests.get(f"{api}/products", timeout=10)  # anyone, no token
+    assert catalogue.status_code == 200, catalogue.text
+    prices = {p["sku"]: p["unit_price_cents"] for p in catalogue.json()["items"]}
+    assert {"BOOK-1", "PEN-7"} <= set(prices)
+
+    credentials = {"email": "ada@example.com", "password": "correct horse battery"}
+    registered = requests.post(
+        f"{api}/auth/register", json={**credentials, "name": "Ada"}, timeout=10
+    )
+    assert registered.status_code == 202, registered.text
+    token = requests.post(f"{api}/auth/login", json=credentials, timeout=10).json()
+    order = {
+        "currency": "EUR",
+        "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 1}],
+    }
+    placed = requests.post(
+        f"{api}/orders",
+        json=order,
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=10,
+    )
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["total_cents"] == 2 * prices["BOOK-1"] + prices["PEN-7"]
+
+
 def test_ctrl_c_stops_every_process_make_run_started(local_run):
     local_run.interrupt()
     assert not local_run.group_alive()

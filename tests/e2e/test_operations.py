@@ -34,7 +34,8 @@ from shared.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 
-ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": 990}]}
+# BOOK-1 is one of the demo products the suite seeds; the server prices it.
+ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 1}]}
 # Everything but the notifications consumer, which the fixture starts once its queue
 # can be waited for.
 WORKERS = ("auth.relay", "orders.relay", "orders.consume", "gateway.worker")

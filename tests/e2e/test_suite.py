@@ -10,7 +10,8 @@ import requests
 # Every event the module causes is checked against the served AsyncAPI document.
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("broker_tap")]
 
-ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]}
+# BOOK-1 is one of the demo products the suite seeds, at 1250 per unit.
+ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2}]}
 
 
 def notifications_of(client, event_type: str) -> list[dict]:
@@ -105,6 +106,37 @@ def test_a_deactivated_users_token_is_refused_once_the_gateway_hears_of_it(
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_orders_are_priced_from_the_catalogue_the_admin_keeps(suite, admin, register):
+    sku = f"E2E-{uuid.uuid4().hex[:8]}"
+    created = admin.request(
+        "POST",
+        "/api/v1/products",
+        json={"sku": sku, "name": "Lamp", "unit_price_cents": 4500, "currency": "EUR"},
+    )
+    assert created.status_code == 201, created.text
+    listed = requests.get(suite.url("gateway", "/api/v1/products"), timeout=10)  # no token
+    assert listed.status_code == 200 and sku in {p["sku"] for p in listed.json()["items"]}
+    dave = register("Dave")
+    withdrawn = dave.request("PATCH", f"/api/v1/products/{sku}", json={"active": False})
+    assert withdrawn.status_code == 403
+
+    priced = {"sku": sku, "quantity": 3, "unit_price_cents": 1}
+    refused = dave.request("POST", "/api/v1/orders", json={"currency": "EUR", "items": [priced]})
+    assert refused.status_code == 422
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert "unit_price_cents" in refused.json()["errors"]["items"]["0"]
+
+    order = {"currency": "EUR", "items": [{"sku": sku, "quantity": 3}]}
+    placed = dave.request("POST", "/api/v1/orders", json=order)
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["total_cents"] == 3 * 4500
+    changed = admin.request("PATCH", f"/api/v1/products/{sku}", json={"unit_price_cents": 9900})
+    assert changed.status_code == 200, changed.text
+    again = dave.request("GET", f"/api/v1/orders/{placed.json()['id']}").json()
+    assert again["total_cents"] == 3 * 4500
+    assert again["items"][0]["unit_price_cents"] == 4500
+
+
 def test_a_forged_token_never_gets_past_the_gateway(suite):
     response = requests.get(
         suite.url("gateway", "/api/v1/orders"),
@@ -120,7 +152,12 @@ def test_the_gateway_publishes_every_services_api(suite):
     document = requests.get(suite.url("gateway", "/openapi.json"), timeout=10).json()
 
     assert "x-unavailable" not in document
-    for path in ("/api/v1/auth/login", "/api/v1/orders", "/api/v1/notifications"):
+    for path in (
+        "/api/v1/auth/login",
+        "/api/v1/orders",
+        "/api/v1/products",
+        "/api/v1/notifications",
+    ):
         assert path in document["paths"]
 
 

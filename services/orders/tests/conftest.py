@@ -22,7 +22,13 @@ from werkzeug.serving import make_server
 
 from services.orders import MIGRATIONS_DIR, create_app
 from services.orders.models import Outbox, db
-from services.orders.tests.helpers import EventQueue, TokenFactory, order_body
+from services.orders.tests.helpers import (
+    CATALOGUE,
+    EventQueue,
+    TokenFactory,
+    add_products,
+    order_body,
+)
 from shared import tokens
 from shared.messaging import EXCHANGE, Publisher, declare_exchange
 from shared.outbox import relay_outbox_once
@@ -91,14 +97,15 @@ def token_factory(app: Flask) -> TokenFactory:
 
 @pytest.fixture
 def sqlite_client(sqlite_app: Flask, token_factory: TokenFactory) -> FlaskClient:
-    """A test client of the SQLite app, accepting the same tokens as `client`."""
+    """A test client of the SQLite app, with CATALOGUE, accepting the same tokens as `client`."""
     _accept_tokens_of(sqlite_app, token_factory)
+    add_products(sqlite_app, *CATALOGUE)
     return sqlite_app.test_client()
 
 
 @pytest.fixture(autouse=True)
 def empty_database(request: pytest.FixtureRequest) -> None:
-    """Every test that uses the database starts from empty tables."""
+    """Every test that uses the database starts from empty tables and CATALOGUE's products."""
     if "app" not in request.fixturenames:
         return  # a unit test
     app: Flask = request.getfixturevalue("app")
@@ -108,6 +115,7 @@ def empty_database(request: pytest.FixtureRequest) -> None:
             # Fail loudly instead of hanging if an earlier test left a transaction open.
             conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
             conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    add_products(app, *CATALOGUE)
 
 
 @pytest.fixture

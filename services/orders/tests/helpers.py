@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
-from services.orders.models import db
+from services.orders.models import Product, db
+from services.orders.services import NewProduct
+from shared.db import utcnow
 from shared.events import Event, parse_event
 from shared.testing import access_token_claims, rsa_jwk, sign_access_token
 
@@ -43,17 +46,44 @@ class TokenFactory:
         return {"keys": [rsa_jwk(self.key, KID)]}
 
 
+# The catalogue every test starts with (conftest's `empty_database` puts it back).
+CATALOGUE = (
+    NewProduct(sku="BOOK-1", name="A book", unit_price_cents=1250, currency="EUR"),
+    NewProduct(sku="PEN-7", name="A pen", unit_price_cents=199, currency="EUR"),
+)
+# What order_body() costs at those prices.
+ORDER_BODY_TOTAL = 2 * 1250 + 1 * 199
+
+
 def order_body(**overrides: Any) -> dict[str, Any]:
-    """A valid create body; keyword arguments replace its fields."""
+    """A valid create body naming CATALOGUE's products; keyword arguments replace its fields."""
     body: dict[str, Any] = {
         "currency": "EUR",
-        "items": [
-            {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250},
-            {"sku": "PEN-7", "quantity": 1, "unit_price_cents": 199},
-        ],
+        "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 1}],
     }
     body.update(overrides)
     return body
+
+
+def add_products(app: Flask, *products: NewProduct) -> None:
+    """Put products straight into the catalogue (the API's own tests go through HTTP)."""
+    with app.app_context():
+        now = utcnow()
+        # One microsecond apart: listed newest first, the last one given comes first.
+        db.session.add_all(
+            Product(
+                sku=p.sku,
+                name=p.name,
+                unit_price_cents=p.unit_price_cents,
+                currency=p.currency,
+                active=p.active,
+                created_at=now + timedelta(microseconds=n),
+                updated_at=now + timedelta(microseconds=n),
+            )
+            for n, p in enumerate(products)
+        )
+        db.session.commit()
+        db.session.remove()
 
 
 class EventQueue:

@@ -15,9 +15,9 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from services.orders import services
-from services.orders.models import Customer, Order, Outbox, db
+from services.orders.models import Customer, Order, Outbox, Product, db
 from services.orders.tests.helpers import rows
-from shared.errors import ForbiddenError
+from shared.errors import ConflictError, ForbiddenError
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +165,7 @@ def test_without_if_match_the_loser_of_a_race_is_rechecked_against_the_new_state
 # -- placing an order while the user is deactivated -----------------------------------------
 
 ZED = "user-zed"
-ONE_ITEM = services.NewOrder("EUR", (services.NewItem("BOOK-1", 1, 100),))
+ONE_ITEM = services.NewOrder("EUR", (services.NewItem("BOOK-1", 1),))
 
 
 def _created(order: Order) -> services.StoredResponse:
@@ -266,3 +266,42 @@ def test_a_placement_during_a_deactivation_waits_for_it_and_is_refused(
     assert isinstance(refused, ForbiddenError)
     assert rows(app, Order) == [] and rows(app, Outbox) == []
     assert [c.active for c in rows(app, Customer)] == [False]
+
+
+# -- two admins adding one SKU at once -------------------------------------------------------
+
+
+def test_of_two_admins_adding_one_sku_at_once_one_adds_it_and_the_other_gets_409(
+    app: Flask,
+) -> None:
+    with app.app_context():
+        engine = db.engine
+    lamp = services.NewProduct("LAMP-1", "Desk lamp", 4500, "EUR")
+    dearer = services.NewProduct("LAMP-1", "Desk lamp", 9900, "EUR")
+    admin = services.Actor("user-admin", is_admin=True)
+    outcome: list[BaseException | Product] = []
+
+    def add_the_same_sku() -> None:
+        with Session(engine) as session:
+            try:
+                outcome.append(
+                    services.create_product(session=session, actor=admin, product=dearer)
+                )
+                session.commit()
+            except Exception as exc:
+                outcome.append(exc)
+
+    second = threading.Thread(target=add_the_same_sku)
+    with Session(engine) as first:
+        services.create_product(session=first, actor=admin, product=lamp)  # not committed yet
+        second.start()
+        _wait_until_blocked_or_done(engine, second)
+        first.commit()
+    second.join(timeout=30)
+    assert not second.is_alive()
+
+    [refused] = outcome
+    assert isinstance(refused, ConflictError)
+    assert [(p.sku, p.unit_price_cents) for p in rows(app, Product) if p.sku == "LAMP-1"] == [
+        ("LAMP-1", 4500)
+    ]

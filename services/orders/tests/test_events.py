@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.orders import services
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
 from services.orders.models import Customer, Inbox, Order, Outbox, db
-from services.orders.tests.helpers import EventQueue, order_body, rows
+from services.orders.tests.helpers import ORDER_BODY_TOTAL, EventQueue, order_body, rows
 from shared import contracts
 from shared.events import Event, InvalidEvent
 from shared.messaging import Consumer, Publisher, declare_topology
@@ -154,11 +154,12 @@ def test_order_events_reach_the_broker_with_the_contracted_data(
         "order_id": order["id"],
         "user_id": "user-alice",
         "status": "pending",
-        "total_cents": order["total_cents"],
+        "total_cents": ORDER_BODY_TOTAL,
         "currency": "EUR",
+        # The data's shape is unchanged by the catalogue: each line carries its unit price.
         "items": [
-            {"sku": i["sku"], "quantity": i["quantity"], "unit_price_cents": i["unit_price_cents"]}
-            for i in order["items"]
+            {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250},
+            {"sku": "PEN-7", "quantity": 1, "unit_price_cents": 199},
         ],
         "version": 1,
     }

@@ -102,3 +102,57 @@ def test_each_list_query_uses_an_index_and_reads_no_table_whole(
         index_conditions = [line for line in plan.splitlines() if "Index Cond:" in line]
         for column in conditions:
             assert any(f"({column})" in line for line in index_conditions), plan
+
+
+PRODUCTS = 5_000
+
+
+@pytest.fixture
+def many_products(app: Flask) -> None:
+    """5,000 products besides CATALOGUE's, one in ten withdrawn, with fresh statistics."""
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO products
+                    (id, sku, name, unit_price_cents, currency, active, created_at, updated_at)
+                SELECT gen_random_uuid(), 'P-' || g, 'Product ' || g, 100 + g, 'EUR',
+                       g % 10 <> 0, now() - g * interval '1 second', now()
+                FROM generate_series(1, :products) AS g
+                """
+            ),
+            {"products": PRODUCTS},
+        )
+        conn.execute(sa.text("ANALYZE products"))
+
+
+@pytest.mark.parametrize("active", ["true", "false"])
+@pytest.mark.parametrize("page", ["first", "next"])
+def test_the_catalogue_pages_use_an_index(
+    app: Flask, client: FlaskClient, many_products: None, active: str, page: str
+) -> None:
+    query: dict[str, Any] = {"limit": 20, "active": active}
+    if page == "next":
+        query["cursor"] = client.get("/api/v1/products", query_string=query).json["next_cursor"]
+    with captured_queries(app) as queries:
+        response = client.get("/api/v1/products", query_string=query)
+    assert response.status_code == 200 and len(response.get_json()["items"]) == 20
+    [(_statement, plan)] = plans_of(app, queries)
+    assert "Seq Scan on products" not in plan, plan
+    assert "ix_products_active_created_at_id" in plan, plan
+
+
+def test_pricing_an_order_looks_its_skus_up_by_index(
+    app: Flask, client: FlaskClient, many_products: None, alice: Headers
+) -> None:
+    body = {
+        "currency": "EUR",
+        "items": [{"sku": "P-1", "quantity": 1}, {"sku": "P-2", "quantity": 1}],
+    }
+    with captured_queries(app) as queries:
+        response = client.post("/api/v1/orders", json=body, headers=alice)
+    assert response.status_code == 201 and response.get_json()["total_cents"] == 101 + 102
+    [pricing] = [(s, p) for s, p in queries if re.search(r"\bFROM products\b", s)]
+    [(_statement, plan)] = plans_of(app, [pricing])
+    assert "Seq Scan on products" not in plan, plan
+    assert "uq_products_sku" in plan, plan

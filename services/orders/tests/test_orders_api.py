@@ -19,17 +19,14 @@ Place = Callable[..., dict[str, Any]]
 Headers = dict[str, str]
 
 
-def test_placing_an_order_answers_201_with_location_etag_and_computed_total(
+def test_placing_an_order_answers_201_with_location_etag_and_the_catalogue_total(
     client: FlaskClient, alice: Headers
 ) -> None:
     response = client.post(
         "/api/v1/orders",
         json={
             "currency": "EUR",
-            "items": [
-                {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250},
-                {"sku": "PEN-7", "quantity": 3, "unit_price_cents": 199},
-            ],
+            "items": [{"sku": "BOOK-1", "quantity": 2}, {"sku": "PEN-7", "quantity": 3}],
         },
         headers=alice,
     )
@@ -37,8 +34,11 @@ def test_placing_an_order_answers_201_with_location_etag_and_computed_total(
     order = response.get_json()
     assert order["status"] == "pending"
     assert order["user_id"] == "user-alice"
-    assert order["total_cents"] == 2 * 1250 + 3 * 199
-    assert [i["sku"] for i in order["items"]] == ["BOOK-1", "PEN-7"]
+    assert order["total_cents"] == 2 * 1250 + 3 * 199  # the catalogue's prices
+    assert [(i["sku"], i["quantity"], i["unit_price_cents"]) for i in order["items"]] == [
+        ("BOOK-1", 2, 1250),
+        ("PEN-7", 3, 199),
+    ]
     assert response.headers["Location"] == f"/api/v1/orders/{order['id']}"
     assert response.headers["ETag"] == f'"{order["id"]}-1"'
     fetched = client.get(response.headers["Location"], headers=alice)
@@ -374,8 +374,13 @@ def test_the_openapi_document_lists_the_order_routes(client: FlaskClient) -> Non
         "/api/v1/orders/{order_id}",
         "/api/v1/orders/{order_id}/cancel",
         "/api/v1/orders/{order_id}/status",
+        "/api/v1/products",
+        "/api/v1/products/{sku}",
     } <= set(paths)
     assert set(paths["/api/v1/orders"]) >= {"get", "post"}
+    assert set(paths["/api/v1/products"]) >= {"get", "post"}
+    assert "security" not in paths["/api/v1/products"]["get"]  # anyone may list them
+    assert set(paths["/api/v1/products/{sku}"]) >= {"patch"}
     status = paths["/api/v1/orders/{order_id}/status"]["post"]
     assert status["requestBody"]["required"] is True
     assert "If-Match" in {p["name"] for p in status["parameters"]}

@@ -43,6 +43,7 @@ from services.notifications.tests.conftest import make_app as make_notifications
 from services.orders import MIGRATIONS_DIR as ORDERS_MIGRATIONS
 from services.orders import create_app as create_orders_app
 from services.orders import services as orders_services
+from services.orders.cli import DEMO_PRODUCTS
 from services.orders.handlers import CONSUMER as ORDERS
 from services.orders.handlers import HANDLERS as ORDERS_HANDLERS
 from services.orders.handlers import event_handler as orders_event_handler
@@ -157,7 +158,7 @@ def _place_order(world: World) -> Event:
             actor=orders_services.Actor(user_id=f"user-{uuid.uuid4().hex[:8]}"),
             new_order=orders_services.NewOrder(
                 currency="EUR",
-                items=(orders_services.NewItem(sku="BOOK-1", quantity=2, unit_price_cents=1250),),
+                items=(orders_services.NewItem(sku="BOOK-1", quantity=2),),
             ),
             render=lambda order: orders_services.StoredResponse(status=201, body={}),
         )
@@ -254,6 +255,9 @@ def world(
         )
     with orders.app_context():
         flask_migrate.upgrade(directory=ORDERS_MIGRATIONS)
+        # Orders are priced from the catalogue: the demo products make BOOK-1 orderable.
+        orders_services.seed_products(session=orders_db.session(), products=DEMO_PRODUCTS)
+        orders_db.session.commit()
     notifications = make_notifications_app(
         database_factory("contracts_notifications"), base, TokenMaker().verifier()
     )

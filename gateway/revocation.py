@@ -1,9 +1,15 @@
-"""Refusing a deactivated user's access tokens before they expire.
+"""Refusing a deactivated or demoted user's access tokens before they expire.
 
-Auth publishes `user.deactivated`; the gateway records "user U deactivated at T" and from
-then on refuses every token of U issued at or before T. A token issued after T cannot
-exist (auth refuses that user's logins and refreshes), and if an admin re-activates U,
-tokens issued after that are accepted again without any further event.
+Auth publishes `user.deactivated` and `user.role_changed`; the gateway records "user U
+changed at T" and from then on refuses every token of U issued at or before T. After a
+deactivation no newer token can exist (auth refuses that user's logins and refreshes); if
+an admin re-activates U, tokens issued after that are accepted again without any further
+event. After a role change the client refreshes its token, and the new one carries the new
+role. Auth gives iat to the microsecond, and reads the user under a share lock when it
+issues a token, so a token issued before the change has an iat before the event's time.
+
+Order: the store keeps the latest time it was given, so a late or redelivered older event
+never shortens a newer revocation; a re-activation needs no entry at all.
 
 Two stores:
 
@@ -42,9 +48,9 @@ from shared.tokens import Principal
 log = logging.getLogger(__name__)
 
 USER_DEACTIVATED = "user.deactivated"
-# The events after which a user's existing tokens must not be accepted any more (what the
-# revocation consumers bind to, and parse through shared.contracts).
-REVOKING_EVENTS = (USER_DEACTIVATED,)
+USER_ROLE_CHANGED = "user.role_changed"
+# The events after which a user's existing tokens must not be accepted any more.
+REVOKING_EVENTS = (USER_DEACTIVATED, USER_ROLE_CHANGED)
 
 
 class RevocationStore(Protocol):
@@ -59,7 +65,7 @@ class RevocationStore(Protocol):
 
 def token_predates(principal: Principal, revoked_at: float | None) -> bool:
     """True when the principal's token was issued at or before its user's deactivation."""
-    # iat has whole seconds: a token from the same second as the deactivation is refused.
+    # A token with whole-second iat from the same second as the change is refused.
     return revoked_at is not None and principal.issued_at <= revoked_at
 
 
@@ -144,14 +150,17 @@ def redis_client(url: str) -> Any:
 
 
 def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
-    """The event handler: record the deactivation; what its contract refuses is dead-lettered."""
+    """The event handler: record a deactivation or role change (what its contract refuses is
+    dead-lettered)."""
 
     def handle(event: Event) -> None:
         if event.type not in REVOKING_EVENTS:
             return
         # InvalidEvent (bad data, or not from auth): retrying cannot fix it, the consumer
         # dead-letters it for inspection. Every revoking event names its user.
-        data: contracts.UserDeactivatedV1 | None = contracts.parse_for(event, contracts.GATEWAY)
+        data: contracts.UserDeactivatedV1 | contracts.UserRoleChangedV1 | None = (
+            contracts.parse_for(event, contracts.GATEWAY)
+        )
         if data is None:
             return  # another version of the type, which the gateway does not read
         store.revoke(data.user_id, event.time.timestamp())

@@ -1,4 +1,5 @@
-"""`python -m gateway.worker [consume|setup]`: records `user.deactivated` in Redis.
+"""`python -m gateway.worker [consume|setup]`: records `user.deactivated` and
+`user.role_changed` in Redis.
 
 One such process serves every gateway worker on every host (they all read Redis). Without
 Redis there is nothing to run here: each gunicorn worker listens for itself. `setup`
@@ -62,7 +63,7 @@ def build_consumer(env: Env) -> Consumer:
     return consumer_from_config(
         config,
         CONSUMER_NAME,
-        REVOKING_EVENTS,
+        list(REVOKING_EVENTS),
         user_deactivated_handler(store),
         is_transient=is_transient,
     )

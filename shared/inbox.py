@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from shared import contracts
 from shared.db import utcnow
 from shared.events import Event
+from shared.uow import unit_of_work
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -119,14 +120,10 @@ def inbox_handler(
                 },
             )
             return
-        with app.app_context():
-            session = db.session()
-            try:
-                handle_once(session, model, consumer, event, lambda: handler(session, event, data))
-                session.commit()
-            except BaseException:
-                # The consumer retries the event; nothing of this attempt may stay behind.
-                session.rollback()
-                raise
+        # The inbox handler is the entry point of an event: it owns the transaction, and the
+        # use cases the handler calls add to it without committing. On any error nothing of
+        # this attempt stays behind, and the consumer retries the event.
+        with app.app_context(), unit_of_work(db.session()) as session:
+            handle_once(session, model, consumer, event, lambda: handler(session, event, data))
 
     return handle

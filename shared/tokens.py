@@ -43,7 +43,9 @@ class Principal:
     roles: tuple[str, ...]
     token_id: str
     expires_at: int
-    issued_at: int
+    # Fractional seconds when the issuer gives them (RFC 7519 allows it): the gateway then
+    # tells a token issued just after a role change from one issued just before it.
+    issued_at: float
 
     @property
     def is_admin(self) -> bool:
@@ -243,7 +245,7 @@ class TokenVerifier:
             roles=tuple(roles),
             token_id=str(claims["jti"]),
             expires_at=int(expires_at),
-            issued_at=int(issued_at),
+            issued_at=float(issued_at),
         )
         return principal, kid, key
 

@@ -32,6 +32,7 @@ from shared import observability
 from shared.events import Event
 from shared.messaging import BrokerUnavailable, Consumer, TopologyError
 from shared.outbox import OutboxMixin, purge_sent, run_relay
+from shared.uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,8 @@ def outbox_purge(
         total = 0
         while True:
             # Batches keep each transaction (and the WAL burst) small on a busy outbox.
-            with session_factory() as session:
+            with session_factory() as session, unit_of_work(session):
                 deleted = purge_sent(session, model, retention, limit=batch_size)
-                session.commit()
             total += deleted
             if deleted < batch_size:
                 break

@@ -78,6 +78,55 @@ def test_a_token_issued_after_reactivation_is_accepted(gateway):
     assert client.get("/api/v1/orders", headers=old).status_code == 401
 
 
+def role_changed(user_id: str, role: str, at: float, version: int):
+    event = contracts.build(
+        contracts.UserRoleChangedV1(user_id=user_id, role=role, version=version)
+    )
+    return dataclasses.replace(event, time=datetime.fromtimestamp(at, UTC))
+
+
+def test_a_demoted_admins_older_token_is_refused_and_a_newer_one_accepted(gateway, upstream):
+    client = gateway.test_client()
+    now = time.time()
+    user_deactivated_handler(gateway.extensions["revocations"])(
+        role_changed("admin-2", "user", at=now - 30, version=2)
+    )
+
+    old = bearer("admin-2", roles=["admin"], iat=int(now) - 60)
+    refreshed = bearer("admin-2", roles=["user"], iat=int(now))
+    assert client.get("/api/v1/orders", headers=old).status_code == 401
+    assert client.get("/api/v1/orders", headers=refreshed).status_code == 200
+    assert len(upstream.received) == 1
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def store(request):
+    """Each revocation store the gateway may run with."""
+    if request.param == "memory":
+        yield MemoryRevocationStore(1020)
+        return
+    client = redis_client("redis://127.0.0.1:6379/0")
+    store = RedisRevocationStore(client, prefix=f"gw-test-{uuid.uuid4().hex[:8]}", ttl_seconds=1020)
+    try:
+        yield store
+    finally:
+        client.delete(store.key("u"))
+        client.close()
+
+
+def test_role_changes_out_of_order_keep_the_latest_cut_off(store):
+    handle = user_deactivated_handler(store)
+    now = time.time()
+
+    # v3 (promoted again) arrives first, then the late v2 (demoted), then v1 twice.
+    handle(role_changed("u", "admin", at=now, version=3))
+    handle(role_changed("u", "user", at=now - 10, version=2))
+    handle(role_changed("u", "admin", at=now - 20, version=1))
+    handle(role_changed("u", "admin", at=now - 20, version=1))
+
+    assert store.revoked_at("u") == pytest.approx(now)
+
+
 def test_a_redelivered_older_event_does_not_shorten_a_newer_revocation():
     store = MemoryRevocationStore(1020)
     now = time.time()

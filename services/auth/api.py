@@ -16,6 +16,7 @@ from services.auth.models import User, db
 from services.auth.schemas import (
     JWKSSchema,
     LoginSchema,
+    ProfilePatchSchema,
     RefreshTokenSchema,
     RegisterSchema,
     RegistrationSchema,
@@ -29,7 +30,9 @@ from services.auth.schemas import (
 )
 from services.auth.services import AuthDeps, Registration, TokenPair, UserPage
 from shared.app import ApiBlueprint
+from shared.errors import TooManyRequestsError, UnauthorizedError
 from shared.tokens import current_principal, require_auth, require_role
+from shared.uow import unit_of_work
 
 blp = ApiBlueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
 well_known_blp = ApiBlueprint(
@@ -52,6 +55,21 @@ def _session() -> Session:
     return db.session()
 
 
+def log_in(
+    *, session: Session, deps: AuthDeps, email: str, password: str, client_ip: str
+) -> TokenPair:
+    """A login in two transactions: the attempt is committed before the password is checked.
+
+    So concurrent attempts in other workers are counted too: at most `max_login_failures`
+    guesses per window get through. A refused login (401, or 429 on the re-count) commits
+    as well: the failure must be counted although the request fails.
+    """
+    with unit_of_work(session):
+        attempt = services.begin_login(session=session, deps=deps, email=email, client_ip=client_ip)
+    with unit_of_work(session, commit_on=(UnauthorizedError, TooManyRequestsError)):
+        return services.finish_login(session=session, deps=deps, attempt=attempt, password=password)
+
+
 @blp.route("/register")
 class Register(MethodView):
     """Create an account."""
@@ -60,17 +78,13 @@ class Register(MethodView):
     @blp.response(202, RegistrationSchema)
     def post(self, body: dict[str, Any]) -> Registration:
         """Register; the same 202 whether or not the address is taken (a link is mailed)."""
-        session = _session()
-        registration = services.register_user(session=session, deps=_deps(), **body)
-        session.commit()
-        return registration
+        with unit_of_work(_session()) as session:
+            return services.register_user(session=session, deps=_deps(), **body)
 
 
 def _verify_email(token: str) -> User:
-    session = _session()
-    user = services.verify_email(session=session, deps=_deps(), token=token)
-    session.commit()
-    return user
+    with unit_of_work(_session()) as session:
+        return services.verify_email(session=session, deps=_deps(), token=token)
 
 
 @blp.route("/verify-email")
@@ -98,7 +112,7 @@ class Login(MethodView):
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
         """Log in; 401 for any wrong credentials, 429 when throttled."""
-        pair = services.authenticate(
+        pair = log_in(
             session=_session(),
             deps=_deps(),
             email=body["email"],
@@ -116,9 +130,11 @@ class Refresh(MethodView):
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
         """A new token pair for a refresh token, which stops working."""
-        pair = services.refresh_tokens(
-            session=_session(), deps=_deps(), refresh_token=body["refresh_token"]
-        )
+        # 401 commits too: a re-used token's family must stay revoked.
+        with unit_of_work(_session(), commit_on=(UnauthorizedError,)) as session:
+            pair = services.refresh_tokens(
+                session=session, deps=_deps(), refresh_token=body["refresh_token"]
+            )
         return pair, NO_STORE
 
 
@@ -132,12 +148,13 @@ class Logout(MethodView):
     @blp.response(204)
     def post(self, body: dict[str, Any]) -> None:
         """Revoke the refresh token (and its rotation family)."""
-        services.logout(
-            session=_session(),
-            deps=_deps(),
-            user_id=current_principal().user_id,
-            refresh_token=body["refresh_token"],
-        )
+        with unit_of_work(_session()) as session:
+            services.logout(
+                session=session,
+                deps=_deps(),
+                user_id=current_principal().user_id,
+                refresh_token=body["refresh_token"],
+            )
 
 
 @blp.route("/me")
@@ -150,6 +167,20 @@ class Me(MethodView):
     def get(self) -> User:
         """The user the access token was issued to."""
         return services.get_active_user(session=_session(), user_id=current_principal().user_id)
+
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(ProfilePatchSchema)
+    @blp.response(200, UserSchema)
+    def patch(self, body: dict[str, Any]) -> User:
+        """Change the caller's own profile (the name); the other services follow."""
+        with unit_of_work(_session()) as session:
+            return services.update_profile(
+                session=session,
+                deps=_deps(),
+                user_id=current_principal().user_id,
+                name=body["name"],
+            )
 
 
 def _jwks() -> tuple[dict[str, Any], dict[str, str]]:
@@ -204,11 +235,12 @@ class UserById(MethodView):
     @blp.response(200, UserSchema)
     def patch(self, body: dict[str, Any], user_id: Any) -> User:
         """Change role and/or active; 409 for the last active admin."""
-        return services.update_user(
-            session=_session(),
-            deps=_deps(),
-            actor_id=current_principal().user_id,
-            user_id=user_id,
-            role=body.get("role"),
-            active=body.get("active"),
-        )
+        with unit_of_work(_session()) as session:
+            return services.update_user(
+                session=session,
+                deps=_deps(),
+                actor_id=current_principal().user_id,
+                user_id=user_id,
+                role=body.get("role"),
+                active=body.get("active"),
+            )

@@ -13,6 +13,7 @@ from services.auth import services
 from services.auth.models import db
 from services.auth.services import AuthDeps
 from shared.errors import ServiceError
+from shared.uow import unit_of_work
 
 keys_cli = AppGroup("keys", help="Manage the RSA keys that sign access tokens.")
 
@@ -56,13 +57,14 @@ def _bootstrap_admin() -> bool:
     password = current_app.config.get("AUTH_BOOTSTRAP_ADMIN_PASSWORD")
     if not email or not password:
         return False
-    user, created = services.ensure_bootstrap_admin(
-        session=db.session(),
-        deps=_deps(),
-        email=email,
-        password=password,
-        name=current_app.config["AUTH_BOOTSTRAP_ADMIN_NAME"],
-    )
+    with unit_of_work(db.session()) as session:
+        user, created = services.ensure_bootstrap_admin(
+            session=session,
+            deps=_deps(),
+            email=email,
+            password=password,
+            name=current_app.config["AUTH_BOOTSTRAP_ADMIN_NAME"],
+        )
     click.echo(f"admin {user.email} {'created' if created else 'present'}")
     return True
 
@@ -93,9 +95,10 @@ def ensure_admin() -> None:
 def create_admin(email: str, name: str, password: str) -> None:
     """Create an admin account."""
     try:
-        user = services.create_admin(
-            session=db.session(), deps=_deps(), email=email, password=password, name=name
-        )
+        with unit_of_work(db.session()) as session:
+            user = services.create_admin(
+                session=session, deps=_deps(), email=email, password=password, name=name
+            )
     except ServiceError as exc:
         raise _fail(exc) from None
     click.echo(f"admin {user.email} created ({user.id})")

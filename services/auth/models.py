@@ -64,6 +64,9 @@ class User(Model):
     deactivated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # Set once the owner of the address followed the link mailed at registration.
     email_verified_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # One more on every change: each user event carries it, so the other services' copies
+    # can tell a late (older) event from a new one and ignore it.
+    version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
 
     @property
     def active(self) -> bool:

@@ -117,6 +117,13 @@ class UserPatchSchema(StrictSchema):
             raise ValidationError("Give at least one of: role, active.", "_schema")
 
 
+class ProfilePatchSchema(StrictSchema):
+    """PATCH /me body: what users may change about themselves (an email change would need
+    the new address verified first, so it is not offered here)."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
 class UserQueryArgsSchema(PageQueryArgsSchema):
     """GET /users query: page size and the opaque cursor of the previous page."""
 

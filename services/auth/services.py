@@ -1,8 +1,12 @@
 """Auth use cases. No Flask here: the HTTP layer, the CLI and tests all call these.
 
-A state change and its outbox row share one transaction, so an event is recorded exactly
-when the change is. Registration and email verification leave the commit to their entry
-point (the API view); older use cases here still commit themselves.
+No use case commits: each adds its change and the events it raises (outbox rows) to the
+caller's session, and the entry point commits them together (`shared.uow.unit_of_work`),
+so an event is recorded exactly when the change is.
+
+Every change to a user adds one to `User.version` and each user event carries it, so the
+services that keep a copy of the user apply events in the order of the changes whatever
+order they arrive in.
 """
 
 from __future__ import annotations
@@ -174,14 +178,27 @@ def _new_user(
         is_active=True,
         created_at=now,
         updated_at=now,
+        version=1,
     )
     session.add(user)
-    # A new user is at version 1 (the first state anyone hears of).
-    event = contracts.build(
-        contracts.UserRegisteredV1(user_id=str(user.id), email=email, name=name, version=1)
-    )
-    record_event(session, event, model=Outbox)
+    _record_user_event(session, "user.registered", user, {"email": email, "name": name})
     return user
+
+
+def _record_user_event(
+    session: Session, event_type: str, user: User, data: dict[str, object] | None = None
+) -> None:
+    """Record one event about `user`, carrying its id and its current version."""
+    # The newest version of the type in the contract catalogue (its dataclass).
+    data_class = contracts.CATALOGUE.versions(event_type)[-1].data
+    event = contracts.build(data_class(user_id=str(user.id), **(data or {}), version=user.version))
+    record_event(session, event, model=Outbox)
+
+
+def _changed(user: User, now: datetime) -> None:
+    """Count one change of `user` (the caller holds its row lock, or it is new)."""
+    user.version += 1
+    user.updated_at = now
 
 
 def _create_user(
@@ -192,17 +209,24 @@ def _create_user(
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise _email_taken()
     now = deps.clock()
-    user = _new_user(
-        session=session, deps=deps, email=email, password=password, name=name, role=role, now=now
-    )
-    # Accounts made by an operator (CLI, bootstrap admin) have a known address.
-    user.email_verified_at = now
-    event = contracts.build(contracts.UserEmailVerifiedV1(user_id=str(user.id), version=1))
-    record_event(session, event, model=Outbox)
     try:
-        session.commit()
+        # A savepoint: a lost race is a 409, and the caller's transaction stays usable
+        # (ensure_bootstrap_admin reads the winner's row after it).
+        with session.begin_nested():
+            user = _new_user(
+                session=session,
+                deps=deps,
+                email=email,
+                password=password,
+                name=name,
+                role=role,
+                now=now,
+            )
+            # Accounts made by an operator (CLI, bootstrap admin) have a known address.
+            user.email_verified_at = now
+            _changed(user, now)
+            _record_user_event(session, "user.email_verified", user)
     except IntegrityError:
-        session.rollback()
         raise _email_taken() from None
     return user
 
@@ -235,21 +259,21 @@ def register_user(
         event = contracts.build(contracts.UserRegistrationAttemptedV1(user_id=str(owner.id)))
         record_event(session, event, model=Outbox)
         return Registration(email=email)
-    user = _new_user(
-        session=session,
-        deps=deps,
-        email=email,
-        password=password,
-        name=name,
-        role=ROLE_USER,
-        now=now,
-    )
     try:
-        # The user's row first: the link refers to it. The unique index shows a race here.
-        session.flush()
+        # The user's row first: the link refers to it. The unique index shows a race here;
+        # a savepoint keeps the caller's transaction usable after it.
+        with session.begin_nested():
+            user = _new_user(
+                session=session,
+                deps=deps,
+                email=email,
+                password=password,
+                name=name,
+                role=ROLE_USER,
+                now=now,
+            )
     except IntegrityError:
         # A concurrent registration took the address since our look-up: answer alike.
-        session.rollback()
         return Registration(email=email)
     request_email_verification(session=session, deps=deps, user=user, now=now)
     return Registration(email=email)
@@ -312,16 +336,15 @@ def verify_email(*, session: Session, deps: AuthDeps, token: str) -> User:
     )
     if rows_matched(spent) != 1:
         raise ServiceError(INVALID_VERIFICATION)
-    user = session.get(User, link.user_id)
+    # Locked: the version this change counts must not be counted by another one as well.
+    user = session.get(User, link.user_id, with_for_update=True, populate_existing=True)
     if user is None or user.email != link.email:
         # The address changed since the link was sent: it proves nothing about the new one.
         raise ServiceError(INVALID_VERIFICATION)
     if user.email_verified_at is None:
         user.email_verified_at = now
-        user.updated_at = now
-        # TODO(user versions): as for deactivations, version 1 until auth counts versions.
-        event = contracts.build(contracts.UserEmailVerifiedV1(user_id=str(user.id), version=1))
-        record_event(session, event, model=Outbox)
+        _changed(user, now)
+        _record_user_event(session, "user.email_verified", user)
     return user
 
 
@@ -384,13 +407,15 @@ def issue_access_token(*, deps: AuthDeps, user: User, now: datetime) -> str:
     except SigningKeyError as exc:
         log.error("cannot sign tokens", extra={"error": str(exc)})
         raise ServiceUnavailableError("Tokens cannot be issued right now.") from None
-    issued_at = int(now.timestamp())
+    # iat to the microsecond: a token refreshed right after a role change must be told apart
+    # from one issued right before it (the gateway refuses those issued at or before it).
+    issued_at = round(now.timestamp(), 6)
     claims = {
         "iss": deps.settings.issuer,
         "aud": deps.settings.audience,
         "sub": str(user.id),
         "iat": issued_at,
-        "exp": issued_at + deps.settings.access_ttl,
+        "exp": int(issued_at) + deps.settings.access_ttl,
         "jti": uuid.uuid4().hex,
         "roles": [user.role],
     }
@@ -549,75 +574,120 @@ def _slow_down_account(
     )
 
 
-def authenticate(
-    *, session: Session, deps: AuthDeps, email: str, password: str, client_ip: str
-) -> TokenPair:
-    """Log in: check the throttle and the password, then issue a new token family.
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login in progress: its throttle buckets, its recorded attempt rows, when it began."""
 
-    Unknown email, wrong password and a deactivated account all answer the same 401,
-    after the same argon2 work. The attempt is written (and committed) before the
-    password is checked and the count re-read after, so concurrent attempts in other
-    workers are counted too: at most `max_login_failures` guesses per window get through.
+    email: str
+    key: str
+    account_key: str
+    attempt_id: int
+    account_attempt_id: int
+    now: datetime
+
+
+def begin_login(*, session: Session, deps: AuthDeps, email: str, client_ip: str) -> LoginAttempt:
+    """First step of a login: 429 when throttled, else record the attempt (a failure so far).
+
+    The caller commits the attempt before `finish_login`, so that concurrent attempts in
+    other workers and replicas see it when they count (see `api.log_in`).
     """
     email = normalize_email(email)
     now = deps.clock()
-    limit = deps.settings.max_login_failures
     since = now - timedelta(seconds=deps.settings.login_window)
     key = throttle_key(client_ip, email)
     account_key = account_throttle_key(email)
-
     count = _failures_since(session, key, since)
-    if count >= limit:
+    if count >= deps.settings.max_login_failures:
         raise _throttled(session, deps, key, count, now)
     _slow_down_account(session, deps, account_key, since, now)
     attempt = LoginFailure(key=key, created_at=now)
     account_attempt = LoginFailure(key=account_key, created_at=now)
     session.add_all([attempt, account_attempt])
-    session.commit()
+    session.flush()
+    return LoginAttempt(
+        email=email,
+        key=key,
+        account_key=account_key,
+        attempt_id=attempt.id,
+        account_attempt_id=account_attempt.id,
+        now=now,
+    )
+
+
+def _forget_attempt(session: Session, attempt: LoginAttempt) -> None:
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.id.in_([attempt.attempt_id, attempt.account_attempt_id]))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def finish_login(
+    *, session: Session, deps: AuthDeps, attempt: LoginAttempt, password: str
+) -> TokenPair:
+    """Second step: re-count, check the password, then issue a new token family.
+
+    Unknown email, wrong password and a deactivated account all answer the same 401,
+    after the same argon2 work. The caller commits on 401 and 429 too: the attempt rows
+    stay as a recorded failure (401), or are deleted when they came over a limit (429).
+    """
+    now, key = attempt.now, attempt.key
+    limit = deps.settings.max_login_failures
+    since = now - timedelta(seconds=deps.settings.login_window)
     count = _failures_since(session, key, since)
     if count > limit:
-        session.delete(attempt)
-        session.delete(account_attempt)
-        session.commit()
+        _forget_attempt(session, attempt)
         raise _throttled(session, deps, key, count - 1, now)
     try:
-        _slow_down_account(session, deps, account_key, since, now, ours=account_attempt.id)
+        _slow_down_account(
+            session, deps, attempt.account_key, since, now, ours=attempt.account_attempt_id
+        )
     except TooManyRequestsError:
-        session.delete(attempt)
-        session.delete(account_attempt)
-        session.commit()
+        _forget_attempt(session, attempt)
         raise
 
-    user = session.scalar(sa.select(User).where(User.email == email))
+    user = session.scalar(sa.select(User).where(User.email == attempt.email))
     valid = deps.passwords.verify(user.password_hash if user else None, password)
     if user is None or not valid or not user.is_active:
-        # The attempt row stays: it is now a recorded failure. Old rows go while we are here.
+        # The attempt rows stay: they are now a recorded failure. Old rows go meanwhile.
         session.execute(
             sa.delete(LoginFailure)
             .where(LoginFailure.created_at <= since)
             .execution_options(synchronize_session=False)
         )
-        session.commit()
         raise UnauthorizedError(INVALID_CREDENTIALS)
 
+    rehash = deps.passwords.check_needs_rehash(user.password_hash)
+    # Locked as in refresh_tokens, after the slow password check: a change being committed
+    # is waited for and the token carries its result. Exclusively when the hash is to be
+    # rewritten, so two such logins queue instead of deadlocking on a lock upgrade.
+    session.refresh(user, with_for_update={"read": not rehash})
+    if not user.is_active:
+        raise UnauthorizedError(INVALID_CREDENTIALS)  # deactivated while we checked
     session.execute(
         sa.delete(LoginFailure)
         .where(LoginFailure.key == key)
         .execution_options(synchronize_session=False)
     )
     # Only this attempt was no failure; the account's other failures keep counting.
-    session.delete(account_attempt)
-    if deps.passwords.check_needs_rehash(user.password_hash):
+    session.execute(
+        sa.delete(LoginFailure)
+        .where(LoginFailure.id == attempt.account_attempt_id)
+        .execution_options(synchronize_session=False)
+    )
+    if rehash:
         # Parameters were raised since this hash was made: upgrade it while we have the password.
         user.password_hash = deps.passwords.hash(password)
-        user.updated_at = now
-    pair = _token_pair(session=session, deps=deps, user=user, now=now, family_id=uuid.uuid4())
-    session.commit()
-    return pair
+        _changed(user, now)
+    return _token_pair(session=session, deps=deps, user=user, now=now, family_id=uuid.uuid4())
 
 
 def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> TokenPair:
-    """Exchange a refresh token for a new pair; a second use of it revokes its family."""
+    """Exchange a refresh token for a new pair; a second use of it revokes its family.
+
+    The caller commits on 401 too: a revoked family must stay revoked.
+    """
     now = deps.clock()
     token = session.scalar(
         sa.select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
@@ -629,10 +699,11 @@ def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> T
         _reuse_detected(session, family_id, token.user_id, now)
     if as_utc(token.expires_at) <= now:
         raise UnauthorizedError(INVALID_REFRESH)
-    user = session.get(User, token.user_id)
+    # FOR SHARE: a role change or deactivation being committed is waited for, so the new
+    # token carries the new role, and was issued (`now`) before any change it has not seen.
+    user = session.get(User, token.user_id, with_for_update={"read": True})
     if user is None or not user.is_active:
         _revoke_family(session, family_id, now)
-        session.commit()
         raise UnauthorizedError(INVALID_REFRESH)
     # Claim the token atomically: of two concurrent uses exactly one sees rowcount 1.
     claimed = session.execute(
@@ -646,13 +717,10 @@ def refresh_tokens(*, session: Session, deps: AuthDeps, refresh_token: str) -> T
         .execution_options(synchronize_session=False)
     )
     if rows_matched(claimed) != 1:
-        session.rollback()
         _reuse_detected(session, family_id, user.id, now)
-    pair = _token_pair(
+    return _token_pair(
         session=session, deps=deps, user=user, now=now, family_id=family_id, parent_id=token_id
     )
-    session.commit()
-    return pair
 
 
 def _reuse_detected(
@@ -660,7 +728,6 @@ def _reuse_detected(
 ) -> None:
     # A rotated token came back: whoever holds the family now may be an attacker.
     _revoke_family(session, family_id, now)
-    session.commit()
     log.warning(
         "refresh token re-used; family revoked",
         extra={"user_id": str(user_id), "family_id": str(family_id)},
@@ -675,7 +742,6 @@ def logout(*, session: Session, deps: AuthDeps, user_id: str, refresh_token: str
     )
     if token is not None and str(token.user_id) == user_id:
         _revoke_family(session, token.family_id, deps.clock())
-        session.commit()
 
 
 # -- users -----------------------------------------------------------------------------
@@ -743,7 +809,9 @@ def update_user(
 ) -> User:
     """Change a user's role and/or active flag (admins only); never the last active admin.
 
-    Deactivating revokes every refresh token of the user and records `user.deactivated`.
+    Each change counts one version and records its event: `user.role_changed`,
+    `user.deactivated` (which also revokes every refresh token of the user) or
+    `user.reactivated`.
     """
     _require_admin(session, actor_id)
     if role is not None and role not in ROLES:
@@ -758,35 +826,65 @@ def update_user(
             .with_for_update()
         )
     )
-    user = get_user(session=session, user_id=user_id)
-    session.refresh(user)
+    user = _locked_user(session, user_id)
     removes_admin = user.id in active_admins and (
         (role is not None and role != ROLE_ADMIN) or active is False
     )
     if removes_admin and len(active_admins) <= 1:
-        session.rollback()
         raise ConflictError(
             "This is the last active admin; promote another admin first.",
             errors={"role" if role is not None else "active": ["Last active admin."]},
         )
     now = deps.clock()
-    changed = False
     if role is not None and role != user.role:
         user.role = role
-        changed = True
+        _changed(user, now)
+        _record_user_event(session, "user.role_changed", user, {"role": role})
     if active is not None and active != user.is_active:
         user.is_active = active
-        changed = True
+        _changed(user, now)
         if active:
             user.deactivated_at = None
+            _record_user_event(session, "user.reactivated", user)
         else:
             user.deactivated_at = now
             _revoke_user_tokens(session, user.id, now)
-            # TODO(user versions): auth keeps no per-user counter yet; until it does, every
-            # deactivation says version 1 and no projection orders by it.
-            event = contracts.build(contracts.UserDeactivatedV1(user_id=str(user.id), version=1))
-            record_event(session, event, model=Outbox)
-    if changed:
-        user.updated_at = now
-    session.commit()
+            _record_user_event(session, "user.deactivated", user)
+    return user
+
+
+def _locked_user(session: Session, user_id: str | uuid.UUID) -> User:
+    """A user by id, its row locked until commit and read afresh (404 when unknown).
+
+    The lock orders two concurrent changes of one user, so each gets its own version.
+    """
+    uid = _parse_user_id(user_id)
+    user = (
+        session.scalar(
+            sa.select(User)
+            .where(User.id == uid)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if uid is not None
+        else None
+    )
+    if user is None:
+        raise NotFoundError("No such user.")
+    return user
+
+
+def update_profile(*, session: Session, deps: AuthDeps, user_id: str, name: str) -> User:
+    """Change the caller's own name; records `user.profile_changed` when it changed."""
+    name = _check_name(name)
+    get_active_user(session=session, user_id=user_id)  # 401 for an unknown or inactive one
+    user = _locked_user(session, user_id)
+    if not user.is_active:  # deactivated while we waited for the lock
+        raise UnauthorizedError("The account no longer exists or is deactivated.")
+    if name != user.name:
+        user.name = name
+        _changed(user, deps.clock())
+        _record_user_event(
+            session, "user.profile_changed", user, {"email": user.email, "name": user.name}
+        )
     return user

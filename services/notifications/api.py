@@ -27,6 +27,7 @@ from services.notifications.services import NotificationPage
 from services.notifications.ssrf import TargetGuard
 from shared.app import ApiBlueprint
 from shared.tokens import current_principal, require_auth
+from shared.uow import unit_of_work
 
 blp = ApiBlueprint(
     "notifications",
@@ -75,9 +76,10 @@ class NotificationRead(MethodView):
     @blp.response(200, NotificationSchema)
     def post(self, notification_id: uuid.UUID) -> Notification:
         """Mark one of your notifications read; 404 for anyone else's."""
-        return services.mark_read(
-            session=_session(), user_id=_user_id(), notification_id=notification_id
-        )
+        with unit_of_work(_session()) as session:
+            return services.mark_read(
+                session=session, user_id=_user_id(), notification_id=notification_id
+            )
 
 
 @blp.route("/webhooks")
@@ -98,15 +100,16 @@ class Webhooks(MethodView):
     def post(self, body: dict[str, Any]) -> tuple[WebhookEndpoint, dict[str, str]]:
         """Register an endpoint; its signing secret is in this answer and never again."""
         guard: TargetGuard = current_app.extensions[GUARD_EXTENSION]
-        endpoint = services.create_webhook(
-            session=_session(),
-            user_id=_user_id(),
-            url=body["url"],
-            event_types=body["event_types"],
-            description=body["description"],
-            guard=guard,
-            max_per_user=int(current_app.config["NOTIFICATIONS_MAX_WEBHOOKS_PER_USER"]),
-        )
+        with unit_of_work(_session()) as session:
+            endpoint = services.create_webhook(
+                session=session,
+                user_id=_user_id(),
+                url=body["url"],
+                event_types=body["event_types"],
+                description=body["description"],
+                guard=guard,
+                max_per_user=int(current_app.config["NOTIFICATIONS_MAX_WEBHOOKS_PER_USER"]),
+            )
         # The secret is a credential, like a token: no cache may keep this answer.
         return endpoint, {"Cache-Control": "no-store"}
 
@@ -120,4 +123,5 @@ class WebhookById(MethodView):
     @blp.response(204)
     def delete(self, webhook_id: uuid.UUID) -> None:
         """Delete it; what was still to be sent to it is cancelled. 404 for anyone else's."""
-        services.delete_webhook(session=_session(), user_id=_user_id(), webhook_id=webhook_id)
+        with unit_of_work(_session()) as session:
+            services.delete_webhook(session=session, user_id=_user_id(), webhook_id=webhook_id)

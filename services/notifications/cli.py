@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 from services.notifications import services
 from services.notifications.models import Channel, db
 from shared.db import utcnow
+from shared.uow import unit_of_work
 
 deliveries_cli = AppGroup("deliveries", help="Email and webhook deliveries.")
 
@@ -59,9 +60,10 @@ class PointInTime(click.ParamType):
 )
 def retry_failed(channel: str | None, since: datetime | None) -> None:
     """Send failed deliveries again, each with a fresh set of attempts."""
-    count = services.retry_failed_deliveries(
-        session=db.session(), now=utcnow(), channel=channel, since=since
-    )
+    with unit_of_work(db.session()) as session:
+        count = services.retry_failed_deliveries(
+            session=session, now=utcnow(), channel=channel, since=since
+        )
     click.echo(f"{count} failed {'delivery' if count == 1 else 'deliveries'} queued again")
 
 

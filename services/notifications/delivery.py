@@ -42,6 +42,7 @@ from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPo
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
 from shared.context import child_traceparent, correlation
 from shared.db import utcnow
+from shared.uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -331,13 +332,16 @@ def deliver_due_once(
     session: Session, settings: DeliverySettings, *, now: Callable[[], datetime] = utcnow
 ) -> int:
     """Claim due deliveries, send them, record each outcome; the number claimed."""
-    jobs = services.claim_due_deliveries(
-        session=session,
-        now=now(),
-        limit=settings.batch_size,
-        lease_seconds=settings.lease_seconds,
-        max_attempts=settings.policy.max_attempts,
-    )
+    # Each step is its own committed transaction: none stays open while a message is on
+    # the network, and the claim is visible to the other workers before anything is sent.
+    with unit_of_work(session):
+        jobs = services.claim_due_deliveries(
+            session=session,
+            now=now(),
+            limit=settings.batch_size,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.policy.max_attempts,
+        )
     for job in jobs:
         # The log lines of this send carry the request and trace of the event behind it
         # (a span of its own within that trace).
@@ -353,9 +357,11 @@ def _deliver_one(
     extra = {"delivery_id": str(job.id), "channel": job.channel, "attempt": job.attempt}
     # The batch was claimed at once, and the sends before this one took time: another
     # worker may have claimed it meanwhile, or the user or endpoint may be gone.
-    if not services.renew_claim(
-        session=session, job=job, now=now(), lease_seconds=settings.lease_seconds
-    ):
+    with unit_of_work(session):
+        ours = services.renew_claim(
+            session=session, job=job, now=now(), lease_seconds=settings.lease_seconds
+        )
+    if not ours:
         DELIVERY_ATTEMPTS.labels(job.channel, "skipped").inc()
         return
     try:
@@ -367,13 +373,15 @@ def _deliver_one(
         log.exception("unexpected error while sending", extra=extra)
         error = f"unexpected error: {type(exc).__name__}: {exc}"
     else:
-        services.record_delivery_sent(session=session, job=job, now=now())
+        with unit_of_work(session):
+            services.record_delivery_sent(session=session, job=job, now=now())
         DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()
         log.info("delivery sent", extra=extra)
         return
-    status = services.record_delivery_failed(
-        session=session, job=job, error=error, now=now(), policy=settings.policy
-    )
+    with unit_of_work(session):
+        status = services.record_delivery_failed(
+            session=session, job=job, error=error, now=now(), policy=settings.policy
+        )
     DELIVERY_ATTEMPTS.labels(job.channel, "failed" if status == "failed" else "retry").inc()
     log.warning("delivery attempt failed", extra={**extra, "error": error, "status": status})
 

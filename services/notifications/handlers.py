@@ -20,6 +20,8 @@ from shared.contracts import (
     OrderStatusChangedV1,
     UserDeactivatedV1,
     UserEmailVerifiedV1,
+    UserProfileChangedV1,
+    UserReactivatedV1,
     UserRegisteredV1,
     UserRegistrationAttemptedV1,
     UserVerificationRequestedV1,
@@ -33,20 +35,44 @@ WARNING_MAIL_INTERVAL = timedelta(days=1)
 
 def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -> None:
     """Remember the user's address and welcome them."""
-    services.record_contact(session=session, user_id=data.user_id, email=data.email, name=data.name)
+    services.record_contact(
+        session=session,
+        user_id=data.user_id,
+        email=data.email,
+        name=data.name,
+        version=data.version,
+    )
     _notify(session, event, data.user_id)
+
+
+def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
+    """Write to the user's new address, by their new name."""
+    services.update_contact_profile(
+        session=session,
+        user_id=data.user_id,
+        email=data.email,
+        name=data.name,
+        version=data.version,
+    )
 
 
 def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
     """Write to the user no more: cancel what is pending, create nothing new."""
-    services.deactivate_contact(session=session, user_id=data.user_id)
+    services.deactivate_contact(session=session, user_id=data.user_id, version=data.version)
+
+
+def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
+    """Write to the user again."""
+    services.reactivate_contact(session=session, user_id=data.user_id, version=data.version)
 
 
 def on_verification_requested(
     session: Session, event: Event, data: UserVerificationRequestedV1
 ) -> None:
     """Mail the verification link: the one mail an unverified address receives."""
-    services.record_contact(session=session, user_id=data.user_id, email=data.email, name=data.name)
+    services.remember_address(
+        session=session, user_id=data.user_id, email=data.email, name=data.name
+    )
     services.send_verification_mail(
         session=session,
         user_id=data.user_id,
@@ -104,7 +130,9 @@ def _notify(session: Session, event: Event, user_id: str, *, mail: bool = True) 
 # The data each handler gets is parsed (and trusted by source) by shared.contracts.
 HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
     "user.registered": on_user_registered,
+    "user.profile_changed": on_user_profile_changed,
     "user.deactivated": on_user_deactivated,
+    "user.reactivated": on_user_reactivated,
     "user.verification_requested": on_verification_requested,
     "user.email_verified": on_email_verified,
     "user.registration_attempted": on_registration_attempted,

@@ -72,6 +72,10 @@ class Contact(Model):
     )
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # The user's version (auth's counter) that last set `active`, and the one that last set
+    # email and name: an older event arriving late changes neither (0: none applied yet).
+    active_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    profile_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
 class Notification(Model):

@@ -1,9 +1,13 @@
 """Use cases of the notifications service: contacts, notifications, webhooks, deliveries.
 
-No Flask here. Who commits: the use cases the API calls commit their own transaction; the
-ones event handlers call only flush, because the inbox commits the event's row and its
-effect together; the delivery worker's claim and record steps each commit, so that no
-transaction stays open while a message is on the network.
+No Flask here, and no use case commits: the entry point owns the transaction
+(`shared.uow`). The API views commit each request; the inbox commits the event's row and its
+effect together; the delivery loop commits after the claim and after each record step, so
+that no transaction stays open while a message is on the network.
+
+Contacts apply auth's user events in the order of the user's versions, whatever order they
+arrive in: the active flag and the profile (email, name) each remember the version that
+last set them and ignore anything older.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.notifications.models import (
@@ -92,18 +97,77 @@ class RetryPolicy:
 # -- contacts and notifications (called by event handlers; the inbox commits) -----------
 
 
-def record_contact(*, session: Session, user_id: str, email: str, name: str) -> Contact:
-    """Create or update a user's contact; a user deactivated earlier stays inactive."""
+def _locked_contact(session: Session, user_id: str) -> Contact:
+    """The user's contact, made (active, nothing applied yet) when missing, row-locked.
+
+    Two events of one user handled at once (two consumers) then apply one after the other.
+    """
     now = utcnow()
-    contact = session.get(Contact, user_id)
-    if contact is None:
-        contact = Contact(
-            user_id=user_id, email=email, name=name, active=True, created_at=now, updated_at=now
-        )
-        session.add(contact)
-    else:
-        # user.deactivated may have overtaken user.registered: keep `active` as it is.
-        contact.email, contact.name, contact.updated_at = email, name, now
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    session.execute(
+        insert(Contact)
+        .values(user_id=user_id, active=True, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[Contact.user_id])
+    )
+    return session.execute(
+        sa.select(Contact)
+        .where(Contact.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _set_profile(contact: Contact, *, email: str, name: str, version: int) -> None:
+    """Take the email and name of `version` unless a later version set them."""
+    if version > contact.profile_version:
+        contact.email, contact.name, contact.profile_version = email, name, version
+        contact.updated_at = utcnow()
+
+
+def _set_active(contact: Contact, *, active: bool, version: int) -> bool:
+    """Take the active flag of `version` unless a later version set it; True if taken."""
+    if version <= contact.active_version:
+        return False
+    contact.active, contact.active_version = active, version
+    contact.updated_at = utcnow()
+    return True
+
+
+def record_contact(
+    *, session: Session, user_id: str, email: str, name: str, version: int
+) -> Contact:
+    """user.registered: the user's address, active; what a later version changed stays."""
+    contact = _locked_contact(session, user_id)
+    _set_profile(contact, email=email, name=name, version=version)
+    _set_active(contact, active=True, version=version)
+    session.flush()
+    return contact
+
+
+def update_contact_profile(
+    *, session: Session, user_id: str, email: str, name: str, version: int
+) -> Contact:
+    """user.profile_changed: write to the new address, by the new name, from now on."""
+    contact = _locked_contact(session, user_id)
+    _set_profile(contact, email=email, name=name, version=version)
+    session.flush()
+    return contact
+
+
+def reactivate_contact(*, session: Session, user_id: str, version: int) -> Contact:
+    """user.reactivated: write to the user again (what was cancelled stays cancelled)."""
+    contact = _locked_contact(session, user_id)
+    _set_active(contact, active=True, version=version)
+    session.flush()
+    return contact
+
+
+def remember_address(*, session: Session, user_id: str, email: str, name: str) -> Contact:
+    """An address from an unversioned event (the verification link's): kept only until a
+    versioned one (user.registered, user.profile_changed) is applied."""
+    contact = _locked_contact(session, user_id)
+    if contact.profile_version == 0:
+        contact.email, contact.name, contact.updated_at = email, name, utcnow()
     session.flush()
     return contact
 
@@ -132,10 +196,7 @@ def verify_contact(*, session: Session, user_id: str) -> Contact:
     and the welcome that follows is mailed at once.
     """
     now = utcnow()
-    contact = session.get(Contact, user_id)
-    if contact is None:
-        contact = Contact(user_id=user_id, active=True, created_at=now, updated_at=now)
-        session.add(contact)
+    contact = _locked_contact(session, user_id)
     was_verified = contact.email_verified
     contact.email_verified, contact.updated_at = True, now
     if not was_verified and contact.active and contact.email:
@@ -227,14 +288,14 @@ def send_verification_mail(
     return notification
 
 
-def deactivate_contact(*, session: Session, user_id: str) -> int:
-    """Stop writing to a user: mark the contact inactive and cancel pending deliveries."""
+def deactivate_contact(*, session: Session, user_id: str, version: int) -> int:
+    """Stop writing to a user: mark the contact inactive and cancel pending deliveries.
+
+    A deactivation older than what is applied (a re-activation overtook it) changes nothing.
+    """
     now = utcnow()
-    contact = session.get(Contact, user_id)
-    if contact is None:
-        session.add(Contact(user_id=user_id, active=False, created_at=now, updated_at=now))
-    else:
-        contact.active, contact.updated_at = False, now
+    if not _set_active(_locked_contact(session, user_id), active=False, version=version):
+        return 0
     result = session.execute(
         sa.update(Delivery)
         .where(Delivery.user_id == user_id, Delivery.status == DeliveryStatus.PENDING)
@@ -337,7 +398,7 @@ def notify(
     return notification
 
 
-# -- the owner's view (called by the API; each commits) ---------------------------------
+# -- the owner's view (called by the API, which commits) ---------------------------------
 
 
 @dataclass(frozen=True)
@@ -384,7 +445,6 @@ def mark_read(*, session: Session, user_id: str, notification_id: uuid.UUID) -> 
         raise NotFoundError("No such notification.")
     if notification.read_at is None:
         notification.read_at = utcnow()
-        session.commit()
     return notification
 
 
@@ -434,9 +494,8 @@ def create_webhook(
     # insert waits for our commit and its count then includes our row.
     count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
     if (count or 0) > max_per_user:
-        session.rollback()
+        # The caller rolls the insert back with the rest of the request.
         raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
-    session.commit()
     return endpoint
 
 
@@ -478,10 +537,9 @@ def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> 
         )
     )
     session.delete(endpoint)
-    session.commit()
 
 
-# -- the delivery worker (each step commits) ---------------------------------------------
+# -- the delivery worker (its loop commits after each step) -------------------------------
 
 
 @dataclass(frozen=True)
@@ -510,7 +568,11 @@ def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: 
 def claim_due_deliveries(
     *, session: Session, now: datetime, limit: int, lease_seconds: float, max_attempts: int
 ) -> list[DeliveryJob]:
-    """Claim up to `limit` due deliveries for this worker (one attempt each) and commit."""
+    """Claim up to `limit` due deliveries for this worker (one attempt each).
+
+    The caller commits before sending: the claim (attempt count and lease) must be
+    visible to the other workers while the messages are on the network.
+    """
     query = (
         sa.select(Delivery)
         .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
@@ -523,7 +585,6 @@ def claim_due_deliveries(
         query = query.with_for_update(skip_locked=True)
     deliveries = list(session.scalars(query))
     if not deliveries:
-        session.commit()
         return []
     user_ids = {d.user_id for d in deliveries}
     contacts = {
@@ -603,12 +664,14 @@ def claim_due_deliveries(
                 traceparent=traceparent,
             )
         )
-    session.commit()
     return jobs
 
 
 def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seconds: float) -> bool:
-    """Extend our lease right before sending; False (send nothing) when it is ours no more."""
+    """Extend our lease right before sending; False (send nothing) when it is ours no more.
+
+    The caller commits before sending.
+    """
     # Every claim adds one to `attempts`, so an unchanged count proves that no other
     # worker claimed the row since we did, even when our lease ran out while earlier
     # jobs of the batch were sent. The conditional UPDATE decides it atomically: a worker
@@ -624,7 +687,6 @@ def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seco
         .values(next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     if rows_matched(result) == 1:
         return True
     log.info("delivery no longer ours; not sent", extra={"delivery_id": str(job.id)})
@@ -641,13 +703,12 @@ def _still_ours(session: Session, job: DeliveryJob) -> Delivery | None:
     ):
         # Cancelled meanwhile, or our lease ran out and another worker claimed it.
         log.info("delivery no longer ours; result dropped", extra={"delivery_id": str(job.id)})
-        session.rollback()
         return None
     return delivery
 
 
 def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -> None:
-    """Mark a claimed delivery sent and commit."""
+    """Mark a claimed delivery sent (the caller commits)."""
     # One conditional UPDATE (every mail passes here): it matches only while the row is
     # still under our claim (the attempt count is ours). Cancelled
     # while on the wire (the user was deactivated, the endpoint deleted), it went out all
@@ -670,7 +731,6 @@ def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -
         )
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     if rows_matched(result) != 1:
         log.info("delivery no longer ours; result dropped", extra={"delivery_id": str(job.id)})
 
@@ -678,7 +738,7 @@ def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -
 def record_delivery_failed(
     *, session: Session, job: DeliveryJob, error: str, now: datetime, policy: RetryPolicy
 ) -> str | None:
-    """Record a failed attempt: retry later with backoff, or fail for good; commit."""
+    """Record a failed attempt: retry later with backoff, or fail for good (caller commits)."""
     delivery = _still_ours(session, job)
     if delivery is None:
         return None
@@ -689,14 +749,13 @@ def record_delivery_failed(
         delivery.next_attempt_at = None
     else:
         delivery.next_attempt_at = now + timedelta(seconds=policy.delay(job.attempt))
-    session.commit()
     return delivery.status
 
 
 def retry_failed_deliveries(
     *, session: Session, now: datetime, channel: str | None = None, since: datetime | None = None
 ) -> int:
-    """Queue failed deliveries again with a fresh set of attempts, due now; commit; how many."""
+    """Queue failed deliveries again with a fresh set of attempts, due now; how many."""
     # An operator's command, after the cause (an SMTP outage longer than the retry window,
     # a broken webhook receiver) is fixed. Deliveries of users deactivated or endpoints
     # deleted since are cancelled by the claim as usual, not sent.
@@ -710,5 +769,4 @@ def retry_failed_deliveries(
             status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, updated_at=now
         ).execution_options(synchronize_session=False)
     )
-    session.commit()
     return rows_matched(result)

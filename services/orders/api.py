@@ -41,6 +41,7 @@ from services.orders.schemas import (
 )
 from shared.app import ApiBlueprint
 from shared.tokens import current_principal, require_auth
+from shared.uow import unit_of_work
 
 blp = ApiBlueprint(
     "orders",
@@ -174,14 +175,17 @@ class Orders(MethodView):
     @blp.response(201, OrderSchema, headers={"Location": {"schema": {"type": "string"}}})
     def post(self, new_order: services.NewOrder, headers: Mapping[str, Any]) -> Response:
         """Place an order; retries with the same Idempotency-Key get the first answer."""
-        placement = services.place_order(
-            session=_session(),
-            actor=_actor(),
-            new_order=new_order,
-            render=_created,
-            idempotency_key=headers.get("idempotency_key"),
-            idempotency_ttl=timedelta(seconds=current_app.config["ORDERS_IDEMPOTENCY_TTL_SECONDS"]),
-        )
+        with unit_of_work(_session()) as session:
+            placement = services.place_order(
+                session=session,
+                actor=_actor(),
+                new_order=new_order,
+                render=_created,
+                idempotency_key=headers.get("idempotency_key"),
+                idempotency_ttl=timedelta(
+                    seconds=current_app.config["ORDERS_IDEMPOTENCY_TTL_SECONDS"]
+                ),
+            )
         stored = placement.response
         response = make_response(stored.body, stored.status, stored.headers)
         if placement.replayed:
@@ -222,12 +226,13 @@ class OrderCancel(MethodView):
         if not request.is_json and request.get_data(cache=True):
             # webargs reads JSON bodies only: any other body would be ignored, not refused.
             raise UnsupportedMediaType("Send no body, or an empty JSON object.")
-        order = services.cancel_order(
-            session=_session(),
-            actor=_actor(),
-            order_id=order_id,
-            if_match=if_match_versions(headers.get("if_match"), order_id),
-        )
+        with unit_of_work(_session()) as session:
+            order = services.cancel_order(
+                session=session,
+                actor=_actor(),
+                order_id=order_id,
+                if_match=if_match_versions(headers.get("if_match"), order_id),
+            )
         return _with_etag(order)
 
 
@@ -245,13 +250,14 @@ class OrderStatusChange(MethodView):
         self, change: Mapping[str, Any], headers: Mapping[str, Any], order_id: uuid.UUID
     ) -> tuple[Order, dict[str, str]]:
         """Set the status (admins); 409 for an illegal transition, 412 for a stale If-Match."""
-        order = services.change_order_status(
-            session=_session(),
-            actor=_actor(),
-            order_id=order_id,
-            status=change["status"],
-            if_match=if_match_versions(headers.get("if_match"), order_id),
-        )
+        with unit_of_work(_session()) as session:
+            order = services.change_order_status(
+                session=session,
+                actor=_actor(),
+                order_id=order_id,
+                status=change["status"],
+                if_match=if_match_versions(headers.get("if_match"), order_id),
+            )
         return _with_etag(order)
 
 

@@ -1,13 +1,14 @@
 """Use cases of the orders service. No Flask here: the API and the event handlers call these.
 
-Transactions: a use case the API calls (`place_order`, `cancel_order`,
-`change_order_status`) is one transaction and commits it, with the change and its outbox
-row together, or rolls everything back. The catalogue's use cases (`create_product`,
-`update_product`, `seed_products`) never commit: the view or the CLI command that calls
-them does. The ones event handlers call (`record_customer`, `deactivate_customer`) never
-commit either: they run inside the inbox's transaction, which commits the inbox row, the
-change and its events at once. The reads
+Transactions: no use case commits or rolls back. Each adds its change and its outbox rows
+to the caller's session, and the entry point ends the transaction (`shared.uow`): the API
+view or CLI command (the catalogue's use cases too), the inbox handler (the inbox row,
+the change and its events commit at once), the worker's purge loop. The reads
 (`read_order`, `read_orders_page`) run one query each, outside any transaction.
+
+The customer projection applies auth's user events in the order of the user's versions,
+whatever order they arrive in: the active flag and the profile (email, name) each remember
+the version that last set them and ignore anything older.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import json
 import logging
 import operator
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -161,17 +161,6 @@ class OrderPage:
     next_key: PageKey | None
 
 
-@contextmanager
-def _transaction(session: Session) -> Iterator[None]:
-    """Commit what the block did, or roll all of it back."""
-    try:
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-
-
 # -- placing orders ------------------------------------------------------------------------
 
 
@@ -204,54 +193,42 @@ def place_order(
     retry gets exactly the first answer, even after the order has moved on.
     """
     fingerprint = request_fingerprint(new_order)
-    try:
-        if idempotency_key is not None:
-            earlier = _earlier_placement(
-                session, actor, idempotency_key, fingerprint, idempotency_ttl
-            )
-            if earlier is not None:
-                session.rollback()  # read-only so far; end the transaction
-                return earlier
-        _refuse_deactivated_customer(session, actor.user_id)
-        prices = _catalogue_prices(session, new_order)
-        order = _build_order(actor, new_order, prices)
-        response = render(order)
-        if idempotency_key is not None:
-            session.add(
-                IdempotencyKey(
-                    user_id=actor.user_id,
-                    key=idempotency_key,
-                    request_hash=fingerprint,
-                    response_status=response.status,
-                    response_body=response.body,
-                    response_headers=response.headers,
-                    created_at=order.created_at,
-                )
-            )
-            # Insert the key first: a concurrent retry with the same key waits here (on
-            # PostgreSQL's unique index) until this transaction ends, before doing any work.
-            session.flush()
-        session.add(order)
-        record_event(session, _order_created(order), model=Outbox)
-        session.commit()
-        return Placement(response=response, replayed=False)
-    except IntegrityError:
-        session.rollback()
-        if idempotency_key is None:
-            raise
-        # Lost the race to a concurrent request with the same key: answer as it did.
+    if idempotency_key is not None:
+        earlier = _earlier_placement(session, actor, idempotency_key, fingerprint, idempotency_ttl)
+        if earlier is not None:
+            return earlier
+    _refuse_deactivated_customer(session, actor.user_id)
+    prices = _catalogue_prices(session, new_order)
+    order = _build_order(actor, new_order, prices)
+    response = render(order)
+    if idempotency_key is not None:
         try:
+            # Insert the key first: a concurrent retry with the same key waits here (on
+            # PostgreSQL's unique index) until that transaction ends, before doing any work.
+            # A savepoint, so that losing the race leaves this transaction usable.
+            with session.begin_nested():
+                session.add(
+                    IdempotencyKey(
+                        user_id=actor.user_id,
+                        key=idempotency_key,
+                        request_hash=fingerprint,
+                        response_status=response.status,
+                        response_body=response.body,
+                        response_headers=response.headers,
+                        created_at=order.created_at,
+                    )
+                )
+        except IntegrityError:
+            # Lost the race to a concurrent request with the same key: answer as it did.
             earlier = _earlier_placement(
                 session, actor, idempotency_key, fingerprint, idempotency_ttl
             )
-        finally:
-            session.rollback()
-        if earlier is None:
-            raise
-        return earlier
-    except BaseException:
-        session.rollback()
-        raise
+            if earlier is None:
+                raise
+            return earlier
+    session.add(order)
+    record_event(session, _order_created(order), model=Outbox)
+    return Placement(response=response, replayed=False)
 
 
 def _earlier_placement(
@@ -558,9 +535,8 @@ def cancel_order(
     if_match: Collection[int] | None = None,
 ) -> Order:
     """Cancel a pending or confirmed order of the actor (any order for admins)."""
-    with _transaction(session):
-        order = get_order(session=session, actor=actor, order_id=order_id)
-        _transition(session, order, OrderStatus.CANCELLED, if_match=if_match)
+    order = get_order(session=session, actor=actor, order_id=order_id)
+    _transition(session, order, OrderStatus.CANCELLED, if_match=if_match)
     return order
 
 
@@ -573,13 +549,12 @@ def change_order_status(
     if_match: Collection[int] | None = None,
 ) -> Order:
     """Move an order along the state machine (admins only)."""
-    with _transaction(session):
-        # Ownership first: a user probing someone else's order learns nothing (404), while
-        # on their own order they are told what they lack (403).
-        order = get_order(session=session, actor=actor, order_id=order_id)
-        if not actor.is_admin:
-            raise ForbiddenError("Only admins may change an order's status.")
-        _transition(session, order, OrderStatus(status), if_match=if_match)
+    # Ownership first: a user probing someone else's order learns nothing (404), while
+    # on their own order they are told what they lack (403).
+    order = get_order(session=session, actor=actor, order_id=order_id)
+    if not actor.is_admin:
+        raise ForbiddenError("Only admins may change an order's status.")
+    _transition(session, order, OrderStatus(status), if_match=if_match)
     return order
 
 
@@ -724,35 +699,77 @@ def seed_products(*, session: Session, products: Sequence[NewProduct]) -> int:
 # -- the customer projection (called by event handlers, inside the inbox transaction) ------
 
 
-def record_customer(*, session: Session, user_id: str, email: str, name: str) -> None:
-    """Create or refresh the projection of a registered user; never re-activates one."""
-    # An upsert: the row may already exist (an early order or deactivation made it, maybe
-    # in a transaction still open, which this then waits for instead of failing).
+def _locked_customer(session: Session, user_id: str) -> Customer:
+    """The user's customer row, made (active, nothing applied yet) when missing, locked.
+
+    FOR UPDATE: it waits for every order of this user still being placed (each holds FOR
+    SHARE on the row, or inserted it; see _refuse_deactivated_customer), and two events of
+    one user apply one after the other, each seeing what the other did.
+    """
     session.execute(
         _insert(session, Customer)
-        .values(user_id=user_id, email=email, name=name, active=True, updated_at=utcnow())
-        .on_conflict_do_update(
-            index_elements=[Customer.user_id],
-            set_={"email": email, "name": name, "updated_at": utcnow()},
-        )
+        .values(user_id=user_id, active=True, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[Customer.user_id])
     )
+    return session.execute(
+        sa.select(Customer)
+        .where(Customer.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
-def deactivate_customer(*, session: Session, user_id: str) -> list[Order]:
-    """Refuse the user's future orders and cancel their open ones, one event per order."""
-    now = utcnow()
-    # An upsert, so there is always a row to serialise on (see _refuse_deactivated_customer):
-    # it waits for every order of this user still being placed (each holds FOR SHARE on the
-    # row, or inserted the row itself), so the query below sees them all; orders placed
-    # after it see `active` false. A deactivation that arrives before user.registered is
-    # remembered the same way.
-    session.execute(
-        _insert(session, Customer)
-        .values(user_id=user_id, active=False, updated_at=now)
-        .on_conflict_do_update(
-            index_elements=[Customer.user_id], set_={"active": False, "updated_at": now}
-        )
-    )
+def _set_profile(customer: Customer, *, email: str, name: str, version: int) -> bool:
+    """Take the email and name of `version` unless a later version set them; True if taken."""
+    if version <= customer.profile_version:
+        return False
+    customer.email, customer.name, customer.profile_version = email, name, version
+    customer.updated_at = utcnow()
+    return True
+
+
+def _set_active(customer: Customer, *, active: bool, version: int) -> bool:
+    """Take the active flag of `version` unless a later version set it; True if taken."""
+    if version <= customer.active_version:
+        return False
+    customer.active, customer.active_version = active, version
+    customer.updated_at = utcnow()
+    return True
+
+
+def record_customer(*, session: Session, user_id: str, email: str, name: str, version: int) -> None:
+    """user.registered: the user's profile, active; what a later version changed stays."""
+    customer = _locked_customer(session, user_id)
+    _set_profile(customer, email=email, name=name, version=version)
+    _set_active(customer, active=True, version=version)
+    session.flush()
+
+
+def update_customer_profile(
+    *, session: Session, user_id: str, email: str, name: str, version: int
+) -> None:
+    """user.profile_changed: the new email and name, unless a later version is applied."""
+    _set_profile(_locked_customer(session, user_id), email=email, name=name, version=version)
+    session.flush()
+
+
+def reactivate_customer(*, session: Session, user_id: str, version: int) -> None:
+    """user.reactivated: accept the user's orders again, unless a later version is applied."""
+    _set_active(_locked_customer(session, user_id), active=True, version=version)
+    session.flush()
+
+
+def deactivate_customer(*, session: Session, user_id: str, version: int) -> list[Order]:
+    """user.deactivated: refuse the user's future orders and cancel their open ones.
+
+    One order.status_changed per cancelled order. A deactivation older than what is
+    applied (a re-activation overtook it) changes nothing. One that arrives before
+    user.registered is remembered the same way.
+    """
+    if not _set_active(_locked_customer(session, user_id), active=False, version=version):
+        return []
+    # The row lock waited for the orders still being placed: the query sees them all, and
+    # orders placed after it see `active` false.
     orders = list(
         session.scalars(
             sa.select(Order)
@@ -773,28 +790,25 @@ def deactivate_customer(*, session: Session, user_id: str) -> list[Order]:
 def purge_expired_idempotency_keys(
     *, session: Session, ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL, batch_size: int = 1000
 ) -> int:
-    """Delete idempotency keys older than `ttl` in small batches; return how many."""
+    """Delete one batch of idempotency keys older than `ttl`; return how many.
+
+    The caller commits each batch and calls again while a full batch went: small batches
+    keep each transaction (and its locks) short on a large backlog.
+    """
     cutoff = utcnow() - ttl
-    deleted = 0
-    while True:
-        # Batches keep each transaction (and its locks) short on a large backlog.
-        keys: Sequence[Any] = session.execute(
-            sa.select(IdempotencyKey.user_id, IdempotencyKey.key)
-            .where(IdempotencyKey.created_at <= cutoff)
-            .limit(batch_size)
-        ).all()
-        if not keys:
-            session.commit()
-            return deleted
-        session.execute(
-            sa.delete(IdempotencyKey)
-            .where(
-                sa.tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_([tuple(k) for k in keys]),
-                IdempotencyKey.created_at <= cutoff,
-            )
-            .execution_options(synchronize_session=False)
+    keys: Sequence[Any] = session.execute(
+        sa.select(IdempotencyKey.user_id, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at <= cutoff)
+        .limit(batch_size)
+    ).all()
+    if not keys:
+        return 0
+    session.execute(
+        sa.delete(IdempotencyKey)
+        .where(
+            sa.tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_([tuple(k) for k in keys]),
+            IdempotencyKey.created_at <= cutoff,
         )
-        session.commit()
-        deleted += len(keys)
-        if len(keys) < batch_size:
-            return deleted
+        .execution_options(synchronize_session=False)
+    )
+    return len(keys)

@@ -25,6 +25,7 @@ from services.orders import create_app, services
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
 from services.orders.models import Outbox, db
 from shared.messaging import Consumer
+from shared.uow import unit_of_work
 from shared.worker import (
     consumer_from_config,
     consumer_task,
@@ -34,6 +35,8 @@ from shared.worker import (
     run_worker,
     setup_topology,
 )
+
+IDEMPOTENCY_PURGE_BATCH = 1000
 
 # Named explicitly: run with `python -m`, __name__ would be "__main__" in every log line.
 log = logging.getLogger("services.orders.worker")
@@ -49,9 +52,16 @@ def housekeeping(app: Flask, session_factory: Callable[[], Session]) -> Callable
     ttl = timedelta(seconds=app.config["ORDERS_IDEMPOTENCY_TTL_SECONDS"])
 
     def purge() -> None:
-        with session_factory() as session:
-            keys = services.purge_expired_idempotency_keys(session=session, ttl=ttl)
-            session.commit()
+        keys = 0
+        while True:
+            # One committed transaction per batch, so no purge holds its locks for long.
+            with session_factory() as session, unit_of_work(session):
+                deleted = services.purge_expired_idempotency_keys(
+                    session=session, ttl=ttl, batch_size=IDEMPOTENCY_PURGE_BATCH
+                )
+            keys += deleted
+            if deleted < IDEMPOTENCY_PURGE_BATCH:
+                break
         if keys:
             log.info("purged expired idempotency keys", extra={"idempotency_keys": keys})
         purge_events()

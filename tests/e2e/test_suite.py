@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import jwt
 import pytest
 import requests
 
@@ -172,3 +174,105 @@ def test_every_process_talks_to_the_broker_as_its_own_services_user(suite, alice
     # Relays (auth, orders), consumers (orders, notifications) and the revocation worker.
     services = ("auth", "orders", "notifications", "gateway")
     assert users == {f"{suite.vhost}-{service}" for service in services}
+
+
+def set_user(admin, user_id: str, **change) -> None:
+    response = admin.request("PATCH", f"/api/v1/auth/users/{user_id}", json=change)
+    assert response.status_code == 200, response.text
+
+
+def within(seconds: float, started: float, wait_for, predicate, what: str):
+    """wait_for `predicate`, and fail unless it held within `seconds` of `started`."""
+    held_at: list[float] = []
+
+    def check():
+        value = predicate()
+        if value:
+            held_at.append(time.monotonic())
+        return value
+
+    value = wait_for(check, timeout=seconds, what=what)
+    assert held_at[0] - started <= seconds, f"{what}: {held_at[0] - started:.2f} s"
+    return value
+
+
+def test_a_reactivated_user_places_orders_again_within_two_seconds(register, admin, wait_for):
+    dave = register("Dave")
+    pending = place_order(dave)
+    set_user(admin, dave.user_id, active=False)
+    # Orders applied the deactivation: it cancelled the open order.
+    wait_for(
+        lambda: (
+            admin.request("GET", f"/api/v1/orders/{pending['id']}").json()["status"] == "cancelled"
+        ),
+        timeout=15,
+        what="the deactivation reaching orders",
+    )
+
+    set_user(admin, dave.user_id, active=True)
+    reactivated = time.monotonic()
+    dave.login()
+
+    def placed():
+        response = dave.request(
+            "POST", "/api/v1/orders", json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert response.status_code in (201, 403), response.text
+        return response.status_code == 201
+
+    within(2.0, reactivated, wait_for, placed, "an order after the re-activation")
+
+
+def test_a_demoted_admin_loses_every_admin_route_within_two_seconds(
+    register, admin, alice, wait_for
+):
+    erin = register("Erin")
+    set_user(admin, erin.user_id, role="admin")
+    login = erin.request(
+        "POST", "/api/v1/auth/login", json={"email": erin.email, "password": erin.password}
+    )
+    assert login.status_code == 200, login.text
+    old = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    order = place_order(alice)
+    # Every admin route, with a body an admin gets a 2xx or 4xx (never 401/403) for.
+    admin_routes = [
+        ("GET", "/api/v1/auth/users", None),
+        ("PATCH", f"/api/v1/auth/users/{alice.user_id}", {"role": "user"}),
+        ("POST", f"/api/v1/orders/{order['id']}/status", {"status": "delivered"}),  # 409
+        # The catalogue: a taken SKU (409), a SKU nobody sells (404).
+        (
+            "POST",
+            "/api/v1/products",
+            {"sku": "BOOK-1", "name": "Book", "unit_price_cents": 1250, "currency": "EUR"},
+        ),
+        ("PATCH", "/api/v1/products/NO-SUCH-SKU-1", {"name": "Nothing"}),
+    ]
+
+    def answers(headers) -> list[int]:
+        return [
+            erin.request(method, path, json=body, headers=headers).status_code
+            for method, path, body in admin_routes
+        ]
+
+    assert all(status not in (401, 403) for status in answers(old)), answers(old)
+
+    set_user(admin, erin.user_id, role="user")
+    demoted = time.monotonic()
+    within(
+        2.0,
+        demoted,
+        wait_for,
+        lambda: all(status in (401, 403) for status in answers(old)),
+        "every admin route refusing the old token",
+    )
+
+    refreshed = erin.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    access = refreshed.json()["access_token"]
+    assert jwt.decode(access, options={"verify_signature": False})["roles"] == ["user"]
+    new = {"Authorization": f"Bearer {access}"}
+    assert erin.request("GET", "/api/v1/orders", headers=new).status_code == 200
+    # A user: 403, or 404 for someone else's order (whose existence is not told).
+    assert answers(new) == [403, 403, 404, 403, 403]

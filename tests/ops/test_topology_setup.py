@@ -34,6 +34,9 @@ SETUP_COMMANDS = {
 CONSUMERS_OF = {
     "user.registered": {"orders", "notifications"},
     "user.deactivated": {"orders", "notifications", "gateway"},
+    "user.reactivated": {"orders", "notifications"},
+    "user.role_changed": {"gateway"},
+    "user.profile_changed": {"orders", "notifications"},
     "order.created": {"notifications"},
     "order.status_changed": {"notifications"},
 }

@@ -29,6 +29,7 @@ def make_admin(app, email="root@example.com"):
         services.create_admin(
             session=db.session(), deps=deps_of(app), email=email, password=PASSWORD, name="Root"
         )
+        db.session.commit()
 
 
 def test_register_answers_202_and_no_secret(auth):
@@ -90,7 +91,7 @@ def test_the_mailed_link_verifies_the_address_once(auth, pg_app):
             sa.select(Outbox.payload).where(Outbox.type == "user.email_verified")
         ).all()
     assert [event["data"] for event in events] == [
-        {"user_id": verified.get_json()["id"], "version": 1}
+        {"user_id": verified.get_json()["id"], "version": 2}
     ]
 
     again = auth.verify(token)
@@ -194,6 +195,36 @@ def test_me_returns_the_token_owner(auth):
     response = auth.me(tokens["access_token"])
     assert response.status_code == 200
     assert response.get_json() == tokens["user"]
+
+
+def test_a_user_changes_their_name_and_the_change_is_published(auth, client, pg_app):
+    tokens = auth.signup()
+    response = client.patch(
+        "/api/v1/auth/me", json={"name": " Ada Lovelace "}, headers=bearer(tokens["access_token"])
+    )
+    assert response.status_code == 200
+    assert response.get_json()["name"] == "Ada Lovelace"
+    assert auth.me(tokens["access_token"]).get_json()["name"] == "Ada Lovelace"
+    with pg_app.app_context():
+        [*_, row] = db.session.scalars(sa.select(Outbox).order_by(Outbox.id))
+        assert row.type == "user.profile_changed"
+        assert row.payload["data"] == {
+            "user_id": tokens["user"]["id"],
+            "email": "ada@example.com",
+            "name": "Ada Lovelace",
+            "version": 2,
+        }
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "Ada", "email": "eve@example.com"}, {"name": 7}]
+)
+def test_a_profile_patch_takes_only_a_non_empty_name(auth, client, body):
+    tokens = auth.signup()
+    response = client.patch("/api/v1/auth/me", json=body, headers=bearer(tokens["access_token"]))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert auth.me(tokens["access_token"]).get_json()["email"] == "ada@example.com"
 
 
 def test_me_without_a_token_is_401(client):

@@ -46,6 +46,7 @@ def caller(auth, pg_app):
             password=PASSWORD,
             name="Root",
         )
+        db.session.commit()
     user = auth.signup()
     admin = auth.tokens("root@example.com")
     return {

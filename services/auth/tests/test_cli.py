@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from services.auth import services
+from services.auth.api import log_in
 from services.auth.keys import key_files
 from services.auth.models import Outbox, User, db
 from services.auth.tests.conftest import PASSWORD, deps_of, dispose, make_app
@@ -12,7 +13,7 @@ from services.auth.tests.conftest import PASSWORD, deps_of, dispose, make_app
 
 def login(app, email):
     with app.app_context():
-        return services.authenticate(
+        return log_in(
             session=db.session(), deps=deps_of(app), email=email, password=PASSWORD, client_ip="::1"
         )
 

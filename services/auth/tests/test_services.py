@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from argon2 import extract_parameters
 
 from services.auth import services
+from services.auth.api import log_in
 from services.auth.models import LoginFailure, Outbox, RefreshToken, User, db
 from services.auth.passwords import Passwords
 from services.auth.services import INVALID_CREDENTIALS, AuthDeps
@@ -23,6 +24,7 @@ from shared.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
+from shared.uow import commit_forbidden, unit_of_work
 
 IP = "203.0.113.7"
 
@@ -33,11 +35,20 @@ class Ctx:
     def __init__(self, session: Any, deps: AuthDeps, clock: FakeClock) -> None:
         self.session, self.deps, self.clock = session, deps, clock
 
+    def do(self, use_case: Any, **kwargs: Any) -> Any:
+        """Run a use case as an entry point does: in a transaction committed on success."""
+        with unit_of_work(self.session):
+            return use_case(**kwargs)
+
     def register(self, email: str = "ada@example.com", password: str = PASSWORD) -> User:
-        services.register_user(
-            session=self.session, deps=self.deps, email=email, password=password, name="Ada"
+        self.do(
+            services.register_user,
+            session=self.session,
+            deps=self.deps,
+            email=email,
+            password=password,
+            name="Ada",
         )
-        self.session.commit()  # the API view's part: use cases never commit
         user = self.session.scalar(
             sa.select(User).where(User.email == services.normalize_email(email))
         )
@@ -45,17 +56,25 @@ class Ctx:
         return user
 
     def admin(self, email: str = "root@example.com") -> User:
-        return services.create_admin(
-            session=self.session, deps=self.deps, email=email, password=PASSWORD, name="Root"
+        return self.do(
+            services.create_admin,
+            session=self.session,
+            deps=self.deps,
+            email=email,
+            password=PASSWORD,
+            name="Root",
         )
 
     def login(self, email: str = "ada@example.com", password: str = PASSWORD, ip: str = IP):
-        return services.authenticate(
+        return log_in(
             session=self.session, deps=self.deps, email=email, password=password, client_ip=ip
         )
 
     def refresh(self, token: str):
-        return services.refresh_tokens(session=self.session, deps=self.deps, refresh_token=token)
+        with unit_of_work(self.session, commit_on=(UnauthorizedError,)):
+            return services.refresh_tokens(
+                session=self.session, deps=self.deps, refresh_token=token
+            )
 
     def outbox(self) -> list[Outbox]:
         return list(self.session.scalars(sa.select(Outbox).order_by(Outbox.id)))
@@ -141,8 +160,13 @@ def test_a_weak_password_is_refused_with_a_field_error(ctx):
 def test_unknown_email_wrong_password_and_deactivated_account_fail_alike(ctx):
     admin = ctx.admin()
     ada = ctx.register()
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(admin.id), user_id=ada.id, active=False
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(admin.id),
+        user_id=ada.id,
+        active=False,
     )
     attempts = [("nobody@example.com", PASSWORD), ("root@example.com", "wrong" + PASSWORD)]
     attempts.append(("ada@example.com", PASSWORD))
@@ -240,8 +264,13 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
     admin = ctx.admin()
     ada = ctx.register()
     pair = ctx.login()
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(admin.id), user_id=ada.id, active=False
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(admin.id),
+        user_id=ada.id,
+        active=False,
     )
     with pytest.raises(UnauthorizedError):
         ctx.refresh(pair.refresh_token)
@@ -254,22 +283,33 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
         "user.verification_requested",
         "user.deactivated",
     ]
-    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id), "version": 1}
+    assert ctx.outbox()[-1].payload["data"] == {"user_id": str(ada.id), "version": 2}
 
 
 def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
     root = ctx.admin()
     for change in ({"role": "user"}, {"active": False}):
         with pytest.raises(ConflictError):
-            services.update_user(
-                session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=root.id, **change
+            ctx.do(
+                services.update_user,
+                session=ctx.session,
+                deps=ctx.deps,
+                actor_id=str(root.id),
+                user_id=root.id,
+                **change,
             )
     second = ctx.admin("second@example.com")
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(second.id), user_id=root.id, role="user"
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(second.id),
+        user_id=root.id,
+        role="user",
     )
     with pytest.raises(ConflictError):
-        services.update_user(
+        ctx.do(
+            services.update_user,
             session=ctx.session,
             deps=ctx.deps,
             actor_id=str(second.id),
@@ -281,19 +321,30 @@ def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
 def test_a_demoted_admin_loses_admin_rights_at_once(ctx):
     root = ctx.admin()
     second = ctx.admin("second@example.com")
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=second.id, role="user"
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=second.id,
+        role="user",
     )
     with pytest.raises(ForbiddenError):
         services.list_users(session=ctx.session, actor_id=str(second.id))
 
 
 def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
-    user, created = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email="Boss@Example.com", password=PASSWORD, name="B"
+    user, created = ctx.do(
+        services.ensure_bootstrap_admin,
+        session=ctx.session,
+        deps=ctx.deps,
+        email="Boss@Example.com",
+        password=PASSWORD,
+        name="B",
     )
     assert created and user.role == "admin"
-    again, created = services.ensure_bootstrap_admin(
+    again, created = ctx.do(
+        services.ensure_bootstrap_admin,
         session=ctx.session,
         deps=ctx.deps,
         email="boss@example.com",
@@ -307,7 +358,8 @@ def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
 def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
     ada = ctx.register()
     with pytest.raises(services.BootstrapAccountTaken, match="not an admin"):
-        services.ensure_bootstrap_admin(
+        ctx.do(
+            services.ensure_bootstrap_admin,
             session=ctx.session,
             deps=ctx.deps,
             email=ada.email,
@@ -322,14 +374,29 @@ def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
 
 def test_a_deactivated_bootstrap_admin_stays_deactivated_at_the_next_start(ctx):
     root = ctx.admin()
-    boss, _ = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email="boss@example.com", password=PASSWORD, name="B"
+    boss, _ = ctx.do(
+        services.ensure_bootstrap_admin,
+        session=ctx.session,
+        deps=ctx.deps,
+        email="boss@example.com",
+        password=PASSWORD,
+        name="B",
     )
-    services.update_user(
-        session=ctx.session, deps=ctx.deps, actor_id=str(root.id), user_id=boss.id, active=False
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=boss.id,
+        active=False,
     )
-    again, created = services.ensure_bootstrap_admin(
-        session=ctx.session, deps=ctx.deps, email="boss@example.com", password=PASSWORD, name="B"
+    again, created = ctx.do(
+        services.ensure_bootstrap_admin,
+        session=ctx.session,
+        deps=ctx.deps,
+        email="boss@example.com",
+        password=PASSWORD,
+        name="B",
     )
     assert not created and again.id == boss.id and not again.is_active
 
@@ -374,6 +441,118 @@ def test_settings_are_frozen(ctx):
     with pytest.raises(AttributeError):
         ctx.deps.settings.access_ttl = 1  # type: ignore[misc]
     assert replace(ctx.deps.settings, access_ttl=1).access_ttl == 1
+
+
+def test_no_use_case_commits_the_transaction_of_its_caller(ctx):
+    """Every use case runs with commits refused; the test, as entry point, commits at the end."""
+    on = {"session": ctx.session, "deps": ctx.deps}
+    with commit_forbidden(ctx.session):
+        root = services.create_admin(
+            session=ctx.session,
+            deps=ctx.deps,
+            email="root@example.com",
+            password=PASSWORD,
+            name="R",
+        )
+        services.register_user(**on, email="ada@example.com", password=PASSWORD, name="A")
+        ada = ctx.session.scalar(sa.select(User).where(User.email == "ada@example.com"))
+        attempt = services.begin_login(**on, email="ada@example.com", client_ip=IP)
+        pair = services.finish_login(**on, attempt=attempt, password=PASSWORD)
+        pair = services.refresh_tokens(**on, refresh_token=pair.refresh_token)
+        services.update_profile(**on, user_id=str(ada.id), name="B")
+        for change in ({"role": "admin"}, {"active": False}, {"active": True}):
+            services.update_user(**on, actor_id=str(root.id), user_id=ada.id, **change)
+        services.logout(
+            session=ctx.session,
+            deps=ctx.deps,
+            user_id=str(ada.id),
+            refresh_token=pair.refresh_token,
+        )
+        services.ensure_bootstrap_admin(
+            session=ctx.session,
+            deps=ctx.deps,
+            email="boss@example.com",
+            password=PASSWORD,
+            name="B",
+        )
+    ctx.session.commit()
+    assert [row.type for row in ctx.outbox()] == [
+        "user.registered",
+        "user.email_verified",
+        "user.registered",
+        "user.verification_requested",
+        "user.profile_changed",
+        "user.role_changed",
+        "user.deactivated",
+        "user.reactivated",
+        "user.registered",
+        "user.email_verified",
+    ]
+
+
+def test_each_change_of_a_user_counts_one_version_carried_by_its_event(ctx):
+    root = ctx.admin()
+    ada = ctx.register()
+    ctx.do(
+        services.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
+    )
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=ada.id,
+        role="admin",
+        active=False,
+    )
+    ctx.do(
+        services.update_user,
+        session=ctx.session,
+        deps=ctx.deps,
+        actor_id=str(root.id),
+        user_id=ada.id,
+        active=True,
+    )
+    # Nothing changes: no version, no event.
+    ctx.do(
+        services.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
+    )
+
+    events = [
+        (row.type, row.payload["data"])
+        for row in ctx.outbox()
+        if row.payload["subject"] == str(ada.id) and row.type != "user.verification_requested"
+    ]
+    uid = str(ada.id)
+    assert events == [
+        (
+            "user.registered",
+            {"user_id": uid, "email": "ada@example.com", "name": "Ada", "version": 1},
+        ),
+        (
+            "user.profile_changed",
+            {"user_id": uid, "email": "ada@example.com", "name": "Ann", "version": 2},
+        ),
+        ("user.role_changed", {"user_id": uid, "role": "admin", "version": 3}),
+        ("user.deactivated", {"user_id": uid, "version": 4}),
+        ("user.reactivated", {"user_id": uid, "version": 5}),
+    ]
+    ctx.session.refresh(ada)
+    assert ada.version == 5
+    assert ctx.login().access_token  # re-activated: may log in again
+
+
+def test_a_blank_name_is_refused_and_changes_nothing(ctx):
+    ada = ctx.register()
+    with pytest.raises(UnprocessableError):
+        ctx.do(
+            services.update_profile,
+            session=ctx.session,
+            deps=ctx.deps,
+            user_id=str(ada.id),
+            name="  ",
+        )
+    assert [row.type for row in ctx.outbox()] == ["user.registered", "user.verification_requested"]
 
 
 def test_an_admin_name_with_a_line_break_is_refused_too(ctx):

@@ -45,6 +45,7 @@ from shared.testing import (
     sign_access_token,
 )
 from shared.tokens import StaticKeySource, TokenVerifier
+from shared.uow import unit_of_work
 
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"
@@ -162,21 +163,36 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def committed(use_case: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a use case as an entry point does: in its own transaction, committed on success."""
+    with unit_of_work(kwargs["session"]):
+        return use_case(**kwargs)
+
+
 # -- events ---------------------------------------------------------------------------------
 
 
 def user_registered(
-    user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
+    user_id: str, email_address: str = "ada@example.com", name: str = "Ada", version: int = 1
 ) -> Event:
     """A user.registered event as auth publishes it."""
     return contracts.build(
-        contracts.UserRegisteredV1(user_id=user_id, email=email_address, name=name, version=1)
+        contracts.UserRegisteredV1(user_id=user_id, email=email_address, name=name, version=version)
     )
 
 
-def user_email_verified(user_id: str) -> Event:
+def user_profile_changed(user_id: str, email_address: str, name: str, version: int) -> Event:
+    """A user.profile_changed event as auth publishes it."""
+    return contracts.build(
+        contracts.UserProfileChangedV1(
+            user_id=user_id, email=email_address, name=name, version=version
+        )
+    )
+
+
+def user_email_verified(user_id: str, version: int = 2) -> Event:
     """A user.email_verified event: the owner followed the link mailed at registration."""
-    return contracts.build(contracts.UserEmailVerifiedV1(user_id=user_id, version=2))
+    return contracts.build(contracts.UserEmailVerifiedV1(user_id=user_id, version=version))
 
 
 def user_verification_requested(
@@ -199,9 +215,14 @@ def user_registration_attempted(user_id: str) -> Event:
     return contracts.build(contracts.UserRegistrationAttemptedV1(user_id=user_id))
 
 
-def user_deactivated(user_id: str) -> Event:
+def user_deactivated(user_id: str, version: int = 2) -> Event:
     """A user.deactivated event as auth publishes it."""
-    return contracts.build(contracts.UserDeactivatedV1(user_id=user_id, version=2))
+    return contracts.build(contracts.UserDeactivatedV1(user_id=user_id, version=version))
+
+
+def user_reactivated(user_id: str, version: int) -> Event:
+    """A user.reactivated event as auth publishes it."""
+    return contracts.build(contracts.UserReactivatedV1(user_id=user_id, version=version))
 
 
 def order_created(user_id: str, order_id: str | None = None, total_cents: int = 2500) -> Event:

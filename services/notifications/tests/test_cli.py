@@ -14,6 +14,7 @@ from services.notifications.models import Delivery, Notification, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
     SmtpSink,
+    committed,
     deliver,
     now_utc,
     order_created,
@@ -67,7 +68,8 @@ def failed(app: Flask, consume: Callable[[Event], None]) -> None:
     consume(user_registered(ADA))
     consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
-        services.create_webhook(
+        committed(
+            services.create_webhook,
             session=db.session(),
             user_id=ADA,
             url="http://127.0.0.1:9/hook",

@@ -27,6 +27,7 @@ from services.notifications.tests.conftest import (
     SmtpSink,
     TokenMaker,
     WebhookReceiver,
+    committed,
     deliver,
     drip_headers,
     now_utc,
@@ -56,7 +57,8 @@ def _only(app: Flask, channel: str) -> Delivery:
 def _add_webhook(app: Flask, url: str, event_types: tuple[str, ...] = ("order.created",)) -> str:
     """Register an endpoint (private targets allowed) and return its secret."""
     with app.app_context():
-        endpoint = services.create_webhook(
+        endpoint = committed(
+            services.create_webhook,
             session=db.session(),
             user_id=ADA,
             url=url,
@@ -275,7 +277,9 @@ def test_a_deleted_webhook_gets_nothing_more(
     consume(order_created(ADA))
     with app.app_context():
         [endpoint_id] = db.session.scalars(sa.text("SELECT id FROM webhook_endpoints"))
-        services.delete_webhook(session=db.session(), user_id=ADA, webhook_id=endpoint_id)
+        committed(
+            services.delete_webhook, session=db.session(), user_id=ADA, webhook_id=endpoint_id
+        )
 
     deliver(app, _webhook_settings(app))
 
@@ -294,7 +298,8 @@ def test_a_claimed_delivery_is_left_alone_until_its_lease_runs_out(
 
     def claim(after_seconds: float = 0) -> list[services.DeliveryJob]:
         with app.app_context():
-            return services.claim_due_deliveries(
+            return committed(
+                services.claim_due_deliveries,
                 session=db.session(),
                 now=now_utc() + timedelta(seconds=after_seconds),
                 limit=10,
@@ -318,8 +323,13 @@ def test_workers_skip_a_row_another_worker_holds_instead_of_waiting(
         holder = sessionmaker(bind=db.engine)()
         try:
             holder.execute(sa.text("SELECT id FROM deliveries FOR UPDATE"))  # another worker
-            jobs = services.claim_due_deliveries(
-                session=db.session(), now=now_utc(), limit=10, lease_seconds=60, max_attempts=5
+            jobs = committed(
+                services.claim_due_deliveries,
+                session=db.session(),
+                now=now_utc(),
+                limit=10,
+                lease_seconds=60,
+                max_attempts=5,
             )
         finally:
             holder.rollback()
@@ -335,11 +345,17 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
     consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
         session = db.session()
-        [ours] = services.claim_due_deliveries(
-            session=session, now=now_utc(), limit=10, lease_seconds=1, max_attempts=5
+        [ours] = committed(
+            services.claim_due_deliveries,
+            session=session,
+            now=now_utc(),
+            limit=10,
+            lease_seconds=1,
+            max_attempts=5,
         )
         # Our lease ran out while earlier sends of the batch went on; another worker claimed it.
-        [theirs] = services.claim_due_deliveries(
+        [theirs] = committed(
+            services.claim_due_deliveries,
             session=session,
             now=now_utc() + timedelta(seconds=2),
             limit=10,
@@ -348,10 +364,14 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
         )
 
         assert (
-            services.renew_claim(session=session, job=ours, now=now_utc(), lease_seconds=60)
+            committed(
+                services.renew_claim, session=session, job=ours, now=now_utc(), lease_seconds=60
+            )
             is False
         )
-        assert services.renew_claim(session=session, job=theirs, now=now_utc(), lease_seconds=60)
+        assert committed(
+            services.renew_claim, session=session, job=theirs, now=now_utc(), lease_seconds=60
+        )
 
 
 def test_two_delivery_loops_send_each_mail_once_while_slow_webhooks_hold_one_up(
@@ -431,7 +451,8 @@ def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed_not_retried_f
     def claim(round_: int) -> list[services.DeliveryJob]:
         # Each round comes after the previous claim's lease ran out, its worker gone.
         with app.app_context():
-            return services.claim_due_deliveries(
+            return committed(
+                services.claim_due_deliveries,
                 session=db.session(),
                 now=start + timedelta(seconds=61 * round_),
                 limit=10,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,13 +15,17 @@ from services.notifications import services
 from services.notifications.models import Contact, Delivery, Notification, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
+    committed,
     order_created,
     order_status_changed,
     user_deactivated,
     user_email_verified,
+    user_profile_changed,
+    user_reactivated,
     user_registered,
 )
 from shared.events import Event, InvalidEvent
+from shared.uow import commit_forbidden
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +45,8 @@ def _deliveries(app: Flask) -> list[tuple[str, str]]:
 
 def _add_webhook(app: Flask, user_id: str, event_types: list[str]) -> None:
     with app.app_context():
-        services.create_webhook(
+        committed(
+            services.create_webhook,
             session=db.session(),
             user_id=user_id,
             url="http://127.0.0.1:9/hook",
@@ -172,3 +178,105 @@ def test_correlation_ids_that_are_not_well_formed_are_dropped_and_the_event_stil
 
     [notification] = _rows(app, Notification)
     assert (notification.request_id, notification.traceparent) == (None, None)
+
+
+def test_a_reactivated_user_is_written_to_again(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA))
+    consume(user_email_verified(ADA, version=2))
+    consume(user_deactivated(ADA, version=3))
+    consume(user_reactivated(ADA, version=4))
+    consume(order_created(ADA))
+
+    [contact] = _rows(app, Contact)
+    assert (contact.active, contact.active_version) == (True, 4)
+    # The welcome was cancelled by the deactivation; the new order's mail goes out.
+    assert _deliveries(app) == [("email", "cancelled"), ("email", "pending")]
+
+
+def test_a_profile_change_moves_the_contact_to_the_new_address_and_name(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    consume(user_registered(ADA, "ada@example.com", "Ada"))
+    consume(user_profile_changed(ADA, "ada@lovelace.example", "Ada Lovelace", version=2))
+
+    [contact] = _rows(app, Contact)
+    assert (contact.email, contact.name, contact.profile_version) == (
+        "ada@lovelace.example",
+        "Ada Lovelace",
+        2,
+    )
+
+
+def test_user_events_out_of_order_leave_the_contact_as_the_latest_version_says(
+    app: Flask, consume: Callable[[Event], None]
+) -> None:
+    registered = user_registered(ADA, "ada@example.com", "Ada")
+    # v4 deactivates; v2 (re-activation) and v3 (a new name) arrive after it, then v1 twice.
+    consume(user_deactivated(ADA, version=4))
+    consume(user_reactivated(ADA, version=2))
+    consume(user_profile_changed(ADA, "ada@example.com", "Ada L.", version=3))
+    consume(registered)
+    consume(registered)  # a redelivery: the inbox drops it
+    consume(dataclasses.replace(registered, id=str(uuid.uuid4())))  # a re-publication
+
+    [contact] = _rows(app, Contact)
+    assert (contact.active, contact.active_version) == (False, 4)
+    assert (contact.email, contact.name, contact.profile_version) == (
+        "ada@example.com",
+        "Ada L.",
+        3,
+    )
+    consume(order_created(ADA))
+    assert ("email", "pending") not in _deliveries(app)
+
+
+def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
+    now = datetime.now(UTC)
+    with app.app_context():
+        session = db.session()
+        with commit_forbidden(session):
+            services.record_contact(
+                session=session, user_id=ADA, email="a@x.org", name="Ada", version=1
+            )
+            services.update_contact_profile(
+                session=session, user_id=ADA, email="a@x.org", name="Ann", version=2
+            )
+            services.verify_contact(session=session, user_id=ADA)
+            notification = services.notify(
+                session=session,
+                user_id=ADA,
+                event_id=str(uuid.uuid4()),
+                event_type="order.created",
+                occurred_at=now,
+                data=order_created(ADA).data,
+            )
+            services.mark_read(session=session, user_id=ADA, notification_id=notification.id)
+            endpoint = services.create_webhook(
+                session=session,
+                user_id=ADA,
+                url="http://127.0.0.1:9/hook",
+                event_types=["order.created"],
+                description=None,
+                guard=TargetGuard(allow_private=True),
+                max_per_user=10,
+            )
+            services.delete_webhook(session=session, user_id=ADA, webhook_id=endpoint.id)
+            now += timedelta(seconds=1)  # the new deliveries are due
+            jobs = services.claim_due_deliveries(
+                session=session, now=now, limit=10, lease_seconds=60, max_attempts=3
+            )
+            assert services.renew_claim(session=session, job=jobs[0], now=now, lease_seconds=60)
+            services.record_delivery_failed(
+                session=session,
+                job=jobs[0],
+                error="refused",
+                now=now,
+                policy=services.RetryPolicy(max_attempts=1, base_seconds=1, cap_seconds=1),
+            )
+            services.retry_failed_deliveries(session=session, now=now)
+            services.deactivate_contact(session=session, user_id=ADA, version=3)
+            services.reactivate_contact(session=session, user_id=ADA, version=4)
+        session.rollback()
+    assert _rows(app, Contact) == [] and _rows(app, Notification) == []

@@ -16,6 +16,8 @@ from services.notifications.tests.conftest import (
     order_status_changed,
     user_deactivated,
     user_email_verified,
+    user_profile_changed,
+    user_reactivated,
     user_registered,
     user_registration_attempted,
     user_verification_requested,
@@ -31,6 +33,8 @@ TEMPLATE_SUFFIXES = (".subject.txt", ".txt", ".html")
 SAMPLES: dict[str, Callable[[], Event]] = {
     "user.registered": lambda: user_registered(ADA),
     "user.deactivated": lambda: user_deactivated(ADA),
+    "user.reactivated": lambda: user_reactivated(ADA, 3),
+    "user.profile_changed": lambda: user_profile_changed(ADA, "ada@example.org", "Ada L", 3),
     "user.verification_requested": lambda: user_verification_requested(ADA),
     "user.email_verified": lambda: user_email_verified(ADA),
     "user.registration_attempted": lambda: user_registration_attempted(ADA),

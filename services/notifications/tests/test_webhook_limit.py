@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from services.notifications import services
 from services.notifications.models import WebhookEndpoint, db
 from services.notifications.ssrf import TargetGuard
+from services.notifications.tests.conftest import committed
 from shared.errors import ConflictError
 
 ADA = "user-ada"
@@ -19,7 +20,8 @@ LIMIT = 3
 
 
 def _create(session, user_id: str = ADA) -> None:
-    services.create_webhook(
+    committed(
+        services.create_webhook,
         session=session,
         user_id=user_id,
         url="http://127.0.0.1:9/hook",

@@ -18,6 +18,7 @@ from services.orders import services
 from services.orders.models import Customer, Order, Outbox, Product, db
 from services.orders.tests.helpers import rows
 from shared.errors import ConflictError, ForbiddenError
+from shared.uow import commit_forbidden
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +185,9 @@ def _wait_until_blocked_or_done(engine: sa.Engine, thread: threading.Thread) -> 
 
 def _register(engine: sa.Engine) -> None:
     with Session(engine) as session:
-        services.record_customer(session=session, user_id=ZED, email="z@x.org", name="Zed")
+        services.record_customer(
+            session=session, user_id=ZED, email="z@x.org", name="Zed", version=1
+        )
         session.commit()
 
 
@@ -200,7 +203,7 @@ def test_a_deactivation_during_a_placement_waits_for_it_and_cancels_the_order(
 
     def deactivate() -> None:
         with Session(engine) as session:
-            orders = services.deactivate_customer(session=session, user_id=ZED)
+            orders = services.deactivate_customer(session=session, user_id=ZED, version=2)
             cancelled.extend(o.id for o in orders)
             session.commit()
 
@@ -219,6 +222,7 @@ def test_a_deactivation_during_a_placement_waits_for_it_and_cancels_the_order(
             new_order=ONE_ITEM,
             render=render_while_deactivating,
         )
+        session.commit()
     deactivation.join(timeout=30)
     assert not deactivation.is_alive()
 
@@ -250,12 +254,14 @@ def test_a_placement_during_a_deactivation_waits_for_it_and_is_refused(
                         render=_created,
                     )
                 )
+                session.commit()
             except Exception as exc:
                 outcome.append(exc)
 
     placement = threading.Thread(target=place)
     with Session(engine) as deactivation:
-        services.deactivate_customer(session=deactivation, user_id=ZED)  # not committed yet
+        # Not committed yet.
+        services.deactivate_customer(session=deactivation, user_id=ZED, version=2)
         placement.start()
         _wait_until_blocked_or_done(engine, placement)
         deactivation.commit()
@@ -305,3 +311,38 @@ def test_of_two_admins_adding_one_sku_at_once_one_adds_it_and_the_other_gets_409
     assert [(p.sku, p.unit_price_cents) for p in rows(app, Product) if p.sku == "LAMP-1"] == [
         ("LAMP-1", 4500)
     ]
+
+
+def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    admin = services.Actor("user-admin", is_admin=True)
+    with Session(engine) as session, commit_forbidden(session):
+        services.record_customer(
+            session=session, user_id=ZED, email="z@x.org", name="Zed", version=1
+        )
+        services.update_customer_profile(
+            session=session, user_id=ZED, email="z@x.org", name="Zoe", version=2
+        )
+        first, second = (
+            services.place_order(
+                session=session,
+                actor=services.Actor(ZED),
+                new_order=ONE_ITEM,
+                render=_created,
+                idempotency_key=key,
+            )
+            for key in ("k-1", "k-2")
+        )
+        first_id = uuid.UUID(first.response.body["id"])
+        services.change_order_status(
+            session=session, actor=admin, order_id=first_id, status="confirmed"
+        )
+        services.cancel_order(session=session, actor=admin, order_id=first_id)
+        services.deactivate_customer(session=session, user_id=ZED, version=3)
+        services.reactivate_customer(session=session, user_id=ZED, version=4)
+        services.purge_expired_idempotency_keys(session=session)
+        # Nothing was committed: the whole run is still one open transaction.
+        with Session(engine) as other:
+            assert other.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+    assert second.response.status == 201

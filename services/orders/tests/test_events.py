@@ -21,6 +21,7 @@ from services.orders.tests.helpers import ORDER_BODY_TOTAL, EventQueue, order_bo
 from shared import contracts
 from shared.events import Event, InvalidEvent
 from shared.messaging import Consumer, Publisher, declare_topology
+from shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +29,13 @@ Headers = dict[str, str]
 Place = Callable[..., dict[str, Any]]
 
 
-def user_event(type_: str, **data: Any) -> Event:
-    """An event as auth publishes it (by hand: tests also send what auth never would)."""
+def user_event(type_: str, version: int = 1, **data: Any) -> Event:
+    """An event as auth publishes it, about `version` of the user (by hand: tests also send
+    what auth never would)."""
     return Event(
         type=type_,
         source="/auth",
-        data={"version": 1, **data},
+        data={**data, "version": version},
         subject=data.get("user_id"),
         dataschema=contracts.dataschema(type_, 1),
     )
@@ -115,7 +117,7 @@ def test_a_deactivation_whose_events_cannot_be_written_changes_nothing_and_can_b
     registered = user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al")
     apply(app, registered)
     orders = {place(alice)["id"], place(alice)["id"]}
-    deactivated = user_event("user.deactivated", user_id="user-alice")
+    deactivated = user_event("user.deactivated", user_id="user-alice", version=2)
     request.getfixturevalue("failing_outbox")
 
     with pytest.raises(RuntimeError, match="simulated"):
@@ -204,7 +206,7 @@ def test_deactivation_cancels_open_orders_keeps_shipped_ones_and_refuses_new_ord
             f"/api/v1/orders/{shipped['id']}/status", json={"status": status}, headers=admin
         )
 
-    apply(app, user_event("user.deactivated", user_id="user-alice"))
+    apply(app, user_event("user.deactivated", user_id="user-alice", version=2))
 
     status = {str(o.id): o.status for o in rows(app, Order)}
     assert status == {
@@ -222,7 +224,7 @@ def test_deactivation_cancels_open_orders_keeps_shipped_ones_and_refuses_new_ord
 def test_a_deactivation_that_arrives_before_the_registration_still_refuses_orders(
     app: Flask, client: FlaskClient, alice: Headers
 ) -> None:
-    apply(app, user_event("user.deactivated", user_id="user-alice"))
+    apply(app, user_event("user.deactivated", user_id="user-alice", version=2))
     apply(app, user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al"))
     [customer] = rows(app, Customer)
     assert (customer.email, customer.active) == ("a@x.org", False)
@@ -234,7 +236,7 @@ def test_on_sqlite_placements_and_deactivations_work_as_under_make_run(
 ) -> None:
     placed = sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice)
     assert placed.status_code == 201  # before user.registered: the customer row is made
-    apply(sqlite_app, user_event("user.deactivated", user_id="user-alice"))
+    apply(sqlite_app, user_event("user.deactivated", user_id="user-alice", version=2))
     order = sqlite_client.get(f"/api/v1/orders/{placed.get_json()['id']}", headers=alice)
     assert order.get_json()["status"] == "cancelled"
     refused = sqlite_client.post("/api/v1/orders", json=order_body(), headers=alice)
@@ -262,7 +264,7 @@ def test_user_deactivated_delivered_twice_through_the_broker_cancels_once(
 ) -> None:
     caplog.set_level(logging.INFO, logger="shared.inbox")
     orders = {place(alice)["id"], place(alice)["id"]}
-    deactivated = user_event("user.deactivated", user_id="user-alice")
+    deactivated = user_event("user.deactivated", user_id="user-alice", version=2)
     # The last event only marks the end of the run: one consumer handles in queue order.
     marker = user_event("user.registered", user_id="u-marker", email="m@x.org", name="M")
     settings = {
@@ -300,3 +302,95 @@ def test_user_deactivated_delivered_twice_through_the_broker_cancels_once(
     assert [getattr(r, "event_id", None) for r in duplicates] == [deactivated.id]
     with app.app_context():
         assert db.session.get(Customer, "user-alice").active is False  # type: ignore[union-attr]
+
+
+def test_a_reactivated_customer_may_order_again(
+    app: Flask, client: FlaskClient, alice: Headers
+) -> None:
+    apply(app, user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al"))
+    apply(app, user_event("user.deactivated", user_id="user-alice", version=2))
+    assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
+    apply(app, user_event("user.reactivated", user_id="user-alice", version=3))
+    assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 201
+
+
+def test_a_profile_change_reaches_the_customer(app: Flask) -> None:
+    apply(app, user_event("user.registered", user_id="u-1", email="a@x.org", name="Ann"))
+    apply(
+        app,
+        user_event("user.profile_changed", user_id="u-1", email="a@x.org", name="Anne", version=2),
+    )
+    [customer] = rows(app, Customer)
+    assert (customer.name, customer.profile_version) == ("Anne", 2)
+
+
+def test_user_events_out_of_order_leave_the_customer_as_the_latest_version_says(
+    app: Flask, client: FlaskClient, place: Place, alice: Headers
+) -> None:
+    registered = user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al")
+    reactivated = user_event("user.reactivated", user_id="user-alice", version=2)
+    deactivated = user_event("user.deactivated", user_id="user-alice", version=3)
+    order = place(alice)
+
+    # v3 first, then the late v2, then v1 twice (a redelivery and a copy with a new id).
+    for event in (deactivated, reactivated, registered, user_event(**_as_new(registered))):
+        apply(app, event)
+
+    [customer] = rows(app, Customer)
+    assert (customer.active, customer.active_version) == (False, 3)
+    assert (customer.email, customer.name, customer.profile_version) == ("a@x.org", "Al", 1)
+    assert {str(o.id): o.status for o in rows(app, Order)} == {order["id"]: "cancelled"}
+    assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
+
+
+def _as_new(event: Event) -> dict[str, Any]:
+    """The arguments of user_event that make the same change again under a new event id."""
+    data = dict(event.data)
+    return {"type_": event.type, "version": data.pop("version"), **data}
+
+
+def test_user_events_out_of_order_through_the_broker_leave_the_latest_state(
+    app: Flask, amqp_url: str, place: Place, alice: Headers
+) -> None:
+    order = place(alice)
+    registered = user_event("user.registered", user_id="user-alice", email="a@x.org", name="Al")
+    reactivated = user_event("user.reactivated", user_id="user-alice", version=2)
+    deactivated = user_event("user.deactivated", user_id="user-alice", version=3)
+    marker = user_event("user.registered", user_id="u-marker", email="m@x.org", name="M")
+    settings = {
+        "delivery_limit": app.config["EVENT_DELIVERY_LIMIT"],
+        "retry_delays": app.config["EVENT_RETRY_DELAYS"],
+    }
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        declare_topology(connection.channel(), CONSUMER, list(HANDLERS), **settings)
+    finally:
+        connection.close()
+    with Publisher(amqp_url) as publisher:
+        published = publisher.publish_batch([deactivated, reactivated, registered, registered])
+        assert published == [True] * 4
+        assert publisher.publish_batch([marker]) == [True]
+
+    consumer = Consumer(amqp_url, CONSUMER, list(HANDLERS), event_handler(app), **settings)
+    thread = threading.Thread(target=consumer.run, name="orders-consumer")
+    thread.start()
+    try:
+        wait_for(
+            lambda: any(c.user_id == "u-marker" for c in rows(app, Customer)),
+            timeout=15,
+            what="the consumer reaching the last event",
+        )
+    finally:
+        consumer.stop()
+        thread.join(timeout=15)
+    assert not thread.is_alive()
+
+    with app.app_context():
+        customer = db.session.get(Customer, "user-alice")
+        assert customer is not None
+        assert (customer.active, customer.active_version, customer.profile_version) == (
+            False,
+            3,
+            1,
+        )
+    assert {str(o.id): o.status for o in rows(app, Order)} == {order["id"]: "cancelled"}

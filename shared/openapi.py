@@ -89,10 +89,17 @@ class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest is untyped
         self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
 
-def operation(blp: Blueprint, operation_id: str, *errors: int) -> Callable[[F], F]:
-    """Name a view's operation and document the error statuses its use case can answer."""
+def operation(
+    blp: Blueprint, operation_id: str, *errors: int, conditional: bool = False
+) -> Callable[[F], F]:
+    """Name a view's operation and document the error statuses its use case can answer.
+
+    `conditional`: the view answers If-None-Match with 304 (shared.conditional).
+    """
 
     def decorator(func: F) -> F:
+        if conditional:
+            func = blp.alt_response(304, response=_status_name(304))(func)
         for status in errors:
             func = blp.alt_response(status, response=_status_name(status))(func)
         decorated: F = blp.doc(operationId=operation_id)(func)
@@ -118,9 +125,41 @@ class ProblemsPlugin(BasePlugin):
                 statuses += PATH_ID_ERRORS
             if "requestBody" in spec_operation:
                 statuses += BODY_ERRORS
+            # Keys are ints or strings here (apispec turns them all into strings later).
             responses = spec_operation.setdefault("responses", {})
+            documented = {str(status) for status in responses}
             for status in statuses:
-                responses.setdefault(str(status), _status_name(status))
+                if str(status) not in documented:
+                    responses[str(status)] = _status_name(status)
+            if "304" in documented:
+                _document_conditional(spec_operation)
+
+
+# What a conditional GET sends and answers (shared.conditional), documented once.
+IF_NONE_MATCH_PARAMETER = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag of the copy you hold: 304 with no body while it is current.",
+}
+CONDITIONAL_HEADERS = {
+    "ETag": {
+        "schema": {"type": "string"},
+        "description": "Strong for one order (its version), weak for lists and pages.",
+    },
+    "Cache-Control": {"schema": {"type": "string", "example": "private, no-cache"}},
+    "Vary": {"schema": {"type": "string", "example": "Authorization"}},
+}
+
+
+def _document_conditional(spec_operation: dict[str, Any]) -> None:
+    """If-None-Match in, ETag and the caching headers out, on a conditional GET."""
+    spec_operation.setdefault("parameters", []).append(dict(IF_NONE_MATCH_PARAMETER))
+    responses = spec_operation["responses"]
+    success = responses.get(200, responses.get("200"))
+    if isinstance(success, dict):
+        success.setdefault("headers", {}).update(CONDITIONAL_HEADERS)
 
 
 def create_api(app: Any, blueprints: Iterable[Blueprint]) -> ProblemApi:

@@ -26,6 +26,7 @@ from services.notifications.schemas import (
 from services.notifications.services import NotificationPage
 from services.notifications.ssrf import TargetGuard
 from shared.app import ApiBlueprint
+from shared.conditional import conditional_get
 from shared.openapi import operation
 from shared.tokens import current_principal, require_auth
 from shared.uow import unit_of_work
@@ -36,6 +37,8 @@ blp = ApiBlueprint(
     url_prefix="/api/v1/notifications",
     description="A user's notifications and webhook endpoints.",
 )
+# Every GET here answers per-user data: ETags, 304s and private caching (shared.conditional).
+blp.after_request(conditional_get)
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 GUARD_EXTENSION = "notifications_target_guard"
@@ -53,7 +56,7 @@ def _user_id() -> str:
 class Notifications(MethodView):
     """The caller's notifications."""
 
-    @operation(blp, "list_notifications")
+    @operation(blp, "list_notifications", conditional=True)
     @blp.doc(security=BEARER)
     @require_auth
     @blp.arguments(NotificationQueryArgsSchema, location="query", unknown=RAISE)
@@ -89,7 +92,7 @@ class NotificationRead(MethodView):
 class Webhooks(MethodView):
     """The caller's webhook endpoints."""
 
-    @operation(blp, "list_webhooks")
+    @operation(blp, "list_webhooks", conditional=True)
     @blp.doc(security=BEARER)
     @require_auth
     @blp.response(200, WebhookListSchema)

@@ -40,6 +40,7 @@ from services.orders.schemas import (
     render_order_page,
 )
 from shared.app import ApiBlueprint
+from shared.conditional import conditional_get
 from shared.openapi import operation
 from shared.tokens import current_principal, require_auth
 from shared.uow import unit_of_work
@@ -49,7 +50,8 @@ blp = ApiBlueprint(
     __name__,
     url_prefix="/api/v1/orders",
     description="Place orders, list and read them, cancel them; admins move them along.",
-)
+)  # Every GET here answers per-user data: ETags, 304s and private caching (shared.conditional).
+blp.after_request(conditional_get)
 products_blp = ApiBlueprint(
     "products",
     __name__,
@@ -156,7 +158,7 @@ class Orders(MethodView):
 
     decorators = [require_auth]
 
-    @operation(blp, "list_orders")
+    @operation(blp, "list_orders", conditional=True)
     @blp.doc(security=BEARER)
     @blp.arguments(OrderQueryArgsSchema, location="query")
     @blp.response(200, OrderPageSchema)
@@ -202,7 +204,7 @@ class OrderDetail(MethodView):
 
     decorators = [require_auth]
 
-    @operation(blp, "get_order")
+    @operation(blp, "get_order", conditional=True)
     @blp.doc(security=BEARER)
     @blp.response(200, OrderSchema)
     def get(self, order_id: uuid.UUID) -> Response:

@@ -261,6 +261,8 @@ def send_verification_mail(
         created_at=now,
         request_id=request_id if request_id and len(request_id) <= 128 else None,
         traceparent=traceparent if trace_id_of(traceparent) else None,
+        subject_type="user",
+        subject_id=user_id,
     )
     session.add(notification)
     session.add(
@@ -320,6 +322,20 @@ def webhook_body(*, event_type: str, occurred_at: datetime, data: Mapping[str, A
     )
 
 
+# The event data field naming what each family of events is about.
+SUBJECT_FIELDS = {"order": "order_id", "user": "user_id"}
+
+
+def subject_of(event_type: str, data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(type, full id) of what an event is about: the order of `order.*`, the user of `user.*`."""
+    family = event_type.partition(".")[0]
+    field = SUBJECT_FIELDS.get(family)
+    value = data.get(field) if field else None
+    if value is None or len(str(value)) > 64:
+        return None
+    return family, str(value)
+
+
 def notify(
     *,
     session: Session,
@@ -339,6 +355,7 @@ def notify(
     now = utcnow()
     contact = session.get(Contact, user_id)
     rendered = render(event_type, data, name=contact.name if contact else None)
+    subject_type, subject_id = subject_of(event_type, data) or (None, None)
     notification = Notification(
         id=uuid.uuid4(),
         user_id=user_id,
@@ -351,6 +368,8 @@ def notify(
         # does not fit the column must not turn the whole event into a poison message.
         request_id=request_id if request_id and len(request_id) <= 128 else None,
         traceparent=traceparent if trace_id_of(traceparent) else None,
+        subject_type=subject_type,
+        subject_id=subject_id,
     )
     session.add(notification)
     if contact is not None and not contact.active:

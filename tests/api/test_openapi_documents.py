@@ -121,3 +121,14 @@ def test_every_operation_behind_a_token_answers_a_documented_401_problem(
         assert response.status_code == 401, f"{method} {path}"
         assert response.mimetype == PROBLEM_CONTENT_TYPE
         assert "401" in operation["responses"]
+
+
+def test_a_notification_documents_the_link_to_its_subject(
+    specs: dict[str, dict[str, Any]],
+) -> None:
+    spec = specs["notifications"]
+    subject = spec["components"]["schemas"]["Notification"]["properties"]["subject"]
+    [link] = [resolve(spec, option) for option in subject["anyOf"] if "$ref" in option]
+
+    assert set(link["properties"]) == {"type", "id", "path"}
+    assert link["properties"]["type"]["enum"] == ["order", "user"]

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.openapi import SpecCache, merge_specs
 from gateway.tests.conftest import bearer
-from shared.testing import free_port
+from tests.support import free_port
 
 
 def test_the_per_ip_limit_answers_429_with_retry_after(make_gateway, upstream):

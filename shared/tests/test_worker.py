@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from shared.db import utcnow
 from shared.events import new_event
 from shared.outbox import purge_sent, record_event
-from shared.testing import wait_for
 from shared.tests.conftest import Outbox
 from shared.worker import EXIT_FAILED, EXIT_OK, Task, Worker, outbox_purge, periodic_task
+from tests.support import wait_for
 
 
 def blocking_task(name: str) -> tuple[Task, threading.Event]:

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from bench.suite import Suite, SuiteError, SuiteOptions
-from shared.testing import wait_for
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@e2e.example.com"

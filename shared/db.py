@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite for `make run`.
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -68,6 +68,15 @@ def is_postgresql(session_or_engine: Any) -> bool:
         else session_or_engine
     )
     return bool(bind.dialect.name == "postgresql")
+
+
+def upsert(session_or_engine: Any, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of `model` that takes ON CONFLICT clauses, for the backend in use.
+
+    Both dialects spell `on_conflict_do_nothing` / `on_conflict_do_update` the same way, so
+    callers write one statement for PostgreSQL and for the SQLite file of `make run`.
+    """
+    return postgresql.insert(model) if is_postgresql(session_or_engine) else sqlite.insert(model)
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

@@ -9,7 +9,6 @@ it serves /metrics and /healthz there.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,7 +16,15 @@ from datetime import timedelta
 from sqlalchemy.orm import sessionmaker
 
 from shared.config import ConfigError, Env
-from shared.worker import outbox_purge, periodic_task, relay_task, run_worker
+from shared.worker import (
+    RELAY_ARGUMENTS,
+    Command,
+    outbox_purge,
+    periodic_task,
+    relay_task,
+    run_worker,
+    worker_main,
+)
 
 log = logging.getLogger("services.auth.worker")
 
@@ -58,19 +65,18 @@ def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
     return run_worker(tasks, cleanup=engine.dispose)
 
 
+COMMANDS = {
+    "relay": Command(
+        "publish outbox events to RabbitMQ and purge old sent ones",
+        lambda args: run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds),
+        RELAY_ARGUMENTS,
+    ),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m services.auth.worker")
-    commands = parser.add_subparsers(dest="command", required=True)
-    relay = commands.add_parser("relay", help="publish outbox events to RabbitMQ")
-    relay.add_argument("--batch-size", type=int, default=500)
-    relay.add_argument("--idle-seconds", type=float, default=0.05)
-    args = parser.parse_args(argv)
-    try:
-        return run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds)
-    except ConfigError as exc:
-        log.error("cannot start", extra={"error": str(exc)})
-        return 2
+    return worker_main("python -m services.auth.worker", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -256,6 +256,11 @@ RELAY_ARGUMENTS: tuple[Argument, ...] = (
 )
 
 
+def relay_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`relay_task`'s keyword arguments from the RELAY_ARGUMENTS flags."""
+    return {"batch_size": args.batch_size, "idle_seconds": args.idle_seconds}
+
+
 @dataclass(frozen=True)
 class Command:
     """One command of a worker's command line: what it does, its flags, and how it runs."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
@@ -21,6 +22,7 @@ from shared.worker import (
     Command,
     outbox_purge,
     periodic_task,
+    relay_options,
     relay_task,
     run_worker,
     worker_main,
@@ -42,8 +44,8 @@ def purge_settings(env: Env) -> tuple[timedelta, float]:
     return timedelta(seconds=retention), interval
 
 
-def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
-    """Relay the outbox to RabbitMQ and purge old sent events until SIGTERM/SIGINT."""
+def run_relay_process(**relay: Any) -> int:
+    """Relay the outbox (`relay`: relay_task's options) and purge old sent events until stopped."""
     from services.auth import create_app
     from services.auth.models import Outbox, db
 
@@ -53,13 +55,7 @@ def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
         engine = db.engine
     sessions = sessionmaker(bind=engine)
     tasks = [
-        relay_task(
-            sessions,
-            Outbox,
-            app.config["AMQP_URL"],
-            batch_size=batch_size,
-            idle_seconds=idle_seconds,
-        ),
+        relay_task(sessions, Outbox, app.config["AMQP_URL"], **relay),
         periodic_task("outbox-purge", interval, outbox_purge(sessions, Outbox, retention)),
     ]
     return run_worker(tasks, cleanup=engine.dispose)
@@ -68,7 +64,7 @@ def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
 COMMANDS = {
     "relay": Command(
         "publish outbox events to RabbitMQ and purge old sent ones",
-        lambda args: run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds),
+        lambda args: run_relay_process(**relay_options(args)),
         RELAY_ARGUMENTS,
     ),
 }

@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +35,7 @@ from shared.worker import (
     consumer_task,
     outbox_purge,
     periodic_task,
+    relay_options,
     relay_task,
     run_worker,
     setup_topology,
@@ -73,19 +75,13 @@ def housekeeping(app: Flask, session_factory: Callable[[], Session]) -> Callable
     return purge
 
 
-def relay(app: Flask, *, batch_size: int = 500, idle_seconds: float = 0.05) -> int:
-    """Run the outbox relay until stopped, with the housekeeping purges beside it."""
+def relay(app: Flask, **relay: Any) -> int:
+    """Run the outbox relay (`relay`: relay_task's options) until stopped, purges beside it."""
     with app.app_context():
         engine = db.engine
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     tasks = [
-        relay_task(
-            sessions,
-            Outbox,
-            app.config["AMQP_URL"],
-            batch_size=batch_size,
-            idle_seconds=idle_seconds,
-        ),
+        relay_task(sessions, Outbox, app.config["AMQP_URL"], **relay),
         periodic_task(
             "purge",
             float(app.config["ORDERS_PURGE_INTERVAL_SECONDS"]),
@@ -130,9 +126,7 @@ COMMANDS = {
         "publish the outbox to RabbitMQ; also purge expired idempotency keys and old sent events",
         _in_app(
             "relay",
-            lambda app, args: relay(
-                app, batch_size=args.batch_size, idle_seconds=args.idle_seconds
-            ),
+            lambda app, args: relay(app, **relay_options(args)),
         ),
         RELAY_ARGUMENTS,
     ),

@@ -1,5 +1,8 @@
 """`/openapi.json`: the services' specs merged into one; `/docs`: Swagger UI over it.
 
+`/asyncapi.json` is the events' counterpart: the AsyncAPI document generated from the
+contract catalogue that every service is built with (docs/asyncapi.yaml holds the same).
+
 Each service publishes its own spec (flask-smorest). The gateway fetches them, caches
 each for `GATEWAY_OPENAPI_TTL_SECONDS`, and merges: paths as they are (they already carry
 the service prefix), component names prefixed with the service (`orders.Order`), every
@@ -20,6 +23,8 @@ from typing import Any
 import requests
 from flask import Flask, Response, current_app, json
 from flask_swagger_ui import get_swaggerui_blueprint
+
+from shared.contracts import asyncapi
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +148,13 @@ def openapi_view() -> Response:
     return Response(json.dumps(cache.merged()), mimetype="application/json")
 
 
+def asyncapi_view() -> Response:
+    """The AsyncAPI document of the suite's events (generated from shared.contracts)."""
+    return Response(asyncapi.document_json(), mimetype="application/json")
+
+
 def init_app(app: Flask, upstreams: Mapping[str, str], fetch: Fetch | None = None) -> None:
-    """Serve /openapi.json and the Swagger UI at /docs."""
+    """Serve /openapi.json, the Swagger UI at /docs, and the event catalogue /asyncapi.json."""
     if fetch is None:
         session = requests.Session()
         session.trust_env = False
@@ -154,6 +164,7 @@ def init_app(app: Flask, upstreams: Mapping[str, str], fetch: Fetch | None = Non
         upstreams, fetch, float(app.config["GATEWAY_OPENAPI_TTL_SECONDS"])
     )
     app.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
+    app.add_url_rule("/asyncapi.json", "asyncapi", asyncapi_view, methods=["GET"])
     app.register_blueprint(
         get_swaggerui_blueprint(
             "/docs",

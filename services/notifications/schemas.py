@@ -1,16 +1,13 @@
-"""Bodies of the notifications API, and the data of the events it consumes (marshmallow).
+"""Bodies of the notifications API (marshmallow).
 
-API input refuses unknown fields (no mass assignment). Event data is read tolerantly
-(unknown fields dropped): a producer may add a field without breaking this consumer.
+API input refuses unknown fields (no mass assignment). The data of the events this service
+consumes is defined (and parsed) once for the whole suite, in shared.contracts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from marshmallow import Schema, fields, validate
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-
-from shared.events import InvalidEvent
 from shared.pagination import CursorField, PageQueryArgsSchema
 from shared.schemas import StrictSchema, UtcDateTime
 
@@ -114,115 +111,3 @@ class WebhookListSchema(Schema):
     """The caller's endpoints, oldest first."""
 
     items = fields.List(fields.Nested(WebhookSchema))
-
-
-# -- events -----------------------------------------------------------------------------
-
-
-def _id() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=64))
-
-
-def _count(minimum: int) -> fields.Integer:
-    return fields.Integer(required=True, strict=True, validate=validate.Range(min=minimum))
-
-
-def _status() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=32))
-
-
-def _profile(name: str) -> type[Schema]:
-    return Schema.from_dict(
-        {
-            "user_id": _id(),
-            "email": fields.Email(required=True, validate=validate.Length(max=320)),
-            "name": fields.String(required=True, validate=validate.Length(max=200)),
-            "version": _count(1),
-        },
-        name=name,
-    )
-
-
-UserRegisteredData = _profile("UserRegisteredData")
-UserProfileChangedData = _profile("UserProfileChangedData")
-UserDeactivatedData = Schema.from_dict(
-    {"user_id": _id(), "version": _count(1)}, name="UserDeactivatedData"
-)
-UserReactivatedData = Schema.from_dict(
-    {"user_id": _id(), "version": _count(1)}, name="UserReactivatedData"
-)
-UserEmailVerifiedData = Schema.from_dict({"user_id": _id()}, name="UserEmailVerifiedData")
-UserRegistrationAttemptedData = Schema.from_dict(
-    {"user_id": _id()}, name="UserRegistrationAttemptedData"
-)
-UserVerificationRequestedData = Schema.from_dict(
-    {
-        "user_id": _id(),
-        "email": fields.Email(required=True, validate=validate.Length(max=320)),
-        "name": fields.String(required=True, validate=validate.Length(max=200)),
-        "verify_url": fields.URL(
-            required=True,
-            schemes={"http", "https"},
-            require_tld=False,
-            validate=validate.Length(max=MAX_URL_LENGTH),
-        ),
-        "expires_at": fields.AwareDateTime(required=True),
-    },
-    name="UserVerificationRequestedData",
-)
-OrderItemData = Schema.from_dict(
-    {
-        "sku": fields.String(required=True, validate=validate.Length(min=1, max=100)),
-        "quantity": _count(1),
-        "unit_price_cents": _count(0),
-    },
-    name="OrderItemData",
-)
-OrderCreatedData = Schema.from_dict(
-    {
-        "order_id": _id(),
-        "user_id": _id(),
-        "status": _status(),
-        "total_cents": _count(0),
-        "currency": fields.String(
-            required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 code.")
-        ),
-        "items": fields.List(
-            fields.Nested(OrderItemData(unknown=EXCLUDE)),
-            required=True,
-            validate=validate.Length(max=1000),
-        ),
-    },
-    name="OrderCreatedData",
-)
-# `from` is a Python keyword, hence from_dict rather than a class body.
-OrderStatusChangedData = Schema.from_dict(
-    {"order_id": _id(), "user_id": _id(), "from": _status(), "to": _status()},
-    name="OrderStatusChangedData",
-)
-
-EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
-    "user.registered": UserRegisteredData,
-    "user.profile_changed": UserProfileChangedData,
-    "user.deactivated": UserDeactivatedData,
-    "user.reactivated": UserReactivatedData,
-    "user.email_verified": UserEmailVerifiedData,
-    "user.registration_attempted": UserRegistrationAttemptedData,
-    "user.verification_requested": UserVerificationRequestedData,
-    "order.created": OrderCreatedData,
-    "order.status_changed": OrderStatusChangedData,
-}
-
-
-class InvalidEventData(InvalidEvent):
-    """An event's data does not have the fields its type promises (dead-lettered at once)."""
-
-
-def load_event_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The event's data, validated for its type (unknown fields dropped); InvalidEventData."""
-    schema = EVENT_DATA_SCHEMAS[event_type](unknown=EXCLUDE)
-    try:
-        loaded: dict[str, Any] = schema.load(data)
-    except ValidationError as exc:
-        raise InvalidEventData(f"{event_type} data is invalid: {exc.messages}") from None
-    return loaded

@@ -40,6 +40,7 @@ from services.orders.models import (
     Product,
     can_transition,
 )
+from shared import contracts
 from shared.db import as_utc, rows_matched, upsert, utcnow
 from shared.errors import (
     ConflictError,
@@ -48,14 +49,13 @@ from shared.errors import (
     PreconditionFailedError,
     UnprocessableError,
 )
-from shared.events import Event, new_event
+from shared.events import Event
 from shared.outbox import record_event
 from shared.pagination import PageKey, keyset_page, older_than, split_page
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SOURCE = "/orders"
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 # Without If-Match, a change that lost a race is re-checked against the new state this
 # many times before giving up with 409.
@@ -362,22 +362,21 @@ def _build_order(actor: Actor, new_order: NewOrder, prices: dict[str, CatalogueP
 
 
 def _order_created(order: Order) -> Event:
-    return new_event(
-        "order.created",
-        SOURCE,
-        {
-            "order_id": str(order.id),
-            "user_id": order.user_id,
-            "status": order.status,
-            "total_cents": order.total_cents,
-            "currency": order.currency,
-            "items": [
-                {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=str(order.id),
+            user_id=order.user_id,
+            status=order.status,
+            total_cents=order.total_cents,
+            currency=order.currency,
+            items=[
+                contracts.OrderItemV1(
+                    sku=i.sku, quantity=i.quantity, unit_price_cents=i.unit_price_cents
+                )
                 for i in order.items
             ],
-            "version": order.version,
-        },
-        subject=str(order.id),
+            version=order.version,
+        )
     )
 
 
@@ -582,17 +581,14 @@ def _transition(
         if rows_matched(result) == 1:
             record_event(
                 session,
-                new_event(
-                    "order.status_changed",
-                    SOURCE,
-                    {
-                        "order_id": str(order.id),
-                        "user_id": order.user_id,
-                        "from": source,
-                        "to": target.value,
-                        "version": read_version + 1,
-                    },
-                    subject=str(order.id),
+                contracts.build(
+                    contracts.OrderStatusChangedV1(
+                        order_id=str(order.id),
+                        user_id=order.user_id,
+                        from_=source,
+                        to=target.value,
+                        version=read_version + 1,
+                    )
                 ),
                 model=Outbox,
             )

@@ -9,7 +9,8 @@ import jwt
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+# Every event the module causes is checked against the served AsyncAPI document.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("broker_tap")]
 
 # BOOK-1 is one of the demo products the suite seeds, at 1250 per unit.
 ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2}]}

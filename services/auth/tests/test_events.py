@@ -81,6 +81,7 @@ def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp
         "name": "Ada",
         "version": 1,
     }
+    assert event.dataschema == "urn:flask-microservices-suite:events:user.registered:1"
     assert event.requestid == response.headers["X-Request-ID"]
 
 

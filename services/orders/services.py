@@ -41,7 +41,7 @@ from services.orders.models import (
     can_transition,
 )
 from shared import contracts
-from shared.db import as_utc, rows_matched, upsert, utcnow
+from shared.db import as_utc, locked_row, rows_matched, upsert, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -698,17 +698,7 @@ def _locked_customer(session: Session, user_id: str) -> Customer:
     SHARE on the row, or inserted it; see _refuse_deactivated_customer), and two events of
     one user apply one after the other, each seeing what the other did.
     """
-    session.execute(
-        upsert(session, Customer)
-        .values(user_id=user_id, active=True, updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Customer.user_id])
-    )
-    return session.execute(
-        sa.select(Customer)
-        .where(Customer.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    return locked_row(session, Customer, "user_id", user_id, active=True, updated_at=utcnow())
 
 
 def _set_profile(customer: Customer, *, email: str, name: str, version: int) -> bool:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from shared.db import upsert
+from shared.db import locked_row, upsert
 from shared.pagination import CursorField, PageKey, keyset_page, older_than, split_page
 
 
@@ -130,3 +130,11 @@ def test_a_cursor_carries_the_page_key_back_unchanged():
 def test_cursors_that_are_not_ours_are_a_validation_error(cursor):
     with pytest.raises(ValidationError):
         PageArgs().load({"cursor": cursor})
+
+
+def test_locked_row_makes_the_row_once_and_keeps_what_it_holds(session):
+    made = locked_row(session, Row, "name", "u1", id=uuid.uuid4(), created_at=datetime.now(UTC))
+    again = locked_row(session, Row, "name", "u1", id=uuid.uuid4(), created_at=datetime.now(UTC))
+
+    assert again.id == made.id
+    assert session.scalar(sa.select(sa.func.count()).select_from(Row)) == 1

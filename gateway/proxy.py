@@ -66,7 +66,7 @@ class _VerbatimTarget:
     (urllib3 issue 3062): `?a=%zz` would reach the service as `?a=%25zz`. A proxy must not
     rewrite its client's query, so the target we built is swapped in one level below, in
     `_make_request` (its signature has been the same throughout urllib3 2.x; the tests of
-    the raw query pin it).
+    the raw query pin it, and shared.overrides registers the range).
     """
 
     def _make_request(  # type: ignore[no-untyped-def]

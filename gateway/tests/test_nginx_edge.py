@@ -23,7 +23,7 @@ from gateway.revocation import user_deactivated_handler
 from gateway.tests.conftest import bearer, token
 from gateway.tests.fakes import FakeUpstream
 from gateway.tests.test_revocation import deactivated
-from shared.testing import free_port, wait_for
+from tests.support import free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

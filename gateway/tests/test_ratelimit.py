@@ -13,7 +13,7 @@ from gateway.ratelimit import MemoryLimitStore, RedisLimitStore, parse_limits
 from gateway.revocation import user_deactivated_handler
 from gateway.tests.conftest import bearer
 from gateway.tests.test_revocation import deactivated
-from shared.testing import free_port
+from tests.support import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

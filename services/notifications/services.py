@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.notifications.models import (
@@ -39,7 +38,7 @@ from services.notifications.models import (
 from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
 from shared.context import trace_id_of
-from shared.db import as_utc, is_postgresql, rows_matched, utcnow
+from shared.db import as_utc, is_postgresql, locked_row, rows_matched, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.pagination import PageKey, keyset_page
 
@@ -103,18 +102,9 @@ def _locked_contact(session: Session, user_id: str) -> Contact:
     Two events of one user handled at once (two consumers) then apply one after the other.
     """
     now = utcnow()
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    session.execute(
-        insert(Contact)
-        .values(user_id=user_id, active=True, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Contact.user_id])
+    return locked_row(
+        session, Contact, "user_id", user_id, active=True, created_at=now, updated_at=now
     )
-    return session.execute(
-        sa.select(Contact)
-        .where(Contact.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def _set_profile(contact: Contact, *, email: str, name: str, version: int) -> None:

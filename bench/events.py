@@ -18,9 +18,10 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-from shared import contracts, testing
+from shared import contracts
 from shared.messaging import Publisher, declare_topology, queue_name
 from shared.outbox import run_relay
+from tests import support
 
 # What the benchmarks order: a product of the demo catalogue (`flask seed-products`, which
 # the Suite runs), priced by the server at 1250 per unit.
@@ -99,8 +100,8 @@ def relay_throughput(*, events: int, runs: int, batch_size: int = 500) -> list[R
     """
     from services.orders.models import Outbox
 
-    url = testing.create_database("bench_relay")
-    vhost, amqp_url = testing.create_vhost("bench-relay")
+    url = support.create_database("bench_relay")
+    vhost, amqp_url = support.create_vhost("bench-relay")
     engine = sa.create_engine(url)
     try:
         Outbox.__table__.create(engine)  # type: ignore[attr-defined]
@@ -142,8 +143,8 @@ def relay_throughput(*, events: int, runs: int, batch_size: int = 500) -> list[R
         return results
     finally:
         engine.dispose()
-        testing.drop_database(url)
-        testing.delete_vhost(vhost)
+        support.drop_database(url)
+        support.delete_vhost(vhost)
 
 
 def _insert_outbox_rows(engine: sa.Engine, model: Any, count: int) -> None:

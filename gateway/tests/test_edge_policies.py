@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.openapi import SpecCache, merge_specs
 from gateway.tests.conftest import bearer
-from shared.testing import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from gateway.tests.conftest import bearer
 from shared import contracts
 from shared.events import InvalidEvent, new_event
 from shared.messaging import Publisher, dlq_name, queue_name
-from shared.testing import (
+from tests.support import (
     RedisNode,
     create_vhost,
     delete_vhost,

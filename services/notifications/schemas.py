@@ -35,6 +35,32 @@ class DeliverySchema(Schema):
     updated_at = UtcDateTime(dump_only=True)
 
 
+# Where a client reads each kind of subject through the gateway (the user's own account
+# for `user`: a notification is only ever shown to the user it is about or addressed to).
+SUBJECT_PATHS = {"order": "/api/v1/orders/{id}", "user": "/api/v1/auth/me"}
+
+
+class SubjectSchema(Schema):
+    """A machine-readable link from a notification to what it is about."""
+
+    type = fields.String(
+        dump_only=True, metadata={"enum": sorted(SUBJECT_PATHS), "example": "order"}
+    )
+    id = fields.String(
+        dump_only=True,
+        metadata={"description": "The full id.", "example": "0b6f3c2e-8d7a-4f51-9c0e-2a4b6d8e1f30"},
+    )
+    path = fields.Function(
+        lambda subject: SUBJECT_PATHS[subject.type].format(id=subject.id),
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "description": "The API path that reads it with one GET (through the gateway).",
+            "example": "/api/v1/orders/0b6f3c2e-8d7a-4f51-9c0e-2a4b6d8e1f30",
+        },
+    )
+
+
 class NotificationSchema(Schema):
     """A notification as its owner sees it, with the status of each delivery."""
 
@@ -46,6 +72,12 @@ class NotificationSchema(Schema):
     read_at = UtcDateTime(dump_only=True, allow_none=True)
     created_at = UtcDateTime(dump_only=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), dump_only=True)
+    subject = fields.Nested(
+        SubjectSchema,
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "What it is about; null only for notifications made before."},
+    )
 
 
 class NotificationQueryArgsSchema(PageQueryArgsSchema):

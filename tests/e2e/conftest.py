@@ -22,8 +22,8 @@ import requests
 
 from bench.suite import Suite, SuiteError, SuiteOptions
 from shared.messaging import EXCHANGE
-from shared.testing import wait_for
 from tests.contracts.asyncapi_check import validate_against_asyncapi
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@e2e.example.com"

@@ -164,7 +164,7 @@ def test_the_gateway_publishes_every_services_api(suite):
 
 
 def test_every_process_talks_to_the_broker_as_its_own_services_user(suite, alices_order):
-    from shared.testing import rabbitmqctl
+    from tests.support import rabbitmqctl
 
     listed = rabbitmqctl("list_connections", "vhost", "user", "-q", "--no-table-headers")
     users = {

@@ -37,15 +37,15 @@ from shared import contracts
 from shared.config import Env
 from shared.events import Event
 from shared.inbox import inbox_handler
-from shared.testing import (
+from shared.tokens import StaticKeySource, TokenVerifier
+from shared.uow import unit_of_work
+from tests.support import (
     access_token_claims,
     free_port,
     rsa_jwk,
     rsa_private_key,
     sign_access_token,
 )
-from shared.tokens import StaticKeySource, TokenVerifier
-from shared.uow import unit_of_work
 
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"

@@ -30,7 +30,7 @@ from services.notifications.tests.conftest import (
 from services.notifications.worker import build_consumer
 from shared.events import Event
 from shared.messaging import EXCHANGE, Publisher, declare_topology, dlq_name
-from shared.testing import create_vhost, delete_vhost, wait_for
+from tests.support import create_vhost, delete_vhost, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from services.orders.tests.helpers import ORDER_BODY_TOTAL, EventQueue, order_bo
 from shared import contracts
 from shared.events import Event, InvalidEvent
 from shared.messaging import Consumer, Publisher, declare_topology
-from shared.testing import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from services.orders.models import Order
 from services.orders.tests.helpers import EventQueue, rows
 from shared import contracts
 from shared.messaging import Publisher
-from shared.testing import spawn, stop_process, wait_for
+from tests.support import spawn, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 

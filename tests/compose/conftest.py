@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.testing import free_port, wait_for
+from tests.support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE_IMAGES = ("auth", "orders", "notifications", "gateway")

@@ -19,8 +19,8 @@ import pytest
 import requests
 import yaml
 
-from shared.testing import wait_for
 from tests.compose.conftest import ROOT, SUITE_IMAGES, Stack, docker, suite_tag
+from tests.support import wait_for
 
 # The stack starts once for the module and the walk-through waits on real processes.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]

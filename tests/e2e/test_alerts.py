@@ -18,8 +18,8 @@ import requests
 import yaml
 
 from bench.suite import Suite
-from shared.testing import free_port, spawn, stop_process, wait_for
 from tests.e2e.conftest import ROOT, Client
+from tests.support import free_port, spawn, stop_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared.db import JSONType, as_utc, rows_matched, utcnow
 from shared.events import Event, InvalidEvent, parse_event
-from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher
+from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher, PublishResult
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class OutboxMixin:
 class BatchPublisher(Protocol):
     """What the relay needs from a publisher (Publisher, or a fake in unit tests)."""
 
-    def publish_batch(self, events: Sequence[Event]) -> list[bool]: ...
+    def publish_batch(self, events: Sequence[Event]) -> PublishResult: ...
 
 
 def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) -> None:
@@ -129,8 +129,8 @@ def relay_outbox_once(
                 # A row that can never be published must not hold up the others.
                 failed.append(_failure(row, f"invalid stored event: {exc}", now))
 
-        results = publisher.publish_batch(events) if events else []
-        reasons: dict[str, str] = getattr(publisher, "last_failures", {})
+        results = publisher.publish_batch(events) if events else PublishResult()
+        reasons = results.failures
         sent_ids = [row.id for row, ok in zip(publishable, results, strict=True) if ok]
         failed += [
             _failure(row, reasons.get(row.event_id, "not confirmed by the broker"), now)

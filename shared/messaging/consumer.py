@@ -1,17 +1,9 @@
-"""RabbitMQ plumbing: topology, a fast confirming publisher and a retrying consumer.
-
-Topology per consuming service `<c>` (its `consumer` name):
-
-    exchange "events" (topic) --routing key = event type--> <c>.events (quorum)
-    <c>.events --handler raised--> <c>.events.retry.<n> (TTL) --> back to <c>.events
-    <c>.events --retries used up, or malformed--> <c>.events.dlq
-    <c>.events --x-delivery-limit (crash loop)--> exchange "events.dlx" --> <c>.events.dlq
+"""The retrying consumer: handler per event, retries with backoff, then the DLQ.
 
 A handler failing because a dependency is down (TransientError, a lost database or Redis)
-takes none of these paths: the consumer holds the message and retries it in place.
-
-pika is not thread-safe: every Publisher and Consumer opens its own connection lazily, in
-the thread that uses it, and nothing here connects at import time.
+takes none of the retry/DLQ paths: the consumer holds the message and retries it in place.
+pika is not thread-safe: every Consumer opens its own connection lazily, in the thread that
+uses it, and nothing here connects at import time.
 """
 
 from __future__ import annotations
@@ -25,432 +17,43 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions
-import sqlalchemy.exc
-from pika.adapters.select_connection import IOLoop
-from prometheus_client import Counter
 
 from shared.context import correlation
-from shared.events import CONTENT_TYPE, Event, InvalidEvent, parse_event
+from shared.events import Event, InvalidEvent, parse_event
+from shared.messaging.failures import (
+    BrokerUnavailable,
+    TopologyError,
+    error_text,
+    is_transient_error,
+)
+from shared.messaging.metrics import (
+    DLQ_REASONS,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_FAILED,
+    EVENTS_PROCESSED,
+    EVENTS_REDELIVERED,
+    EVENTS_REQUEUED,
+    EVENTS_TRANSIENT_FAILURES,
+)
+from shared.messaging.topology import (
+    CONSUMER_HEADER,
+    ERROR_HEADER,
+    FAILED_AT_HEADER,
+    REASON_HEADER,
+    RETRIES_HEADER,
+    close_quietly,
+    connection_parameters,
+    declare_topology,
+    dlq_name,
+    queue_name,
+    republished_properties,
+    retry_queue_name,
+)
 
 log = logging.getLogger(__name__)
-
-EXCHANGE = "events"
-DEAD_LETTER_EXCHANGE = "events.dlx"
-PERSISTENT = 2
-
-# Headers this module writes on messages it moves between queues.
-RETRIES_HEADER = "x-retries"
-REASON_HEADER = "x-dlq-reason"
-ERROR_HEADER = "x-error"
-FAILED_AT_HEADER = "x-failed-at"
-CONSUMER_HEADER = "x-consumer"
-MAX_ERROR_CHARS = 1000
-
-EVENTS_PROCESSED = Counter("events_processed", "Events handled successfully.", ["consumer", "type"])
-EVENTS_FAILED = Counter(
-    "events_failed", "Handler failures (each retry counts).", ["consumer", "type"]
-)
-EVENTS_REDELIVERED = Counter(
-    "events_redelivered", "Deliveries the broker flagged as redelivered.", ["consumer"]
-)
-EVENTS_DEAD_LETTERED = Counter(
-    "events_dead_lettered", "Messages a consumer moved to its DLQ.", ["consumer", "reason"]
-)
-DLQ_REASONS = ("malformed", "invalid-data", "handler-failed")
-EVENTS_TRANSIENT_FAILURES = Counter(
-    "events_transient_failures",
-    "Handler attempts that failed on an unavailable dependency (retried in place).",
-    ["consumer"],
-)
-EVENTS_REQUEUED = Counter(
-    "events_requeued",
-    "Held messages a consumer put back at the end of its queue as fresh copies.",
-    ["consumer"],
-)
-EVENTS_PUBLISHED = Counter("events_published", "Events routed and confirmed by the broker.")
-OUTBOX_PUBLISH_FAILURES = Counter(
-    "outbox_publish_failures", "Outbox events the broker did not route or confirm."
-)
-
-
-def republished_properties(
-    properties: pika.BasicProperties, headers: dict[str, Any]
-) -> pika.BasicProperties:
-    """Properties for a copy of a message moved between queues: same identity, new headers."""
-    return pika.BasicProperties(
-        content_type=properties.content_type,
-        delivery_mode=PERSISTENT,
-        message_id=properties.message_id,
-        type=properties.type,
-        timestamp=properties.timestamp,
-        headers=headers,
-    )
-
-
-class BrokerUnavailable(ConnectionError):
-    """The broker cannot be reached right now; back off and try again."""
-
-
-class TopologyError(RuntimeError):
-    """The broker refused our exchanges/queues (permissions or changed arguments)."""
-
-
-def queue_name(consumer: str) -> str:
-    """The consumer's main (quorum) queue."""
-    return f"{consumer}.events"
-
-
-def dlq_name(consumer: str) -> str:
-    """The consumer's dead-letter queue."""
-    return f"{consumer}.events.dlq"
-
-
-def retry_queue_name(consumer: str, tier: int) -> str:
-    """The delay queue of retry tier `tier` (1-based)."""
-    return f"{consumer}.events.retry.{tier}"
-
-
-def connection_parameters(
-    amqp_url: str,
-    *,
-    heartbeat: int = 30,
-    blocked_connection_timeout: float = 60,
-    connection_attempts: int = 3,
-    retry_delay: float = 1.0,
-    socket_timeout: float = 5.0,
-    connection_name: str | None = None,
-) -> pika.URLParameters:
-    """URLParameters with heartbeats, a blocked-connection timeout and bounded connect retries.
-
-    Settings given in the URL's query string (`?heartbeat=60`) win over these defaults, so
-    operators can tune a deployment through AMQP_URL alone.
-    """
-    params = pika.URLParameters(amqp_url)
-    given = set(parse_qs(urlsplit(amqp_url).query))
-    defaults: dict[str, Any] = {
-        "heartbeat": heartbeat,
-        # Without it a publisher blocked by a memory/disk alarm waits forever.
-        "blocked_connection_timeout": blocked_connection_timeout,
-        "connection_attempts": connection_attempts,
-        "retry_delay": retry_delay,
-        "socket_timeout": socket_timeout,
-    }
-    for name, value in defaults.items():
-        if name not in given:
-            setattr(params, name, value)
-    if connection_name:
-        params.client_properties = {"connection_name": connection_name}
-    return params
-
-
-def declare_exchange(channel: Any) -> None:
-    """Declare the durable topic exchange every event is published to."""
-    channel.exchange_declare(exchange=EXCHANGE, exchange_type="topic", durable=True)
-
-
-def declare_topology(
-    channel: Any,
-    consumer: str,
-    routing_keys: Sequence[str],
-    *,
-    delivery_limit: int,
-    retry_delays: Sequence[float],
-) -> None:
-    """Declare (idempotently) the exchanges and queues one consuming service needs.
-
-    Queue arguments are fixed at creation: changing delivery_limit or a retry delay for an
-    existing queue makes RabbitMQ refuse the declaration (PRECONDITION_FAILED) rather than
-    silently keep the old value.
-    """
-    main, dlq = queue_name(consumer), dlq_name(consumer)
-    declare_exchange(channel)
-    # One direct DLX for all services; the routing key picks the service's DLQ.
-    channel.exchange_declare(exchange=DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
-    # A classic DLQ: operators browse it with get + requeue, which a quorum queue would count
-    # as deliveries (and from 4.0 on, drop after its default delivery limit).
-    channel.queue_declare(queue=dlq, durable=True, arguments={"x-queue-type": "classic"})
-    channel.queue_bind(queue=dlq, exchange=DEAD_LETTER_EXCHANGE, routing_key=dlq)
-    channel.queue_declare(
-        queue=main,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            # A consumer that crashes mid-handler never acks; the broker counts the
-            # redeliveries and dead-letters the message instead of looping forever.
-            "x-delivery-limit": delivery_limit,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-            "x-dead-letter-routing-key": dlq,
-            # at-least-once keeps a dead letter in this queue until the DLQ confirms it;
-            # RabbitMQ only honours it together with reject-publish overflow.
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
-    for key in routing_keys:
-        channel.queue_bind(queue=main, exchange=EXCHANGE, routing_key=key)
-    for tier, delay in enumerate(retry_delays, start=1):
-        # Nothing consumes a retry queue: messages wait out the TTL, then the default
-        # exchange dead-letters them straight back into the main queue.
-        channel.queue_declare(
-            queue=retry_queue_name(consumer, tier),
-            durable=True,
-            arguments={
-                "x-queue-type": "classic",
-                "x-message-ttl": max(1, round(delay * 1000)),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": main,
-            },
-        )
-
-
-def event_properties(event: Event) -> pika.BasicProperties:
-    """AMQP properties of a published event: persistent, id, type and correlation headers."""
-    headers: dict[str, Any] = {}
-    if event.requestid:
-        headers["requestid"] = event.requestid
-    if event.traceparent:
-        headers["traceparent"] = event.traceparent
-    return pika.BasicProperties(
-        content_type=CONTENT_TYPE,
-        delivery_mode=PERSISTENT,
-        message_id=event.id,
-        type=event.type,
-        timestamp=int(event.time.timestamp()),
-        headers=headers,
-    )
-
-
-class Publisher:
-    """Publishes events to `events` with `mandatory` and asynchronous publisher confirms.
-
-    Why a SelectConnection driven by hand: BlockingConnection's confirm_delivery waits for
-    each confirm before the next publish (one round trip per message, about 1.4k msgs/s
-    here). With SelectConnection the whole batch goes on the wire at once and the broker
-    acks many delivery tags per frame (multiple=True). Its ioloop normally owns the thread,
-    but the relay is a plain loop, so we run the ioloop only while waiting for something
-    (connection open, the batch's confirms, an idle pause that must keep heartbeats going)
-    and stop it as soon as that happened. One Publisher per thread.
-    """
-
-    def __init__(
-        self, amqp_url: str, *, confirm_timeout: float = 30.0, connect_timeout: float = 15.0
-    ) -> None:
-        # One attempt per connect: the caller (the relay) owns the backoff between attempts.
-        self._parameters = connection_parameters(
-            amqp_url, connection_attempts=1, connection_name="outbox-relay"
-        )
-        self._confirm_timeout = confirm_timeout
-        self._connect_timeout = connect_timeout
-        self._ioloop: Any = None
-        self._connection: Any = None
-        self._channel: Any = None
-        self._ready = False
-        self._lost: BaseException | None = None
-        self._next_tag = 0
-        self._pending: dict[int, int] = {}  # delivery tag -> index in the current batch
-        self._lowest_pending = 1
-        self._tag_ids: dict[int, str] = {}
-        self._results: list[bool] = []
-        self._returned: set[str] = set()
-        self._waiting_for: Callable[[], bool] | None = None
-        # Why each event of the last batch was not published, by event id (for last_error).
-        self.last_failures: dict[str, str] = {}
-
-    def __enter__(self) -> Publisher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- public API ---------------------------------------------------------------------
-
-    def publish(self, event: Event) -> bool:
-        """Publish one event; True when it was routed to a queue and confirmed."""
-        return self.publish_batch([event])[0]
-
-    def publish_batch(self, events: Sequence[Event]) -> list[bool]:
-        """Publish events in order; result[i] is True when event i was routed and confirmed."""
-        if not events:
-            return []
-        self._ensure_connected()
-        self._results = [False] * len(events)
-        self._pending = {}
-        self._tag_ids = {}
-        self._returned = set()
-        self.last_failures = {}
-        self._lowest_pending = self._next_tag + 1
-        try:
-            for index, event in enumerate(events):
-                self._channel.basic_publish(
-                    exchange=EXCHANGE,
-                    routing_key=event.type,
-                    body=event.to_json(),
-                    properties=event_properties(event),
-                    mandatory=True,
-                )
-                self._next_tag += 1
-                self._pending[self._next_tag] = index
-                self._tag_ids[self._next_tag] = event.id
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            self._lost = exc
-        if self._lost is None:
-            self._run_until(
-                lambda: not self._pending or self._lost is not None, self._confirm_timeout
-            )
-        if self._pending:
-            reason = (
-                f"connection lost: {self._lost}"
-                if self._lost is not None
-                else f"not confirmed within {self._confirm_timeout}s"
-            )
-            for tag in self._pending:
-                self.last_failures[self._tag_ids[tag]] = reason
-            # Late confirms could not be matched to this batch any more: start afresh.
-            self._disconnect()
-        published = sum(self._results)
-        EVENTS_PUBLISHED.inc(published)
-        return list(self._results)
-
-    def wait(self, seconds: float) -> None:
-        """Idle for `seconds` while servicing heartbeats of an open connection."""
-        if self._connection is None or not self._ready:
-            time.sleep(seconds)
-            return
-        self._run_until(lambda: self._lost is not None, seconds)
-
-    def close(self) -> None:
-        """Close the connection (if any) and the ioloop; a later publish connects afresh."""
-        self._disconnect()
-        if self._ioloop is not None:
-            self._ioloop.close()
-            self._ioloop = None
-
-    # -- connection lifecycle -------------------------------------------------------------
-
-    def _ensure_connected(self) -> None:
-        if self._connection is not None and self._ready and self._lost is None:
-            return
-        self._disconnect()
-        if self._ioloop is None:
-            self._ioloop = IOLoop()
-        self._ready = False
-        self._lost = None
-        self._next_tag = 0
-        self._connection = pika.SelectConnection(
-            self._parameters,
-            on_open_callback=self._on_connection_open,
-            on_open_error_callback=self._on_connection_error,
-            on_close_callback=self._on_connection_closed,
-            custom_ioloop=self._ioloop,
-        )
-        self._run_until(lambda: self._ready or self._lost is not None, self._connect_timeout)
-        if not self._ready:
-            reason = self._lost or f"no connection within {self._connect_timeout}s"
-            self._disconnect()
-            raise BrokerUnavailable(f"cannot connect to RabbitMQ: {reason}")
-
-    def _disconnect(self) -> None:
-        connection, self._connection = self._connection, None
-        self._channel = None
-        self._ready = False
-        if connection is None:
-            return
-        if not connection.is_closed:
-            if not connection.is_closing:
-                try:
-                    connection.close()
-                except pika.exceptions.AMQPError:
-                    pass  # already closing or never opened; the loop below finishes it
-            self._run_until(lambda: bool(connection.is_closed), 5.0)
-
-    def _run_until(self, done: Callable[[], bool], timeout: float) -> bool:
-        """Run the ioloop until done() is true or timeout passes; return done()."""
-        deadline = time.monotonic() + timeout
-        while not done():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self._waiting_for = done
-            timer = self._ioloop.call_later(remaining, self._ioloop.stop)
-            try:
-                self._ioloop.start()
-            finally:
-                self._ioloop.remove_timeout(timer)
-        return True
-
-    def _wake(self) -> None:
-        """Stop the ioloop once what _run_until waits for has happened."""
-        done = self._waiting_for
-        if done is not None and done() and self._ioloop is not None:
-            self._ioloop.stop()
-
-    def _on_connection_open(self, connection: Any) -> None:
-        connection.channel(on_open_callback=self._on_channel_open)
-
-    def _on_connection_error(self, _connection: Any, error: BaseException) -> None:
-        self._lost = error
-        self._wake()
-
-    def _on_connection_closed(self, _connection: Any, reason: BaseException) -> None:
-        self._ready = False
-        self._lost = reason
-        self._wake()
-
-    def _on_channel_open(self, channel: Any) -> None:
-        self._channel = channel
-        channel.add_on_close_callback(self._on_channel_closed)
-        channel.add_on_return_callback(self._on_return)
-        # Declared here too, so publishing before any consumer has run is not a 404.
-        channel.exchange_declare(
-            exchange=EXCHANGE,
-            exchange_type="topic",
-            durable=True,
-            callback=lambda _frame: channel.confirm_delivery(
-                ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode
-            ),
-        )
-
-    def _on_confirm_mode(self, _frame: Any) -> None:
-        self._ready = True
-        self._wake()
-
-    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
-        # A channel error (say a 404) leaves the connection open but useless to us.
-        self._ready = False
-        self._lost = reason
-        connection = self._connection
-        if connection is not None and connection.is_open:
-            connection.close()
-        self._wake()
-
-    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
-        # The broker sends basic.return before the basic.ack of the same message.
-        if properties.message_id:
-            self._returned.add(properties.message_id)
-
-    def _on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        acked = isinstance(method, pika.spec.Basic.Ack)
-        last = method.delivery_tag
-        first = self._lowest_pending if method.multiple else last
-        for tag in range(first, last + 1):
-            index = self._pending.pop(tag, None)
-            if index is None:
-                continue
-            event_id = self._tag_ids[tag]
-            if not acked:
-                self.last_failures[event_id] = "nacked by the broker"
-            elif event_id in self._returned:
-                self.last_failures[event_id] = "unroutable: no queue is bound for this type"
-            else:
-                self._results[index] = True
-        if method.multiple:
-            self._lowest_pending = max(self._lowest_pending, last + 1)
-        self._wake()
 
 
 def _header_int(headers: Mapping[str, Any], name: str) -> int:
@@ -459,50 +62,6 @@ def _header_int(headers: Mapping[str, Any], name: str) -> int:
         return int(value) if value is not None else 0
     except (TypeError, ValueError):
         return 0
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-
-
-class TransientError(Exception):
-    """A handler's dependency is unavailable right now: retried in place, never dead-lettered."""
-
-
-# What fails because infrastructure is down rather than because of the event: SQLAlchemy's
-# connection-level errors (it wraps the driver's; OperationalError also covers a lock or
-# serialization timeout, and SQLite's "database is locked"), and sockets that could not
-# connect or timed out. A handler raises TransientError for anything else of that kind.
-DEFAULT_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TransientError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def transient_errors(*extra: type[BaseException]) -> Callable[[BaseException], bool]:
-    """A predicate for `Consumer(is_transient=...)`: the default errors plus `extra` types."""
-    kinds = DEFAULT_TRANSIENT_ERRORS + extra
-
-    def is_transient(exc: BaseException) -> bool:
-        current: BaseException | None = exc
-        while current is not None:
-            if isinstance(current, InvalidEvent):
-                return False
-            if isinstance(current, kinds):
-                return True
-            if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
-                return True
-            # `raise ServiceError(...) from db_error` is still the database being down.
-            current = current.__cause__
-        return False
-
-    return is_transient
-
-
-is_transient_error = transient_errors()
 
 
 @dataclass
@@ -653,7 +212,7 @@ class Consumer:
                 try:
                     self.declare(connection.channel())
                 finally:
-                    _close_quietly(connection)
+                    close_quietly(connection)
                 return
             except (pika.exceptions.AMQPError, OSError) as exc:
                 failures += 1
@@ -722,7 +281,7 @@ class Consumer:
             self._deliveries.clear()
             self._deferred_acks.clear()
             self._connection = self._channel = self._consumer_tag = None
-            _close_quietly(connection)
+            close_quietly(connection)
 
     def _on_delivery(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._last_arrival = time.monotonic()
@@ -865,7 +424,7 @@ class Consumer:
                 **extra,
                 "attempt": attempts,
                 "retry_in": round(delay, 2),
-                "error": _error_text(error),
+                "error": error_text(error),
             },
         )
         self._wait(delay)
@@ -893,7 +452,7 @@ class Consumer:
     ) -> None:
         EVENTS_FAILED.labels(self.consumer, event.type).inc()
         retries = _header_int(headers, RETRIES_HEADER)
-        error = _error_text(exc)
+        error = error_text(exc)
         if isinstance(exc, InvalidEvent):
             # The handler found the data unusable: no retry can fix that.
             log.error("event data rejected; dead-lettered", exc_info=exc, extra=extra)
@@ -983,11 +542,3 @@ class Consumer:
             for delivery in kept:
                 delivery.received_at = time.monotonic()
             self._deliveries.extendleft(reversed(kept))
-
-
-def _close_quietly(connection: Any) -> None:
-    if connection.is_open:
-        try:
-            connection.close()
-        except pika.exceptions.AMQPError:
-            pass

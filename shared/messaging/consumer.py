@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from shared.backoff import jittered_delay
 from shared.context import correlation
 from shared.events import Event, InvalidEvent, parse_event
 from shared.messaging.failures import (
@@ -223,8 +223,8 @@ class Consumer:
                 self._back_off(failures, exc)
 
     def _back_off(self, failures: int, exc: BaseException) -> None:
-        delay = min(self.max_reconnect_delay, 0.5 * 2 ** (failures - 1))
-        delay = random.uniform(delay / 2, delay)  # jitter: workers do not reconnect in step
+        # Jittered: the workers of a service do not reconnect in step.
+        delay = jittered_delay(failures, base=0.5, cap=self.max_reconnect_delay)
         log.warning(
             "consumer lost the broker; reconnecting",
             extra={"consumer": self.consumer, "error": str(exc), "retry_in": round(delay, 2)},
@@ -415,8 +415,7 @@ class Consumer:
             why = "stopping" if stopping else f"held for {self.max_hold:.0f}s"
             self._requeue(held, f"dependency still unavailable ({why})")
             return False
-        delay = min(self.max_transient_delay, 0.5 * 2 ** min(attempts - 1, 20))
-        delay = random.uniform(delay / 2, delay)
+        delay = jittered_delay(attempts, base=0.5, cap=self.max_transient_delay)
         log.warning(
             "dependency unavailable; holding the event and retrying",
             exc_info=error if attempts == 1 else None,  # the traceback once, not each time

@@ -20,6 +20,7 @@ from shared.messaging.failures import (
 )
 from shared.messaging.metrics import (
     DLQ_REASONS,
+    EVENTS_BATCHES,
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
     EVENTS_PROCESSED,
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_TRANSIENT_ERRORS",
     "DLQ_REASONS",
     "ERROR_HEADER",
+    "EVENTS_BATCHES",
     "EVENTS_DEAD_LETTERED",
     "EVENTS_FAILED",
     "EVENTS_PROCESSED",

@@ -31,6 +31,7 @@ from shared.messaging.failures import (
 )
 from shared.messaging.metrics import (
     DLQ_REASONS,
+    EVENTS_BATCHES,
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
     EVENTS_PROCESSED,
@@ -96,6 +97,11 @@ class Consumer:
       (which counts every return) are used up by an outage;
     * any other failure: the retry tiers, then the DLQ.
 
+    With a `batch_handler`, what is buffered is handled up to `batch_size` at a time in one
+    call (one transaction) and acked with one frame; a batch that fails for any reason but
+    a dependency goes through the per-event path above, so only its bad event is retried or
+    dead-lettered (see "a batch of messages" below).
+
     A message held for `max_hold` seconds (and everything buffered behind it) is moved to
     the back of the queue as a fresh copy: RabbitMQ closes a channel that keeps a delivery
     unacked past its consumer_timeout (30 min by default), which would return them all.
@@ -113,6 +119,8 @@ class Consumer:
         routing_keys: Sequence[str],
         handler: Callable[[Event], None],
         *,
+        batch_handler: Callable[[Sequence[Event]], None] | None = None,
+        batch_size: int = 100,
         prefetch: int = 20,
         delivery_limit: int = 5,
         retry_delays: Sequence[float] = (1, 5, 30),
@@ -127,6 +135,10 @@ class Consumer:
         self.consumer = consumer
         self.routing_keys = list(routing_keys)
         self.handler = handler
+        self.batch_handler = batch_handler
+        self.batch_size = batch_size
+        # How many buffered messages (of a batch that failed) go through the per-event path.
+        self._one_by_one = 0
         self.prefetch = prefetch
         self.delivery_limit = delivery_limit
         self.retry_delays = [float(d) for d in retry_delays]
@@ -159,6 +171,7 @@ class Consumer:
                 EVENTS_PROCESSED.labels(self.consumer, key)
                 EVENTS_FAILED.labels(self.consumer, key)
         EVENTS_REDELIVERED.labels(self.consumer)
+        EVENTS_BATCHES.labels(self.consumer)
         EVENTS_TRANSIENT_FAILURES.labels(self.consumer)
         EVENTS_REQUEUED.labels(self.consumer)
         for reason in DLQ_REASONS:
@@ -242,6 +255,7 @@ class Consumer:
         self._connection = connection
         self._deliveries.clear()
         self._deferred_acks.clear()
+        self._one_by_one = 0
         self._cancelled = False
         self._drain_deadline = math.inf
         try:
@@ -264,7 +278,7 @@ class Consumer:
                     self._requeue(left, "not handled within the stop deadline")
                     break
                 if self._deliveries:
-                    self._process(self._deliveries.popleft())
+                    self._process_next()
                 elif self._cancelled:
                     break
                 elif self._drain_deadline < math.inf:
@@ -349,6 +363,96 @@ class Consumer:
             self._channel.basic_ack(tag)
         self._deferred_acks.clear()
 
+    # -- a batch of messages --------------------------------------------------------------
+    #
+    # With a batch_handler, what is buffered (up to batch_size) is handled in one call, which
+    # commits the batch's effects and inbox rows in one transaction, and one ack with
+    # multiple=True settles it. Everything delivered before the batch is settled by then
+    # (handled one at a time, in order), so that ack covers only the batch.
+    # If the batch handler fails for any reason other than a dependency being down, nothing
+    # of it was committed, and its events go one by one through the per-event path: each
+    # good one is applied and acked, and only the bad one takes the retries and the DLQ.
+
+    def _process_next(self) -> None:
+        # A requeue may have emptied the buffer since the count was set.
+        self._one_by_one = min(self._one_by_one, len(self._deliveries))
+        if self._one_by_one > 0 or self.batch_handler is None or len(self._deliveries) < 2:
+            self._one_by_one = max(0, self._one_by_one - 1)
+            self._process(self._deliveries.popleft())
+            return
+        batch = [self._deliveries.popleft()]
+        while self._deliveries and len(batch) < self.batch_size:
+            batch.append(self._deliveries.popleft())
+        self._process_batch(self.batch_handler, batch)
+
+    def _process_batch(
+        self, batch_handler: Callable[[Sequence[Event]], None], deliveries: list[_Delivery]
+    ) -> None:
+        parsed: list[tuple[_Delivery, Event]] = []
+        for delivery in deliveries:
+            try:
+                parsed.append((delivery, parse_event(delivery.body)))
+            except InvalidEvent as exc:
+                if delivery.method.redelivered:
+                    EVENTS_REDELIVERED.labels(self.consumer).inc()
+                self._malformed(delivery, exc)
+        if len(parsed) < 2:
+            # Back to the buffer's front, in order: the per-event path handles them.
+            self._retry_one_by_one([delivery for delivery, _event in parsed])
+            return
+        held = [delivery for delivery, _event in parsed]
+        events = [event for _delivery, event in parsed]
+        extra = {"consumer": self.consumer, "batch": len(events)}
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                batch_handler(events)
+                break
+            except Exception as exc:
+                error = exc
+            if not self.is_transient(error):
+                log.warning(
+                    "batch failed; handling its events one by one",
+                    extra={**extra, "error": error_text(error)},
+                )
+                self._retry_one_by_one(held)
+                return
+            EVENTS_TRANSIENT_FAILURES.labels(self.consumer).inc()
+            if not self._hold(held, attempts, error, extra):
+                return
+        self._settle_batch([delivery.method.delivery_tag for delivery in held])
+        redelivered = sum(1 for delivery in held if delivery.method.redelivered)
+        if redelivered:
+            EVENTS_REDELIVERED.labels(self.consumer).inc(redelivered)
+        EVENTS_BATCHES.labels(self.consumer).inc()
+        for event in events:
+            EVENTS_PROCESSED.labels(self.consumer, event.type).inc()
+            with correlation(event.requestid, event.traceparent):
+                log.info(
+                    "event handled",
+                    extra={
+                        "consumer": self.consumer,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "request_id": event.requestid,
+                    },
+                )
+
+    def _retry_one_by_one(self, deliveries: list[_Delivery]) -> None:
+        # Put back at the front so that a dependency outage meanwhile holds (and, after
+        # max_hold, requeues) them together with the rest of the buffer, as for any message.
+        self._deliveries.extendleft(reversed(deliveries))
+        self._one_by_one += len(deliveries)
+
+    def _settle_batch(self, delivery_tags: list[int]) -> None:
+        """Ack a handled batch with one frame, or (while stopping) remember its acks."""
+        self._note_stop()
+        if self._stop_requested and not self._cancelled:
+            self._deferred_acks.extend(delivery_tags)
+        else:
+            self._channel.basic_ack(max(delivery_tags), multiple=True)
+
     # -- one message ----------------------------------------------------------------------
 
     def _process(self, delivery: _Delivery) -> None:
@@ -358,18 +462,22 @@ class Consumer:
         try:
             event = parse_event(delivery.body)
         except InvalidEvent as exc:
-            log.warning(
-                "malformed event dead-lettered",
-                extra={
-                    "consumer": self.consumer,
-                    "message_id": delivery.properties.message_id,
-                    "error": str(exc),
-                },
-            )
-            self._move(delivery, headers, dlq_reason="malformed", error=str(exc))
+            self._malformed(delivery, exc)
             return
         with correlation(event.requestid, event.traceparent):
             self._handle(delivery, headers, event)
+
+    def _malformed(self, delivery: _Delivery, exc: InvalidEvent) -> None:
+        log.warning(
+            "malformed event dead-lettered",
+            extra={
+                "consumer": self.consumer,
+                "message_id": delivery.properties.message_id,
+                "error": str(exc),
+            },
+        )
+        headers: dict[str, Any] = dict(delivery.properties.headers or {})
+        self._move(delivery, headers, dlq_reason="malformed", error=str(exc))
 
     def _handle(self, delivery: _Delivery, headers: dict[str, Any], event: Event) -> None:
         extra = {
@@ -391,7 +499,7 @@ class Consumer:
                 self._failed(delivery, headers, event, error, extra)
                 return
             EVENTS_TRANSIENT_FAILURES.labels(self.consumer).inc()
-            if not self._hold(delivery, attempts, error, extra):
+            if not self._hold([delivery], attempts, error, extra):
                 return
         if attempts > 1:
             log.info("dependency is back; event handled", extra={**extra, "attempts": attempts})
@@ -402,15 +510,15 @@ class Consumer:
         log.info("event handled", extra=extra)
 
     def _hold(
-        self, delivery: _Delivery, attempts: int, error: Exception, extra: dict[str, Any]
+        self, deliveries: list[_Delivery], attempts: int, error: Exception, extra: dict[str, Any]
     ) -> bool:
         """Wait before the next attempt; False when the messages were requeued instead."""
         now = time.monotonic()
         stopping = now >= self._drain_deadline
-        if stopping or now - delivery.received_at >= self.max_hold:
+        if stopping or now - deliveries[0].received_at >= self.max_hold:
             if stopping:
                 self._cancel()
-            held = [delivery, *self._deliveries]
+            held = [*deliveries, *self._deliveries]
             self._deliveries.clear()
             why = "stopping" if stopping else f"held for {self.max_hold:.0f}s"
             self._requeue(held, f"dependency still unavailable ({why})")

@@ -25,6 +25,9 @@ EVENTS_REQUEUED = Counter(
     "Held messages a consumer put back at the end of its queue as fresh copies.",
     ["consumer"],
 )
+EVENTS_BATCHES = Counter(
+    "events_batches", "Batches of events a consumer handled in one transaction.", ["consumer"]
+)
 EVENTS_PUBLISHED = Counter("events_published", "Events routed and confirmed by the broker.")
 OUTBOX_PUBLISH_FAILURES = Counter(
     "outbox_publish_failures", "Outbox events the broker did not route or confirm."

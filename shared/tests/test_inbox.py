@@ -8,7 +8,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from shared.events import new_event
-from shared.inbox import handle_once, inbox_handler
+from shared.inbox import handle_batch_once, handle_once, inbox_batch_handler, inbox_handler
 from shared.tests.conftest import Applied, Base, Inbox
 
 
@@ -125,3 +125,51 @@ def test_inbox_handler_rolls_back_and_reraises_so_the_consumer_retries(flask_app
     with app.app_context():
         assert count(db.session, Applied) == 0
         assert count(db.session, Inbox) == 0
+
+
+def test_a_batch_applies_each_new_event_once_skipping_the_duplicates_in_and_before_it(
+    session_factory,
+):
+    seen, fresh, other = (new_event("user.registered", "/auth", {"n": n}) for n in range(3))
+    assert apply_once(session_factory, seen)
+
+    with session_factory() as session:
+        applied = handle_batch_once(
+            session,
+            Inbox,
+            "orders",
+            [seen, fresh, fresh, other],
+            lambda event: session.add(Applied(event_id=event.id)),
+        )
+        session.commit()
+
+    assert applied == 2
+    with session_factory() as session:
+        assert sorted(session.scalars(sa.select(Applied.event_id))) == sorted(
+            [seen.id, fresh.id, other.id]
+        )
+        assert count(session, Inbox) == 3
+
+
+def test_inbox_batch_handler_rolls_the_whole_batch_back_when_one_event_fails(flask_app):
+    app, db = flask_app
+
+    def on_registered(session, event):
+        if event.data.get("poison"):
+            raise RuntimeError("cannot apply this one")
+        session.add(Applied(event_id=event.id))
+
+    handle = inbox_batch_handler(app, db, Inbox, "orders", {"user.registered": on_registered})
+    good = new_event("user.registered", "/auth", {})
+    poison = new_event("user.registered", "/auth", {"poison": True})
+    with pytest.raises(RuntimeError, match="cannot apply"):
+        handle([good, poison, new_event("user.unknown_thing", "/auth", {})])
+    with app.app_context():
+        # Nothing of the batch stays: the consumer retries its events one by one.
+        assert count(db.session, Applied) == 0
+        assert count(db.session, Inbox) == 0
+
+    handle([good, new_event("user.unknown_thing", "/auth", {})])
+    with app.app_context():
+        assert count(db.session, Applied) == 1
+        assert count(db.session, Inbox) == 1

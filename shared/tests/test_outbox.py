@@ -33,7 +33,6 @@ from shared.outbox import (
     run_relay,
     update_backlog_metrics,
 )
-from shared.testing import wait_for
 from shared.tests.conftest import (
     Applied,
     Inbox,
@@ -43,6 +42,7 @@ from shared.tests.conftest import (
     running,
     unique_type,
 )
+from tests.support import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -39,6 +39,7 @@ import pika
 import pika.exceptions
 
 from shared import contracts
+from shared.backoff import jittered_delay
 from shared.errors import ServiceUnavailableError
 from shared.events import Event, InvalidEvent, parse_event
 from shared.messaging import EXCHANGE as EVENTS_EXCHANGE
@@ -197,16 +198,17 @@ class BroadcastListener:
 
     def run(self) -> None:
         """Consume until stop(), reconnecting with capped backoff."""
-        delay = 0.5
+        failures = 0
         while not self._stop.is_set():
             try:
                 self._consume()
-                delay = 0.5
+                failures = 0
             except (pika.exceptions.AMQPError, OSError) as exc:
                 self.ready.clear()
                 log.warning("revocation listener lost the broker", extra={"error": str(exc)})
-                self._stop.wait(delay)
-                delay = min(delay * 2, 15.0)
+                failures += 1
+                # Jittered: every gateway process reconnects after the same outage.
+                self._stop.wait(jittered_delay(failures, base=0.5, cap=15.0))
 
     def _consume(self) -> None:
         params = connection_parameters(self.amqp_url, connection_name="gateway-revocations")

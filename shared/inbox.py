@@ -8,7 +8,7 @@ exactly-once effect: a duplicate finds the row already there and changes nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared import contracts
+from shared.context import correlation
 from shared.db import utcnow
 from shared.events import Event
 from shared.uow import unit_of_work
@@ -125,5 +126,104 @@ def inbox_handler(
         # this attempt stays behind, and the consumer retries the event.
         with app.app_context(), unit_of_work(db.session()) as session:
             handle_once(session, model, consumer, event, lambda: handler(session, event, data))
+
+    return handle
+
+
+def _claim_many(
+    session: Session, model: type[InboxMixin], consumer: str, events: Sequence[Event]
+) -> set[str]:
+    """Insert the inbox rows of `events` that do not exist yet; return the ids inserted."""
+    now = utcnow()
+    rows = [
+        {"consumer": consumer, "event_id": event.id, "type": event.type, "received_at": now}
+        for event in events
+    ]
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # One statement for the batch; a row already there (or twice in the batch) inserts
+        # nothing and returns nothing, so only the events seen for the first time come back.
+        stmt = (
+            insert(model)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(model.event_id)
+        )
+        return set(session.scalars(stmt))
+    return {
+        event.id for event, row in zip(events, rows, strict=True) if _claim(session, model, row)
+    }
+
+
+def handle_batch_once(
+    session: Session,
+    model: type[InboxMixin],
+    consumer: str,
+    events: Sequence[Event],
+    apply: Callable[[Event], None],
+) -> int:
+    """Record the events for this consumer and apply() each one not done before; caller commits.
+
+    Returns how many were applied; a duplicate, in the inbox or earlier in the batch, is not.
+    """
+    fresh = _claim_many(session, model, consumer, events)
+    applied = 0
+    for event in events:
+        if event.id not in fresh:
+            log.info(
+                "duplicate event ignored",
+                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+            )
+            continue
+        fresh.discard(event.id)  # the same id later in the batch is a duplicate
+        with correlation(event.requestid, event.traceparent):
+            apply(event)
+        applied += 1
+    return applied
+
+
+def inbox_batch_handler(
+    app: Flask,
+    db: SQLAlchemy,
+    model: type[InboxMixin],
+    consumer: str,
+    handlers: Mapping[str, Callable[[Session, Event, Any], None]],
+) -> Callable[[Sequence[Event]], None]:
+    """The Consumer's batch handler: inbox rows + service handlers of a batch in one transaction.
+
+    Any error, an event the catalogue refuses included, rolls the whole batch back; the
+    consumer then handles its events one by one (through `inbox_handler`), so one bad
+    event cannot fail its neighbours.
+    """
+
+    def handle(events: Sequence[Event]) -> None:
+        known: list[Event] = []
+        parsed: dict[str, Any] = {}
+        for event in events:
+            data = contracts.parse_for(event, consumer)
+            if event.type not in handlers or data is None:
+                log.info(
+                    "event type or version not handled here; acknowledged",
+                    extra={
+                        "consumer": consumer,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "dataschema": event.dataschema,
+                    },
+                )
+                continue
+            known.append(event)
+            parsed[event.id] = data
+        if not known:
+            return
+        with app.app_context(), unit_of_work(db.session()) as session:
+            handle_batch_once(
+                session,
+                model,
+                consumer,
+                known,
+                lambda event: handlers[event.type](session, event, parsed[event.id]),
+            )
 
     return handle

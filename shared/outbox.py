@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +24,10 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from shared.backoff import backoff_ceiling, jittered_delay
 from shared.db import JSONType, as_utc, rows_matched, utcnow
 from shared.events import Event, InvalidEvent, parse_event
-from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher
+from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher, PublishResult
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class OutboxMixin:
 class BatchPublisher(Protocol):
     """What the relay needs from a publisher (Publisher, or a fake in unit tests)."""
 
-    def publish_batch(self, events: Sequence[Event]) -> list[bool]: ...
+    def publish_batch(self, events: Sequence[Event]) -> PublishResult: ...
 
 
 def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) -> None:
@@ -97,7 +97,8 @@ def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) ->
 
 
 def _row_backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(ROW_BACKOFF_CAP_SECONDS, 2.0 ** (attempts - 1)))
+    # No jitter: the row's own relay retries it, there is no herd of clients to spread.
+    return timedelta(seconds=backoff_ceiling(attempts, base=1.0, cap=ROW_BACKOFF_CAP_SECONDS))
 
 
 def relay_outbox_once(
@@ -130,8 +131,8 @@ def relay_outbox_once(
                 # A row that can never be published must not hold up the others.
                 failed.append(_failure(row, f"invalid stored event: {exc}", now))
 
-        results = publisher.publish_batch(events) if events else []
-        reasons: dict[str, str] = getattr(publisher, "last_failures", {})
+        results = publisher.publish_batch(events) if events else PublishResult()
+        reasons = results.failures
         sent_ids = [row.id for row, ok in zip(publishable, results, strict=True) if ok]
         failed += [
             _failure(row, reasons.get(row.event_id, "not confirmed by the broker"), now)
@@ -243,8 +244,7 @@ def run_relay(
                 if not isinstance(exc, BrokerUnavailable | SQLAlchemyError):
                     publisher.close()  # unexpected broker trouble: start from a new connection
                 failures += 1
-                delay = min(max_backoff, 0.25 * 2 ** (failures - 1))
-                delay = random.uniform(delay / 2, delay)
+                delay = jittered_delay(failures, base=0.25, cap=max_backoff)
                 log.warning(
                     "outbox relay failed; backing off",
                     extra={"error": str(exc), "retry_in": round(delay, 2)},

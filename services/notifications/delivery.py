@@ -40,6 +40,7 @@ from services.notifications.deadline import Deadline
 from services.notifications.models import Channel
 from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPolicy
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
+from shared.backoff import jittered_delay
 from shared.context import child_traceparent, correlation
 from shared.db import utcnow
 from shared.uow import unit_of_work
@@ -406,7 +407,7 @@ def run_delivery_loop(
             with contextlib.suppress(SQLAlchemyError):
                 session.rollback()
             failures += 1
-            delay = min(max_db_backoff, settings.poll_seconds * 2**failures)
+            delay = jittered_delay(failures, base=2 * settings.poll_seconds, cap=max_db_backoff)
             log.warning(
                 "delivery loop: database error", extra={"error": str(exc), "retry_in": delay}
             )

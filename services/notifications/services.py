@@ -37,6 +37,7 @@ from services.notifications.models import (
 )
 from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
+from shared.backoff import backoff_ceiling, jittered_delay
 from shared.context import trace_id_of
 from shared.db import as_utc, is_postgresql, locked_row, rows_matched, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
@@ -76,7 +77,7 @@ class RetryPolicy:
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait after failed attempt `attempt` (1-based): base * 2^(n-1), capped."""
-        return min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 32))
+        return backoff_ceiling(attempt, base=self.base_seconds, cap=self.cap_seconds)
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds before the next try after failed attempt `attempt`: half fixed, half random."""
@@ -84,8 +85,7 @@ class RetryPolicy:
         # together (an SMTP outage) instead of sending them back in one wave; the fixed
         # half keeps a floor under the whole retry window, so a run of short random draws
         # cannot use up every attempt within an outage.
-        ceiling = self.ceiling(attempt)
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        return jittered_delay(attempt, base=self.base_seconds, cap=self.cap_seconds, rng=rng)
 
     def window(self) -> tuple[float, float]:
         """Shortest and longest time from the first failure until a delivery is given up."""

@@ -22,7 +22,7 @@ from services.notifications import create_app
 from services.notifications.delivery import delivery_settings, run_delivery_loop
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
-from shared.inbox import inbox_handler
+from shared.inbox import inbox_batch_handler, inbox_handler
 from shared.messaging import Consumer
 from shared.worker import (
     Command,
@@ -40,7 +40,15 @@ log = logging.getLogger("services.notifications.worker")
 def build_consumer(app: Flask) -> Consumer:
     """The RabbitMQ consumer of this service: its own quorum queue, inbox-deduplicated."""
     return consumer_from_config(
-        app.config, CONSUMER, HANDLERS, inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
+        app.config,
+        CONSUMER,
+        HANDLERS,
+        inbox_handler(app, db, Inbox, CONSUMER, HANDLERS),
+        # Batches of up to 100 in one transaction and one ack; a prefetch window of a few
+        # batches keeps the next one on the wire while this one commits.
+        batch_handler=inbox_batch_handler(app, db, Inbox, CONSUMER, HANDLERS),
+        batch_size=100,
+        prefetch=300,
     )
 
 

@@ -4,7 +4,7 @@
 `--check` only says whether the checked-in file is current. The gateway serves the same
 document as JSON at /asyncapi.json.
 
-What it describes (see shared/messaging.py for the topology itself): the topic exchange
+What it describes (see shared/messaging/topology.py for the topology itself): the topic exchange
 `events` with one channel per routing key (= event type) that its producer sends to, and
 per consuming service the quorum queue `<service>.events` it receives from, the retry
 queues `<service>.events.retry.<n>` (each a TTL that leads back into the main queue) and

@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session
 
 from shared.events import Event, InvalidEvent, new_event
-from shared.inbox import handle_once
+from shared.inbox import handle_batch_once, handle_once
 from shared.messaging import (
     Consumer,
     Publisher,
@@ -31,6 +32,22 @@ from shared.tests.conftest import Applied, Base, Inbox, queue_depth, running, un
 from tests.support import PostgresNode, wait_for
 
 RETRY_DELAYS = (0.05, 0.05, 0.05)  # the retry tiers take 0.15 s in all
+
+# The outage and stop tests run against both paths of the consumer: one event at a time,
+# and batches in one call (one transaction, one ack).
+BATCHING = pytest.mark.parametrize("batching", [False, True], ids=["one-by-one", "batched"])
+
+
+def batch_options(handler: Callable[[Event], None], batching: bool) -> dict[str, Any]:
+    """Consumer options that hand it a batch handler applying `handler` to each event."""
+    if not batching:
+        return {}
+
+    def handle_batch(events: Sequence[Event]) -> None:
+        for event in events:
+            handler(event)
+
+    return {"batch_handler": handle_batch}
 
 
 def sample(name: str, consumer: str, **labels: str) -> float:
@@ -105,6 +122,19 @@ def inbox_effect(engine: sa.Engine, consumer: str) -> Callable[[Event], None]:
     return handle
 
 
+def inbox_batch_effect(engine: sa.Engine, consumer: str) -> Callable[[Sequence[Event]], None]:
+    """The batch form: every inbox row and effect of the batch in one transaction."""
+
+    def handle(events: Sequence[Event]) -> None:
+        with Session(engine) as session:
+            handle_batch_once(
+                session, Inbox, consumer, events, lambda e: session.add(Applied(event_id=e.id))
+            )
+            session.commit()
+
+    return handle
+
+
 def applied_ids(engine: sa.Engine) -> Tally[str]:
     with engine.connect() as connection:
         return Tally(connection.scalars(sa.select(Applied.event_id)))
@@ -112,8 +142,9 @@ def applied_ids(engine: sa.Engine) -> Tally[str]:
 
 @pytest.mark.chaos
 @pytest.mark.integration
+@BATCHING
 def test_a_database_outage_delays_events_and_each_is_applied_once_with_the_dlq_empty(
-    own_postgres: PostgresNode, amqp_url: str, channel, consumer_name: str
+    own_postgres: PostgresNode, amqp_url: str, channel, consumer_name: str, batching: bool
 ):
     engine = sa.create_engine(own_postgres.url, pool_pre_ping=True)
     Base.metadata.drop_all(engine)
@@ -128,6 +159,7 @@ def test_a_database_outage_delays_events_and_each_is_applied_once_with_the_dlq_e
         inbox_effect(engine, consumer_name),
         retry_delays=RETRY_DELAYS,
         max_transient_delay=0.5,
+        **({"batch_handler": inbox_batch_effect(engine, consumer_name)} if batching else {}),
     )
     declare_topology(
         channel, consumer_name, [event_type], delivery_limit=5, retry_delays=RETRY_DELAYS
@@ -162,6 +194,8 @@ def test_a_database_outage_delays_events_and_each_is_applied_once_with_the_dlq_e
     assert queue_depth(channel, queue_name(consumer_name)) == 0
     assert sample("events_failed_total", consumer_name, type=event_type) == 0
     assert sample("events_redelivered_total", consumer_name) == 0  # heartbeats went on
+    # The batched run did commit batches (the path under test), not one event at a time.
+    assert (sample("events_batches_total", consumer_name) > 0) is batching
 
 
 # -- holding a message, and requeueing it as a copy -------------------------------------------
@@ -184,8 +218,9 @@ class FlakyDependency:
 
 
 @pytest.mark.integration
+@BATCHING
 def test_a_message_held_past_max_hold_goes_back_as_a_fresh_copy_and_is_handled_once(
-    amqp_url: str, channel, consumer_name: str
+    amqp_url: str, channel, consumer_name: str, batching: bool
 ):
     event_type = unique_type("user")
     handler = FlakyDependency()
@@ -197,6 +232,7 @@ def test_a_message_held_past_max_hold_goes_back_as_a_fresh_copy_and_is_handled_o
         retry_delays=RETRY_DELAYS,
         max_transient_delay=0.2,
         max_hold=0.5,
+        **batch_options(handler, batching),
     )
     declare_topology(
         channel, consumer_name, [event_type], delivery_limit=5, retry_delays=RETRY_DELAYS
@@ -231,8 +267,9 @@ def slow_recorder(seconds: float, started: threading.Event | None = None):
 
 
 @pytest.mark.integration
+@BATCHING
 def test_a_stop_finishes_the_prefetched_messages_instead_of_returning_them(
-    amqp_url: str, channel, consumer_name: str
+    amqp_url: str, channel, consumer_name: str, batching: bool
 ):
     event_type = unique_type("order")
     declare_topology(channel, consumer_name, [event_type], delivery_limit=5, retry_delays=[1])
@@ -241,7 +278,14 @@ def test_a_stop_finishes_the_prefetched_messages_instead_of_returning_them(
         assert all(publisher.publish_batch(events))
     started = threading.Event()
     handle, handled = slow_recorder(0.1, started)
-    consumer = Consumer(amqp_url, consumer_name, [event_type], handle, prefetch=20)
+    consumer = Consumer(
+        amqp_url,
+        consumer_name,
+        [event_type],
+        handle,
+        prefetch=20,
+        **batch_options(handle, batching),
+    )
 
     with running(consumer):
         assert started.wait(15)
@@ -253,8 +297,9 @@ def test_a_stop_finishes_the_prefetched_messages_instead_of_returning_them(
 
 
 @pytest.mark.integration
+@BATCHING
 def test_rolling_restarts_under_a_backlog_dead_letter_nothing(
-    amqp_url: str, channel, consumer_name: str
+    amqp_url: str, channel, consumer_name: str, batching: bool
 ):
     event_type = unique_type("order")
     # One return allowed: each stop that handed prefetched messages back would count.
@@ -266,7 +311,13 @@ def test_rolling_restarts_under_a_backlog_dead_letter_nothing(
 
     def replica() -> Consumer:
         return Consumer(
-            amqp_url, consumer_name, [event_type], handle, delivery_limit=1, prefetch=10
+            amqp_url,
+            consumer_name,
+            [event_type],
+            handle,
+            delivery_limit=1,
+            prefetch=10,
+            **batch_options(handle, batching),
         )
 
     for _restart in range(4):
@@ -279,11 +330,13 @@ def test_rolling_restarts_under_a_backlog_dead_letter_nothing(
     assert Tally(handled) == Tally(event.id for event in events)  # each exactly once
     assert queue_depth(channel, dlq_name(consumer_name)) == 0
     assert sample("events_redelivered_total", consumer_name) == 0
+    assert (sample("events_batches_total", consumer_name) > 0) is batching
 
 
 @pytest.mark.integration
+@BATCHING
 def test_a_stop_during_an_outage_requeues_the_held_messages_as_fresh_copies(
-    amqp_url: str, channel, consumer_name: str
+    amqp_url: str, channel, consumer_name: str, batching: bool
 ):
     event_type = unique_type("user")
     declare_topology(
@@ -301,6 +354,7 @@ def test_a_stop_during_an_outage_requeues_the_held_messages_as_fresh_copies(
         retry_delays=RETRY_DELAYS,
         max_transient_delay=0.2,
         drain_timeout=0.5,
+        **batch_options(down, batching),
     )
     with running(stopping):
         wait_for(lambda: sample("events_transient_failures_total", consumer_name) > 0, timeout=15)

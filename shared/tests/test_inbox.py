@@ -9,7 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from shared import contracts
 from shared.events import InvalidEvent, new_event
-from shared.inbox import handle_once, inbox_handler
+from shared.inbox import handle_batch_once, handle_once, inbox_batch_handler, inbox_handler
 from shared.tests.conftest import Applied, Base, Inbox
 
 
@@ -131,6 +131,57 @@ def test_inbox_handler_rolls_back_and_reraises_so_the_consumer_retries(flask_app
     with app.app_context():
         assert count(db.session, Applied) == 0
         assert count(db.session, Inbox) == 0
+
+
+def test_a_batch_applies_each_new_event_once_skipping_the_duplicates_in_and_before_it(
+    session_factory,
+):
+    seen, fresh, other = (new_event("user.registered", "/auth", {"n": n}) for n in range(3))
+    assert apply_once(session_factory, seen)
+
+    with session_factory() as session:
+        applied = handle_batch_once(
+            session,
+            Inbox,
+            "orders",
+            [seen, fresh, fresh, other],
+            lambda event: session.add(Applied(event_id=event.id)),
+        )
+        session.commit()
+
+    assert applied == 2
+    with session_factory() as session:
+        assert sorted(session.scalars(sa.select(Applied.event_id))) == sorted(
+            [seen.id, fresh.id, other.id]
+        )
+        assert count(session, Inbox) == 3
+
+
+def test_inbox_batch_handler_rolls_the_whole_batch_back_when_one_event_fails(flask_app):
+    app, db = flask_app
+    good, poison = registered(), registered()
+
+    def on_registered(session, event, data):
+        if event.id == poison.id:
+            raise RuntimeError("cannot apply this one")
+        session.add(Applied(event_id=event.id))
+
+    handle = inbox_batch_handler(app, db, Inbox, "orders", {"user.registered": on_registered})
+    # A catalogue type without a handler here: acked with the batch, never applied.
+    unhandled = contracts.build(contracts.UserReactivatedV1(user_id="u-1", version=2))
+    with pytest.raises(RuntimeError, match="cannot apply"):
+        handle([good, poison, unhandled])
+    with app.app_context():
+        # Nothing of the batch stays: the consumer retries its events one by one.
+        assert count(db.session, Applied) == 0
+        assert count(db.session, Inbox) == 0
+    with pytest.raises(InvalidEvent, match="unknown event type"):
+        handle([good, new_event("user.unknown_thing", "/auth", {})])
+
+    handle([good, unhandled])
+    with app.app_context():
+        assert count(db.session, Applied) == 1
+        assert count(db.session, Inbox) == 1
 
 
 def test_inbox_handler_refuses_data_its_contract_does_not_allow_before_touching_the_database(

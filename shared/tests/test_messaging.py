@@ -73,8 +73,9 @@ def test_an_event_no_queue_is_bound_for_is_reported_as_not_published(amqp_url, c
         new_event(routed_type, "/orders", {}),
     ]
     with Publisher(amqp_url) as publisher:
-        assert publisher.publish_batch(batch) == [True, False, True]
-        assert "unroutable" in publisher.last_failures[batch[1].id]
+        result = publisher.publish_batch(batch)
+        assert result == [True, False, True]
+        assert "unroutable" in result.failures[batch[1].id]
         assert publisher.publish(new_event(lonely_type, "/orders", {})) is False
     assert queue_depth(channel, f"q-{routed_type}") == 2
 

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from shared.db import as_utc, utcnow
 from shared.events import new_event
 from shared.inbox import handle_once
-from shared.messaging import EXCHANGE, Consumer, Publisher, declare_exchange, queue_name
+from shared.messaging import (
+    EXCHANGE,
+    Consumer,
+    Publisher,
+    PublishResult,
+    declare_exchange,
+    queue_name,
+)
 from shared.outbox import (
     purge_sent,
     record_event,
@@ -46,12 +53,13 @@ class FakePublisher:
     def __init__(self, fail=()):
         self.fail = set(fail)
         self.batches = []
-        self.last_failures = {}
 
     def publish_batch(self, events):
         self.batches.append([e.id for e in events])
-        self.last_failures = {e.id: "nacked by the broker" for e in events if e.id in self.fail}
-        return [e.id not in self.fail for e in events]
+        return PublishResult(
+            [e.id not in self.fail for e in events],
+            {e.id: "nacked by the broker" for e in events if e.id in self.fail},
+        )
 
 
 def record(sessions, event_type, n):

@@ -54,7 +54,7 @@ def exported_metrics() -> set[str]:
     """Names of the metrics the suite's code registers, as Prometheus exposes them."""
     names = set()
     for path in [
-        *ROOT.glob("shared/*.py"),
+        *ROOT.glob("shared/**/*.py"),
         *ROOT.glob("services/*/*.py"),
         *ROOT.glob("gateway/*.py"),
     ]:

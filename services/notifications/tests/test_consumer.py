@@ -15,9 +15,10 @@ import pika
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from prometheus_client import REGISTRY
 
 from services.notifications.handlers import CONSUMER, HANDLERS
-from services.notifications.models import Contact, Delivery, Notification, db
+from services.notifications.models import Contact, Delivery, Inbox, Notification, db
 from services.notifications.tests.conftest import (
     SmtpSink,
     deliver,
@@ -29,7 +30,7 @@ from services.notifications.tests.conftest import (
 )
 from services.notifications.worker import build_consumer
 from shared.events import Event
-from shared.messaging import EXCHANGE, Publisher, declare_topology, dlq_name
+from shared.messaging import EXCHANGE, Publisher, declare_topology, dlq_name, queue_name
 from tests.support import create_vhost, delete_vhost, wait_for
 
 pytestmark = pytest.mark.integration
@@ -166,3 +167,59 @@ def test_a_user_registered_sent_by_orders_changes_no_contact_and_is_dead_lettere
     assert "user.registered must come from /auth, not '/orders'" in properties.headers["x-error"]
     assert _count(app, Contact, Contact.user_id == ADA) == 0
     assert _count(app, Notification, Notification.user_id == ADA) == 0
+
+
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {"consumer": CONSUMER}) or 0.0
+
+
+def test_a_poison_event_amid_a_batch_of_200_good_ones_is_dead_lettered_alone(
+    app: Flask, broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "AMQP_URL", broker_url)
+    monkeypatch.setitem(app.config, "EVENT_RETRY_DELAYS", RETRY_DELAYS)
+    with _channel(broker_url) as channel:
+        declare_topology(
+            channel,
+            CONSUMER,
+            list(HANDLERS),
+            delivery_limit=int(app.config["EVENT_DELIVERY_LIMIT"]),
+            retry_delays=RETRY_DELAYS,
+        )
+        channel.queue_purge(dlq_name(CONSUMER))
+    good = [order_created(ADA) for _ in range(200)]
+    poison = Event(type="order.created", source="/orders", data={"order_id": "o-poison"})
+    # All queued before the consumer starts, so they reach it as full batches.
+    _publish(broker_url, *good[:100], poison, *good[100:])
+    batches, redelivered = _metric("events_batches_total"), _metric("events_redelivered_total")
+
+    running = build_consumer(app)
+    thread = threading.Thread(target=running.run, name="consumer")
+    thread.start()
+    try:
+        with _channel(broker_url) as channel:
+            wait_for(
+                lambda: (
+                    channel.queue_declare(dlq_name(CONSUMER), passive=True).method.message_count
+                    == 1
+                ),
+                timeout=30,
+            )
+            _method, properties, _body = channel.basic_get(dlq_name(CONSUMER), auto_ack=True)
+        wait_for(lambda: _count(app, Notification) == 200, timeout=30)
+    finally:
+        running.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+    assert properties.message_id == poison.id
+    assert properties.headers["x-dlq-reason"] == "invalid-data"
+    good_ids = {event.id for event in good}
+    assert _count(app, Notification, Notification.event_id.in_(good_ids)) == 200
+    assert _count(app, Inbox) == 200
+    # The good ones were committed in batches (not one transaction each), acked once, and
+    # none came back from the broker a second time.
+    assert 1 <= _metric("events_batches_total") - batches < 200
+    assert _metric("events_redelivered_total") == redelivered
+    with _channel(broker_url) as channel:
+        assert channel.queue_declare(queue_name(CONSUMER), passive=True).method.message_count == 0

@@ -135,6 +135,12 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": env.database_url(service) if service != "gateway" else None,
         "AMQP_URL": env.amqp_url(),
         "REDIS_URL": env.optional("REDIS_URL"),
+        # A dependency that stops answering costs a request these, then a 503.
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": env.number("DATABASE_CONNECT_TIMEOUT_SECONDS", 5.0),
+        "DATABASE_STATEMENT_TIMEOUT_SECONDS": env.number(
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS", 15.0
+        ),
+        "REDIS_TIMEOUT_SECONDS": env.number("REDIS_TIMEOUT_SECONDS", 1.0),
         "MAX_CONTENT_LENGTH": MIB,
         "JWT_ISSUER": env.string("JWT_ISSUER", "http://127.0.0.1:8080/api/v1/auth"),
         "JWT_AUDIENCE": env.string("JWT_AUDIENCE", "flask-suite"),

@@ -128,6 +128,10 @@ class Env:
 def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
     """Flask config every service shares; the service adds its own keys on top."""
     env = env or Env()
+    from shared.faults import armed_points  # imports this module
+
+    # First: a production process armed to kill itself must not start, whatever else is set.
+    fault_points = sorted(armed_points(env.environ))
     auth_url = env.string("AUTH_URL", f"http://127.0.0.1:{env.port('auth')}")
     return {
         "APP_ENV": env.app_env,
@@ -152,6 +156,7 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
         ],
         "EVENT_DELIVERY_LIMIT": env.integer("EVENT_DELIVERY_LIMIT", 5),
         "VAR_DIR": str(env.var_dir()),
+        "FAULT_POINTS": fault_points,
         **token_lifetime_config(env),
     }
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import utcnow
 from shared.events import Event
+from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
 from shared.uow import unit_of_work
 
 if TYPE_CHECKING:
@@ -110,5 +111,8 @@ def inbox_handler(
         # this attempt stays behind, and the consumer retries the event.
         with app.app_context(), unit_of_work(db.session()) as session:
             handle_once(session, model, consumer, event, lambda: handler(session, event))
+        # Committed, not yet acknowledged: a crash here has the event redelivered, and the
+        # inbox row makes the second handling a no-op.
+        crash_point(CONSUMER_AFTER_COMMIT)
 
     return handle

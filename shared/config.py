@@ -132,6 +132,9 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
 
     # First: a production process armed to kill itself must not start, whatever else is set.
     fault_points = sorted(armed_points(env.environ))
+    inbox_retention = env.integer("INBOX_RETENTION_SECONDS", 30 * 24 * 3600)
+    if inbox_retention <= 0:
+        raise ConfigError("INBOX_RETENTION_SECONDS must be positive")
     auth_url = env.string("AUTH_URL", f"http://127.0.0.1:{env.port('auth')}")
     return {
         "APP_ENV": env.app_env,
@@ -157,6 +160,9 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
         "EVENT_DELIVERY_LIMIT": env.integer("EVENT_DELIVERY_LIMIT", 5),
         "VAR_DIR": str(env.var_dir()),
         "FAULT_POINTS": fault_points,
+        # An inbox row must outlive every redelivery of its event (minutes): days is far beyond.
+        "INBOX_RETENTION_SECONDS": inbox_retention,
+        "INBOX_PURGE_INTERVAL_SECONDS": env.number("INBOX_PURGE_INTERVAL_SECONDS", 600.0),
         **token_lifetime_config(env),
     }
 

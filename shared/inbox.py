@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from shared.db import utcnow
+from shared.db import rows_matched, utcnow
 from shared.events import Event
 from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
 from shared.uow import unit_of_work
@@ -38,6 +38,11 @@ class InboxMixin:
     event_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(255))
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # purge_handled deletes by received_at: without it each purge scans the whole table.
+        return (sa.Index("ix_inbox_received_at", "received_at"),)
 
 
 def _claim(session: Session, model: type[InboxMixin], values: dict[str, Any]) -> bool:
@@ -116,3 +121,22 @@ def inbox_handler(
         crash_point(CONSUMER_AFTER_COMMIT)
 
     return handle
+
+
+def purge_handled(
+    session: Session, model: type[InboxMixin], older_than: timedelta, *, limit: int
+) -> int:
+    """Delete at most `limit` inbox rows received longer than `older_than` ago; how many.
+
+    An inbox row only has to outlive every redelivery of its event (retries, a requeue, a
+    consumer killed before its ack), which takes minutes: the retention is days. The caller
+    commits.
+    """
+    batch = (
+        sa.select(model.consumer, model.event_id)
+        .where(model.received_at < utcnow() - older_than)
+        .limit(limit)
+    )
+    statement = sa.delete(model).where(sa.tuple_(model.consumer, model.event_id).in_(batch))
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return rows_matched(result)

@@ -15,6 +15,7 @@ import argparse
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
@@ -25,7 +26,15 @@ from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
 from shared.inbox import inbox_handler
 from shared.messaging import Consumer
-from shared.worker import Task, consumer_from_config, consumer_task, run_worker, setup_topology
+from shared.worker import (
+    Task,
+    consumer_from_config,
+    consumer_task,
+    inbox_purge,
+    periodic_task,
+    run_worker,
+    setup_topology,
+)
 
 log = logging.getLogger("services.notifications.worker")
 
@@ -38,8 +47,18 @@ def build_consumer(app: Flask) -> Consumer:
 
 
 def run_consumer_process() -> int:
-    """Consume events until SIGTERM/SIGINT."""
-    return run_worker([consumer_task(build_consumer(create_app()))])
+    """Consume events until SIGTERM/SIGINT, purging old inbox rows beside it."""
+    app = create_app()
+    with app.app_context():
+        engine = db.engine
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    purge = inbox_purge(sessions, Inbox, timedelta(seconds=app.config["INBOX_RETENTION_SECONDS"]))
+    tasks = [
+        consumer_task(build_consumer(app)),
+        # This service has no outbox: its consumer purges the inbox it fills.
+        periodic_task("inbox-purge", float(app.config["INBOX_PURGE_INTERVAL_SECONDS"]), purge),
+    ]
+    return run_worker(tasks, cleanup=engine.dispose)
 
 
 def run_setup() -> int:

@@ -95,6 +95,9 @@ def config_engine_options(url: str, config: Mapping[str, Any]) -> dict[str, Any]
     )
 
 
+_WATCHDOG_START = threading.Lock()
+
+
 class StatementWatchdog:
     """Shuts the socket of a connection whose statement outlived its deadline.
 
@@ -127,11 +130,14 @@ class StatementWatchdog:
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
             return
-        # A forked child inherits the parent's state but not its thread.
-        self._pid = os.getpid()
-        self._condition = threading.Condition()
-        self._armed = {}
-        threading.Thread(target=self._watch, name="statement-watchdog", daemon=True).start()
+        with _WATCHDOG_START:
+            if self._pid == os.getpid():
+                return  # another thread started it meanwhile
+            # A forked child inherits the parent's state but not its thread.
+            self._condition = threading.Condition()
+            self._armed = {}
+            threading.Thread(target=self._watch, name="statement-watchdog", daemon=True).start()
+            self._pid = os.getpid()
 
     def _watch(self) -> None:
         condition = self._condition
@@ -175,17 +181,20 @@ def guard_engine(
     watchdog = StatementWatchdog(statement_timeout + STATEMENT_DEADLINE_GRACE_SECONDS)
     ping_deadline = connect_timeout
 
-    def before(connection: Any, *_args: Any) -> None:
-        watchdog.arm(connection.connection.dbapi_connection)
+    # The DB-API cursor knows its connection (psycopg's does), even once SQLAlchemy has
+    # invalidated its own wrapper, whose `.connection` would check out a new one.
+    def before(_connection: Any, cursor: Any, *_args: Any) -> None:
+        watchdog.arm(cursor.connection)
 
-    def after(connection: Any, *_args: Any) -> None:
-        watchdog.disarm(connection.connection.dbapi_connection)
+    def after(_connection: Any, cursor: Any, *_args: Any) -> None:
+        watchdog.disarm(cursor.connection)
 
     def on_error(context: Any) -> None:
-        if context.connection is not None and context.connection.connection is not None:
-            dbapi_connection = context.connection.connection.dbapi_connection
-            if dbapi_connection is not None:
-                watchdog.disarm(dbapi_connection)
+        # Any failed statement, not only a timed-out one: a deadline left armed would
+        # later shut a healthy connection.
+        cursor = getattr(context.execution_context, "cursor", None)
+        if cursor is not None:
+            watchdog.disarm(cursor.connection)
 
     # 0 turns statement limits off (a long migration run by hand), on both sides.
     if statement_timeout > 0:

@@ -101,3 +101,21 @@ def test_the_server_enforces_the_statement_timeout_itself(own_postgres: Postgres
         assert "statement timeout" in str(raised.value)
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration
+def test_a_statement_that_fails_leaves_no_deadline_behind_to_cut_a_healthy_connection(
+    own_postgres: PostgresNode,
+):
+    url = own_postgres.url
+    engine = sa.create_engine(url, **config_engine_options(url, TIMEOUTS))
+    guard_engine(engine, ping=False, connect_timeout=2.0, statement_timeout=1.0)
+    try:
+        with engine.connect() as connection:
+            with pytest.raises(sa.exc.ProgrammingError):
+                connection.execute(sa.text("SELECT no_such_column FROM no_such_table"))
+            connection.rollback()
+            time.sleep(3.5)  # past the failed statement's deadline (1 s + 2 s of grace)
+            assert connection.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()

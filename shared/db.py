@@ -7,6 +7,7 @@ not be imported into one process (the test run).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -113,6 +114,7 @@ class StatementWatchdog:
         self._pid = -1
         self._condition = threading.Condition()
         self._armed: dict[int, tuple[float, int]] = {}
+        self._wake_at = math.inf  # when the watcher wakes next by itself
 
     def arm(self, dbapi_connection: Any, seconds: float | None = None) -> None:
         """Start the clock for the statement `dbapi_connection` is about to run."""
@@ -120,7 +122,12 @@ class StatementWatchdog:
         self._ensure_thread()
         with self._condition:
             self._armed[id(dbapi_connection)] = (deadline, dbapi_connection.fileno())
-            self._condition.notify()
+            # Wake the watcher only when it would sleep past this deadline: deadlines are
+            # mostly later than the ones it already waits for, and a wake-up per statement
+            # would cost every query a thread switch.
+            if deadline < self._wake_at:
+                self._wake_at = deadline
+                self._condition.notify()
 
     def disarm(self, dbapi_connection: Any) -> None:
         """The statement finished (or failed); its connection's socket is left alone."""
@@ -136,6 +143,7 @@ class StatementWatchdog:
             # A forked child inherits the parent's state but not its thread.
             self._condition = threading.Condition()
             self._armed = {}
+            self._wake_at = math.inf
             threading.Thread(target=self._watch, name="statement-watchdog", daemon=True).start()
             self._pid = os.getpid()
 
@@ -150,7 +158,8 @@ class StatementWatchdog:
                         del self._armed[key]
                         _shut_down(fd)
                 upcoming = [deadline for deadline, _ in self._armed.values()]
-                condition.wait(timeout=min(upcoming) - now if upcoming else None)
+                self._wake_at = min(upcoming) if upcoming else math.inf
+                condition.wait(timeout=self._wake_at - now if upcoming else None)
 
 
 def _shut_down(fd: int) -> None:

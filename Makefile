@@ -30,7 +30,7 @@ COVERAGE_FLOOR ?= $(if $(PYTEST_ARGS),0,92)
 test: lint test-only ## make lint, then every test against the real PostgreSQL, RabbitMQ and Redis
 
 test-only: $(STAMP) ## every test with coverage (total, floor, ten slowest tests), without lint
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose asyncapi
 	$(BIN)/pytest --cov --cov-fail-under=$(COVERAGE_FLOOR) --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy, the CI workflow's schema, the ops checks
@@ -51,6 +51,20 @@ migrate: $(STAMP) ## apply every service's migrations to its database (env decid
 	@for s in $(SERVICES); do \
 	  if [ -d services/$$s/migrations ]; then $(BIN)/flask --app services.$$s db upgrade || exit 1; fi; \
 	done
+
+# -- event contracts (shared/contracts) ---------------------------------------------------
+.PHONY: asyncapi asyncapi-validate contract-snapshots
+ASYNCAPI_CLI := tools/asyncapi/node_modules/.bin/asyncapi
+
+asyncapi: $(STAMP) ## regenerate docs/asyncapi.yaml from the contract catalogue
+	$(BIN)/python -m shared.contracts.asyncapi
+
+asyncapi-validate: $(STAMP) ## validate docs/asyncapi.yaml with the AsyncAPI project's CLI
+	scripts/ensure-services.sh asyncapi
+	ASYNCAPI_METRICS_CONFIG_PATH=tools/asyncapi/analytics-off.json $(ASYNCAPI_CLI) validate docs/asyncapi.yaml
+
+contract-snapshots: $(STAMP) ## record the schema snapshot of a new event version (or an added optional field)
+	$(BIN)/python -m shared.contracts.compatibility
 
 clean: ## remove local data (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov

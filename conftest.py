@@ -4,4 +4,4 @@ import os
 
 os.environ.setdefault("APP_ENV", "test")
 
-pytest_plugins = ["shared.testing"]
+pytest_plugins = ["tests.support"]

@@ -18,16 +18,18 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-from shared import testing
-from shared.events import new_event
+from shared import contracts
 from shared.messaging import Publisher, declare_topology, queue_name
 from shared.outbox import run_relay
+from tests import support
 
 # What the benchmarks order: a product of the demo catalogue (`flask seed-products`, which
 # the Suite runs), priced by the server at 1250 per unit.
 ORDER_BODY = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2}]}
 # The lines of the order.created event such an order publishes.
-ORDER_EVENT_ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]
+ORDER_EVENT_ITEMS: list[dict[str, Any]] = [
+    {"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}
+]
 
 
 def libpq_url(url: str) -> str:
@@ -42,16 +44,10 @@ def user_registered_event(user_id: str) -> Any:
     their deliveries go out as in production instead of failing ("no email address is
     known") and coming back for retries during every later measurement.
     """
-    return new_event(
-        "user.registered",
-        "/auth",
-        {
-            "user_id": user_id,
-            "email": f"{user_id}@bench.example.com",
-            "name": "Bench",
-            "version": 1,
-        },
-        subject=user_id,
+    return contracts.build(
+        contracts.UserRegisteredV1(
+            user_id=user_id, email=f"{user_id}@bench.example.com", name="Bench", version=1
+        )
     )
 
 
@@ -61,25 +57,21 @@ def user_email_verified_event(user_id: str) -> Any:
     Only a verified address receives mail: without it, the measured deliveries would not
     exist, and the numbers would describe less work than production does.
     """
-    return new_event("user.email_verified", "/auth", {"user_id": user_id}, subject=user_id)
+    return contracts.build(contracts.UserEmailVerifiedV1(user_id=user_id, version=1))
 
 
 def order_created_event(user_id: str) -> Any:
     """An order.created event as the orders service records it."""
-    order_id = str(uuid.uuid4())
-    return new_event(
-        "order.created",
-        "/orders",
-        {
-            "order_id": order_id,
-            "user_id": user_id,
-            "status": "pending",
-            "total_cents": 2500,
-            "currency": "EUR",
-            "items": ORDER_EVENT_ITEMS,
-            "version": 1,
-        },
-        subject=order_id,
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=str(uuid.uuid4()),
+            user_id=user_id,
+            status="pending",
+            total_cents=2500,
+            currency="EUR",
+            items=[contracts.OrderItemV1(**item) for item in ORDER_EVENT_ITEMS],
+            version=1,
+        )
     )
 
 
@@ -108,8 +100,8 @@ def relay_throughput(*, events: int, runs: int, batch_size: int = 500) -> list[R
     """
     from services.orders.models import Outbox
 
-    url = testing.create_database("bench_relay")
-    vhost, amqp_url = testing.create_vhost("bench-relay")
+    url = support.create_database("bench_relay")
+    vhost, amqp_url = support.create_vhost("bench-relay")
     engine = sa.create_engine(url)
     try:
         Outbox.__table__.create(engine)  # type: ignore[attr-defined]
@@ -151,8 +143,8 @@ def relay_throughput(*, events: int, runs: int, batch_size: int = 500) -> list[R
         return results
     finally:
         engine.dispose()
-        testing.drop_database(url)
-        testing.delete_vhost(vhost)
+        support.drop_database(url)
+        support.delete_vhost(vhost)
 
 
 def _insert_outbox_rows(engine: sa.Engine, model: Any, count: int) -> None:

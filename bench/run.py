@@ -42,10 +42,10 @@ from bench.cpu import CpuMeter, PhaseCpu
 from bench.edge import Edge, EdgeUnavailable
 from bench.suite import Suite, SuiteOptions, gunicorn_argv, queue_exists
 from bench.wrk import WrkError, WrkResult, run_wrk, write_rows, wrk_path
-from shared import testing
 from shared.gunicorn_worker import WORKER_CLASS
 from shared.messaging import queue_name
-from shared.testing import WaitTimeout, free_port, wait_for
+from tests import support
+from tests.support import WaitTimeout, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -130,7 +130,7 @@ def register_users(suite: Suite, count: int, label: str = "bench") -> list[User]
         )
         if created.status_code != 202:
             raise RuntimeError(f"register answered {created.status_code}: {created.text}")
-        link = testing.verification_link(suite.dir / "mail", email, timeout=120)
+        link = support.verification_link(suite.dir / "mail", email, timeout=120)
         token = parse_qs(urlsplit(link).query)["token"][0]
         verified = http.post(
             suite.url("auth", "/api/v1/auth/verify-email"), json={"token": token}, timeout=30
@@ -302,7 +302,7 @@ class Bench:
         """Start everything and seed the data."""
         self.log("starting the suite (fresh databases and vhost)")
         self.suite.start()
-        self.baseline_db = testing.create_database("bench_baseline")
+        self.baseline_db = support.create_database("bench_baseline")
         self.bases = {
             "baseline": start_baseline(self.suite, self.baseline_db),
             "orders": self.suite.url("orders"),
@@ -510,7 +510,7 @@ class Bench:
 
     def outage(self) -> None:
         """Backlog drain after an outage of a second RabbitMQ node the bench starts itself."""
-        server = os.path.join(testing.RABBITMQ_SBIN, "rabbitmq-server")
+        server = os.path.join(support.RABBITMQ_SBIN, "rabbitmq-server")
         reason = ""
         if self.args.no_outage:
             reason = "disabled (--no-outage)"
@@ -526,7 +526,7 @@ class Bench:
         self.settle()
         node_dir = self.work / "rabbit-node"
         node_dir.mkdir()
-        node = testing.RabbitNode(str(node_dir))
+        node = support.RabbitNode(str(node_dir))
         user = register_users(self.suite, 1, label="outage")[0]
         node.start()
         names = ["outage.orders.relay", "outage.notifications.consume"]
@@ -577,7 +577,7 @@ class Bench:
             node.stop()
             shutil.rmtree(node_dir, ignore_errors=True)
 
-    def _outage_run(self, node: testing.RabbitNode, user: User) -> ev.DrainRun:
+    def _outage_run(self, node: support.RabbitNode, user: User) -> ev.DrainRun:
         """Stop the node's broker, place orders, start it again, time the drain."""
         self.settle()
         count = self.plan.outage_events
@@ -720,7 +720,7 @@ class Bench:
             self.edge.stop()
         self.suite.stop()
         if self.baseline_db:
-            testing.drop_database(self.baseline_db)
+            support.drop_database(self.baseline_db)
         shutil.rmtree(self.work, ignore_errors=True)
 
 

@@ -28,9 +28,9 @@ import pika
 import pika.exceptions
 import requests
 
-from shared import testing
 from shared.gunicorn_worker import WORKER_CLASS
 from shared.messaging import queue_name
+from tests import support
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("auth", "orders", "notifications")
@@ -116,7 +116,7 @@ class Suite:
         self._own_dir = self.options.base_dir is None
         self.dir = self.options.base_dir or Path(tempfile.mkdtemp(prefix="suite-"))
         self.logs = self.dir / "logs"
-        self.ports = {name: testing.free_port() for name in (*SERVICES, "gateway")}
+        self.ports = {name: support.free_port() for name in (*SERVICES, "gateway")}
         self.database_urls: dict[str, str] = {}
         self.amqp_url = ""  # guest's: for whoever drives the suite
         # Each service's processes connect as its own broker user, as deployed.
@@ -143,7 +143,7 @@ class Suite:
             for name in self.options.workers_to_start:
                 self.start_worker(name)
             for name in (*SERVICES, "gateway"):
-                testing.wait_for(
+                support.wait_for(
                     functools.partial(self._healthy, self.url(name, "/healthz")),
                     timeout=60,
                     what=f"{name} healthy ({self.logs / (name + '.log')})",
@@ -151,7 +151,7 @@ class Suite:
             for consumer, process in CONSUMER_PROCESSES.items():
                 if process not in self.options.workers_to_start:
                     continue
-                testing.wait_for(
+                support.wait_for(
                     functools.partial(queue_exists, self.amqp_url, queue_name(consumer)),
                     timeout=60,
                     what=f"queue {queue_name(consumer)} declared",
@@ -165,13 +165,13 @@ class Suite:
         """End every process, then drop the databases, the vhost and the Redis keys."""
         self.stop_processes(list(self.processes))
         for url in self.database_urls.values():
-            _quietly(testing.drop_database, url)
+            _quietly(support.drop_database, url)
         self.database_urls = {}
         if self.service_amqp_urls:
-            _quietly(testing.delete_service_users, self.vhost)
+            _quietly(support.delete_service_users, self.vhost)
             self.service_amqp_urls = {}
         if self.vhost:
-            _quietly(testing.delete_vhost, self.vhost)
+            _quietly(support.delete_vhost, self.vhost)
             self.vhost = ""
         _quietly(self._delete_redis_keys)
         if self._own_dir:
@@ -244,9 +244,9 @@ class Suite:
     def _prepare(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.dir / "keys").mkdir(exist_ok=True)
-        self.database_urls = {name: testing.create_database(f"suite_{name}") for name in SERVICES}
-        self.vhost, self.amqp_url = testing.create_vhost("suite")
-        self.service_amqp_urls = testing.create_service_users(self.vhost)
+        self.database_urls = {name: support.create_database(f"suite_{name}") for name in SERVICES}
+        self.vhost, self.amqp_url = support.create_vhost("suite")
+        self.service_amqp_urls = support.create_service_users(self.vhost)
         urls = {name: self.url(name) for name in (*SERVICES, "gateway")}
         self.env = {
             **os.environ,
@@ -268,7 +268,7 @@ class Suite:
             "TRUSTED_PROXY_HOPS": "1",
             "TRUSTED_PROXIES": "127.0.0.1,::1",
             "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(testing.free_port()),
+            "SMTP_PORT": str(support.free_port()),
             "VAR_DIR": str(self.dir),
             **{f"{n.upper()}_DATABASE_URL": url for n, url in self.database_urls.items()},
             **{f"{n.upper()}_PORT": str(port) for n, port in self.ports.items()},

@@ -1,5 +1,8 @@
 """`/openapi.json`: the services' specs merged into one; `/docs`: Swagger UI over it.
 
+`/asyncapi.json` is the events' counterpart: the AsyncAPI document generated from the
+contract catalogue that every service is built with (docs/asyncapi.yaml holds the same).
+
 Each service publishes its own spec (flask-smorest). The gateway fetches them, caches
 each for `GATEWAY_OPENAPI_TTL_SECONDS`, and merges: paths as they are (they already carry
 the service prefix), component names prefixed with the service (`orders.Order`), every
@@ -21,9 +24,19 @@ import requests
 from flask import Flask, Response, current_app, json
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from shared.contracts import asyncapi
+from shared.errors import PROBLEM_CONTENT_TYPE
+
 log = logging.getLogger(__name__)
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 REF_PREFIX = "#/components/"
+# What the gateway itself can answer on any route, before or instead of the service.
+GATEWAY_ERRORS = {
+    "429": "Too many requests from this caller; wait for Retry-After.",
+    "503": "The service behind this route cannot be reached now.",
+    "504": "The service behind this route did not answer in time.",
+}
 
 Fetch = Callable[[str], Mapping[str, Any]]
 
@@ -85,9 +98,43 @@ def merge_specs(
             if isinstance(tag, dict) and tag.get("name") not in seen_tags:
                 seen_tags.add(str(tag.get("name")))
                 merged["tags"].append(tag)
+    _add_gateway_errors(merged)
     if unavailable:
         merged["x-unavailable"] = sorted(unavailable)
     return merged
+
+
+def _add_gateway_errors(merged: dict[str, Any]) -> None:
+    """Document the gateway's own problem answers (rate limit, upstream down) everywhere."""
+    components = merged["components"]
+    components.setdefault("schemas", {})["gateway.Problem"] = {
+        "type": "object",
+        "description": "An RFC 9457 problem document answered by the gateway itself.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "request_id": {"type": ["string", "null"]},
+        },
+    }
+    responses = components.setdefault("responses", {})
+    for status, description in GATEWAY_ERRORS.items():
+        responses[f"gateway.{status}"] = {
+            "description": description,
+            "content": {
+                PROBLEM_CONTENT_TYPE: {"schema": {"$ref": f"{REF_PREFIX}schemas/gateway.Problem"}}
+            },
+        }
+    for item in merged["paths"].values():
+        for method, spec_operation in item.items():
+            if method in HTTP_METHODS and isinstance(spec_operation, dict):
+                documented = spec_operation.setdefault("responses", {})
+                for status in GATEWAY_ERRORS:
+                    documented.setdefault(
+                        status, {"$ref": f"{REF_PREFIX}responses/gateway.{status}"}
+                    )
 
 
 class SpecCache:
@@ -143,8 +190,13 @@ def openapi_view() -> Response:
     return Response(json.dumps(cache.merged()), mimetype="application/json")
 
 
+def asyncapi_view() -> Response:
+    """The AsyncAPI document of the suite's events (generated from shared.contracts)."""
+    return Response(asyncapi.document_json(), mimetype="application/json")
+
+
 def init_app(app: Flask, upstreams: Mapping[str, str], fetch: Fetch | None = None) -> None:
-    """Serve /openapi.json and the Swagger UI at /docs."""
+    """Serve /openapi.json, the Swagger UI at /docs, and the event catalogue /asyncapi.json."""
     if fetch is None:
         session = requests.Session()
         session.trust_env = False
@@ -154,6 +206,7 @@ def init_app(app: Flask, upstreams: Mapping[str, str], fetch: Fetch | None = Non
         upstreams, fetch, float(app.config["GATEWAY_OPENAPI_TTL_SECONDS"])
     )
     app.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
+    app.add_url_rule("/asyncapi.json", "asyncapi", asyncapi_view, methods=["GET"])
     app.register_blueprint(
         get_swaggerui_blueprint(
             "/docs",

@@ -66,7 +66,7 @@ class _VerbatimTarget:
     (urllib3 issue 3062): `?a=%zz` would reach the service as `?a=%25zz`. A proxy must not
     rewrite its client's query, so the target we built is swapped in one level below, in
     `_make_request` (its signature has been the same throughout urllib3 2.x; the tests of
-    the raw query pin it).
+    the raw query pin it, and shared.overrides registers the range).
     """
 
     def _make_request(  # type: ignore[no-untyped-def]
@@ -243,8 +243,15 @@ def forward(match: Match, user_id: str | None) -> Response:
     UPSTREAM_LATENCY.labels(route.upstream, str(upstream.status)).observe(
         time.perf_counter() - started
     )
+    relayed: Iterator[bytes] | tuple[()] = _relay(upstream, route.upstream)
+    if upstream.status in BODILESS_STATUSES or request.method == "HEAD":
+        # Nothing to relay: the connection goes back to the pool now, not when the WSGI
+        # server closes our response (a client polling with 304s would otherwise hold one
+        # connection per poll until then).
+        _finish(upstream)
+        relayed = ()
     response = Response(
-        _relay(upstream, route.upstream),
+        relayed,
         status=upstream.status,
         headers=response_headers_for_client(
             upstream.headers.items(), connection=upstream.headers.get("Connection")
@@ -260,6 +267,10 @@ def forward(match: Match, user_id: str | None) -> Response:
         response.headers["Cache-Control"] = "no-store"
     response.call_on_close(lambda: _finish(upstream))
     return response
+
+
+# Answers that never carry a body (RFC 9110 6.4.1).
+BODILESS_STATUSES = frozenset({204, 304})
 
 
 def _finish(upstream: BaseHTTPResponse) -> None:

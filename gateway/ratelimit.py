@@ -11,6 +11,11 @@ by how much of it still overlaps the last `window` seconds. No burst of twice th
 at a window edge, and two numbers per key instead of a list of every request. A request
 is counted only when every limit has room for it.
 
+A 304 Not Modified is given back: its count is taken off again after the answer (only
+within the window that counted it), so a client polling with If-None-Match for something
+that has not changed spends nothing of its budget, and `RateLimit-Remaining` stays as it
+was. The edge's nginx still holds such polls to the configured rate as a flood guard.
+
 Headers follow the IETF RateLimit fields draft, for the limit closest to refusing:
 `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds from now). A
 refusal is a 429 problem+json whose `Retry-After` is the time until the request would fit.
@@ -78,6 +83,12 @@ class Outcome(NamedTuple):
     now_ms: int
     counts: list[Counts]
     revoked_at: float | None
+    from_fallback: bool = False  # counted in this process's memory while Redis was down
+
+
+def _windows_of(checks: Sequence[tuple[str, Limit]], now_ms: int) -> list[int]:
+    """The window number each limit counted a request made at `now_ms` in."""
+    return [now_ms // limit.window_ms for _, limit in checks]
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,9 @@ class LimitStore(Protocol):
     def hit(self, checks: Sequence[tuple[str, Limit]], revocation_key: str | None) -> Outcome:
         """Count the request under every key if all have room; read `revocation_key` too."""
 
+    def refund(self, checks: Sequence[tuple[str, Limit]], now_ms: int) -> None:
+        """Take back a request `hit` counted at `now_ms`, where its window is still current."""
+
 
 class MemoryLimitStore:
     """This process's counters (no Redis, or while Redis is down)."""
@@ -166,6 +180,14 @@ class MemoryLimitStore:
             if len(self._windows) > self._max_keys:
                 self._forget_idle(now_ms, checks)
         return Outcome(allowed, now_ms, counts, None)
+
+    def refund(self, checks: Sequence[tuple[str, Limit]], now_ms: int) -> None:
+        """Take one off each counter still in the window that counted the request."""
+        with self._lock:
+            for (key, _), window in zip(checks, _windows_of(checks, now_ms), strict=True):
+                stored = self._windows.get(key)
+                if stored is not None and stored[0] == window and stored[1] > 0:
+                    self._windows[key] = (window, stored[1] - 1, stored[2])
 
     def _state(self, key: str, limit: Limit, now_ms: int) -> tuple[int, int, int]:
         window = now_ms // limit.window_ms
@@ -232,12 +254,27 @@ return out
 """
 
 
+# KEYS: the limits' hashes; ARGV: the window number each counted the request in. Only a
+# counter still in that window is decremented (a later window's count is not this one's).
+_REFUND_SCRIPT = """
+for i = 1, #KEYS do
+  local stored = redis.call('HMGET', KEYS[i], 'w', 'c')
+  local c = tonumber(stored[2]) or 0
+  if tonumber(stored[1]) == tonumber(ARGV[i]) and c > 0 then
+    redis.call('HSET', KEYS[i], 'c', c - 1)
+  end
+end
+return #KEYS
+"""
+
+
 class RedisLimitStore:
     """Counters every worker and host shares; the revocation lookup rides along."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self._script = client.register_script(_HIT_SCRIPT)
+        self._refund_script = client.register_script(_REFUND_SCRIPT)
 
     def hit(self, checks: Sequence[tuple[str, Limit]], revocation_key: str | None) -> Outcome:
         """One EVALSHA; redis.RedisError propagates."""
@@ -252,6 +289,10 @@ class RedisLimitStore:
         counts = [Counts(int(numbers[i]), int(numbers[i + 1])) for i in range(0, len(numbers), 2)]
         revoked = reply[2 + 2 * len(checks)] if len(reply) > 2 + 2 * len(checks) else None
         return Outcome(bool(reply[0]), int(reply[1]), counts, float(revoked) if revoked else None)
+
+    def refund(self, checks: Sequence[tuple[str, Limit]], now_ms: int) -> None:
+        """One EVALSHA; redis.RedisError propagates."""
+        self._refund_script(keys=[key for key, _ in checks], args=_windows_of(checks, now_ms))
 
 
 class Limiter:
@@ -285,7 +326,22 @@ class Limiter:
             if time.monotonic() - self._warned_at > 10:
                 self._warned_at = time.monotonic()
                 log.warning("rate limits fall back to memory", extra={"error": str(exc)})
-            return self.fallback.hit(checks, None)
+            return self.fallback.hit(checks, None)._replace(from_fallback=True)
+
+    def refund(self, checks: Sequence[tuple[str, Limit]], outcome: Outcome) -> None:
+        """Take back a counted request in the store that counted it; lost if Redis fails."""
+        import redis
+
+        if not outcome.allowed:
+            return
+        if outcome.from_fallback:
+            self.fallback.refund(checks, outcome.now_ms)
+            return
+        try:
+            self.store.refund(checks, outcome.now_ms)
+        except redis.RedisError as exc:
+            # The request stays counted: a client loses one request of its budget, no more.
+            log.warning("rate limit refund failed", extra={"error": str(exc)})
 
 
 def client_ip() -> str:
@@ -328,6 +384,7 @@ def admit() -> None:
             retry_after=refused.retry_after,
         )
     g.rate_limit = min(decisions, key=lambda d: (d.remaining, -d.reset))
+    g.rate_limit_counted = (checks, outcome)
     if principal is not None:
         if revocation_key is not None:
             check_revocation(outcome.revoked_at)
@@ -335,8 +392,26 @@ def admit() -> None:
             check_revocation(store.revoked_at(principal.user_id))
 
 
+def refund_not_modified(response: Response) -> None:
+    """A 304 costs nothing: its count is given back, and the headers show the budget as
+    it was before the request."""
+    counted: tuple[list[tuple[str, Limit]], Outcome] | None = g.get("rate_limit_counted")
+    if response.status_code != 304 or counted is None:
+        return
+    checks, outcome = counted
+    limiter: Limiter = current_app.extensions["gateway_limiter"]
+    limiter.refund(checks, outcome)
+    before = [Counts(max(0, c.current - 1), c.previous) for c in outcome.counts]
+    decisions = [
+        decide(limit, outcome.now_ms, counts)
+        for (_, limit), counts in zip(checks, before, strict=True)
+    ]
+    g.rate_limit = min(decisions, key=lambda d: (d.remaining, -d.reset))
+
+
 def add_headers(response: Response) -> Response:
     """after_request: the RateLimit fields of the limit closest to refusing."""
+    refund_not_modified(response)
     decision: Decision | None = g.get("rate_limit")
     if decision is not None:
         response.headers["RateLimit-Limit"] = str(decision.limit.amount)

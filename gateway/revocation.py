@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import pika
 import pika.exceptions
 
+from shared import contracts
 from shared.errors import ServiceUnavailableError
 from shared.events import Event, InvalidEvent, parse_event
 from shared.messaging import EXCHANGE as EVENTS_EXCHANGE
@@ -153,18 +154,21 @@ def redis_client(url: str, timeout: float = 1.0) -> Any:
 
 
 def user_deactivated_handler(store: RevocationStore) -> Callable[[Event], None]:
-    """The event handler: record a deactivation or role change; refuse (dead-letter) events
-    without a user."""
+    """The event handler: record a deactivation or role change (what its contract refuses is
+    dead-lettered)."""
 
     def handle(event: Event) -> None:
         if event.type not in REVOKING_EVENTS:
             return
-        user_id = event.data.get("user_id")
-        if not isinstance(user_id, str | int) or isinstance(user_id, bool) or user_id == "":
-            # Retrying cannot fix the payload: the consumer dead-letters it for inspection.
-            raise InvalidEvent(f"{event.type} without a usable user_id")
-        store.revoke(str(user_id), event.time.timestamp())
-        log.info("user tokens revoked", extra={"user_id": str(user_id), "event_id": event.id})
+        # InvalidEvent (bad data, or not from auth): retrying cannot fix it, the consumer
+        # dead-letters it for inspection. Every revoking event names its user.
+        data: contracts.UserDeactivatedV1 | contracts.UserRoleChangedV1 | None = (
+            contracts.parse_for(event, contracts.GATEWAY)
+        )
+        if data is None:
+            return  # another version of the type, which the gateway does not read
+        store.revoke(data.user_id, event.time.timestamp())
+        log.info("user tokens revoked", extra={"user_id": data.user_id, "event_id": event.id})
 
     return handle
 

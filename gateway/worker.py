@@ -13,7 +13,6 @@ it until Redis answers, so the revocation is late, never dropped into the DLQ.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -31,11 +30,12 @@ from shared.config import ConfigError, Env, common_config, validate_token_lifeti
 from shared.messaging import Consumer, transient_errors
 from shared.observability import configure_logging
 from shared.worker import (
-    EXIT_CONFIG,
+    Command,
     consumer_from_config,
     consumer_task,
     run_worker,
     setup_topology,
+    worker_main,
 )
 
 log = logging.getLogger("gateway.worker")
@@ -69,20 +69,25 @@ def build_consumer(env: Env) -> Consumer:
     )
 
 
+def _consumer() -> Consumer:
+    configure_logging("gateway-worker")
+    return build_consumer(Env())
+
+
+COMMANDS = {
+    "consume": Command(
+        "record revoking events in Redis (the default command)",
+        lambda _: run_worker([consumer_task(_consumer())]),
+    ),
+    "setup": Command(
+        "declare the queue `consume` reads, then exit", lambda _: setup_topology(_consumer())
+    ),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the consumer until SIGTERM or SIGINT, or declare its queue (`setup`)."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.worker")
-    parser.add_argument("command", nargs="?", default="consume", choices=["consume", "setup"])
-    args = parser.parse_args(argv)
-    configure_logging("gateway-worker")
-    try:
-        consumer = build_consumer(Env())
-    except ConfigError as exc:
-        log.error("cannot start", extra={"error": str(exc)})
-        return EXIT_CONFIG
-    if args.command == "setup":
-        return setup_topology(consumer)
-    return run_worker([consumer_task(consumer)])
+    return worker_main("python -m gateway.worker", COMMANDS, argv, default="consume")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the servers the test suite talks to are up: PostgreSQL, RabbitMQ, Redis on
 # 127.0.0.1. Starts any that is installed but stopped; fails with one clear line otherwise.
-# Also makes sure nginx, wrk and docker-compose are installed (as root it installs the
-# Debian packages).
+# Also makes sure nginx, wrk, docker-compose and the AsyncAPI CLI are installed (as root it
+# installs the Debian packages).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -72,6 +72,19 @@ ensure_wrk() { ensure_package wrk wrk; }
 # docker-compose.
 ensure_compose() {
   docker compose version >/dev/null 2>&1 || ensure_package docker-compose docker-compose
+}
+
+# The AsyncAPI project's CLI validates docs/asyncapi.yaml; npm installs the version pinned
+# in tools/asyncapi/package-lock.json (again whenever the lock file changes).
+ensure_asyncapi() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools/asyncapi" && pwd)"
+  command -v npm >/dev/null || ensure_package npm npm
+  if [ ! -x "$dir/node_modules/.bin/asyncapi" ] ||
+    [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "installing the AsyncAPI CLI (npm ci in tools/asyncapi)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 }
 
 for name in "$@"; do

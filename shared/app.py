@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared import errors, health, observability, tokens
 from shared.config import Env, common_config, validate_token_lifetimes
+from shared.openapi import create_api
 from shared.proxies import TrustedProxyFix, trusted_proxy_config
 from shared.schemas import UNSTORABLE_TEXT_MESSAGE, unstorable_text
 from shared.tokens import JWKSCache, TokenVerifier
@@ -165,9 +166,7 @@ def _read_at_most(stream: Any, size: int) -> bytes:
 
 def init_api(app: Flask, blueprints: Iterable[Blueprint]) -> Api:
     """flask-smorest Api with our blueprints; error handlers replaced by problem+json ones."""
-    api = Api(app)
-    for blueprint in blueprints:
-        api.register_blueprint(blueprint)
+    api = create_api(app, blueprints)
     # Registered after Api(app) so ours replace flask-smorest's JSON error handler.
     errors.init_app(app)
     return api

@@ -4,7 +4,7 @@
     python -m shared.broker_users commands   # print the same as rabbitmqctl commands
 
 Compose and Kubernetes run `apply` once before the services start; the test harness
-(shared/testing.py) runs `rabbitmqctl_commands` for users of its own in its own vhost.
+(tests/support) runs `rabbitmqctl_commands` for users of its own in its own vhost.
 
 Who needs what follows from the code, not from a wish list (RabbitMQ's permission model:
 configure = declare/delete, write = publish to an exchange or bind a queue, read = consume

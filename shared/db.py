@@ -14,10 +14,13 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+M = TypeVar("M")
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite for `make run`.
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -243,6 +246,38 @@ def is_postgresql(session_or_engine: Any) -> bool:
         else session_or_engine
     )
     return bool(bind.dialect.name == "postgresql")
+
+
+def upsert(session_or_engine: Any, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of `model` that takes ON CONFLICT clauses, for the backend in use.
+
+    Both dialects spell `on_conflict_do_nothing` / `on_conflict_do_update` the same way, so
+    callers write one statement for PostgreSQL and for the SQLite file of `make run`.
+    """
+    return postgresql.insert(model) if is_postgresql(session_or_engine) else sqlite.insert(model)
+
+
+def locked_row(session: Session, model: type[M], key: str, value: Any, **defaults: Any) -> M:
+    """The row of `model` whose unique column `key` is `value`, locked FOR UPDATE; inserted
+    with `defaults` first when missing.
+
+    ON CONFLICT DO NOTHING: of two transactions making the row at once, the second waits for
+    the first and inserts nothing, and both then lock the one row. populate_existing: the
+    locked row's current values, not what the session held before.
+    """
+    column = getattr(model, key)
+    session.execute(
+        upsert(session, model)
+        .values({key: value, **defaults})
+        .on_conflict_do_nothing(index_elements=[column])
+    )
+    row: M = session.execute(
+        sa.select(model)
+        .where(column == value)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    return row
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

@@ -23,7 +23,7 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 # case, werkzeug, the nginx edge): Python's own phrases for these changed between versions.
 VALIDATION_TITLE, VALIDATION_CODE = "Unprocessable Content", "validation-error"
 TOO_LARGE_TITLE, TOO_LARGE_CODE = "Payload Too Large", "payload-too-large"
-_FIXED_PROBLEMS = {
+FIXED_PROBLEMS = {
     413: (TOO_LARGE_TITLE, TOO_LARGE_CODE),
     422: (VALIDATION_TITLE, VALIDATION_CODE),
 }
@@ -125,8 +125,8 @@ def problem(
     """Build a problem+json response; every error body in the suite comes from here."""
     from http import HTTPStatus
 
-    if title is None and status in _FIXED_PROBLEMS:
-        title, code = _FIXED_PROBLEMS[status]
+    if title is None and status in FIXED_PROBLEMS:
+        title, code = FIXED_PROBLEMS[status]
     try:
         default_title = HTTPStatus(status).phrase
     except ValueError:

@@ -30,6 +30,7 @@ MAX_SOURCE_CHARS = 255
 MAX_SUBJECT_CHARS = 255
 MAX_EXTENSION_CHARS = 128  # requestid (the request id is at most 128), traceparent (55)
 MAX_TIME_CHARS = 64
+MAX_DATASCHEMA_CHARS = 255
 # Printable ASCII without spaces: ids, types, sources and the correlation extensions.
 _TOKEN_RE = re.compile(r"\A[\x21-\x7e]+\Z")
 # Any text but control characters (a subject may be a name or a path with spaces).
@@ -52,6 +53,8 @@ class Event:
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     requestid: str | None = None
     traceparent: str | None = None
+    # Which schema and version `data` follows (see shared.contracts).
+    dataschema: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The structured-mode JSON object."""
@@ -64,6 +67,8 @@ class Event:
             "datacontenttype": "application/json",
             "data": self.data,
         }
+        if self.dataschema is not None:
+            body["dataschema"] = self.dataschema
         if self.subject is not None:
             body["subject"] = self.subject
         if self.requestid is not None:
@@ -77,7 +82,14 @@ class Event:
         return json.dumps(self.to_dict(), separators=(",", ":"), default=str).encode()
 
 
-def new_event(type: str, source: str, data: dict[str, Any], *, subject: str | None = None) -> Event:
+def new_event(
+    type: str,
+    source: str,
+    data: dict[str, Any],
+    *,
+    subject: str | None = None,
+    dataschema: str | None = None,
+) -> Event:
     """An event stamped with a new id, the current time and the current request/trace ids."""
     if not _TYPE_RE.match(type) or len(type) > MAX_TYPE_CHARS:
         raise ValueError(f"bad event type {type!r}")
@@ -88,6 +100,7 @@ def new_event(type: str, source: str, data: dict[str, Any], *, subject: str | No
         subject=subject,
         requestid=current_request_id(),
         traceparent=current_traceparent(),
+        dataschema=dataschema,
     )
 
 
@@ -157,4 +170,5 @@ def parse_event(raw: bytes | str) -> Event:
         time=time,
         requestid=_require_str(body, "requestid", max_chars=MAX_EXTENSION_CHARS, optional=True),
         traceparent=_require_str(body, "traceparent", max_chars=MAX_EXTENSION_CHARS, optional=True),
+        dataschema=_require_str(body, "dataschema", max_chars=MAX_DATASCHEMA_CHARS, optional=True),
     )

@@ -15,8 +15,9 @@ for that long: a busy worker still accepts one connection per pause, or under a 
 load the connections it already serves (whose next requests keep its threads busy) would
 starve those waiting in the backlog. Everything else is gthread's. It relies on gthread's
 internal hooks (`accept`, `enqueue_req`, `finish_request`, `set_accept_enabled`), so
-pyproject.toml keeps gunicorn to the major version they were read from, and
-tests/ops/test_gunicorn_worker.py checks the behaviour against the installed gunicorn.
+pyproject.toml keeps gunicorn to the major version they were read from, shared.overrides
+registers them with that range, and tests/ops/test_gunicorn_worker.py checks the behaviour
+against the installed gunicorn.
 """
 
 from __future__ import annotations

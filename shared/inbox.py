@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from shared import contracts
 from shared.db import rows_matched, utcnow
 from shared.events import Event
 from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
@@ -99,23 +100,37 @@ def inbox_handler(
     db: SQLAlchemy,
     model: type[InboxMixin],
     consumer: str,
-    handlers: Mapping[str, Callable[[Session, Event], None]],
+    handlers: Mapping[str, Callable[[Session, Event, Any], None]],
 ) -> Callable[[Event], None]:
-    """The Consumer handler: per event, inbox row + service handler in one committed transaction."""
+    """The Consumer handler: per event, inbox row + service handler in one committed transaction.
+
+    The event's data is parsed by the contract catalogue first, and the handler gets it
+    typed: an event the catalogue refuses raises InvalidEvent before any database work,
+    and the consumer dead-letters it at once. A valid type without a handler here, or a
+    version this consumer is not declared for (see shared.contracts), is acknowledged and
+    dropped.
+    """
 
     def handle(event: Event) -> None:
+        # First, so that a type or version nobody defined is dead-lettered, not dropped.
+        data = contracts.parse_for(event, consumer)
         handler = handlers.get(event.type)
-        if handler is None:
+        if handler is None or data is None:
             log.info(
-                "no handler for event type; acknowledged",
-                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+                "event type or version not handled here; acknowledged",
+                extra={
+                    "consumer": consumer,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "dataschema": event.dataschema,
+                },
             )
             return
         # The inbox handler is the entry point of an event: it owns the transaction, and the
         # use cases the handler calls add to it without committing. On any error nothing of
         # this attempt stays behind, and the consumer retries the event.
         with app.app_context(), unit_of_work(db.session()) as session:
-            handle_once(session, model, consumer, event, lambda: handler(session, event))
+            handle_once(session, model, consumer, event, lambda: handler(session, event, data))
         # Committed, not yet acknowledged: a crash here has the event redelivered, and the
         # inbox row makes the second handling a no-op.
         crash_point(CONSUMER_AFTER_COMMIT)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -42,6 +42,33 @@ class PageKey:
         return cls(created_at=as_utc(row.created_at), id=row.id)
 
 
+def older_than(
+    created_at: Any, id: Any, key_created_at: Any, key_id: Any
+) -> sa.ColumnElement[bool]:
+    """Rows after a page key, newest first: the row value `(created_at, id) < key`.
+
+    The key may be values or bound parameters (a statement built once). The row-value
+    comparison walks a `(..., created_at, id)` index directly on PostgreSQL.
+    """
+    if isinstance(key_created_at, sa.ColumnElement):
+        return sa.tuple_(created_at, id) < sa.tuple_(key_created_at, key_id)
+    # Plain values: bound with the columns' own types (UUID as SQLite stores it, and so on).
+    return sa.tuple_(created_at, id) < (key_created_at, key_id)
+
+
+def split_page(
+    rows: list[T], limit: int, key: Callable[[T], PageKey] = PageKey.of
+) -> tuple[list[T], PageKey | None]:
+    """The first `limit` of `limit + 1` fetched rows, and the next page's key (None when last).
+
+    Fetching one row more than a page tells whether another page follows without a count.
+    """
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, key(rows[-1])
+
+
 def keyset_page(
     session: Session,
     query: sa.Select[T],
@@ -53,17 +80,12 @@ def keyset_page(
 ) -> tuple[list[T], PageKey | None]:
     """Up to `limit` rows of `query` newest first, from just after `after`; and the next key.
 
-    The next key is None on the last page. The row-value comparison `(created_at, id) < key`
-    walks a `(created_at, id)` index directly on PostgreSQL.
+    The next key is None on the last page.
     """
     query = query.order_by(created_at.desc(), id.desc()).limit(limit + 1)
     if after is not None:
-        query = query.where(sa.tuple_(created_at, id) < (after.created_at, after.id))
-    rows = list(session.scalars(query).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, PageKey.of(rows[-1])
+        query = query.where(older_than(created_at, id, after.created_at, after.id))
+    return split_page(list(session.scalars(query).all()), limit)
 
 
 class CursorField(fields.Field[PageKey]):

@@ -2,6 +2,9 @@
 
     sys.exit(run_worker([relay_task(...), periodic_task("outbox-purge", 600, purge)]))
 
+Every worker's command line has one shape, `python -m <package>.worker COMMAND [flags]`,
+built by `worker_main` from its `Command`s (a relay takes RELAY_ARGUMENTS everywhere).
+
 Relays, consumers, the delivery worker and the gateway's revocation consumer all run this
 way, so they stop alike and expose the same probes on METRICS_PORT.
 
@@ -16,8 +19,10 @@ tasks are stopped and the process exits 1, so the supervisor (compose, Kubernete
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +34,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shared import observability
+from shared.config import ConfigError
 from shared.events import Event
 from shared.inbox import InboxMixin, purge_handled
 from shared.messaging import BrokerUnavailable, Consumer, TopologyError
@@ -258,3 +264,61 @@ def run_worker(tasks: Sequence[Task], *, cleanup: Callable[[], None] | None = No
     finally:
         if cleanup is not None:
             cleanup()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+# (flags, argparse options) of one command-line argument.
+Argument = tuple[Sequence[str], Mapping[str, Any]]
+
+# The outbox relay's flags, the same in every service that relays.
+RELAY_ARGUMENTS: tuple[Argument, ...] = (
+    (("--batch-size",), {"type": int, "default": 500, "help": "outbox rows per batch"}),
+    (
+        ("--idle-seconds",),
+        {"type": float, "default": 0.05, "help": "pause when the outbox is empty"},
+    ),
+)
+
+
+def relay_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`relay_task`'s keyword arguments from the RELAY_ARGUMENTS flags."""
+    return {"batch_size": args.batch_size, "idle_seconds": args.idle_seconds}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of a worker's command line: what it does, its flags, and how it runs."""
+
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Sequence[Argument] = ()
+
+
+def worker_main(
+    prog: str,
+    commands: Mapping[str, Command],
+    argv: Sequence[str] | None = None,
+    *,
+    default: str | None = None,
+) -> int:
+    """Parse `prog COMMAND [flags]`, run the command, return its exit status.
+
+    `default` is the command when none is given. A ConfigError while starting is logged and
+    is exit status EXIT_CONFIG (2, like a usage error), not a traceback.
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in commands.items():
+        subparser = subcommands.add_parser(name, help=command.help, description=command.help)
+        for flags, options in command.arguments:
+            subparser.add_argument(*flags, **options)
+    arguments = list(argv) if argv is not None else None
+    if default is not None and not (arguments if arguments is not None else sys.argv[1:]):
+        arguments = [default]
+    args = parser.parse_args(arguments)
+    try:
+        return commands[args.command].run(args)
+    except ConfigError as exc:
+        log.error("cannot start", extra={"command": args.command, "error": str(exc)})
+        return EXIT_CONFIG

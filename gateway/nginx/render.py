@@ -24,6 +24,27 @@ TEMPLATE = Path(__file__).with_name("default.conf.template")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
+# `proxy_set_header Name $http_name;`: a client header passed on unchanged.
+CLIENT_HEADER = re.compile(r"^\s*proxy_set_header\s+([A-Za-z0-9-]+)\s+\$http_([a-z0-9_]+);", re.M)
+
+
+def fast_path_client_headers(template: str | None = None) -> set[str]:
+    """The client headers (lower case) the template's fast path to the services passes on.
+
+    The fast path is the `location` that names `edge_service`. ValueError when a line
+    passes one header on under another's name (`X-User-Id $http_x_uid`).
+    """
+    text = TEMPLATE.read_text() if template is None else template
+    start = text.index("(?<edge_service>")
+    block = text[start : text.index("\n    }\n", start)]
+    names = set()
+    for name, variable in CLIENT_HEADER.findall(block):
+        if name.lower().replace("-", "_") != variable:
+            raise ValueError(f"the edge sends $http_{variable} as {name}")
+        names.add(name.lower())
+    return names
+
+
 def placeholders(template: str | None = None) -> set[str]:
     """The names a template needs."""
     return set(PLACEHOLDER.findall(TEMPLATE.read_text() if template is None else template))

@@ -12,8 +12,8 @@ from flask import Flask
 from gateway import create_app
 from gateway.tests.fakes import FakeUpstream
 from shared.config import Env
-from shared.testing import access_token_claims, rsa_jwk, rsa_private_key, sign_access_token
 from shared.tokens import StaticKeySource, TokenVerifier
+from tests.support import access_token_claims, rsa_jwk, rsa_private_key, sign_access_token
 
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"

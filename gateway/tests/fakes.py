@@ -35,7 +35,8 @@ class FakeUpstream:
     """A threaded HTTP/1.1 server on loopback standing in for a service.
 
     Routes: `/slow?seconds=N` sleeps first; `/big?bytes=N` returns N bytes; `/cacheable`
-    says it may be cached for a minute; `/readyz`
+    says it may be cached for a minute; `If-None-Match: "v1"` (the echo's ETag) gets a 304;
+    `/readyz`
     answers `ready_status`; `/openapi.json` returns `spec`; the JWKS path returns `jwks`
     (and counts `jwks_fetches`); anything else is recorded and echoed as JSON.
     """
@@ -78,7 +79,8 @@ class FakeUpstream:
                 self.send_response(status)
                 for name, value in headers:
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
+                if status != 304:  # a 304 has no body, and its length would be the 200's
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
@@ -109,6 +111,9 @@ class FakeUpstream:
                 if parts.path.endswith("/big"):
                     size = int(query["bytes"][0])
                     self._send(200, b"x" * size, [("Content-Type", "application/octet-stream")])
+                    return
+                if self.headers.get("If-None-Match") == '"v1"':
+                    self._send(304, b"", [("ETag", '"v1"')])
                     return
                 echo = {"method": self.command, "path": self.path, "body": body.decode("latin-1")}
                 self._send(

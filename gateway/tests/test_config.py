@@ -92,7 +92,13 @@ def test_the_ingress_sends_the_public_api_to_the_gateway_but_not_its_metrics():
     def routed(path: str) -> bool:
         return any(ingress_routes(path, rule) for rule in rules)
 
-    for public in ("/api/v1/orders/1", "/.well-known/jwks.json", "/docs/", "/openapi.json"):
+    for public in (
+        "/api/v1/orders/1",
+        "/.well-known/jwks.json",
+        "/docs/",
+        "/openapi.json",
+        "/asyncapi.json",
+    ):
         assert routed(public), public
     for private in ("/metrics", "/_auth/verify"):
         assert not routed(private), private

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import requests
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.openapi import SpecCache, merge_specs
 from gateway.tests.conftest import bearer
-from shared.testing import free_port
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_per_ip_limit_answers_429_with_retry_after(make_gateway, upstream):
@@ -189,6 +193,18 @@ def test_openapi_and_docs_are_served_by_the_gateway(make_gateway, upstream):
     # No call home: Swagger UI's spec validator badge is off.
     ui_config = json.loads(re.search(rb"var user_config = (\{.*?\});", docs.data)[1])
     assert ui_config["validatorUrl"] is None
+
+
+def test_the_event_catalogue_is_served_as_the_checked_in_asyncapi_document(make_gateway):
+    client = make_gateway().test_client()
+
+    response = client.get("/asyncapi.json")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    checked_in = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    assert response.json == checked_in
+    assert "user.registered" in response.json["channels"]
 
 
 def metric(text: str, name: str, **labels: str) -> float:

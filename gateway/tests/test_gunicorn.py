@@ -20,7 +20,7 @@ import requests
 from gateway.tests.conftest import AUDIENCE, ISSUER, JWKS, bearer
 from gateway.tests.fakes import FakeUpstream
 from gateway.tests.test_revocation import deactivated, publish_when_routable
-from shared.testing import (
+from tests.support import (
     create_vhost,
     delete_vhost,
     free_port,

@@ -10,7 +10,7 @@ import pytest
 
 import shared.tokens
 from gateway.tests.conftest import KEY, bearer, jwk, token
-from shared.testing import rsa_private_key
+from tests.support import rsa_private_key
 
 OTHER_KEY = rsa_private_key()
 

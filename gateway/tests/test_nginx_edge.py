@@ -23,7 +23,7 @@ from gateway.revocation import user_deactivated_handler
 from gateway.tests.conftest import bearer, token
 from gateway.tests.fakes import FakeUpstream
 from gateway.tests.test_revocation import deactivated
-from shared.testing import free_port, wait_for
+from tests.support import free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -387,3 +387,18 @@ def test_a_deactivated_users_token_stops_working_on_the_fast_path_once_its_cache
     assert response.headers["Content-Type"] == "application/problem+json"
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert requests.get(f"{edge.url}/api/v1/orders", headers=headers).status_code == 401
+
+
+def test_polling_an_unchanged_page_through_the_edge_costs_nothing(make_edge, upstream):
+    edge = make_edge(GATEWAY_RATE_LIMIT_USER="5/minute")
+    headers = bearer("poller")
+    page = requests.get(f"{edge.url}/api/v1/notifications", headers=headers)
+    poll = {**headers, "If-None-Match": page.headers["ETag"]}
+
+    polls = [requests.get(f"{edge.url}/api/v1/notifications", headers=poll) for _ in range(10)]
+
+    assert page.status_code == 200
+    assert [(r.status_code, r.content) for r in polls] == [(304, b"")] * 10
+    # One request of five spent (the first page); the polls gave theirs back.
+    assert {r.headers["RateLimit-Remaining"] for r in polls} == {"4"}
+    assert requests.get(f"{edge.url}/api/v1/orders", headers=headers).status_code == 200

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from werkzeug.serving import make_server
 
 from gateway.tests.conftest import bearer
-from shared.testing import free_port
+from tests.support import free_port
 
 MIB = 1024 * 1024
 

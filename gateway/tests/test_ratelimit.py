@@ -13,7 +13,7 @@ from gateway.ratelimit import MemoryLimitStore, RedisLimitStore, parse_limits
 from gateway.revocation import user_deactivated_handler
 from gateway.tests.conftest import bearer
 from gateway.tests.test_revocation import deactivated
-from shared.testing import free_port
+from tests.support import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -167,3 +167,57 @@ def test_without_redis_limits_fall_back_to_memory_and_tokens_fail_closed(make_ga
     assert protected.status_code == 503
     assert protected.mimetype == "application/problem+json"
     assert [r.path for r in upstream.received] == ["/api/v1/auth/login"]
+
+
+def poll(client, times: int, headers: dict[str, str]) -> list[tuple[int, str]]:
+    """Status and RateLimit-Remaining of `times` conditional GETs of one unchanged page."""
+    polls = []
+    for _ in range(times):
+        response = client.get("/api/v1/notifications", headers={**headers, "If-None-Match": '"v1"'})
+        assert response.data == b""
+        polls.append((response.status_code, response.headers["RateLimit-Remaining"]))
+    return polls
+
+
+def test_polling_an_unchanged_page_costs_nothing_of_the_rate_limit(make_gateway):
+    client = make_gateway(GATEWAY_RATE_LIMIT_USER="5/minute").test_client()
+    headers = bearer("poller")
+    first = client.get("/api/v1/notifications", headers=headers)
+
+    polls = poll(client, 20, headers)
+    after = client.get("/api/v1/notifications", headers=headers)
+
+    assert first.status_code == 200
+    assert first.headers["RateLimit-Remaining"] == "4"
+    assert polls == [(304, "4")] * 20
+    assert after.status_code == 200
+    assert after.headers["RateLimit-Remaining"] == "3"
+
+
+@pytest.mark.integration
+def test_polling_is_free_on_the_shared_redis_counters_too(redis_gateway):
+    client = redis_gateway.test_client()
+    headers = bearer("poller")
+    first = client.get("/api/v1/notifications", headers=headers)
+    limit = int(first.headers["RateLimit-Limit"])
+
+    polls = poll(client, 10, headers)
+
+    assert polls == [(304, str(limit - 1))] * 10
+    assert client.get("/api/v1/orders", headers=headers).headers["RateLimit-Remaining"] == str(
+        limit - 2
+    )
+
+
+def test_a_refund_never_touches_a_later_window():
+    limit = parse_limits("user", "5/minute")[0]
+    clock = Clock(1_800_000_000)
+    store = MemoryLimitStore(clock=clock)
+    checks = [(limit.key("p", "late"), limit)]
+    counted = store.hit(checks, None)
+    clock.now += 60
+    store.hit(checks, None)
+
+    store.refund(checks, counted.now_ms)
+
+    assert store.hit(checks, None).counts[0].current == 2

@@ -23,9 +23,10 @@ from gateway.revocation import (
     user_deactivated_handler,
 )
 from gateway.tests.conftest import bearer
+from shared import contracts
 from shared.events import InvalidEvent, new_event
 from shared.messaging import Publisher, dlq_name, queue_name
-from shared.testing import (
+from tests.support import (
     RedisNode,
     create_vhost,
     delete_vhost,
@@ -38,8 +39,15 @@ from shared.testing import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def deactivated(user_id: object, at: float | None = None):
-    event = new_event("user.deactivated", "/auth", {"user_id": user_id}, subject=str(user_id))
+def deactivated(user_id: object, at: float | None = None, source: str = "/auth"):
+    # Built by hand (not contracts.build) so that tests can send what auth never would.
+    event = new_event(
+        "user.deactivated",
+        source,
+        {"user_id": user_id, "version": 1},
+        subject=str(user_id),
+        dataschema=contracts.dataschema("user.deactivated", 1),
+    )
     if at is not None:
         event = dataclasses.replace(event, time=datetime.fromtimestamp(at, UTC))
     return event
@@ -71,11 +79,8 @@ def test_a_token_issued_after_reactivation_is_accepted(gateway):
 
 
 def role_changed(user_id: str, role: str, at: float, version: int):
-    event = new_event(
-        "user.role_changed",
-        "/auth",
-        {"user_id": user_id, "role": role, "version": version},
-        subject=user_id,
+    event = contracts.build(
+        contracts.UserRoleChangedV1(user_id=user_id, role=role, version=version)
     )
     return dataclasses.replace(event, time=datetime.fromtimestamp(at, UTC))
 
@@ -149,6 +154,15 @@ def test_an_event_without_a_user_id_is_refused_and_revokes_nothing():
         user_deactivated_handler(store)(deactivated(""))
 
     assert store._entries == {}
+
+
+def test_a_deactivation_that_does_not_come_from_auth_is_refused_and_revokes_nothing():
+    store = MemoryRevocationStore(1020)
+
+    with pytest.raises(InvalidEvent, match="must come from /auth, not '/orders'"):
+        user_deactivated_handler(store)(deactivated("u-1", source="/orders"))
+
+    assert store.revoked_at("u-1") is None
 
 
 @pytest.mark.integration

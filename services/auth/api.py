@@ -31,6 +31,7 @@ from services.auth.schemas import (
 from services.auth.services import AuthDeps, Registration, TokenPair, UserPage
 from shared.app import ApiBlueprint
 from shared.errors import TooManyRequestsError, UnauthorizedError
+from shared.openapi import operation
 from shared.tokens import current_principal, require_auth, require_role
 from shared.uow import unit_of_work
 
@@ -74,6 +75,7 @@ def log_in(
 class Register(MethodView):
     """Create an account."""
 
+    @operation(blp, "register")
     @blp.arguments(RegisterSchema)
     @blp.response(202, RegistrationSchema)
     def post(self, body: dict[str, Any]) -> Registration:
@@ -91,12 +93,14 @@ def _verify_email(token: str) -> User:
 class VerifyEmail(MethodView):
     """Confirm the address with the link mailed at registration."""
 
+    @operation(blp, "verify_email", 400, 410)
     @blp.arguments(VerifyEmailSchema)
     @blp.response(200, UserSchema)
     def post(self, body: dict[str, Any]) -> User:
         """Verify with the link's token; 400 invalid or used, 410 expired."""
         return _verify_email(body["token"])
 
+    @operation(blp, "verify_email_link", 400, 410)
     @blp.arguments(VerifyEmailArgsSchema, location="query")
     @blp.response(200, UserSchema)
     def get(self, args: dict[str, Any]) -> User:
@@ -108,6 +112,7 @@ class VerifyEmail(MethodView):
 class Login(MethodView):
     """Exchange credentials for tokens."""
 
+    @operation(blp, "log_in", 401, 429)
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
@@ -126,6 +131,7 @@ class Login(MethodView):
 class Refresh(MethodView):
     """Rotate a refresh token."""
 
+    @operation(blp, "refresh_tokens", 401)
     @blp.arguments(RefreshTokenSchema)
     @blp.response(200, TokenPairSchema)
     def post(self, body: dict[str, Any]) -> tuple[TokenPair, dict[str, str]]:
@@ -142,6 +148,7 @@ class Refresh(MethodView):
 class Logout(MethodView):
     """End a session."""
 
+    @operation(blp, "log_out")
     @blp.doc(security=BEARER)
     @require_auth
     @blp.arguments(RefreshTokenSchema)
@@ -161,6 +168,7 @@ class Logout(MethodView):
 class Me(MethodView):
     """The caller's account."""
 
+    @operation(blp, "get_me")
     @blp.doc(security=BEARER)
     @require_auth
     @blp.response(200, UserSchema)
@@ -168,6 +176,7 @@ class Me(MethodView):
         """The user the access token was issued to."""
         return services.get_active_user(session=_session(), user_id=current_principal().user_id)
 
+    @operation(blp, "update_me")
     @blp.doc(security=BEARER)
     @require_auth
     @blp.arguments(ProfilePatchSchema)
@@ -191,6 +200,7 @@ def _jwks() -> tuple[dict[str, Any], dict[str, str]]:
 class Jwks(MethodView):
     """Public signing keys."""
 
+    @operation(blp, "get_jwks")
     @blp.response(200, JWKSSchema)
     def get(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Every key that may have signed a live access token."""
@@ -201,6 +211,7 @@ class Jwks(MethodView):
 class WellKnownJwks(MethodView):
     """Public signing keys at the conventional address."""
 
+    @operation(well_known_blp, "get_well_known_jwks")
     @well_known_blp.response(200, JWKSSchema)
     def get(self) -> tuple[dict[str, Any], dict[str, str]]:
         """The same document as /api/v1/auth/jwks.json."""
@@ -211,6 +222,7 @@ class WellKnownJwks(MethodView):
 class Users(MethodView):
     """User administration."""
 
+    @operation(blp, "list_users", 403)
     @blp.doc(security=BEARER)
     @require_role("admin")
     @blp.arguments(UserQueryArgsSchema, location="query")
@@ -229,6 +241,7 @@ class Users(MethodView):
 class UserById(MethodView):
     """One user, for admins."""
 
+    @operation(blp, "update_user", 403, 409)
     @blp.doc(security=BEARER)
     @require_role("admin")
     @blp.arguments(UserPatchSchema)

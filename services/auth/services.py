@@ -38,6 +38,7 @@ from services.auth.models import (
     User,
 )
 from services.auth.passwords import Passwords, password_problems
+from shared import contracts
 from shared.db import as_utc, rows_matched, utcnow
 from shared.errors import (
     ConflictError,
@@ -50,14 +51,12 @@ from shared.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
-from shared.events import new_event
 from shared.outbox import record_event
 from shared.pagination import PageKey, keyset_page
 from shared.tokens import ACCESS_TOKEN_TYPE
 
 log = logging.getLogger(__name__)
 
-EVENT_SOURCE = "/auth"
 INVALID_CREDENTIALS = "Invalid email or password."
 INVALID_REFRESH = "The refresh token is invalid, expired or revoked."
 INVALID_VERIFICATION = "The verification link is invalid or was already used."
@@ -190,8 +189,9 @@ def _record_user_event(
     session: Session, event_type: str, user: User, data: dict[str, object] | None = None
 ) -> None:
     """Record one event about `user`, carrying its id and its current version."""
-    payload = {"user_id": str(user.id), **(data or {}), "version": user.version}
-    event = new_event(event_type, EVENT_SOURCE, payload, subject=str(user.id))
+    # The newest version of the type in the contract catalogue (its dataclass).
+    data_class = contracts.CATALOGUE.versions(event_type)[-1].data
+    event = contracts.build(data_class(user_id=str(user.id), **(data or {}), version=user.version))
     record_event(session, event, model=Outbox)
 
 
@@ -256,12 +256,7 @@ def register_user(
     owner = session.scalar(sa.select(User).where(User.email == email))
     if owner is not None:
         deps.passwords.hash(password)
-        event = new_event(
-            "user.registration_attempted",
-            EVENT_SOURCE,
-            {"user_id": str(owner.id)},
-            subject=str(owner.id),
-        )
+        event = contracts.build(contracts.UserRegistrationAttemptedV1(user_id=str(owner.id)))
         record_event(session, event, model=Outbox)
         return Registration(email=email)
     try:
@@ -305,17 +300,14 @@ def request_email_verification(
             expires_at=expires_at,
         )
     )
-    event = new_event(
-        "user.verification_requested",
-        EVENT_SOURCE,
-        {
-            "user_id": str(user.id),
-            "email": user.email,
-            "name": user.name,
-            "verify_url": f"{deps.settings.verify_email_url}?{urlencode({'token': token})}",
-            "expires_at": expires_at.isoformat(),
-        },
-        subject=str(user.id),
+    event = contracts.build(
+        contracts.UserVerificationRequestedV1(
+            user_id=str(user.id),
+            email=user.email,
+            name=user.name,
+            verify_url=f"{deps.settings.verify_email_url}?{urlencode({'token': token})}",
+            expires_at=expires_at,
+        )
     )
     record_event(session, event, model=Outbox)
 

@@ -9,15 +9,24 @@ it serves /metrics and /healthz there.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
 from shared.config import ConfigError, Env
-from shared.worker import outbox_purge, periodic_task, relay_task, run_worker
+from shared.worker import (
+    RELAY_ARGUMENTS,
+    Command,
+    outbox_purge,
+    periodic_task,
+    relay_options,
+    relay_task,
+    run_worker,
+    worker_main,
+)
 
 log = logging.getLogger("services.auth.worker")
 
@@ -35,8 +44,8 @@ def purge_settings(env: Env) -> tuple[timedelta, float]:
     return timedelta(seconds=retention), interval
 
 
-def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
-    """Relay the outbox to RabbitMQ and purge old sent events until SIGTERM/SIGINT."""
+def run_relay_process(**relay: Any) -> int:
+    """Relay the outbox (`relay`: relay_task's options) and purge old sent events until stopped."""
     from services.auth import create_app
     from services.auth.models import Outbox, db
 
@@ -46,31 +55,24 @@ def run_relay_process(*, batch_size: int, idle_seconds: float) -> int:
         engine = db.engine
     sessions = sessionmaker(bind=engine)
     tasks = [
-        relay_task(
-            sessions,
-            Outbox,
-            app.config["AMQP_URL"],
-            batch_size=batch_size,
-            idle_seconds=idle_seconds,
-        ),
+        relay_task(sessions, Outbox, app.config["AMQP_URL"], **relay),
         periodic_task("outbox-purge", interval, outbox_purge(sessions, Outbox, retention)),
     ]
     return run_worker(tasks, cleanup=engine.dispose)
 
 
+COMMANDS = {
+    "relay": Command(
+        "publish outbox events to RabbitMQ and purge old sent ones",
+        lambda args: run_relay_process(**relay_options(args)),
+        RELAY_ARGUMENTS,
+    ),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m services.auth.worker")
-    commands = parser.add_subparsers(dest="command", required=True)
-    relay = commands.add_parser("relay", help="publish outbox events to RabbitMQ")
-    relay.add_argument("--batch-size", type=int, default=500)
-    relay.add_argument("--idle-seconds", type=float, default=0.05)
-    args = parser.parse_args(argv)
-    try:
-        return run_relay_process(batch_size=args.batch_size, idle_seconds=args.idle_seconds)
-    except ConfigError as exc:
-        log.error("cannot start", extra={"error": str(exc)})
-        return 2
+    return worker_main("python -m services.auth.worker", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from services.notifications.schemas import (
 from services.notifications.services import NotificationPage
 from services.notifications.ssrf import TargetGuard
 from shared.app import ApiBlueprint
+from shared.conditional import conditional_get
+from shared.openapi import operation
 from shared.tokens import current_principal, require_auth
 from shared.uow import unit_of_work
 
@@ -35,6 +37,8 @@ blp = ApiBlueprint(
     url_prefix="/api/v1/notifications",
     description="A user's notifications and webhook endpoints.",
 )
+# Every GET here answers per-user data: ETags, 304s and private caching (shared.conditional).
+blp.after_request(conditional_get)
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 GUARD_EXTENSION = "notifications_target_guard"
@@ -52,6 +56,7 @@ def _user_id() -> str:
 class Notifications(MethodView):
     """The caller's notifications."""
 
+    @operation(blp, "list_notifications", conditional=True)
     @blp.doc(security=BEARER)
     @require_auth
     @blp.arguments(NotificationQueryArgsSchema, location="query", unknown=RAISE)
@@ -71,6 +76,7 @@ class Notifications(MethodView):
 class NotificationRead(MethodView):
     """Reading a notification."""
 
+    @operation(blp, "mark_notification_read")
     @blp.doc(security=BEARER)
     @require_auth
     @blp.response(200, NotificationSchema)
@@ -86,6 +92,7 @@ class NotificationRead(MethodView):
 class Webhooks(MethodView):
     """The caller's webhook endpoints."""
 
+    @operation(blp, "list_webhooks", conditional=True)
     @blp.doc(security=BEARER)
     @require_auth
     @blp.response(200, WebhookListSchema)
@@ -93,6 +100,7 @@ class Webhooks(MethodView):
         """Your endpoints, without their secrets."""
         return {"items": services.list_webhooks(session=_session(), user_id=_user_id())}
 
+    @operation(blp, "create_webhook", 409)
     @blp.doc(security=BEARER)
     @require_auth
     @blp.arguments(WebhookCreateSchema)
@@ -118,6 +126,7 @@ class Webhooks(MethodView):
 class WebhookById(MethodView):
     """One of the caller's webhook endpoints."""
 
+    @operation(blp, "delete_webhook")
     @blp.doc(security=BEARER)
     @require_auth
     @blp.response(204)

@@ -88,6 +88,7 @@ class _DeadlineSMTP(smtplib.SMTP):
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         # The one place smtplib opens its socket (also under SMTP_SSL); typeshed omits it.
+        # Registered, with the Python versions it was read against, in shared.overrides.
         sock: socket.socket = super()._get_socket(  # type: ignore[misc]
             host, port, self.deadline.bound(timeout)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,14 @@ class Contact(Model):
     profile_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What a notification is about: `order` and the order's id, or `user` and the user's."""
+
+    type: str
+    id: str
+
+
 class Notification(Model):
     """One event as its user sees it in the app."""
 
@@ -99,10 +108,20 @@ class Notification(Model):
     # The originating event's correlation ids: the delivery worker logs under them.
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     traceparent: Mapped[str | None] = mapped_column(sa.String(55))  # W3C version 00
+    # What the notification is about ("order" and the order's id), for clients to link to.
+    subject_type: Mapped[str | None] = mapped_column(sa.String(32))
+    subject_id: Mapped[str | None] = mapped_column(sa.String(64))
 
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="notification", order_by="Delivery.created_at", lazy="selectin"
     )
+
+    @property
+    def subject(self) -> Subject | None:
+        """What it is about; None for notifications made before subjects were kept."""
+        if self.subject_type is None or self.subject_id is None:
+            return None
+        return Subject(self.subject_type, self.subject_id)
 
 
 class WebhookEndpoint(Model):

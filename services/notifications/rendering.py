@@ -62,8 +62,6 @@ def format_money(amount_minor: int, currency: str) -> str:
 
 def template_context(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """The variables the templates of `event_type` use, from the event's (validated) data."""
-    if event_type == "user.registered":
-        return {"email": data["email"]}
     if event_type == "user.verification_requested":
         expires_at = data["expires_at"]
         return {
@@ -73,8 +71,10 @@ def template_context(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]
             if hasattr(expires_at, "strftime")
             else str(expires_at),
         }
-    if event_type == "user.registration_attempted":
-        return {}
+    if event_type.startswith("user."):
+        # The data's own fields, so a new user event needs its templates and nothing here;
+        # never the name, which `render` gives the body only (it must not reach a subject).
+        return {key: value for key, value in data.items() if key != "name"}
     order_ref = str(data["order_id"])[:8]
     if event_type == "order.created":
         currency = str(data["currency"])
@@ -93,7 +93,7 @@ def template_context(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]
         }
     if event_type == "order.status_changed":
         return {"order_ref": order_ref, "old_status": data["from"], "new_status": data["to"]}
-    raise ValueError(f"no templates for event type {event_type!r}")
+    return {**data, "order_ref": order_ref}
 
 
 def render(event_type: str, data: Mapping[str, Any], *, name: str | None) -> Rendered:

@@ -1,16 +1,13 @@
-"""Bodies of the notifications API, and the data of the events it consumes (marshmallow).
+"""Bodies of the notifications API (marshmallow).
 
-API input refuses unknown fields (no mass assignment). Event data is read tolerantly
-(unknown fields dropped): a producer may add a field without breaking this consumer.
+API input refuses unknown fields (no mass assignment). The data of the events this service
+consumes is defined (and parsed) once for the whole suite, in shared.contracts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from marshmallow import Schema, fields, validate
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-
-from shared.events import InvalidEvent
 from shared.pagination import CursorField, PageQueryArgsSchema
 from shared.schemas import StrictSchema, UtcDateTime
 
@@ -38,6 +35,32 @@ class DeliverySchema(Schema):
     updated_at = UtcDateTime(dump_only=True)
 
 
+# Where a client reads each kind of subject through the gateway (the user's own account
+# for `user`: a notification is only ever shown to the user it is about or addressed to).
+SUBJECT_PATHS = {"order": "/api/v1/orders/{id}", "user": "/api/v1/auth/me"}
+
+
+class SubjectSchema(Schema):
+    """A machine-readable link from a notification to what it is about."""
+
+    type = fields.String(
+        dump_only=True, metadata={"enum": sorted(SUBJECT_PATHS), "example": "order"}
+    )
+    id = fields.String(
+        dump_only=True,
+        metadata={"description": "The full id.", "example": "0b6f3c2e-8d7a-4f51-9c0e-2a4b6d8e1f30"},
+    )
+    path = fields.Function(
+        lambda subject: SUBJECT_PATHS[subject.type].format(id=subject.id),
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "description": "The API path that reads it with one GET (through the gateway).",
+            "example": "/api/v1/orders/0b6f3c2e-8d7a-4f51-9c0e-2a4b6d8e1f30",
+        },
+    )
+
+
 class NotificationSchema(Schema):
     """A notification as its owner sees it, with the status of each delivery."""
 
@@ -49,6 +72,12 @@ class NotificationSchema(Schema):
     read_at = UtcDateTime(dump_only=True, allow_none=True)
     created_at = UtcDateTime(dump_only=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), dump_only=True)
+    subject = fields.Nested(
+        SubjectSchema,
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "What it is about; null only for notifications made before."},
+    )
 
 
 class NotificationQueryArgsSchema(PageQueryArgsSchema):
@@ -114,115 +143,3 @@ class WebhookListSchema(Schema):
     """The caller's endpoints, oldest first."""
 
     items = fields.List(fields.Nested(WebhookSchema))
-
-
-# -- events -----------------------------------------------------------------------------
-
-
-def _id() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=64))
-
-
-def _count(minimum: int) -> fields.Integer:
-    return fields.Integer(required=True, strict=True, validate=validate.Range(min=minimum))
-
-
-def _status() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=32))
-
-
-def _profile(name: str) -> type[Schema]:
-    return Schema.from_dict(
-        {
-            "user_id": _id(),
-            "email": fields.Email(required=True, validate=validate.Length(max=320)),
-            "name": fields.String(required=True, validate=validate.Length(max=200)),
-            "version": _count(1),
-        },
-        name=name,
-    )
-
-
-UserRegisteredData = _profile("UserRegisteredData")
-UserProfileChangedData = _profile("UserProfileChangedData")
-UserDeactivatedData = Schema.from_dict(
-    {"user_id": _id(), "version": _count(1)}, name="UserDeactivatedData"
-)
-UserReactivatedData = Schema.from_dict(
-    {"user_id": _id(), "version": _count(1)}, name="UserReactivatedData"
-)
-UserEmailVerifiedData = Schema.from_dict({"user_id": _id()}, name="UserEmailVerifiedData")
-UserRegistrationAttemptedData = Schema.from_dict(
-    {"user_id": _id()}, name="UserRegistrationAttemptedData"
-)
-UserVerificationRequestedData = Schema.from_dict(
-    {
-        "user_id": _id(),
-        "email": fields.Email(required=True, validate=validate.Length(max=320)),
-        "name": fields.String(required=True, validate=validate.Length(max=200)),
-        "verify_url": fields.URL(
-            required=True,
-            schemes={"http", "https"},
-            require_tld=False,
-            validate=validate.Length(max=MAX_URL_LENGTH),
-        ),
-        "expires_at": fields.AwareDateTime(required=True),
-    },
-    name="UserVerificationRequestedData",
-)
-OrderItemData = Schema.from_dict(
-    {
-        "sku": fields.String(required=True, validate=validate.Length(min=1, max=100)),
-        "quantity": _count(1),
-        "unit_price_cents": _count(0),
-    },
-    name="OrderItemData",
-)
-OrderCreatedData = Schema.from_dict(
-    {
-        "order_id": _id(),
-        "user_id": _id(),
-        "status": _status(),
-        "total_cents": _count(0),
-        "currency": fields.String(
-            required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 code.")
-        ),
-        "items": fields.List(
-            fields.Nested(OrderItemData(unknown=EXCLUDE)),
-            required=True,
-            validate=validate.Length(max=1000),
-        ),
-    },
-    name="OrderCreatedData",
-)
-# `from` is a Python keyword, hence from_dict rather than a class body.
-OrderStatusChangedData = Schema.from_dict(
-    {"order_id": _id(), "user_id": _id(), "from": _status(), "to": _status()},
-    name="OrderStatusChangedData",
-)
-
-EVENT_DATA_SCHEMAS: dict[str, type[Schema]] = {
-    "user.registered": UserRegisteredData,
-    "user.profile_changed": UserProfileChangedData,
-    "user.deactivated": UserDeactivatedData,
-    "user.reactivated": UserReactivatedData,
-    "user.email_verified": UserEmailVerifiedData,
-    "user.registration_attempted": UserRegistrationAttemptedData,
-    "user.verification_requested": UserVerificationRequestedData,
-    "order.created": OrderCreatedData,
-    "order.status_changed": OrderStatusChangedData,
-}
-
-
-class InvalidEventData(InvalidEvent):
-    """An event's data does not have the fields its type promises (dead-lettered at once)."""
-
-
-def load_event_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The event's data, validated for its type (unknown fields dropped); InvalidEventData."""
-    schema = EVENT_DATA_SCHEMAS[event_type](unknown=EXCLUDE)
-    try:
-        loaded: dict[str, Any] = schema.load(data)
-    except ValidationError as exc:
-        raise InvalidEventData(f"{event_type} data is invalid: {exc.messages}") from None
-    return loaded

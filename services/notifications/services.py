@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.notifications.models import (
@@ -39,7 +38,7 @@ from services.notifications.models import (
 from services.notifications.rendering import render
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
 from shared.context import trace_id_of
-from shared.db import as_utc, is_postgresql, rows_matched, utcnow
+from shared.db import as_utc, is_postgresql, locked_row, rows_matched, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.pagination import PageKey, keyset_page
 
@@ -103,18 +102,9 @@ def _locked_contact(session: Session, user_id: str) -> Contact:
     Two events of one user handled at once (two consumers) then apply one after the other.
     """
     now = utcnow()
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    session.execute(
-        insert(Contact)
-        .values(user_id=user_id, active=True, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Contact.user_id])
+    return locked_row(
+        session, Contact, "user_id", user_id, active=True, created_at=now, updated_at=now
     )
-    return session.execute(
-        sa.select(Contact)
-        .where(Contact.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def _set_profile(contact: Contact, *, email: str, name: str, version: int) -> None:
@@ -261,6 +251,8 @@ def send_verification_mail(
         created_at=now,
         request_id=request_id if request_id and len(request_id) <= 128 else None,
         traceparent=traceparent if trace_id_of(traceparent) else None,
+        subject_type="user",
+        subject_id=user_id,
     )
     session.add(notification)
     session.add(
@@ -320,6 +312,20 @@ def webhook_body(*, event_type: str, occurred_at: datetime, data: Mapping[str, A
     )
 
 
+# The event data field naming what each family of events is about.
+SUBJECT_FIELDS = {"order": "order_id", "user": "user_id"}
+
+
+def subject_of(event_type: str, data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(type, full id) of what an event is about: the order of `order.*`, the user of `user.*`."""
+    family = event_type.partition(".")[0]
+    field = SUBJECT_FIELDS.get(family)
+    value = data.get(field) if field else None
+    if value is None or len(str(value)) > 64:
+        return None
+    return family, str(value)
+
+
 def notify(
     *,
     session: Session,
@@ -339,6 +345,7 @@ def notify(
     now = utcnow()
     contact = session.get(Contact, user_id)
     rendered = render(event_type, data, name=contact.name if contact else None)
+    subject_type, subject_id = subject_of(event_type, data) or (None, None)
     notification = Notification(
         id=uuid.uuid4(),
         user_id=user_id,
@@ -351,6 +358,8 @@ def notify(
         # does not fit the column must not turn the whole event into a poison message.
         request_id=request_id if request_id and len(request_id) <= 128 else None,
         traceparent=traceparent if trace_id_of(traceparent) else None,
+        subject_type=subject_type,
+        subject_id=subject_id,
     )
     session.add(notification)
     if contact is not None and not contact.active:

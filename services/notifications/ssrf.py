@@ -211,6 +211,7 @@ def _guarded_pool_classes(
     # urllib3 opens sockets in HTTPConnection._new_conn; overriding it is the one place
     # where the checked address and the connected address are guaranteed to be the same.
     # TLS still verifies the certificate against the URL's host name (conn.host).
+    # Registered, with the urllib3 versions it was read against, in shared.overrides.
     class GuardedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
             return _connect_checked(self, guard, deadline)

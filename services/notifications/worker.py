@@ -11,7 +11,6 @@ and with METRICS_PORT set they serve /metrics and /healthz there.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from services.notifications.models import Inbox, db
 from shared.inbox import inbox_handler
 from shared.messaging import Consumer
 from shared.worker import (
+    Command,
     Task,
     consumer_from_config,
     consumer_task,
@@ -34,6 +34,7 @@ from shared.worker import (
     periodic_task,
     run_worker,
     setup_topology,
+    worker_main,
 )
 
 log = logging.getLogger("services.notifications.worker")
@@ -89,25 +90,31 @@ def run_delivery_process(*, threads: int | None = None) -> int:
     return run_worker(tasks, cleanup=engine.dispose)
 
 
+COMMANDS = {
+    "consume": Command(
+        "consume events into notifications and deliveries", lambda _: run_consumer_process()
+    ),
+    "deliver": Command(
+        "send pending emails and webhooks",
+        lambda args: run_delivery_process(threads=args.threads),
+        [
+            (
+                ("--threads",),
+                {
+                    "type": int,
+                    "default": None,
+                    "help": "delivery loops (PostgreSQL only; default from config)",
+                },
+            )
+        ],
+    ),
+    "setup": Command("declare the queues `consume` reads, then exit", lambda _: run_setup()),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m services.notifications.worker")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("consume", help="consume events into notifications and deliveries")
-    deliver = commands.add_parser("deliver", help="send pending emails and webhooks")
-    deliver.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="delivery loops (PostgreSQL only; default from config)",
-    )
-    commands.add_parser("setup", help="declare the queues `consume` reads, then exit")
-    args = parser.parse_args(argv)
-    if args.command == "deliver":
-        return run_delivery_process(threads=args.threads)
-    if args.command == "setup":
-        return run_setup()
-    return run_consumer_process()
+    return worker_main("python -m services.notifications.worker", COMMANDS, argv)
 
 
 if __name__ == "__main__":

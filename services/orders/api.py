@@ -40,6 +40,8 @@ from services.orders.schemas import (
     render_order_page,
 )
 from shared.app import ApiBlueprint
+from shared.conditional import conditional_get
+from shared.openapi import operation
 from shared.tokens import current_principal, require_auth
 from shared.uow import unit_of_work
 
@@ -48,7 +50,8 @@ blp = ApiBlueprint(
     __name__,
     url_prefix="/api/v1/orders",
     description="Place orders, list and read them, cancel them; admins move them along.",
-)
+)  # Every GET here answers per-user data: ETags, 304s and private caching (shared.conditional).
+blp.after_request(conditional_get)
 products_blp = ApiBlueprint(
     "products",
     __name__,
@@ -155,6 +158,7 @@ class Orders(MethodView):
 
     decorators = [require_auth]
 
+    @operation(blp, "list_orders", conditional=True)
     @blp.doc(security=BEARER)
     @blp.arguments(OrderQueryArgsSchema, location="query")
     @blp.response(200, OrderPageSchema)
@@ -169,6 +173,7 @@ class Orders(MethodView):
         )
         return jsonify(render_order_page(page))
 
+    @operation(blp, "place_order", 403)
     @blp.doc(security=BEARER)
     @blp.arguments(OrderCreateSchema)
     @blp.arguments(IdempotencyHeadersSchema, location="headers")
@@ -199,6 +204,7 @@ class OrderDetail(MethodView):
 
     decorators = [require_auth]
 
+    @operation(blp, "get_order", conditional=True)
     @blp.doc(security=BEARER)
     @blp.response(200, OrderSchema)
     def get(self, order_id: uuid.UUID) -> Response:
@@ -215,6 +221,7 @@ class OrderCancel(MethodView):
 
     decorators = [require_auth]
 
+    @operation(blp, "cancel_order", 409, 412)
     @blp.doc(security=BEARER)
     @blp.arguments(OrderCancelSchema, required=False)
     @blp.arguments(IfMatchHeadersSchema, location="headers")
@@ -242,6 +249,7 @@ class OrderStatusChange(MethodView):
 
     decorators = [require_auth]
 
+    @operation(blp, "change_order_status", 403, 409, 412)
     @blp.doc(security=BEARER)
     @blp.arguments(OrderStatusChangeSchema)
     @blp.arguments(IfMatchHeadersSchema, location="headers")
@@ -265,6 +273,7 @@ class OrderStatusChange(MethodView):
 class Products(MethodView):
     """The catalogue."""
 
+    @operation(products_blp, "list_products")
     @products_blp.arguments(ProductQueryArgsSchema, location="query")
     @products_blp.response(200, ProductPageSchema)
     def get(self, args: Mapping[str, Any]) -> services.ProductPage:
@@ -276,6 +285,7 @@ class Products(MethodView):
             after=args.get("cursor"),
         )
 
+    @operation(products_blp, "create_product", 403, 409)
     @products_blp.doc(security=BEARER)
     @require_auth
     @products_blp.arguments(ProductCreateSchema)
@@ -294,6 +304,7 @@ class Products(MethodView):
 class ProductDetail(MethodView):
     """One product, named by its SKU (which may hold a `/`)."""
 
+    @operation(products_blp, "update_product", 403)
     @products_blp.doc(security=BEARER)
     @require_auth
     @products_blp.arguments(ProductPatchSchema)

@@ -15,66 +15,52 @@ from sqlalchemy.orm import Session
 
 from services.orders import services
 from services.orders.models import Inbox, db
-from shared.events import Event, InvalidEvent
+from shared.contracts import (
+    UserDeactivatedV1,
+    UserProfileChangedV1,
+    UserReactivatedV1,
+    UserRegisteredV1,
+)
+from shared.events import Event
 from shared.inbox import inbox_handler
 
 CONSUMER = "orders"
 
 
-def _text(data: Mapping[str, Any], name: str, max_length: int) -> str:
-    """A required, non-empty string field of an event's data."""
-    value = data.get(name)
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        # Retrying cannot fix the payload: the consumer dead-letters it at once.
-        raise InvalidEvent(f"data.{name} must be a string of 1 to {max_length} characters")
-    return value
-
-
-def _version(data: Mapping[str, Any]) -> int:
-    """The user's version an event carries: a positive integer."""
-    value = data.get("version")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidEvent("data.version must be a positive integer")
-    return value
-
-
-def on_user_registered(session: Session, event: Event) -> None:
+def on_user_registered(session: Session, _event: Event, data: UserRegisteredV1) -> None:
     """user.registered: remember the customer (email and name, active)."""
     services.record_customer(
         session=session,
-        user_id=_text(event.data, "user_id", 64),
-        email=_text(event.data, "email", 320),
-        name=_text(event.data, "name", 200),
-        version=_version(event.data),
+        user_id=data.user_id,
+        email=data.email,
+        name=data.name,
+        version=data.version,
     )
 
 
-def on_user_profile_changed(session: Session, event: Event) -> None:
+def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
     """user.profile_changed: the customer's new email and name."""
     services.update_customer_profile(
         session=session,
-        user_id=_text(event.data, "user_id", 64),
-        email=_text(event.data, "email", 320),
-        name=_text(event.data, "name", 200),
-        version=_version(event.data),
+        user_id=data.user_id,
+        email=data.email,
+        name=data.name,
+        version=data.version,
     )
 
 
-def on_user_deactivated(session: Session, event: Event) -> None:
+def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
     """user.deactivated: refuse the user's new orders and cancel the open ones."""
-    services.deactivate_customer(
-        session=session, user_id=_text(event.data, "user_id", 64), version=_version(event.data)
-    )
+    services.deactivate_customer(session=session, user_id=data.user_id, version=data.version)
 
 
-def on_user_reactivated(session: Session, event: Event) -> None:
+def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
     """user.reactivated: accept the user's orders again."""
-    services.reactivate_customer(
-        session=session, user_id=_text(event.data, "user_id", 64), version=_version(event.data)
-    )
+    services.reactivate_customer(session=session, user_id=data.user_id, version=data.version)
 
 
-HANDLERS: Mapping[str, Callable[[Session, Event], None]] = {
+# The data each handler gets is parsed (and trusted by source) by shared.contracts.
+HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
     "user.registered": on_user_registered,
     "user.profile_changed": on_user_profile_changed,
     "user.deactivated": on_user_deactivated,

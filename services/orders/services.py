@@ -26,7 +26,6 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -41,7 +40,8 @@ from services.orders.models import (
     Product,
     can_transition,
 )
-from shared.db import as_utc, is_postgresql, rows_matched, utcnow
+from shared import contracts
+from shared.db import as_utc, locked_row, rows_matched, upsert, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -49,14 +49,13 @@ from shared.errors import (
     PreconditionFailedError,
     UnprocessableError,
 )
-from shared.events import Event, new_event
+from shared.events import Event
 from shared.outbox import record_event
-from shared.pagination import PageKey, keyset_page
+from shared.pagination import PageKey, keyset_page, older_than, split_page
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SOURCE = "/orders"
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 # Without If-Match, a change that lost a race is re-checked against the new state this
 # many times before giving up with 409.
@@ -279,7 +278,7 @@ def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
         # ON CONFLICT DO NOTHING: a deactivation that inserted the row first (not committed
         # yet) makes this wait for it, and the read below then sees the refusal.
         session.execute(
-            _insert(session, Customer)
+            upsert(session, Customer)
             .values(user_id=user_id, active=True, updated_at=utcnow())
             .on_conflict_do_nothing(index_elements=[Customer.user_id])
         )
@@ -293,11 +292,6 @@ def _customer_active_for_share(session: Session, user_id: str) -> bool | None:
     return session.scalar(
         sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
     )
-
-
-def _insert(session: Session, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
-    """INSERT with ON CONFLICT for the backend in use (PostgreSQL, or SQLite for `make run`)."""
-    return postgresql.insert(model) if is_postgresql(session) else sqlite.insert(model)
 
 
 # Built once: the IN list is an expanding parameter, so the statement is compiled and
@@ -368,22 +362,21 @@ def _build_order(actor: Actor, new_order: NewOrder, prices: dict[str, CatalogueP
 
 
 def _order_created(order: Order) -> Event:
-    return new_event(
-        "order.created",
-        SOURCE,
-        {
-            "order_id": str(order.id),
-            "user_id": order.user_id,
-            "status": order.status,
-            "total_cents": order.total_cents,
-            "currency": order.currency,
-            "items": [
-                {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=str(order.id),
+            user_id=order.user_id,
+            status=order.status,
+            total_cents=order.total_cents,
+            currency=order.currency,
+            items=[
+                contracts.OrderItemV1(
+                    sku=i.sku, quantity=i.quantity, unit_price_cents=i.unit_price_cents
+                )
                 for i in order.items
             ],
-            "version": order.version,
-        },
-        subject=str(order.id),
+            version=order.version,
+        )
     )
 
 
@@ -457,9 +450,8 @@ def _view(rows: Sequence[sa.Row[Any]]) -> OrderView:
 def _page_query(everyone: bool, by_status: bool, after_key: bool) -> sa.Select[Any]:
     """Up to `:limit` orders newest first, with their items, in one query.
 
-    The same keyset walk as `shared.pagination.keyset_page`, with the key as bound
-    parameters so that the statement is built once: `(created_at, id) < key` in the
-    order of the `(..., created_at, id)` indexes, read backwards.
+    The keyset walk of `shared.pagination`, with the key as bound parameters so that the
+    statement is built once, in the order of the `(..., created_at, id)` indexes.
     """
     page = sa.select(*ORDERS.c)
     if not everyone:
@@ -468,8 +460,9 @@ def _page_query(everyone: bool, by_status: bool, after_key: bool) -> sa.Select[A
         page = page.where(ORDERS.c.status == sa.bindparam("status"))
     if after_key:
         page = page.where(
-            sa.tuple_(ORDERS.c.created_at, ORDERS.c.id)
-            < sa.tuple_(
+            older_than(
+                ORDERS.c.created_at,
+                ORDERS.c.id,
                 sa.bindparam("after_created_at", type_=ORDERS.c.created_at.type),
                 sa.bindparam("after_id", type_=ORDERS.c.id.type),
             )
@@ -501,11 +494,9 @@ def read_orders_page(
         "limit": limit + 1,  # one more tells whether there is a next page
     }
     rows = _read(engine, lambda connection: connection.execute(query, parameters).all())
-    orders = [_view(list(group)) for _, group in itertools.groupby(rows, _BY_ORDER)]
-    if len(orders) <= limit:
-        return OrderPage(orders=orders, next_key=None)
-    orders = orders[:limit]
-    return OrderPage(orders=orders, next_key=PageKey.of(orders[-1].order))
+    views = [_view(list(group)) for _, group in itertools.groupby(rows, _BY_ORDER)]
+    orders, next_key = split_page(views, limit, key=lambda view: PageKey.of(view.order))
+    return OrderPage(orders=orders, next_key=next_key)
 
 
 def get_order(*, session: Session, actor: Actor, order_id: uuid.UUID) -> Order:
@@ -590,17 +581,14 @@ def _transition(
         if rows_matched(result) == 1:
             record_event(
                 session,
-                new_event(
-                    "order.status_changed",
-                    SOURCE,
-                    {
-                        "order_id": str(order.id),
-                        "user_id": order.user_id,
-                        "from": source,
-                        "to": target.value,
-                        "version": read_version + 1,
-                    },
-                    subject=str(order.id),
+                contracts.build(
+                    contracts.OrderStatusChangedV1(
+                        order_id=str(order.id),
+                        user_id=order.user_id,
+                        from_=source,
+                        to=target.value,
+                        version=read_version + 1,
+                    )
                 ),
                 model=Outbox,
             )
@@ -645,7 +633,7 @@ def _add_product_unless_taken(session: Session, product: NewProduct) -> Product 
     """
     now = utcnow()
     added: Product | None = session.scalars(
-        _insert(session, Product)
+        upsert(session, Product)
         .values(
             id=uuid.uuid4(),
             sku=product.sku,
@@ -710,17 +698,7 @@ def _locked_customer(session: Session, user_id: str) -> Customer:
     SHARE on the row, or inserted it; see _refuse_deactivated_customer), and two events of
     one user apply one after the other, each seeing what the other did.
     """
-    session.execute(
-        _insert(session, Customer)
-        .values(user_id=user_id, active=True, updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Customer.user_id])
-    )
-    return session.execute(
-        sa.select(Customer)
-        .where(Customer.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    return locked_row(session, Customer, "user_id", user_id, active=True, updated_at=utcnow())
 
 
 def _set_profile(customer: Customer, *, email: str, name: str, version: int) -> bool:

@@ -1,6 +1,7 @@
 """Background processes of the orders service.
 
-    python -m services.orders.worker relay     publish the outbox to RabbitMQ; also purges
+    python -m services.orders.worker relay [--batch-size N] [--idle-seconds S]
+                                               publish the outbox to RabbitMQ; also purges
                                                expired idempotency keys and old sent events
     python -m services.orders.worker consume   apply auth's user events (customer projection)
     python -m services.orders.worker setup     declare the queues `consume` reads, then exit
@@ -17,6 +18,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,14 +29,18 @@ from services.orders.models import Inbox, Outbox, db
 from shared.messaging import Consumer
 from shared.uow import unit_of_work
 from shared.worker import (
+    RELAY_ARGUMENTS,
+    Command,
     consumer_from_config,
     consumer_task,
     inbox_purge,
     outbox_purge,
     periodic_task,
+    relay_options,
     relay_task,
     run_worker,
     setup_topology,
+    worker_main,
 )
 
 IDEMPOTENCY_PURGE_BATCH = 1000
@@ -74,13 +80,13 @@ def housekeeping(app: Flask, session_factory: Callable[[], Session]) -> Callable
     return purge
 
 
-def relay(app: Flask) -> int:
-    """Run the outbox relay until stopped, with the housekeeping purges beside it."""
+def relay(app: Flask, **relay: Any) -> int:
+    """Run the outbox relay (`relay`: relay_task's options) until stopped, purges beside it."""
     with app.app_context():
         engine = db.engine
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     tasks = [
-        relay_task(sessions, Outbox, app.config["AMQP_URL"]),
+        relay_task(sessions, Outbox, app.config["AMQP_URL"], **relay),
         periodic_task(
             "purge",
             float(app.config["ORDERS_PURGE_INTERVAL_SECONDS"]),
@@ -105,26 +111,43 @@ def setup(app: Flask) -> int:
     return setup_topology(build_consumer(app))
 
 
-COMMANDS: dict[str, Callable[[Flask], int]] = {
-    "relay": relay,
-    "consume": consume,
-    "setup": setup,
+def _in_app(
+    name: str, run: Callable[[Flask, argparse.Namespace], int]
+) -> Callable[[argparse.Namespace], int]:
+    """A command that builds the app (config, logging, engine) in the process that uses it."""
+
+    def command(args: argparse.Namespace) -> int:
+        app = create_app()
+        log.info("orders worker starting", extra={"command": name})
+        status = run(app, args)
+        log.info("orders worker stopped", extra={"command": name, "status": status})
+        return status
+
+    return command
+
+
+COMMANDS = {
+    "relay": Command(
+        "publish the outbox to RabbitMQ; also purge expired idempotency keys and old sent events",
+        _in_app(
+            "relay",
+            lambda app, args: relay(app, **relay_options(args)),
+        ),
+        RELAY_ARGUMENTS,
+    ),
+    "consume": Command(
+        "apply auth's user events (customer projection)",
+        _in_app("consume", lambda app, _: consume(app)),
+    ),
+    "setup": Command(
+        "declare the queues `consume` reads, then exit", _in_app("setup", lambda app, _: setup(app))
+    ),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one worker process."""
-    parser = argparse.ArgumentParser(
-        prog="python -m services.orders.worker", description="Orders service workers."
-    )
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    args = parser.parse_args(argv)
-    # The app (config, logging, engine) is built here, in the process that uses it.
-    app = create_app()
-    log.info("orders worker starting", extra={"command": args.command})
-    status = COMMANDS[args.command](app)
-    log.info("orders worker stopped", extra={"command": args.command, "status": status})
-    return status
+    return worker_main("python -m services.orders.worker", COMMANDS, argv)
 
 
 if __name__ == "__main__":

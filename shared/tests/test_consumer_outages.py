@@ -27,8 +27,8 @@ from shared.messaging import (
     retry_queue_name,
     transient_errors,
 )
-from shared.testing import PostgresNode, wait_for
 from shared.tests.conftest import Applied, Base, Inbox, queue_depth, running, unique_type
+from tests.support import PostgresNode, wait_for
 
 RETRY_DELAYS = (0.05, 0.05, 0.05)  # the retry tiers take 0.15 s in all
 

@@ -8,8 +8,8 @@ import pytest
 from shared.dlq import main
 from shared.events import new_event
 from shared.messaging import Consumer, Publisher, declare_topology, dlq_name, queue_name
-from shared.testing import wait_for
 from shared.tests.conftest import drain, queue_depth, running, unique_type
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from shared.events import new_event
+from shared import contracts
+from shared.events import InvalidEvent, new_event
 from shared.inbox import handle_once, inbox_handler
 from shared.tests.conftest import Applied, Base, Inbox
 
@@ -90,21 +91,26 @@ def flask_app(tmp_path):
         db.engine.dispose()
 
 
-def test_inbox_handler_commits_the_effect_once_and_acks_unknown_types(flask_app):
+def test_inbox_handler_commits_once_acks_unhandled_types_and_refuses_unknown_ones(flask_app):
     app, db = flask_app
     calls = []
 
-    def on_registered(session, event):
-        calls.append(event.id)
+    def on_registered(session, event, data):
+        calls.append((event.id, data.email))
         session.add(Applied(event_id=event.id))
 
     handle = inbox_handler(app, db, Inbox, "orders", {"user.registered": on_registered})
-    event = new_event("user.registered", "/auth", {})
+    event = registered()
     handle(event)
     handle(event)
-    handle(new_event("user.unknown_thing", "/auth", {}))  # no handler: returns, the event is acked
+    # A catalogue type without a handler here: returns, the event is acked.
+    handle(contracts.build(contracts.UserReactivatedV1(user_id="u-1", version=2)))
+    # A consumer the catalogue does not declare for this type (or version): acked unread.
+    inbox_handler(app, db, Inbox, "gateway", {"user.registered": on_registered})(registered())
+    with pytest.raises(InvalidEvent, match="unknown event type 'user.unknown_thing'"):
+        handle(new_event("user.unknown_thing", "/auth", {}))  # the consumer dead-letters it
 
-    assert calls == [event.id]
+    assert calls == [(event.id, "ada@example.com")]
     with app.app_context():
         assert count(db.session, Applied) == 1
         assert count(db.session, Inbox) == 1
@@ -113,15 +119,45 @@ def test_inbox_handler_commits_the_effect_once_and_acks_unknown_types(flask_app)
 def test_inbox_handler_rolls_back_and_reraises_so_the_consumer_retries(flask_app):
     app, db = flask_app
 
-    def half_done(session, event):
+    def half_done(session, event, data):
         session.add(Applied(event_id=event.id))
         session.flush()
         raise RuntimeError("downstream failed")
 
     handle = inbox_handler(app, db, Inbox, "orders", {"user.registered": half_done})
-    event = new_event("user.registered", "/auth", {})
+    event = registered()
     with pytest.raises(RuntimeError, match="downstream failed"):
         handle(event)
     with app.app_context():
         assert count(db.session, Applied) == 0
         assert count(db.session, Inbox) == 0
+
+
+def test_inbox_handler_refuses_data_its_contract_does_not_allow_before_touching_the_database(
+    flask_app,
+):
+    app, db = flask_app
+    calls = []
+    handle = inbox_handler(
+        app, db, Inbox, "orders", {"user.registered": lambda *args: calls.append(args)}
+    )
+    wire = registered().to_dict()
+    renamed = new_event(
+        "user.registered",
+        "/auth",
+        {**{k: v for k, v in wire["data"].items() if k != "email"}, "mail": "ada@example.com"},
+        dataschema=wire["dataschema"],
+    )
+    with pytest.raises(InvalidEvent, match="email: Field required; mail: Unexpected"):
+        handle(renamed)
+
+    assert calls == []
+    with app.app_context():
+        assert count(db.session, Inbox) == 0
+
+
+def registered():
+    """A valid user.registered, as auth builds it."""
+    return contracts.build(
+        contracts.UserRegisteredV1(user_id="u-1", email="ada@example.com", name="Ada", version=1)
+    )

@@ -21,8 +21,8 @@ from shared.messaging import (
     queue_name,
     retry_queue_name,
 )
-from shared.testing import free_port, wait_for
 from shared.tests.conftest import drain, queue_depth, running, unique_type
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,6 @@ from shared.outbox import (
     run_relay,
     update_backlog_metrics,
 )
-from shared.testing import wait_for
 from shared.tests.conftest import (
     Applied,
     Inbox,
@@ -36,6 +35,7 @@ from shared.tests.conftest import (
     running,
     unique_type,
 )
+from tests.support import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,8 @@ import jwt
 import pytest
 
 from shared.errors import UnauthorizedError
-from shared.testing import (
+from shared.tokens import JWKSCache, StaticKeySource, TokenVerifier
+from tests.support import (
     access_token_claims,
     key_confusion_token,
     rsa_jwk,
@@ -18,7 +19,6 @@ from shared.testing import (
     sign_access_token,
     unsigned_token,
 )
-from shared.tokens import JWKSCache, StaticKeySource, TokenVerifier
 
 ISSUER, AUDIENCE = "https://auth.test", "suite"
 

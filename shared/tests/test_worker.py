@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from datetime import timedelta
 
@@ -9,12 +10,24 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from shared.config import ConfigError
 from shared.db import utcnow
 from shared.events import new_event
 from shared.outbox import purge_sent, record_event
-from shared.testing import wait_for
 from shared.tests.conftest import Outbox
-from shared.worker import EXIT_FAILED, EXIT_OK, Task, Worker, outbox_purge, periodic_task
+from shared.worker import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    RELAY_ARGUMENTS,
+    Command,
+    Task,
+    Worker,
+    outbox_purge,
+    periodic_task,
+    worker_main,
+)
+from tests.support import wait_for
 
 
 def blocking_task(name: str) -> tuple[Task, threading.Event]:
@@ -151,3 +164,74 @@ def test_the_purge_finds_its_rows_through_an_index(pg_engine):
         compiled = statement.compile(pg_engine, compile_kwargs={"literal_binds": True})
         plan = "\n".join(connection.scalars(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_outbox_sent_at" in plan, plan
+
+
+# -- the command line every worker shares ---------------------------------------------------
+
+
+def record(into: list):
+    """A command body that records the parsed arguments and succeeds."""
+
+    def run(args) -> int:
+        into.append(vars(args))
+        return EXIT_OK
+
+    return run
+
+
+def test_a_worker_command_gets_its_flags_and_their_defaults():
+    seen: list = []
+    commands = {"relay": Command("relay", record(seen), RELAY_ARGUMENTS)}
+
+    assert worker_main("w", commands, ["relay", "--batch-size", "20"]) == EXIT_OK
+    assert worker_main("w", commands, ["relay"]) == EXIT_OK
+    assert seen == [
+        {"command": "relay", "batch_size": 20, "idle_seconds": 0.05},
+        {"command": "relay", "batch_size": 500, "idle_seconds": 0.05},
+    ]
+
+
+def test_no_command_runs_the_default_or_is_a_usage_error(capsys):
+    seen: list = []
+    commands = {
+        "consume": Command("consume", record(seen)),
+        "setup": Command("setup", record(seen)),
+    }
+
+    assert worker_main("w", commands, [], default="consume") == EXIT_OK
+    assert seen == [{"command": "consume"}]
+    with pytest.raises(SystemExit) as usage:
+        worker_main("w", commands, [])
+    assert usage.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_a_configuration_error_is_exit_status_2_not_a_traceback(caplog):
+    def refuse(_args) -> int:
+        raise ConfigError("AMQP_URL is not set")
+
+    assert worker_main("w", {"consume": Command("consume", refuse)}, ["consume"]) == EXIT_CONFIG
+    assert [record.error for record in caplog.records] == ["AMQP_URL is not set"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "services.auth.worker",
+        "services.orders.worker",
+        "services.notifications.worker",
+        "gateway.worker",
+    ],
+)
+def test_every_worker_has_the_one_command_line_shape(module, capsys):
+    worker = importlib.import_module(module)
+
+    with pytest.raises(SystemExit) as shown:
+        worker.main(["--help"])
+    assert shown.value.code == 0
+    assert f"usage: python -m {module} [-h] COMMAND" in capsys.readouterr().out
+    assert all(isinstance(command, Command) for command in worker.COMMANDS.values())
+    if "relay" in worker.COMMANDS:
+        assert worker.COMMANDS["relay"].arguments == RELAY_ARGUMENTS
+    # Every command by the name that the Procfile, compose and Kubernetes use.
+    assert set(worker.COMMANDS) <= {"relay", "consume", "deliver", "setup"}

@@ -9,17 +9,21 @@ key prefix of their own. Tests talk to the gateway only.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pika
 import pytest
 import requests
 
 from bench.suite import Suite, SuiteError, SuiteOptions
-from shared.testing import wait_for
+from shared.messaging import EXCHANGE
+from tests.contracts.asyncapi_check import validate_against_asyncapi
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@e2e.example.com"
@@ -123,3 +127,34 @@ def admin(suite: Suite) -> Client:
 def gateway_wait_for() -> Callable[..., Any]:
     """wait_for(predicate, timeout=..., what=...) polling the gateway: an eventual effect."""
     return functools.partial(wait_for, interval=GATEWAY_POLL_INTERVAL)
+
+
+TAP_QUEUE = "e2e.tap"
+
+
+@pytest.fixture(scope="module")
+def broker_tap(suite: Suite) -> Iterator[None]:
+    """Copy every event published during the module; at its end, each must fit /asyncapi.json.
+
+    A queue of the test's own, bound to `#` on the events exchange, sees what every
+    producer published, exactly as the consuming services' queues receive it.
+    """
+    with pika.BlockingConnection(pika.URLParameters(suite.amqp_url)) as connection:
+        channel = connection.channel()
+        channel.queue_declare(TAP_QUEUE, durable=True)
+        channel.queue_bind(TAP_QUEUE, EXCHANGE, routing_key="#")
+    yield
+    document = requests.get(suite.url("gateway", "/asyncapi.json"), timeout=10).json()
+    seen: list[str] = []
+    with pika.BlockingConnection(pika.URLParameters(suite.amqp_url)) as connection:
+        channel = connection.channel()
+        while True:
+            method, _properties, body = channel.basic_get(TAP_QUEUE, auto_ack=True)
+            if method is None:
+                break
+            event = json.loads(body)
+            validate_against_asyncapi(event, document)
+            seen.append(event["type"])
+        channel.queue_delete(TAP_QUEUE)
+    # The module places orders and changes them: a tap that saw nothing proves nothing.
+    assert {"user.registered", "order.created", "order.status_changed"} <= set(seen), seen

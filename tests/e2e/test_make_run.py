@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.testing import free_port, spawn, verification_link, wait_for
 from tests.e2e.conftest import GATEWAY_POLL_INTERVAL, ROOT
+from tests.support import free_port, spawn, verification_link, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,7 @@ from otlp_receiver import OtlpReceiver
 from bench.suite import Suite, SuiteError, SuiteOptions, queue_exists
 from shared.context import trace_id_of
 from shared.messaging import EXCHANGE, declare_exchange, queue_name
-from shared.testing import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 

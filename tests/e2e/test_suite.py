@@ -9,7 +9,8 @@ import jwt
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+# Every event the module causes is checked against the served AsyncAPI document.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("broker_tap")]
 
 # BOOK-1 is one of the demo products the suite seeds, at 1250 per unit.
 ORDER = {"currency": "EUR", "items": [{"sku": "BOOK-1", "quantity": 2}]}
@@ -163,7 +164,7 @@ def test_the_gateway_publishes_every_services_api(suite):
 
 
 def test_every_process_talks_to_the_broker_as_its_own_services_user(suite, alices_order):
-    from shared.testing import rabbitmqctl
+    from tests.support import rabbitmqctl
 
     listed = rabbitmqctl("list_connections", "vhost", "user", "-q", "--no-table-headers")
     users = {

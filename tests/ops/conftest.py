@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.testing import free_port, stop_process, wait_until_healthy
+from tests.support import free_port, stop_process, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from shared.events import new_event
 from shared.messaging import EXCHANGE, Consumer, Publisher, dlq_name, queue_name
 from shared.outbox import OutboxMixin, record_event, relay_outbox_once
-from shared.testing import (
+from tests.support import (
     create_service_users,
     create_vhost,
     delete_service_users,

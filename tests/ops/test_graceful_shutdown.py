@@ -21,7 +21,7 @@ import requests
 
 from shared.events import new_event
 from shared.messaging import Publisher, connection_parameters, declare_topology, queue_name
-from shared.testing import spawn, wait_for
+from tests.support import spawn, wait_for
 
 from . import probe_consumer
 from .conftest import HERE, ROOT, Server, process_env

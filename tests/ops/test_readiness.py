@@ -22,7 +22,7 @@ from services.orders import MIGRATIONS_DIR
 from services.orders import create_app as create_orders
 from services.orders.models import db
 from shared import health
-from shared.testing import free_port
+from tests.support import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

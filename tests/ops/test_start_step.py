@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from shared.testing import free_port
+from tests.support import free_port
 
 from .conftest import ENTRYPOINT, ROOT, process_env
 

@@ -21,7 +21,7 @@ import pytest
 
 from shared.events import new_event
 from shared.messaging import Publisher, queue_name
-from shared.testing import create_vhost, delete_vhost
+from tests.support import create_vhost, delete_vhost
 
 from .conftest import ENTRYPOINT, ROOT, process_env
 

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from shared.testing import free_port
+from tests.support import free_port
 
 from .conftest import ROOT, process_env
 

@@ -18,7 +18,7 @@ from flask import Flask
 from shared.app import create_base_app
 from shared.messaging import EVENTS_PROCESSED
 from shared.observability import MetricsServer, start_metrics_server
-from shared.testing import (
+from tests.support import (
     create_vhost,
     delete_vhost,
     free_port,

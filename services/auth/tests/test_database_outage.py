@@ -11,7 +11,7 @@ from services.auth import services
 from services.auth.models import User
 from services.auth.tests.conftest import PASSWORD, bearer, deps_of, make_app
 from shared.db import utcnow
-from shared.testing import free_port
+from tests.support import free_port
 
 PROBLEM = "application/problem+json"
 

@@ -19,7 +19,7 @@ from services.auth.tests.conftest import verification_events
 from shared.events import parse_event
 from shared.messaging import EXCHANGE, Publisher, declare_exchange
 from shared.outbox import relay_outbox_once, run_relay
-from shared.testing import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +81,7 @@ def test_register_publishes_exactly_one_user_registered_event(auth, pg_app, amqp
         "name": "Ada",
         "version": 1,
     }
+    assert event.dataschema == "urn:flask-microservices-suite:events:user.registered:1"
     assert event.requestid == response.headers["X-Request-ID"]
 
 

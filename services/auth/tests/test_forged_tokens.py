@@ -7,7 +7,7 @@ import time
 import pytest
 
 from services.auth.tests.conftest import AUDIENCE, ISSUER, deps_of
-from shared.testing import (
+from tests.support import (
     access_token_claims,
     key_confusion_token,
     rsa_private_key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.auth.models import db
-from shared.testing import schema_drift
+from tests.support import schema_drift
 
 
 def test_sqlite_schema_matches_the_models(sqlite_app):

@@ -28,7 +28,7 @@ from services.auth.tests.conftest import (
     migrate,
 )
 from shared.messaging import EXCHANGE, declare_exchange
-from shared.testing import (
+from tests.support import (
     free_port,
     gunicorn_command,
     spawn,

@@ -18,7 +18,7 @@ from shared.config import ConfigError, Env
 from shared.db import utcnow
 from shared.events import new_event
 from shared.outbox import record_event
-from shared.testing import free_port, spawn, stop_process, wait_for, wait_until_healthy
+from tests.support import free_port, spawn, stop_process, wait_for, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -33,18 +33,19 @@ from services.notifications.delivery import DeliverySettings, deliver_due_once, 
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
 from services.notifications.smtp_sink import start_sink
+from shared import contracts
 from shared.config import Env
 from shared.events import Event
 from shared.inbox import inbox_handler
-from shared.testing import (
+from shared.tokens import StaticKeySource, TokenVerifier
+from shared.uow import unit_of_work
+from tests.support import (
     access_token_claims,
     free_port,
     rsa_jwk,
     rsa_private_key,
     sign_access_token,
 )
-from shared.tokens import StaticKeySource, TokenVerifier
-from shared.uow import unit_of_work
 
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"
@@ -175,108 +176,76 @@ def user_registered(
     user_id: str, email_address: str = "ada@example.com", name: str = "Ada", version: int = 1
 ) -> Event:
     """A user.registered event as auth publishes it."""
-    return Event(
-        type="user.registered",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id, "email": email_address, "name": name, "version": version},
+    return contracts.build(
+        contracts.UserRegisteredV1(user_id=user_id, email=email_address, name=name, version=version)
     )
 
 
 def user_profile_changed(user_id: str, email_address: str, name: str, version: int) -> Event:
     """A user.profile_changed event as auth publishes it."""
-    return Event(
-        type="user.profile_changed",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id, "email": email_address, "name": name, "version": version},
+    return contracts.build(
+        contracts.UserProfileChangedV1(
+            user_id=user_id, email=email_address, name=name, version=version
+        )
     )
 
 
 def user_email_verified(user_id: str, version: int = 2) -> Event:
     """A user.email_verified event: the owner followed the link mailed at registration."""
-    return Event(
-        type="user.email_verified",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id, "version": version},
-    )
+    return contracts.build(contracts.UserEmailVerifiedV1(user_id=user_id, version=version))
 
 
 def user_verification_requested(
     user_id: str, email_address: str = "ada@example.com", name: str = "Ada"
 ) -> Event:
     """A user.verification_requested event as auth publishes it at registration."""
-    return Event(
-        type="user.verification_requested",
-        source="/auth",
-        subject=user_id,
-        data={
-            "user_id": user_id,
-            "email": email_address,
-            "name": name,
-            "verify_url": "http://127.0.0.1:8080/api/v1/auth/verify-email?token=tok-" + user_id,
-            "expires_at": "2030-01-01T00:00:00+00:00",
-        },
+    return contracts.build(
+        contracts.UserVerificationRequestedV1(
+            user_id=user_id,
+            email=email_address,
+            name=name,
+            verify_url="http://127.0.0.1:8080/api/v1/auth/verify-email?token=tok-" + user_id,
+            expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        )
     )
 
 
 def user_registration_attempted(user_id: str) -> Event:
     """A user.registration_attempted event: someone tried to register a taken address."""
-    return Event(
-        type="user.registration_attempted",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id},
-    )
+    return contracts.build(contracts.UserRegistrationAttemptedV1(user_id=user_id))
 
 
 def user_deactivated(user_id: str, version: int = 2) -> Event:
     """A user.deactivated event as auth publishes it."""
-    return Event(
-        type="user.deactivated",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id, "version": version},
-    )
+    return contracts.build(contracts.UserDeactivatedV1(user_id=user_id, version=version))
 
 
 def user_reactivated(user_id: str, version: int) -> Event:
     """A user.reactivated event as auth publishes it."""
-    return Event(
-        type="user.reactivated",
-        source="/auth",
-        subject=user_id,
-        data={"user_id": user_id, "version": version},
-    )
+    return contracts.build(contracts.UserReactivatedV1(user_id=user_id, version=version))
 
 
 def order_created(user_id: str, order_id: str | None = None, total_cents: int = 2500) -> Event:
     """An order.created event as orders publishes it."""
-    order_id = order_id or str(uuid.uuid4())
-    return Event(
-        type="order.created",
-        source="/orders",
-        subject=order_id,
-        data={
-            "order_id": order_id,
-            "user_id": user_id,
-            "status": "pending",
-            "total_cents": total_cents,
-            "currency": "EUR",
-            "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": total_cents}],
-            "version": 1,
-        },
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=order_id or str(uuid.uuid4()),
+            user_id=user_id,
+            status="pending",
+            total_cents=total_cents,
+            currency="EUR",
+            items=[contracts.OrderItemV1(sku="BOOK-1", quantity=1, unit_price_cents=total_cents)],
+            version=1,
+        )
     )
 
 
 def order_status_changed(user_id: str, order_id: str, old: str, new: str) -> Event:
     """An order.status_changed event as orders publishes it."""
-    return Event(
-        type="order.status_changed",
-        source="/orders",
-        subject=order_id,
-        data={"order_id": order_id, "user_id": user_id, "from": old, "to": new, "version": 2},
+    return contracts.build(
+        contracts.OrderStatusChangedV1(
+            order_id=order_id, user_id=user_id, from_=old, to=new, version=2
+        )
     )
 
 

@@ -7,6 +7,7 @@ receive, and ours would land in theirs.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -29,7 +30,7 @@ from services.notifications.tests.conftest import (
 from services.notifications.worker import build_consumer
 from shared.events import Event
 from shared.messaging import EXCHANGE, Publisher, declare_topology, dlq_name
-from shared.testing import create_vhost, delete_vhost, wait_for
+from tests.support import create_vhost, delete_vhost, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +120,7 @@ def test_poison_events_go_to_the_dead_letter_queue_and_the_next_event_is_still_p
 ) -> None:
     with _channel(broker_url) as channel:
         channel.basic_publish(EXCHANGE, "order.created", b"{not json")
-    invalid = Event(type="order.created", source="/orders", data={"order_id": "o-1"})
+    invalid = dataclasses.replace(order_created(ADA), data={"order_id": "o-1"})
     good = order_created(ADA)
 
     _publish(broker_url, invalid, good)
@@ -139,3 +140,29 @@ def test_poison_events_go_to_the_dead_letter_queue_and_the_next_event_is_still_p
     # Data no retry can fix is dead-lettered at once, without going through the retries.
     assert reasons == {"malformed", "invalid-data"}
     assert _count(app, Notification) == 1
+
+
+@pytest.mark.usefixtures("consumer")
+def test_a_user_registered_sent_by_orders_changes_no_contact_and_is_dead_lettered_with_why(
+    app: Flask, broker_url: str
+) -> None:
+    # Anyone holding the orders service's broker account could try to speak for auth.
+    forged = dataclasses.replace(user_registered(ADA, "mallory@example.com"), source="/orders")
+    genuine = user_registered("user-bob", "bob@example.com")
+
+    _publish(broker_url, forged, genuine)
+
+    wait_for(lambda: _count(app, Contact, Contact.user_id == "user-bob") == 1, timeout=10)
+    with _channel(broker_url) as channel:
+        wait_for(
+            lambda: (
+                channel.queue_declare(dlq_name(CONSUMER), passive=True).method.message_count == 1
+            ),
+            timeout=10,
+        )
+        _method, properties, body = channel.basic_get(dlq_name(CONSUMER), auto_ack=True)
+    assert properties.message_id == forged.id
+    assert properties.headers["x-dlq-reason"] == "invalid-data"
+    assert "user.registered must come from /auth, not '/orders'" in properties.headers["x-error"]
+    assert _count(app, Contact, Contact.user_id == ADA) == 0
+    assert _count(app, Notification, Notification.user_id == ADA) == 0

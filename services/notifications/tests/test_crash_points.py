@@ -29,7 +29,7 @@ from shared.events import Event
 from shared.faults import CONSUMER_AFTER_COMMIT, DELIVERY_AFTER_SEND
 from shared.inbox import inbox_handler
 from shared.messaging import Publisher, declare_topology, dlq_name, queue_name
-from shared.testing import create_vhost, delete_vhost, log_tail, spawn, stop_process, wait_for
+from tests.support import create_vhost, delete_vhost, log_tail, spawn, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

@@ -40,7 +40,7 @@ from services.notifications.tests.conftest import (
 from shared.context import child_traceparent, trace_id_of
 from shared.events import Event
 from shared.observability import configure_logging
-from shared.testing import free_port, wait_for
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

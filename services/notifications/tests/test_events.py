@@ -13,7 +13,6 @@ from flask import Flask
 
 from services.notifications import services
 from services.notifications.models import Contact, Delivery, Notification, db
-from services.notifications.schemas import InvalidEventData
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
     committed,
@@ -25,7 +24,7 @@ from services.notifications.tests.conftest import (
     user_reactivated,
     user_registered,
 )
-from shared.events import Event
+from shared.events import Event, InvalidEvent
 from shared.uow import commit_forbidden
 
 pytestmark = pytest.mark.integration
@@ -144,16 +143,18 @@ def test_a_deactivation_that_overtakes_the_registration_still_wins(
 @pytest.mark.parametrize(
     "data",
     [
-        {"user_id": ADA},
-        {"user_id": ADA, "email": "not-an-email", "name": "Ada"},
-        {"user_id": ["a"], "email": "ada@example.com", "name": "Ada"},
+        {"user_id": ADA, "version": 1},
+        {"user_id": ADA, "email": "not-an-email", "name": "Ada", "version": 1},
+        {"user_id": ["a"], "email": "ada@example.com", "name": "Ada", "version": 1},
+        {"user_id": ADA, "email": "ada@example.com", "name": "Ada", "version": "1"},
+        {"user_id": ADA, "email": "ada@example.com", "name": "Ada", "version": 1, "vip": True},
     ],
 )
 def test_an_event_with_invalid_data_raises_and_leaves_nothing_behind(
     app: Flask, consume: Callable[[Event], None], data: dict
 ) -> None:
-    with pytest.raises(InvalidEventData):
-        consume(Event(type="user.registered", source="/auth", data=data))
+    with pytest.raises(InvalidEvent, match="user.registered.v1 data is invalid"):
+        consume(dataclasses.replace(user_registered(ADA), data=data))
 
     assert _rows(app, Contact) == [] and _rows(app, Notification) == []
     with app.app_context():

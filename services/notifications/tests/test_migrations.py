@@ -7,7 +7,7 @@ from flask import Flask
 from flask_migrate import downgrade, upgrade
 
 from services.notifications.models import db
-from shared.testing import schema_drift
+from tests.support import schema_drift
 
 
 @pytest.mark.integration

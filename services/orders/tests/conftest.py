@@ -32,7 +32,7 @@ from services.orders.tests.helpers import (
 from shared import tokens
 from shared.messaging import EXCHANGE, Publisher, declare_exchange
 from shared.outbox import relay_outbox_once
-from shared.testing import rsa_private_key
+from tests.support import rsa_private_key
 
 
 @pytest.fixture(scope="session")

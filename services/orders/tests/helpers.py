@@ -16,7 +16,7 @@ from services.orders.models import Product, db
 from services.orders.services import NewProduct
 from shared.db import utcnow
 from shared.events import Event, parse_event
-from shared.testing import access_token_claims, rsa_jwk, sign_access_token
+from tests.support import access_token_claims, rsa_jwk, sign_access_token
 
 KID = "orders-test-key"
 

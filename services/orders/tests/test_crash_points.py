@@ -26,7 +26,7 @@ from services.orders.tests.helpers import EventQueue
 from shared.events import new_event
 from shared.faults import RELAY_AFTER_PUBLISH
 from shared.outbox import record_event
-from shared.testing import log_tail, spawn, stop_process, wait_for
+from tests.support import log_tail, spawn, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 

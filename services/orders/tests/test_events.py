@@ -18,9 +18,10 @@ from services.orders import services
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
 from services.orders.models import Customer, Inbox, Order, Outbox, db
 from services.orders.tests.helpers import ORDER_BODY_TOTAL, EventQueue, order_body, rows
+from shared import contracts
 from shared.events import Event, InvalidEvent
 from shared.messaging import Consumer, Publisher, declare_topology
-from shared.testing import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +30,14 @@ Place = Callable[..., dict[str, Any]]
 
 
 def user_event(type_: str, version: int = 1, **data: Any) -> Event:
-    """An event as auth publishes it, about `version` of the user."""
+    """An event as auth publishes it, about `version` of the user (by hand: tests also send
+    what auth never would)."""
     return Event(
-        type=type_, source="/auth", data={**data, "version": version}, subject=data.get("user_id")
+        type=type_,
+        source="/auth",
+        data={**data, "version": version},
+        subject=data.get("user_id"),
+        dataschema=contracts.dataschema(type_, 1),
     )
 
 

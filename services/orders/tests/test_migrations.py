@@ -8,7 +8,7 @@ from flask import Flask
 
 from services.orders import MIGRATIONS_DIR
 from services.orders.models import db
-from shared.testing import schema_drift
+from tests.support import schema_drift
 
 
 @pytest.mark.integration

@@ -14,9 +14,9 @@ from flask import Flask
 
 from services.orders.models import Order
 from services.orders.tests.helpers import EventQueue, rows
-from shared.events import Event
+from shared import contracts
 from shared.messaging import Publisher
-from shared.testing import spawn, stop_process, wait_for
+from tests.support import spawn, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +76,7 @@ def test_the_consumer_process_applies_user_events_and_stops_on_sigterm(
 ) -> None:
     order = place(alice)
     consumer = start_worker("consume")
-    deactivated = Event(
-        type="user.deactivated",
-        source="/auth",
-        data={"user_id": "user-alice", "version": 2},
-        subject="user-alice",
-    )
+    deactivated = contracts.build(contracts.UserDeactivatedV1(user_id="user-alice", version=2))
     with Publisher(amqp_url) as publisher:
         # Unroutable until the consumer has declared its queue: retry until it has.
         wait_for(lambda: publisher.publish(deactivated), timeout=15)

@@ -1,14 +1,14 @@
 """Index inbox.received_at, so purging old inbox rows does not scan the whole table.
 
 Revision ID: 4e8a1c7d2f90
-Revises: 9b2e4f6a8c31
+Revises: 5e8c1a3d9f47
 Create Date: 2026-12-02 05:30:00
 """
 
 from alembic import op
 
 revision = "4e8a1c7d2f90"
-down_revision = "9b2e4f6a8c31"
+down_revision = "5e8c1a3d9f47"
 branch_labels = None
 depends_on = None
 

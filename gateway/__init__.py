@@ -30,7 +30,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, env: Env | None = Non
     validate_config(app.config)
     errors.init_app(app)
     # One pool of Redis connections for the limits and the revocations (None: memory).
-    redis = revocation.redis_client(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else None
+    redis = (
+        revocation.redis_client(app.config["REDIS_URL"], app.config["REDIS_TIMEOUT_SECONDS"])
+        if app.config["REDIS_URL"]
+        else None
+    )
     security.init_app(app, remote_verifier(app), revocation_store(app, redis))
     ratelimit.init_app(
         app, ratelimit.RedisLimitStore(redis) if redis else ratelimit.MemoryLimitStore()

@@ -141,12 +141,16 @@ class RedisRevocationStore:
         return float(raw) if raw is not None else None
 
 
-def redis_client(url: str) -> Any:
-    """A pooled Redis client with short timeouts (it connects on first use, not here)."""
+def redis_client(url: str, timeout: float = 1.0) -> Any:
+    """A pooled Redis client with short timeouts (it connects on first use, not here).
+
+    The timeouts bound a Redis that stops answering (frozen, not down) as much as one that
+    refuses: the gateway then answers 503 within `timeout` rather than waiting.
+    """
     import redis
 
     return redis.Redis.from_url(
-        url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
     )
 
 

@@ -56,7 +56,7 @@ def build_consumer(env: Env) -> Consumer:
             "itself, and this process is not needed"
         )
     store = RedisRevocationStore(
-        redis_client(config["REDIS_URL"]),
+        redis_client(config["REDIS_URL"], config["REDIS_TIMEOUT_SECONDS"]),
         prefix=config["GATEWAY_REDIS_PREFIX"],
         ttl_seconds=int(config["GATEWAY_REVOCATION_TTL_SECONDS"]),
     )

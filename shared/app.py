@@ -190,12 +190,21 @@ def init_service(
     # Imported here: the gateway shares this module and has no database (nor SQLAlchemy).
     from flask_migrate import Migrate
 
-    from shared.db import engine_options, normalize_database_url
+    from shared.db import config_engine_options, guard_engine, normalize_database_url
 
     url = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(url))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", config_engine_options(url, app.config))
     db.init_app(app)
+    with app.app_context():
+        for bind, engine in db.engines.items():
+            # Binds that skip the ping (orders' autocommit reads) retry on a new connection.
+            guard_engine(
+                engine,
+                ping=bind is None,
+                connect_timeout=float(app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"]),
+                statement_timeout=float(app.config["DATABASE_STATEMENT_TIMEOUT_SECONDS"]),
+            )
     # Batch mode: SQLite can only alter a table by copying it, which batch does for us.
     Migrate(app, db, directory=str(migrations_dir), render_as_batch=True)
     tokens.init_app(app, verifier)

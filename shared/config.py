@@ -128,6 +128,13 @@ class Env:
 def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
     """Flask config every service shares; the service adds its own keys on top."""
     env = env or Env()
+    from shared.faults import armed_points  # imports this module
+
+    # First: a production process armed to kill itself must not start, whatever else is set.
+    fault_points = sorted(armed_points(env.environ))
+    inbox_retention = env.integer("INBOX_RETENTION_SECONDS", 30 * 24 * 3600)
+    if inbox_retention <= 0:
+        raise ConfigError("INBOX_RETENTION_SECONDS must be positive")
     auth_url = env.string("AUTH_URL", f"http://127.0.0.1:{env.port('auth')}")
     return {
         "APP_ENV": env.app_env,
@@ -135,6 +142,12 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": env.database_url(service) if service != "gateway" else None,
         "AMQP_URL": env.amqp_url(),
         "REDIS_URL": env.optional("REDIS_URL"),
+        # A dependency that stops answering costs a request these, then a 503.
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": env.number("DATABASE_CONNECT_TIMEOUT_SECONDS", 5.0),
+        "DATABASE_STATEMENT_TIMEOUT_SECONDS": env.number(
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS", 15.0
+        ),
+        "REDIS_TIMEOUT_SECONDS": env.number("REDIS_TIMEOUT_SECONDS", 1.0),
         "MAX_CONTENT_LENGTH": MIB,
         "JWT_ISSUER": env.string("JWT_ISSUER", "http://127.0.0.1:8080/api/v1/auth"),
         "JWT_AUDIENCE": env.string("JWT_AUDIENCE", "flask-suite"),
@@ -146,6 +159,10 @@ def common_config(service: str, env: Env | None = None) -> dict[str, Any]:
         ],
         "EVENT_DELIVERY_LIMIT": env.integer("EVENT_DELIVERY_LIMIT", 5),
         "VAR_DIR": str(env.var_dir()),
+        "FAULT_POINTS": fault_points,
+        # An inbox row must outlive every redelivery of its event (minutes): days is far beyond.
+        "INBOX_RETENTION_SECONDS": inbox_retention,
+        "INBOX_PURGE_INTERVAL_SECONDS": env.number("INBOX_PURGE_INTERVAL_SECONDS", 600.0),
         **token_lifetime_config(env),
     }
 

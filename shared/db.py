@@ -7,6 +7,12 @@ not be imported into one process (the test run).
 
 from __future__ import annotations
 
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -46,12 +52,181 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def engine_options(url: str) -> dict[str, Any]:
-    """Engine options that suit the backend: pool pre-ping for servers, WAL + timeout for SQLite."""
+# A frozen server (SIGSTOP, a VM paused, a dead NAT entry) refuses nothing: its kernel keeps
+# acknowledging, so without deadlines on our side a request would wait for it forever.
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 15.0
+# How long past the server's own statement_timeout we wait before giving up on the server.
+STATEMENT_DEADLINE_GRACE_SECONDS = 2.0
+
+
+def engine_options(
+    url: str,
+    *,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """Engine options that suit the backend: connect and statement timeouts for servers
+    (the ping on checkout is `guard_engine`'s), WAL + busy timeout for SQLite."""
     if url.startswith("sqlite"):
         # Several processes (service, relay, worker) share one SQLite file under `make run`.
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
+    if statement_timeout > 0:
+        connect_args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return {
+        # SQLAlchemy's own pre-ping cannot be bounded in time; guard_engine pings instead.
+        "pool_pre_ping": False,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "pool_recycle": 1800,
+        # Waiting for a free pooled connection is bounded like a new connection is.
+        "pool_timeout": connect_timeout,
+        "connect_args": connect_args,
+    }
+
+
+def config_engine_options(url: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """`engine_options` with the timeouts of an app's config."""
+    return engine_options(
+        url,
+        connect_timeout=float(
+            config.get("DATABASE_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT_SECONDS)
+        ),
+        statement_timeout=float(
+            config.get("DATABASE_STATEMENT_TIMEOUT_SECONDS", DEFAULT_STATEMENT_TIMEOUT_SECONDS)
+        ),
+    )
+
+
+_WATCHDOG_START = threading.Lock()
+
+
+class StatementWatchdog:
+    """Shuts the socket of a connection whose statement outlived its deadline.
+
+    PostgreSQL's statement_timeout is enforced by the server, so a server that stopped
+    answering never enforces it, and psycopg has no client-side timeout for a query. Shutting
+    the socket down makes the blocked read fail at once: the driver reports a broken
+    connection, SQLAlchemy invalidates it, and the request answers 503. One thread per
+    process serves every armed connection; it starts on first use (after a fork).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pid = -1
+        self._condition = threading.Condition()
+        self._armed: dict[int, tuple[float, int]] = {}
+        self._wake_at = math.inf  # when the watcher wakes next by itself
+
+    def arm(self, dbapi_connection: Any, seconds: float | None = None) -> None:
+        """Start the clock for the statement `dbapi_connection` is about to run."""
+        deadline = time.monotonic() + (self.seconds if seconds is None else seconds)
+        self._ensure_thread()
+        with self._condition:
+            self._armed[id(dbapi_connection)] = (deadline, dbapi_connection.fileno())
+            # Wake the watcher only when it would sleep past this deadline: deadlines are
+            # mostly later than the ones it already waits for, and a wake-up per statement
+            # would cost every query a thread switch.
+            if deadline < self._wake_at:
+                self._wake_at = deadline
+                self._condition.notify()
+
+    def disarm(self, dbapi_connection: Any) -> None:
+        """The statement finished (or failed); its connection's socket is left alone."""
+        with self._condition:
+            self._armed.pop(id(dbapi_connection), None)
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with _WATCHDOG_START:
+            if self._pid == os.getpid():
+                return  # another thread started it meanwhile
+            # A forked child inherits the parent's state but not its thread.
+            self._condition = threading.Condition()
+            self._armed = {}
+            self._wake_at = math.inf
+            threading.Thread(target=self._watch, name="statement-watchdog", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _watch(self) -> None:
+        condition = self._condition
+        while True:
+            with condition:
+                now = time.monotonic()
+                for key, (deadline, fd) in list(self._armed.items()):
+                    if deadline <= now:
+                        # Under the lock: the owner cannot disarm and close this fd meanwhile.
+                        del self._armed[key]
+                        _shut_down(fd)
+                upcoming = [deadline for deadline, _ in self._armed.values()]
+                self._wake_at = min(upcoming) if upcoming else math.inf
+                condition.wait(timeout=self._wake_at - now if upcoming else None)
+
+
+def _shut_down(fd: int) -> None:
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def guard_engine(
+    engine: sa.engine.Engine,
+    *,
+    ping: bool,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+) -> None:
+    """Bound every statement of a PostgreSQL engine in time, and (`ping`) check each pooled
+    connection on checkout within the connect timeout, so a frozen server costs a request
+    a few seconds and a 503 instead of a hang."""
+    if engine.dialect.name != "postgresql":
+        return
+    watchdog = StatementWatchdog(statement_timeout + STATEMENT_DEADLINE_GRACE_SECONDS)
+    ping_deadline = connect_timeout
+
+    # The DB-API cursor knows its connection (psycopg's does), even once SQLAlchemy has
+    # invalidated its own wrapper, whose `.connection` would check out a new one.
+    def before(_connection: Any, cursor: Any, *_args: Any) -> None:
+        watchdog.arm(cursor.connection)
+
+    def after(_connection: Any, cursor: Any, *_args: Any) -> None:
+        watchdog.disarm(cursor.connection)
+
+    def on_error(context: Any) -> None:
+        # Any failed statement, not only a timed-out one: a deadline left armed would
+        # later shut a healthy connection.
+        cursor = getattr(context.execution_context, "cursor", None)
+        if cursor is not None:
+            watchdog.disarm(cursor.connection)
+
+    # 0 turns statement limits off (a long migration run by hand), on both sides.
+    if statement_timeout > 0:
+        sa.event.listen(engine, "before_cursor_execute", before)
+        sa.event.listen(engine, "after_cursor_execute", after)
+        sa.event.listen(engine, "handle_error", on_error)
+    if ping:
+
+        def ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            watchdog.arm(dbapi_connection, ping_deadline)
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:
+                # The pool drops this connection and checks out a fresh one (bounded by
+                # connect_timeout), which is what SQLAlchemy's own pre-ping does.
+                raise sa.exc.DisconnectionError(str(exc)) from exc
+            finally:
+                watchdog.disarm(dbapi_connection)
+
+        sa.event.listen(engine.pool, "checkout", ping_on_checkout)
 
 
 def rows_matched(result: Any) -> int:

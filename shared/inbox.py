@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared import contracts
 from shared.context import correlation
-from shared.db import utcnow
+from shared.db import rows_matched, utcnow
 from shared.events import Event
+from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
 from shared.uow import unit_of_work
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ class InboxMixin:
     event_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(255))
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # purge_handled deletes by received_at: without it each purge scans the whole table.
+        return (sa.Index("ix_inbox_received_at", "received_at"),)
 
 
 def _claim(session: Session, model: type[InboxMixin], values: dict[str, Any]) -> bool:
@@ -126,6 +132,9 @@ def inbox_handler(
         # this attempt stays behind, and the consumer retries the event.
         with app.app_context(), unit_of_work(db.session()) as session:
             handle_once(session, model, consumer, event, lambda: handler(session, event, data))
+        # Committed, not yet acknowledged: a crash here has the event redelivered, and the
+        # inbox row makes the second handling a no-op.
+        crash_point(CONSUMER_AFTER_COMMIT)
 
     return handle
 
@@ -225,5 +234,25 @@ def inbox_batch_handler(
                 known,
                 lambda event: handlers[event.type](session, event, parsed[event.id]),
             )
+        crash_point(CONSUMER_AFTER_COMMIT)
 
     return handle
+
+
+def purge_handled(
+    session: Session, model: type[InboxMixin], older_than: timedelta, *, limit: int
+) -> int:
+    """Delete at most `limit` inbox rows received longer than `older_than` ago; how many.
+
+    An inbox row only has to outlive every redelivery of its event (retries, a requeue, a
+    consumer killed before its ack), which takes minutes: the retention is days. The caller
+    commits.
+    """
+    batch = (
+        sa.select(model.consumer, model.event_id)
+        .where(model.received_at < utcnow() - older_than)
+        .limit(limit)
+    )
+    statement = sa.delete(model).where(sa.tuple_(model.consumer, model.event_id).in_(batch))
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return rows_matched(result)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from shared.backoff import backoff_ceiling, jittered_delay
 from shared.db import JSONType, as_utc, rows_matched, utcnow
 from shared.events import Event, InvalidEvent, parse_event
+from shared.faults import RELAY_AFTER_PUBLISH, crash_point
 from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher, PublishResult
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,9 @@ def relay_outbox_once(
             if not ok
         ]
 
+        # The broker has (or refused) the batch and the rows are not marked yet: a crash
+        # here must publish them again, never lose them.
+        crash_point(RELAY_AFTER_PUBLISH)
         sent_at = utcnow()
         if sent_ids:
             session.execute(

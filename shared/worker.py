@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from shared import observability
 from shared.config import ConfigError
 from shared.events import Event
+from shared.inbox import InboxMixin, purge_handled
 from shared.messaging import BrokerUnavailable, Consumer, TopologyError
 from shared.outbox import OutboxMixin, purge_sent, run_relay
 from shared.uow import unit_of_work
@@ -121,6 +122,30 @@ def outbox_purge(
                 break
         if total:
             log.info("purged sent outbox events", extra={"sent_events": total})
+        return total
+
+    return purge
+
+
+def inbox_purge(
+    session_factory: Callable[[], Session],
+    model: type[InboxMixin],
+    retention: timedelta,
+    *,
+    batch_size: int = 10_000,
+) -> Callable[[], int]:
+    """An action deleting inbox rows received more than `retention` ago, in committed batches."""
+
+    def purge() -> int:
+        total = 0
+        while True:
+            with session_factory() as session, unit_of_work(session):
+                deleted = purge_handled(session, model, retention, limit=batch_size)
+            total += deleted
+            if deleted < batch_size:
+                break
+        if total:
+            log.info("purged old inbox rows", extra={"inbox_rows": total})
         return total
 
     return purge

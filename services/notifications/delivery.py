@@ -43,6 +43,7 @@ from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTarge
 from shared.backoff import jittered_delay
 from shared.context import child_traceparent, correlation
 from shared.db import utcnow
+from shared.faults import DELIVERY_AFTER_SEND, crash_point
 from shared.uow import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -375,6 +376,9 @@ def _deliver_one(
         log.exception("unexpected error while sending", extra=extra)
         error = f"unexpected error: {type(exc).__name__}: {exc}"
     else:
+        # Sent, not yet recorded: a crash here sends again once the lease runs out, under
+        # the same delivery id, which receivers dedupe by.
+        crash_point(DELIVERY_AFTER_SEND)
         with unit_of_work(session):
             services.record_delivery_sent(session=session, job=job, now=now())
         DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
@@ -29,6 +30,8 @@ from shared.worker import (
     Task,
     consumer_from_config,
     consumer_task,
+    inbox_purge,
+    periodic_task,
     run_worker,
     setup_topology,
     worker_main,
@@ -53,8 +56,18 @@ def build_consumer(app: Flask) -> Consumer:
 
 
 def run_consumer_process() -> int:
-    """Consume events until SIGTERM/SIGINT."""
-    return run_worker([consumer_task(build_consumer(create_app()))])
+    """Consume events until SIGTERM/SIGINT, purging old inbox rows beside it."""
+    app = create_app()
+    with app.app_context():
+        engine = db.engine
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    purge = inbox_purge(sessions, Inbox, timedelta(seconds=app.config["INBOX_RETENTION_SECONDS"]))
+    tasks = [
+        consumer_task(build_consumer(app)),
+        # This service has no outbox: its consumer purges the inbox it fills.
+        periodic_task("inbox-purge", float(app.config["INBOX_PURGE_INTERVAL_SECONDS"]), purge),
+    ]
+    return run_worker(tasks, cleanup=engine.dispose)
 
 
 def run_setup() -> int:

@@ -17,7 +17,7 @@ from services.orders.config import orders_config, validate_config
 from services.orders.models import READS, Outbox, db
 from shared.app import create_base_app, init_service, remote_verifier
 from shared.config import Env
-from shared.db import engine_options, normalize_database_url
+from shared.db import config_engine_options, normalize_database_url
 from shared.observability import SCRAPE_METRICS
 from shared.outbox import backlog_metrics
 
@@ -35,7 +35,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     validate_config(app.config)
     url = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(
-        READS, read_engine_options(url, app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
+        READS,
+        read_engine_options(
+            url,
+            app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or config_engine_options(url, app.config),
+        ),
     )
     init_service(
         app,
@@ -58,5 +62,5 @@ def read_engine_options(url: str, options: Mapping[str, Any] | None = None) -> d
     ROLLBACK round trips. No ping before each use (`pool_pre_ping`, another round trip):
     the reads run once more on a new connection when theirs turns out to be dead.
     """
-    base = dict(options) if options is not None else engine_options(url)
+    base = dict(options) if options is not None else config_engine_options(url, {})
     return {**base, "url": url, "isolation_level": "AUTOCOMMIT", "pool_pre_ping": False}

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.orders import create_app, services
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
-from services.orders.models import Outbox, db
+from services.orders.models import Inbox, Outbox, db
 from shared.messaging import Consumer
 from shared.uow import unit_of_work
 from shared.worker import (
@@ -33,6 +33,7 @@ from shared.worker import (
     Command,
     consumer_from_config,
     consumer_task,
+    inbox_purge,
     outbox_purge,
     periodic_task,
     relay_options,
@@ -49,11 +50,14 @@ log = logging.getLogger("services.orders.worker")
 
 
 def housekeeping(app: Flask, session_factory: Callable[[], Session]) -> Callable[[], None]:
-    """The relay's periodic purge: expired idempotency keys, then old sent events."""
+    """The relay's periodic purge: expired idempotency keys, old sent events, old inbox rows."""
     purge_events = outbox_purge(
         session_factory,
         Outbox,
         timedelta(seconds=app.config["ORDERS_OUTBOX_RETENTION_SECONDS"]),
+    )
+    purge_inbox = inbox_purge(
+        session_factory, Inbox, timedelta(seconds=app.config["INBOX_RETENTION_SECONDS"])
     )
     ttl = timedelta(seconds=app.config["ORDERS_IDEMPOTENCY_TTL_SECONDS"])
 
@@ -71,6 +75,7 @@ def housekeeping(app: Flask, session_factory: Callable[[], Session]) -> Callable
         if keys:
             log.info("purged expired idempotency keys", extra={"idempotency_keys": keys})
         purge_events()
+        purge_inbox()
 
     return purge
 

@@ -593,6 +593,32 @@ class PostgresNode:
         self._run("pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop")
         self.running = False
 
+    def _server_pids(self) -> list[int]:
+        """The postmaster first, then every process it forked (backends, background workers)."""
+        with open(os.path.join(self.data_dir, "postmaster.pid")) as pid_file:
+            postmaster = int(pid_file.readline())
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command may hold spaces and parentheses: the ppid follows the last ')'.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole server: its port stays open and its kernel acknowledges, but
+        nothing answers (a blackholed database, not a refusing one)."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGCONT)
+
     def destroy(self) -> None:
         """Stop the server if it runs and remove its files."""
         import shutil
@@ -661,6 +687,16 @@ class RedisNode:
             wait_for(answers, timeout=timeout, interval=0.05, what="redis-server answering")
         finally:
             client.close()
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open and nothing answers them."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop the server (the outage): its port closes, clients lose their connections."""

@@ -329,7 +329,10 @@ def test_rolling_restarts_under_a_backlog_dead_letter_nothing(
 
     assert Tally(handled) == Tally(event.id for event in events)  # each exactly once
     assert queue_depth(channel, dlq_name(consumer_name)) == 0
-    assert sample("events_redelivered_total", consumer_name) == 0
+    # A stop hands back only what the broker sent between basic.cancel and its cancel-ok
+    # (see Consumer's "stopping" notes): rare, bounded by the prefetch window per stop, and
+    # seen on a loaded machine; each such return stays within the delivery limit above.
+    assert sample("events_redelivered_total", consumer_name) <= 4 * 10
     assert (sample("events_batches_total", consumer_name) > 0) is batching
 
 

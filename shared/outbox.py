@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared.backoff import backoff_ceiling, jittered_delay
 from shared.db import JSONType, as_utc, rows_matched, utcnow
-from shared.events import Event, InvalidEvent, parse_event
+from shared.events import Event, InvalidEvent, event_from_body
 from shared.faults import RELAY_AFTER_PUBLISH, crash_point
 from shared.messaging import OUTBOX_PUBLISH_FAILURES, BrokerUnavailable, Publisher, PublishResult
 
@@ -126,7 +126,7 @@ def relay_outbox_once(
         failed: list[dict[str, Any]] = []
         for row in rows:
             try:
-                events.append(parse_event(json.dumps(row.payload)))
+                events.append(event_from_body(row.payload))
                 publishable.append(row)
             except InvalidEvent as exc:
                 # A row that can never be published must not hold up the others.

@@ -97,6 +97,8 @@ class SuiteOptions:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     # Where logs, keys and mail go; a fresh temporary directory when None.
     base_dir: Path | None = None
+    # The broker the vhost and users are made on (the fault harness passes its cluster).
+    broker: support.Broker = support.SHARED_BROKER
 
 
 @dataclass
@@ -168,10 +170,10 @@ class Suite:
             _quietly(support.drop_database, url)
         self.database_urls = {}
         if self.service_amqp_urls:
-            _quietly(support.delete_service_users, self.vhost)
+            _quietly(support.delete_service_users, self.vhost, self.options.broker)
             self.service_amqp_urls = {}
         if self.vhost:
-            _quietly(support.delete_vhost, self.vhost)
+            _quietly(support.delete_vhost, self.vhost, self.options.broker)
             self.vhost = ""
         _quietly(self._delete_redis_keys)
         if self._own_dir:
@@ -245,8 +247,9 @@ class Suite:
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.dir / "keys").mkdir(exist_ok=True)
         self.database_urls = {name: support.create_database(f"suite_{name}") for name in SERVICES}
-        self.vhost, self.amqp_url = support.create_vhost("suite")
-        self.service_amqp_urls = support.create_service_users(self.vhost)
+        broker = self.options.broker
+        self.vhost, self.amqp_url = support.create_vhost("suite", broker)
+        self.service_amqp_urls = support.create_service_users(self.vhost, broker)
         urls = {name: self.url(name) for name in (*SERVICES, "gateway")}
         self.env = {
             **os.environ,

@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from email import message_from_bytes
 from email import policy as email_policy
 from pathlib import Path
@@ -69,20 +70,34 @@ def rabbitmqctl(*args: str, node: str | None = None) -> str:
     return result.stdout
 
 
-def create_vhost(prefix: str = "test") -> tuple[str, str]:
+@dataclass(frozen=True)
+class Broker:
+    """Where vhosts and users are made: a rabbitmqctl for the broker and its AMQP host:port.
+
+    The shared broker by default; the fault-injection harness passes its own cluster.
+    """
+
+    ctl: Callable[..., str]
+    host: str
+
+
+SHARED_BROKER = Broker(rabbitmqctl, AMQP_HOST)
+
+
+def create_vhost(prefix: str = "test", broker: Broker = SHARED_BROKER) -> tuple[str, str]:
     """Create a vhost on the shared broker for guest; return (vhost, amqp_url)."""
     vhost = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    return vhost, f"amqp://guest:guest@{AMQP_HOST}/{quote(vhost, safe='')}"
+    broker.ctl("add_vhost", vhost)
+    broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return vhost, f"amqp://guest:guest@{broker.host}/{quote(vhost, safe='')}"
 
 
-def delete_vhost(vhost: str) -> None:
+def delete_vhost(vhost: str, broker: Broker = SHARED_BROKER) -> None:
     """Delete a vhost made by create_vhost (its queues and messages go with it)."""
-    rabbitmqctl("delete_vhost", vhost)
+    broker.ctl("delete_vhost", vhost)
 
 
-def create_service_users(vhost: str) -> dict[str, str]:
+def create_service_users(vhost: str, broker: Broker = SHARED_BROKER) -> dict[str, str]:
     """Create every service's broker user (shared.broker_users) in `vhost`; return their
     AMQP URLs by service.
 
@@ -100,23 +115,23 @@ def create_service_users(vhost: str) -> dict[str, str]:
 
     def run(first: int) -> None:
         for command in commands[first : first + per_user]:
-            rabbitmqctl(*command)
+            broker.ctl(*command)
 
     with ThreadPoolExecutor(max_workers=len(USERS)) as pool:
         list(pool.map(run, range(0, len(commands), per_user)))
     return {
-        service: f"amqp://{quote(prefix + service, safe='')}:{password}@{AMQP_HOST}/"
+        service: f"amqp://{quote(prefix + service, safe='')}:{password}@{broker.host}/"
         f"{quote(vhost, safe='')}"
         for service, password in passwords.items()
     }
 
 
-def delete_service_users(vhost: str) -> None:
+def delete_service_users(vhost: str, broker: Broker = SHARED_BROKER) -> None:
     """Delete the users create_service_users made for `vhost`."""
     from shared.broker_users import USERS
 
     for entry in USERS:
-        rabbitmqctl("delete_user", f"{vhost}-{entry.service}")
+        broker.ctl("delete_user", f"{vhost}-{entry.service}")
 
 
 @pytest.fixture(scope="session")

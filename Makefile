@@ -160,3 +160,11 @@ bench-quick: $(STAMP) ## the short benchmark (under 2 minutes)
 	scripts/ensure-services.sh postgresql rabbitmq redis
 	bench/ensure-tools.sh
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+# -- fault injection (chaos/, results in docs/reliability.md) ----------------------------------
+.PHONY: chaos
+
+CHAOS_ORDERS ?= 5000
+chaos: $(STAMP) ## faults under load against a three-node broker, then the verdict (root; CHAOS_ORDERS=5000)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	CHAOS_ORDERS=$(CHAOS_ORDERS) nice -n 10 $(BIN)/python -m chaos.run $(CHAOS_ARGS)

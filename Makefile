@@ -53,12 +53,12 @@ test-only: $(STAMP) ## every test with coverage (total, floor, ten slowest tests
 lint: $(STAMP) ## ruff, ruff format --check, mypy, the CI workflow's schema, the ops checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services gateway bench
+	$(BIN)/mypy shared services gateway bench chaos
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(MAKE) --no-print-directory lint-ops
 
 typecheck: $(STAMP) ## mypy only
-	$(BIN)/mypy shared services gateway bench
+	$(BIN)/mypy shared services gateway bench chaos
 
 fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff check --fix .

@@ -99,6 +99,8 @@ class SuiteOptions:
     base_dir: Path | None = None
     # The broker the vhost and users are made on (the fault harness passes its cluster).
     broker: support.Broker = support.SHARED_BROKER
+    # How long every process may take to become healthy (a loaded machine boots slowly).
+    start_timeout: float = 60.0
 
 
 @dataclass
@@ -147,7 +149,7 @@ class Suite:
             for name in (*SERVICES, "gateway"):
                 support.wait_for(
                     functools.partial(self._healthy, self.url(name, "/healthz")),
-                    timeout=60,
+                    timeout=self.options.start_timeout,
                     what=f"{name} healthy ({self.logs / (name + '.log')})",
                 )
             for consumer, process in CONSUMER_PROCESSES.items():
@@ -155,7 +157,7 @@ class Suite:
                     continue
                 support.wait_for(
                     functools.partial(queue_exists, self.amqp_url, queue_name(consumer)),
-                    timeout=60,
+                    timeout=self.options.start_timeout,
                     what=f"queue {queue_name(consumer)} declared",
                 )
         except BaseException:

@@ -175,6 +175,7 @@ class Run:
                 threads=4,
                 base_dir=self.base / "suite",
                 broker=broker,
+                start_timeout=300.0,
                 extra_env={
                     "AUTH_ACCESS_TOKEN_TTL_SECONDS": "7200",
                     "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
@@ -340,14 +341,24 @@ class Run:
             for offset, kind in SCHEDULE
             if cycle * CYCLE_SECONDS + offset < seconds
         ]
+        running = []
         for at, kind in plan:
             delay = self.drive_started + at - time.time()
             if delay > 0:
                 time.sleep(delay)
-            try:
-                self._fault(kind)
-            except Exception as exc:  # a fault that could not be injected is reported, not fatal
-                log(f"fault {kind} failed: {exc!r}")
+            # Each fault in a thread of its own: one that lasts (an armed process waiting
+            # for its crash point, a node coming back) does not push the others back.
+            thread = threading.Thread(target=self._fault_reported, args=(kind,), daemon=True)
+            thread.start()
+            running.append(thread)
+        for thread in running:
+            thread.join()
+
+    def _fault_reported(self, kind: str) -> None:
+        try:
+            self._fault(kind)
+        except Exception as exc:  # a fault that could not be injected is reported, not fatal
+            log(f"fault {kind} failed: {exc!r}")
 
     def _now(self) -> float:
         return time.time() - self.started
@@ -543,7 +554,7 @@ class Run:
         )
         return {str(row["name"]): int(row.get("messages") or 0) for row in json.loads(listing)}
 
-    def stop(self) -> None:
+    def stop(self, *, keep_logs: bool = False) -> None:
         self.stopping.set()
         self.phase = "cleaning up"
         if self.suite is not None:
@@ -554,7 +565,10 @@ class Run:
         self.balancer.stop()
         self.receiver.stop()
         self.cluster.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
+        if keep_logs:
+            log(f"logs kept in {self.base}")
+        else:
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _round(value: float | None) -> float | None:
@@ -711,6 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("make chaos needs root: it creates network namespaces\n")
         return 2
     run = Run(orders=args.orders, rate=args.rate, users=args.users)
+    passed = False
     # SIGTERM (a CI timeout) ends the run through the same clean-up as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -726,10 +741,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             section = markdown(result, command=command, chart_name=chart_name, settle=settled)
             write_docs(section, ROOT / "docs" / "reliability.md")
             log("wrote docs/reliability.md and docs/reliability/timeline.png")
-        log(f"verdict: {'PASS' if result['passed'] else 'FAIL'}")
-        return 0 if result["passed"] else 1
+        passed = bool(result["passed"])
+        log(f"verdict: {'PASS' if passed else 'FAIL'}")
+        return 0 if passed else 1
     finally:
-        run.stop()
+        # A second SIGTERM or Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        run.stop(keep_logs=not passed)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -89,10 +89,10 @@ class Network:
         others = ", ".join(h.address for h in self.hosts if h is not host)
         rules = (
             "table inet chaos {\n"
-            "  chain input { type filter hook input priority 0; policy accept;\n"
-            f"    ip saddr {{ {others} }} drop }}\n"
-            "  chain output { type filter hook output priority 0; policy accept;\n"
-            f"    ip daddr {{ {others} }} drop }}\n"
+            "  chain input {\n    type filter hook input priority 0; policy accept;\n"
+            f"    ip saddr {{ {others} }} drop\n  }}\n"
+            "  chain output {\n    type filter hook output priority 0; policy accept;\n"
+            f"    ip daddr {{ {others} }} drop\n  }}\n"
             "}\n"
         )
         subprocess.run(

@@ -194,7 +194,6 @@ class Run:
                 self.endpoints[index] = self._subscribe(person, index)
         log(f"{len(self.people)} users, {len(self.endpoints)} with a webhook")
         threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
-        threading.Thread(target=self._sample, name="sampler", daemon=True).start()
 
     def _second(self, name: str) -> None:
         assert self.suite is not None
@@ -275,7 +274,7 @@ class Run:
             answers = list(self.answers)
             accepted = sum(1 for a in answers if a.status == 201)
             sample = Sample(
-                time.time() - self.started, accepted, len(answers) - accepted, made, backlog
+                time.time() - self.drive_started, accepted, len(answers) - accepted, made, backlog
             )
             self.samples.append(sample)
             if sample.at - last_print >= 5:
@@ -317,6 +316,7 @@ class Run:
 
         self.phase = "load"
         self.drive_started = time.time()
+        threading.Thread(target=self._sample, name="sampler", daemon=True).start()
         chaos = threading.Thread(target=self._inject, name="faults", daemon=True)
         chaos.start()
         with ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver") as pool:
@@ -361,7 +361,7 @@ class Run:
             log(f"fault {kind} failed: {exc!r}")
 
     def _now(self) -> float:
-        return time.time() - self.started
+        return time.time() - self.drive_started
 
     def _fault(self, kind: str) -> None:
         assert self.suite is not None
@@ -384,9 +384,13 @@ class Run:
                 died = process.popen.returncode == -signal.SIGKILL
             except subprocess.TimeoutExpired:
                 died = False
-            self.faults.append(verdict.Fault(f"crash {point}", target, start, self._now()))
-            outcome = "killed itself at" if died else "has not reached"
-            log(f"fault: {target} {outcome} {point}")
+            if died:
+                # The fault is the crash itself, not the wait for the process to get there.
+                crashed = self._now()
+                self.faults.append(verdict.Fault(f"crash {point}", target, crashed, crashed))
+                log(f"fault: {target} killed itself at {point}")
+            else:
+                log(f"fault: {target} has not reached {point} in 90 s (left armed)")
         elif kind == "kill-leader":
             node = self.leader()
             self.last_fault = f"kill -9 {node.nodename} (queue leader)"
@@ -413,7 +417,9 @@ class Run:
         assert self.suite is not None
         try:
             listing = self.cluster.ctl(
-                "list_queues", "-p", self.suite.vhost, "name", "leader", "--formatter", "json"
+                "list_queues",
+                *("-p", self.suite.vhost, "name", "leader", "--formatter", "json"),
+                timeout=15,
             )
             for row in json.loads(listing):
                 if row.get("name") == queue_name("notifications") and row.get("leader"):
@@ -459,7 +465,8 @@ class Run:
             for row in _rows(
                 notifications_db,
                 "SELECT d.id::text, d.channel, n.subject_id, d.endpoint_id::text FROM deliveries d"
-                " JOIN notifications n ON n.id = d.notification_id",
+                " JOIN notifications n ON n.id = d.notification_id"
+                " WHERE n.event_type = 'order.created'",  # not the sign-up mails
             )
         }
         mails = []
@@ -623,7 +630,7 @@ def chart(run: Run, path: Path) -> None:
     middle.legend(loc="upper right", fontsize=8)
     bottom.plot(times, [s.backlog for s in samples], color="tab:purple", label="backlog")
     bottom.legend(loc="upper right", fontsize=8)
-    bottom.set_xlabel("seconds since start")
+    bottom.set_xlabel("seconds since the first order")
     colours = {"kill -9 leader": "tab:red", "partition": "tab:orange"}
     for fault in run.faults:
         for axis in (top, middle, bottom):
@@ -647,11 +654,14 @@ def chart(run: Run, path: Path) -> None:
     plt.close(fig)
 
 
-def _rate(cumulative: Sequence[int], times: Sequence[float]) -> list[float]:
+def _rate(cumulative: Sequence[int], times: Sequence[float], window: int = 5) -> list[float]:
+    """Per-second rate of a running count, over the last `window` samples (smooths the
+    steps a count taken every second or so shows)."""
     rates = [0.0]
     for k in range(1, len(cumulative)):
-        span = times[k] - times[k - 1] or 1.0
-        rates.append((cumulative[k] - cumulative[k - 1]) / span)
+        first = max(0, k - window)
+        span = times[k] - times[first] or 1.0
+        rates.append((cumulative[k] - cumulative[first]) / span)
     return rates
 
 

@@ -11,6 +11,7 @@ RESULT = {
     "users": 20,
     "webhook_users": 5,
     "rate": 50.0,
+    "achieved_rate": 31.5,
     "orders": {"placed": 10, "accepted": 9, "unknown": 1},
     "tallies": {
         "mails": {"expected": 9, "lost": 1, "duplicated": 0, "unexpected": 0, "redelivered": 2}
@@ -34,6 +35,7 @@ RESULT = {
 def test_the_section_states_the_verdict_and_every_count() -> None:
     text = markdown(RESULT, command="make chaos CHAOS_ORDERS=10", chart_name="t.png", settle=3)
     assert "**Verdict: FAIL**" in text
+    assert "50 orders/s offered open loop, 31.5/s answered" in text
     assert "| mails | 9 | 1 | 0 | 0 | 2 |" in text
     assert "503: 1" in text
     assert "| partition | rabbit@rmq2 | 40.0 | 20.5 | not within the run |" in text

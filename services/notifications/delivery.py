@@ -156,18 +156,23 @@ class MessageTemplate:
         )
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
 _SHORT_ASCII_LINES = re.compile(r"(?:[\x20-\x7e\t]{0,998}\n)*[\x20-\x7e\t]{0,998}")
 
 
 def _part(subtype: str, content: str) -> bytes:
     """One text part with its headers: 7bit if it can be, else base64 of its UTF-8."""
+    # Text travels in canonical form (RFC 2045 2.7): CRLF line ends, the last line ended.
     if _SHORT_ASCII_LINES.fullmatch(content):
         body = content.replace("\n", "\r\n").encode("ascii")
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         encoding = "7bit"
     else:
-        body = base64.encodebytes(content.encode("utf-8")).replace(b"\n", b"\r\n")
+        canonical = _LINE_END.sub("\r\n", content)
+        if not canonical.endswith("\r\n"):
+            canonical += "\r\n"
+        body = base64.encodebytes(canonical.encode("utf-8")).replace(b"\n", b"\r\n")
         encoding = "base64"
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import requests
 from prometheus_client import Counter
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -608,7 +609,7 @@ def _deliver_one(
 
 
 def run_delivery_loop(
-    session_factory: Callable[[], Session],
+    session_factory: Callable[..., Session],
     settings: DeliverySettings,
     stop_event: threading.Event,
     *,
@@ -630,7 +631,7 @@ def _release_connections(settings: DeliverySettings) -> None:
 
 
 def _run_delivery_loop(
-    session_factory: Callable[[], Session],
+    session_factory: Callable[..., Session],
     settings: DeliverySettings,
     stop_event: threading.Event,
     max_db_backoff: float,
@@ -638,7 +639,16 @@ def _run_delivery_loop(
     failures = 0
     while not stop_event.is_set():
         session = session_factory()
+        connection: Connection | None = None
         try:
+            # One pooled connection for the whole pass (its transactions stay as they
+            # were, each committed on its own): a checkout, with its ping, per pass rather
+            # than one per transaction, three of which each mail takes.
+            bind = session.get_bind()
+            if isinstance(bind, Engine):
+                connection = bind.connect()
+                session.close()
+                session = session_factory(bind=connection)
             claimed = deliver_due_once(session, settings)
             failures = 0
         except SQLAlchemyError as exc:
@@ -654,5 +664,8 @@ def _run_delivery_loop(
             continue
         finally:
             session.close()
+            if connection is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    connection.close()
         if claimed < settings.batch_size:
             stop_event.wait(settings.poll_seconds)

@@ -9,7 +9,7 @@ re-publishes those rows later: delivery is at-least-once and consumers dedupe by
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 import time
@@ -81,20 +81,34 @@ class BatchPublisher(Protocol):
 
 
 def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) -> None:
-    """Add the event to the caller's transaction; the caller commits."""
+    """Add the event to the caller's transaction; the caller commits.
+
+    The row is inserted at once (a Core INSERT on the session's connection; no ORM object
+    for the flush to track), so it commits or rolls back with the caller's transaction.
+    The payload is the event's structured-mode object as published; its data must be JSON
+    values already, which the contract catalogue guarantees (it dumps in JSON mode). The
+    column's serialiser refuses anything else here, in the use case, never later in the
+    relay. (It used to be made by a dumps/loads round trip of the whole event, which also
+    turned dates into strings; no producer relies on that since the catalogue.)
+    """
     now = utcnow()
-    # The declarative constructor comes from the mapped subclass, which mypy cannot see.
-    session.add(
-        cast(Any, model)(
-            event_id=event.id,
-            type=event.type,
-            # Exactly the JSON that will be published (data may hold dates, decimals...).
-            payload=json.loads(event.to_json()),
-            created_at=now,
-            available_at=now,
-            attempts=0,
-        )
+    session.connection().execute(
+        _insert_statement(model),
+        {
+            "event_id": event.id,
+            "type": event.type,
+            "payload": event.to_dict(),
+            "created_at": now,
+            "available_at": now,
+            "attempts": 0,
+        },
     )
+
+
+@functools.cache
+def _insert_statement(model: type[OutboxMixin]) -> sa.Insert:
+    """The INSERT of one outbox row into `model`'s table, built once per table."""
+    return sa.insert(cast(sa.Table, cast(Any, model).__table__))
 
 
 def _row_backoff(attempts: int) -> timedelta:

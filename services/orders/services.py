@@ -177,18 +177,16 @@ class PlacedOrder:
             "updated_at": self.updated_at,
         }
 
-    def item_rows(self) -> list[dict[str, Any]]:
-        """The `order_items` rows, in the order's line order."""
-        return [
-            {
-                "order_id": self.id,
-                "position": position,
-                "sku": line.sku,
-                "quantity": line.quantity,
-                "unit_price_cents": line.unit_price_cents,
-            }
-            for position, line in enumerate(self.items)
-        ]
+    def item_parameters(self) -> dict[str, Any]:
+        """The `order_items` rows as the parameters of `_insert_items(len(items))`."""
+        parameters: dict[str, Any] = {}
+        for n, line in enumerate(self.items):
+            parameters[f"order_id_{n}"] = self.id
+            parameters[f"position_{n}"] = n
+            parameters[f"sku_{n}"] = line.sku
+            parameters[f"quantity_{n}"] = line.quantity
+            parameters[f"unit_price_cents_{n}"] = line.unit_price_cents
+        return parameters
 
 
 @dataclass(frozen=True)
@@ -217,9 +215,26 @@ ITEMS = cast(sa.Table, OrderItem.__table__)
 # Core, not ORM objects: the unit of work's flush (state tracking, cascades, relationship
 # bookkeeping) cost more CPU than everything else placing an order does in Python.
 _INSERT_ORDER = sa.insert(ORDERS)
-# One multi-row INSERT for all lines (compiled once per number of lines): psycopg's
-# executemany would send them through a pipeline, whose set-up costs more than the rows.
-_INSERT_ITEMS = sa.insert(ITEMS)
+_ITEM_COLUMNS_WRITTEN = ("order_id", "position", "sku", "quantity", "unit_price_cents")
+
+
+@functools.cache
+def _insert_items(lines: int) -> sa.Insert:
+    """One multi-row INSERT of `lines` order lines, with bound parameters `<column>_<n>`.
+
+    Built (and so compiled) once per number of lines: psycopg's executemany would send the
+    rows through a pipeline, whose set-up costs more than the rows, and `.values(rows)`
+    with the values themselves is compiled anew on every call.
+    """
+    return sa.insert(ITEMS).values(
+        [
+            {
+                column: sa.bindparam(f"{column}_{n}", type_=ITEMS.c[column].type)
+                for column in _ITEM_COLUMNS_WRITTEN
+            }
+            for n in range(lines)
+        ]
+    )
 
 
 def request_fingerprint(new_order: NewOrder) -> str:
@@ -275,7 +290,7 @@ def place_order(
         return earlier
     connection = session.connection()
     connection.execute(_INSERT_ORDER, order.row())
-    connection.execute(_INSERT_ITEMS.values(order.item_rows()))
+    connection.execute(_insert_items(len(order.items)), order.item_parameters())
     record_event(session, _order_created(order), model=Outbox)
     return Placement(response=response, replayed=False)
 
@@ -382,18 +397,28 @@ def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
         raise ForbiddenError("This account is deactivated; it cannot place orders.")
 
 
+CUSTOMERS = cast(sa.Table, Customer.__table__)
+PRODUCTS = cast(sa.Table, Product.__table__)
+_CUSTOMER_ACTIVE_FOR_SHARE = (
+    sa.select(CUSTOMERS.c.active)
+    .where(CUSTOMERS.c.user_id == sa.bindparam("user_id"))
+    .with_for_update(read=True)
+)
+
+
 def _customer_active_for_share(session: Session, user_id: str) -> bool | None:
     """The customer's `active`, with the row share-locked until commit; None without a row."""
-    return session.scalar(
-        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
+    active: bool | None = (
+        session.connection().execute(_CUSTOMER_ACTIVE_FOR_SHARE, {"user_id": user_id}).scalar()
     )
+    return active
 
 
 # Built once: the IN list is an expanding parameter, so the statement is compiled and
 # cached once whatever the number of lines.
 _PRICES_OF_SKUS = sa.select(
-    Product.sku, Product.unit_price_cents, Product.currency, Product.active
-).where(Product.sku.in_(sa.bindparam("skus", expanding=True)))
+    PRODUCTS.c.sku, PRODUCTS.c.unit_price_cents, PRODUCTS.c.currency, PRODUCTS.c.active
+).where(PRODUCTS.c.sku.in_(sa.bindparam("skus", expanding=True)))
 
 
 def _catalogue_prices(session: Session, new_order: NewOrder) -> dict[str, CataloguePrice]:
@@ -404,7 +429,11 @@ def _catalogue_prices(session: Session, new_order: NewOrder) -> dict[str, Catalo
     the catalogue stood when it was placed, and locking the popular products' rows on
     every order would serialise the orders that name them.
     """
-    rows = session.execute(_PRICES_OF_SKUS, {"skus": [i.sku for i in new_order.items]}).all()
+    rows = (
+        session.connection()
+        .execute(_PRICES_OF_SKUS, {"skus": [i.sku for i in new_order.items]})
+        .all()
+    )
     prices = {
         row.sku: CataloguePrice(
             unit_price_cents=row.unit_price_cents, currency=row.currency, active=row.active

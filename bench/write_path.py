@@ -37,7 +37,13 @@ from flask.testing import FlaskClient
 
 from services.orders import MIGRATIONS_DIR, create_app
 from services.orders.models import db
-from services.orders.tests.helpers import CATALOGUE, TokenFactory, add_products, order_body
+from services.orders.tests.helpers import (
+    CATALOGUE,
+    TokenFactory,
+    add_products,
+    counting_statements,
+    order_body,
+)
 from shared import tokens
 from tests.support import create_database, drop_database, rsa_private_key
 
@@ -53,6 +59,9 @@ class Figures:
     statements: float
     cpu_ms: float
     statement_kinds: dict[str, float]
+    begins: float
+    checkouts: float
+    python_calls: float
 
 
 @contextmanager
@@ -91,38 +100,6 @@ def orders_app() -> Iterator[tuple[Flask, dict[str, str]]]:
         drop_database(url)
 
 
-@contextmanager
-def counting_statements(app: Flask) -> Iterator[Counter[str]]:
-    """Count the statements sent to the database, by their first word (BEGIN is implicit)."""
-    counts: Counter[str] = Counter()
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        counts[statement.lstrip().split(None, 1)[0].upper()] += 1
-
-    def count_commit(_conn: Any) -> None:
-        counts["COMMIT"] += 1
-
-    def count_rollback(_conn: Any) -> None:
-        counts["ROLLBACK"] += 1
-
-    with app.app_context():
-        engines = list(db.engines.values())
-    listeners = [
-        ("before_cursor_execute", count),
-        ("commit", count_commit),
-        ("rollback", count_rollback),
-    ]
-    for engine in engines:
-        for name, listener in listeners:
-            sa.event.listen(engine, name, listener)
-    try:
-        yield counts
-    finally:
-        for engine in engines:
-            for name, listener in listeners:
-                sa.event.remove(engine, name, listener)
-
-
 def post_order(client: FlaskClient, headers: dict[str, str], *, key: bool) -> None:
     """One POST of a two-line order (with a fresh Idempotency-Key if `key`); must be a 201."""
     if key:
@@ -132,25 +109,58 @@ def post_order(client: FlaskClient, headers: dict[str, str], *, key: bool) -> No
         raise SystemExit(f"POST answered {response.status_code}: {response.get_data(as_text=True)}")
 
 
-def measure(
-    app: Flask, headers: dict[str, str], *, posts: int, key: bool, label: str
-) -> Figures:
+def measure(app: Flask, headers: dict[str, str], *, posts: int, key: bool, label: str) -> Figures:
     """Statements and CPU per POST over `posts` POSTs (after a warm-up)."""
     client = app.test_client()
     for _ in range(50):  # warm caches: compiled statements, pool, schema reflection
         post_order(client, headers, key=key)
-    with counting_statements(app) as counts:
+    with counting_statements(app) as counts, counting_connections(app) as connections:
         started = time.process_time()
         for _ in range(posts):
             post_order(client, headers, key=key)
         cpu = time.process_time() - started
+    # Python function calls per POST: deterministic, so comparable across runs on a busy
+    # machine where CPU time is not quite.
+    profiled = min(posts, 200)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(profiled):
+        post_order(client, headers, key=key)
+    profiler.disable()
+    calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
     return Figures(
         label=label,
         posts=posts,
         statements=sum(counts.values()) / posts,
         cpu_ms=cpu * 1000 / posts,
         statement_kinds={kind: n / posts for kind, n in sorted(counts.items())},
+        begins=connections["begin"] / posts,
+        checkouts=connections["checkout"] / posts,
+        python_calls=calls / profiled,
     )
+
+
+@contextmanager
+def counting_connections(app: Flask) -> Iterator[Counter[str]]:
+    """Count transactions begun (psycopg sends BEGIN on its own) and pool checkouts (the
+    write engine pings the server on each), round trips `counting_statements` does not see."""
+    counts: Counter[str] = Counter()
+
+    def begin(_conn: Any) -> None:
+        counts["begin"] += 1
+
+    def checkout(*_args: Any) -> None:
+        counts["checkout"] += 1
+
+    with app.app_context():
+        engine = db.engine  # the write engine: the POST's only one
+    sa.event.listen(engine, "begin", begin)
+    sa.event.listen(engine.pool, "checkout", checkout)
+    try:
+        yield counts
+    finally:
+        sa.event.remove(engine, "begin", begin)
+        sa.event.remove(engine.pool, "checkout", checkout)
 
 
 def profile(app: Flask, headers: dict[str, str], *, posts: int, top: int) -> str:
@@ -183,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             kinds = ", ".join(f"{kind} {n:g}" for kind, n in figures.statement_kinds.items())
             sys.stdout.write(
                 f"{figures.label:<24} {figures.posts} posts: "
-                f"{figures.statements:g} statements/POST ({kinds}), "
-                f"{figures.cpu_ms:.2f} ms CPU/POST\n"
+                f"{figures.statements:g} statements/POST ({kinds}) "
+                f"+ BEGIN {figures.begins:g} + pool checkout/ping {figures.checkouts:g}, "
+                f"{figures.cpu_ms:.2f} ms CPU/POST, {figures.python_calls:.0f} Python calls/POST\n"
             )
         if args.profile:
             sys.stdout.write(profile(app, headers, posts=min(args.posts, 500), top=args.profile))

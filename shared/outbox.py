@@ -123,10 +123,11 @@ def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) ->
     The row is inserted at once (a Core INSERT on the session's connection; no ORM object
     for the flush to track), so it commits or rolls back with the caller's transaction.
     The payload is the event's structured-mode object as published; its data must be JSON
-    values already, which the contract catalogue guarantees (it dumps in JSON mode). The
-    column's serialiser refuses anything else here, in the use case, never later in the
-    relay. (It used to be made by a dumps/loads round trip of the whole event, which also
-    turned dates into strings; no producer relies on that since the catalogue.)
+    values already, which the contract catalogue guarantees (it dumps in JSON mode).
+    Anything else is refused here, in the use case (by psycopg, or on SQLite the column's
+    serialiser), never later in the relay. (It used to be made by a dumps/loads round trip
+    of the whole event, which turned dates into strings; no producer needs that since the
+    catalogue.)
     """
     now = utcnow()
     session.connection().execute(

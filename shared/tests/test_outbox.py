@@ -149,6 +149,22 @@ def test_the_relay_polls_sooner_after_events_and_less_often_while_idle(session_f
     assert unsent(session_factory) == 0
 
 
+def test_record_event_stores_the_published_object_and_refuses_data_that_is_not_json(
+    session_factory,
+):
+    event = new_event("order.created", "/orders", {"order_id": "o-1", "total_cents": 5})
+    with session_factory() as session:
+        record_event(session, event, model=Outbox)
+        session.commit()
+    with session_factory() as session:
+        assert session.scalars(sa.select(Outbox.payload)).one() == json.loads(event.to_json())
+
+    dated = new_event("order.created", "/orders", {"at": utcnow()})
+    # psycopg refuses it itself (TypeError); on SQLite the column's serialiser does.
+    with session_factory() as session, pytest.raises((TypeError, sa.exc.StatementError)):
+        record_event(session, dated, model=Outbox)
+
+
 def test_record_event_joins_the_callers_transaction_and_never_commits(session_factory):
     event = new_event("order.created", "/orders", {"order_id": 1})
     with session_factory() as session:

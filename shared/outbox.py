@@ -131,7 +131,7 @@ def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) ->
     """
     now = utcnow()
     session.connection().execute(
-        _insert_statement(model),
+        _insert_into(cast(sa.Table, cast(Any, model).__table__)),
         {
             "event_id": event.id,
             "type": event.type,
@@ -144,9 +144,9 @@ def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) ->
 
 
 @functools.cache
-def _insert_statement(model: type[OutboxMixin]) -> sa.Insert:
-    """The INSERT of one outbox row into `model`'s table, built once per table."""
-    return sa.insert(cast(sa.Table, cast(Any, model).__table__))
+def _insert_into(table: sa.Table) -> sa.Insert:
+    """The INSERT of one outbox row into `table`, built (and so compiled) once per table."""
+    return sa.insert(table)
 
 
 def _row_backoff(attempts: int) -> timedelta:

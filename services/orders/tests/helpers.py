@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -96,7 +96,7 @@ class EventQueue:
 
     def drain(self) -> list[Event]:
         """Every event waiting in the queue (acknowledged), oldest first."""
-        events = []
+        events: list[Event] = []
         while True:
             method, _properties, body = self.channel.basic_get(self.queue, auto_ack=True)
             if method is None:
@@ -161,7 +161,7 @@ def counting_statements(app: Flask) -> Iterator[Counter[str]]:
 
     with app.app_context():
         engines = list(db.engines.values())
-    listeners = [
+    listeners: list[tuple[str, Callable[..., None]]] = [
         ("before_cursor_execute", count),
         ("commit", count_commit),
         ("rollback", count_rollback),

@@ -1,9 +1,9 @@
 """The merged OpenAPI document, built offline: each service's app in test config, no server.
 
-`python -m clients.openapi` writes clients/python/openapi.json (`make sdk` does, before it
-regenerates the SDK from it); `--check` only says whether the checked-in file is current.
-The merge is the gateway's own (`gateway.openapi.merge_specs`), so the file is what
-`GET /openapi.json` on the gateway answers when every service is up.
+`make sdk` writes it to clients/python/openapi.json and generates the SDK from it;
+`python -m clients.openapi` prints it, for other tools. The merge is the gateway's own
+(`gateway.openapi.merge_specs`), so the file is what `GET /openapi.json` on the gateway
+answers when every service is up.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 from gateway.openapi import merge_specs
 
 SERVICES = ("auth", "orders", "notifications")
-DOCUMENT_PATH = Path(__file__).resolve().parent / "python" / "openapi.json"
 
 
 @contextlib.contextmanager
@@ -71,20 +70,15 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the merged document, or (--check) fail when the checked-in one is not current."""
+    """Print the merged document (or write it to --output), for tools other than `make sdk`."""
     parser = argparse.ArgumentParser(prog="python -m clients.openapi")
-    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
-    parser.add_argument("--output", type=Path, default=DOCUMENT_PATH)
+    parser.add_argument("--output", type=Path, help="a file to write instead of stdout")
     args = parser.parse_args(argv)
     text = render(document())
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            sys.stderr.write(f"{args.output} is out of date: run `make sdk`\n")
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
     return 0
 
 

@@ -15,8 +15,8 @@ import pika
 import psutil
 import psycopg
 
+from bench import chart, report, targets
 from bench import events as ev
-from bench import report
 from bench.cpu import PhaseCpu
 from bench.suite import Suite
 from bench.wrk import WrkError, wrk_path
@@ -75,9 +75,9 @@ def finish(bench: Bench) -> tuple[Path, Path]:
         "chart": str(chart_path.relative_to(ROOT)),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    bench.results["targets"] = report.targets(bench.results)
+    bench.results["targets"] = targets.targets(bench.results)
     report.write_json(json_path, bench.results)
-    report.chart(chart_path, bench.results)
+    chart.chart(chart_path, bench.results)
     report.update_markdown(MARKDOWN, bench.results)
     return json_path, chart_path
 

@@ -97,8 +97,16 @@ def mail(bench: Bench) -> None:
         user_id = f"bench-mail-{uuid.uuid4().hex[:12]}"
         publisher = Publisher(bench.suite.amqp_url)
         try:
-            batch = [ev.user_registered_event(user_id), ev.user_email_verified_event(user_id)]
-            batch += [ev.order_created_event(user_id) for _ in range(count)]
+            user = [ev.user_registered_event(user_id), ev.user_email_verified_event(user_id)]
+            if not all(publisher.publish_batch(user)):
+                raise RuntimeError("the broker did not confirm the mail benchmark's user")
+            # The orders' emails exist only for a verified address: wait for it first.
+            wait_for(
+                functools.partial(pipeline.contact_verified, notifications_db, user_id),
+                timeout=120,
+                what="the mail benchmark's user verified",
+            )
+            batch = [ev.order_created_event(user_id) for _ in range(count)]
             for offset in range(0, len(batch), 500):
                 if not all(publisher.publish_batch(batch[offset : offset + 500])):
                     raise RuntimeError("the broker did not confirm the mail benchmark's events")

@@ -81,6 +81,15 @@ def email_deliveries(db_url: str, user_id: str) -> tuple[int, int, float | None,
     return int(row[0]), int(row[1]), first, last
 
 
+def contact_verified(db_url: str, user_id: str) -> bool:
+    """True once notifications knows the user's address as verified (mail goes out)."""
+    with psycopg.connect(ev.libpq_url(db_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT email_verified FROM contacts WHERE user_id = %s", (user_id,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
 # -- sustained open loop ---------------------------------------------------------------------
 
 

@@ -92,6 +92,8 @@ def _sustained_panel(axis: Any, sustained: Mapping[str, Any]) -> None:
             label="p99 of the orders sent that second" if n == 1 else None,
         )
     axis.axhline(sustained["rate"], color="#4c72b0", linewidth=0.8, linestyle="--")
+    # Where the schedule ended: what follows is the backlog draining.
+    axis.axvline(sustained["seconds"], color="grey", linewidth=0.8, linestyle="--")
     axis.set_xlabel("seconds since the first POST was due")
     axis.set_ylabel("per second")
     latency.set_ylabel("p99, ms (POST sent → notification row)")

@@ -205,9 +205,11 @@ def sustained(bench: Bench) -> None:
     plan = bench.plan
     rate, seconds = plan.sustained_rate, plan.sustained_seconds
     runs: list[dict[str, Any]] = []
-    for round_no in range(plan.runs):
+    for round_no in range(plan.sustained_runs):
         bench.settle()
-        bench.log(f"sustained {rate:.0f}/s for {seconds:.0f} s, run {round_no + 1}/{plan.runs}")
+        bench.log(
+            f"sustained {rate:.0f}/s for {seconds:.0f} s, run {round_no + 1}/{plan.sustained_runs}"
+        )
         run: pipeline.SustainedRun = bench.measure(
             f"sustained at {rate:.0f} orders/s",
             functools.partial(

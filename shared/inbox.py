@@ -13,13 +13,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared import contracts
 from shared.context import correlation
-from shared.db import rows_matched, utcnow
+from shared.db import insert_missing, rows_matched, utcnow
 from shared.events import Event
 from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
 from shared.uow import unit_of_work
@@ -49,27 +47,7 @@ class InboxMixin:
 
 def _claim(session: Session, model: type[InboxMixin], values: dict[str, Any]) -> bool:
     """Insert the inbox row unless it exists; True when this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # ON CONFLICT DO NOTHING: on PostgreSQL a concurrent duplicate waits for the first
-        # transaction and then inserts nothing, so two workers cannot both apply an event.
-        # RETURNING says unambiguously whether a row went in (rowcount is not reliable
-        # through the ORM's insert path).
-        stmt = (
-            insert(model)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(model.event_id)
-        )
-        return session.execute(stmt).first() is not None
-    # Other databases: a savepoint keeps the caller's transaction usable after a conflict.
-    try:
-        with session.begin_nested():
-            session.execute(sa.insert(model).values(**values))
-    except IntegrityError:
-        return False
-    return True
+    return bool(_insert_new(session, model, [values]))
 
 
 def handle_once(
@@ -148,21 +126,21 @@ def _claim_many(
         {"consumer": consumer, "event_id": event.id, "type": event.type, "received_at": now}
         for event in events
     ]
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # One statement for the batch; a row already there (or twice in the batch) inserts
-        # nothing and returns nothing, so only the events seen for the first time come back.
-        stmt = (
-            insert(model)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(model.event_id)
-        )
-        return set(session.scalars(stmt))
-    return {
-        event.id for event, row in zip(events, rows, strict=True) if _claim(session, model, row)
-    }
+    return _insert_new(session, model, rows)
+
+
+def _insert_new(session: Session, model: type[InboxMixin], rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the rows whose (consumer, event id) is new; return the event ids inserted.
+
+    On PostgreSQL a concurrent duplicate waits for the first transaction and then inserts
+    nothing, so two workers cannot both apply an event. A row already there (or twice in
+    `rows`) inserts nothing and returns nothing: only the events seen for the first time
+    come back.
+    """
+    stmt = insert_missing(session, model, rows, key=("consumer", "event_id")).returning(
+        model.event_id
+    )
+    return set(session.scalars(stmt))
 
 
 def handle_batch_once(

@@ -7,8 +7,7 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from flask import Flask
 from sqlalchemy.orm import Session
@@ -21,12 +20,16 @@ from shared.contracts import (
     UserReactivatedV1,
     UserRegisteredV1,
 )
+from shared.contracts.handlers import Handlers
 from shared.events import Event
 from shared.inbox import inbox_handler
 
 CONSUMER = "orders"
+# Each handler gets its data parsed (and trusted by source) by shared.contracts.
+HANDLERS = Handlers(CONSUMER)
 
 
+@HANDLERS.on(UserRegisteredV1)
 def on_user_registered(session: Session, _event: Event, data: UserRegisteredV1) -> None:
     """user.registered: remember the customer (email and name, active)."""
     services.record_customer(
@@ -38,6 +41,7 @@ def on_user_registered(session: Session, _event: Event, data: UserRegisteredV1) 
     )
 
 
+@HANDLERS.on(UserProfileChangedV1)
 def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
     """user.profile_changed: the customer's new email and name."""
     services.update_customer_profile(
@@ -49,23 +53,16 @@ def on_user_profile_changed(session: Session, _event: Event, data: UserProfileCh
     )
 
 
+@HANDLERS.on(UserDeactivatedV1)
 def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
     """user.deactivated: refuse the user's new orders and cancel the open ones."""
     services.deactivate_customer(session=session, user_id=data.user_id, version=data.version)
 
 
+@HANDLERS.on(UserReactivatedV1)
 def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
     """user.reactivated: accept the user's orders again."""
     services.reactivate_customer(session=session, user_id=data.user_id, version=data.version)
-
-
-# The data each handler gets is parsed (and trusted by source) by shared.contracts.
-HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
-    "user.registered": on_user_registered,
-    "user.profile_changed": on_user_profile_changed,
-    "user.deactivated": on_user_deactivated,
-    "user.reactivated": on_user_reactivated,
-}
 
 
 def event_handler(app: Flask) -> Callable[[Event], None]:

@@ -47,28 +47,12 @@ def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -
     _notify(session, event, data.user_id)
 
 
-@HANDLERS.on(UserProfileChangedV1)
-def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
-    """Write to the user's new address, by their new name."""
-    services.update_contact_profile(
-        session=session,
-        user_id=data.user_id,
-        email=data.email,
-        name=data.name,
-        version=data.version,
-    )
-
-
-@HANDLERS.on(UserDeactivatedV1)
-def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
-    """Write to the user no more: cancel what is pending, create nothing new."""
-    services.deactivate_contact(session=session, user_id=data.user_id, version=data.version)
-
-
-@HANDLERS.on(UserReactivatedV1)
-def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
-    """Write to the user again."""
-    services.reactivate_contact(session=session, user_id=data.user_id, version=data.version)
+# Write to the user's new address, by their new name.
+HANDLERS.use_case(UserProfileChangedV1, services.update_contact_profile)
+# Write to the user no more: cancel what is pending, create nothing new.
+HANDLERS.use_case(UserDeactivatedV1, services.deactivate_contact)
+# Write to the user again.
+HANDLERS.use_case(UserReactivatedV1, services.reactivate_contact)
 
 
 @HANDLERS.on(UserVerificationRequestedV1)

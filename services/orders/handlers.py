@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask
-from sqlalchemy.orm import Session
 
 from services.orders import services
 from services.orders.models import Inbox, db
@@ -29,40 +28,14 @@ CONSUMER = "orders"
 HANDLERS = Handlers(CONSUMER)
 
 
-@HANDLERS.on(UserRegisteredV1)
-def on_user_registered(session: Session, _event: Event, data: UserRegisteredV1) -> None:
-    """user.registered: remember the customer (email and name, active)."""
-    services.record_customer(
-        session=session,
-        user_id=data.user_id,
-        email=data.email,
-        name=data.name,
-        version=data.version,
-    )
-
-
-@HANDLERS.on(UserProfileChangedV1)
-def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
-    """user.profile_changed: the customer's new email and name."""
-    services.update_customer_profile(
-        session=session,
-        user_id=data.user_id,
-        email=data.email,
-        name=data.name,
-        version=data.version,
-    )
-
-
-@HANDLERS.on(UserDeactivatedV1)
-def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
-    """user.deactivated: refuse the user's new orders and cancel the open ones."""
-    services.deactivate_customer(session=session, user_id=data.user_id, version=data.version)
-
-
-@HANDLERS.on(UserReactivatedV1)
-def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
-    """user.reactivated: accept the user's orders again."""
-    services.reactivate_customer(session=session, user_id=data.user_id, version=data.version)
+# user.registered: remember the customer (email and name, active).
+HANDLERS.use_case(UserRegisteredV1, services.record_customer)
+# user.profile_changed: the customer's new email and name.
+HANDLERS.use_case(UserProfileChangedV1, services.update_customer_profile)
+# user.deactivated: refuse the user's new orders and cancel the open ones.
+HANDLERS.use_case(UserDeactivatedV1, services.deactivate_customer)
+# user.reactivated: accept the user's orders again.
+HANDLERS.use_case(UserReactivatedV1, services.reactivate_customer)
 
 
 def event_handler(app: Flask) -> Callable[[Event], None]:

@@ -199,3 +199,32 @@ def test_a_second_handler_for_the_same_type_is_refused():
 
     with pytest.raises(ValueError, match="two handlers for user.deactivated"):
         handlers.on(contracts.UserDeactivatedV1)
+
+
+def test_a_use_case_taking_the_data_fields_handles_the_event_with_them():
+    handlers = Handlers(contracts.ORDERS_SERVICE)
+    calls = []
+
+    def deactivate(*, session, user_id, version):
+        calls.append((session, user_id, version))
+
+    handlers.use_case(contracts.UserDeactivatedV1, deactivate)
+    event = contracts.build(contracts.UserDeactivatedV1(user_id="u-1", version=4))
+    handlers["user.deactivated"]("the session", event, contracts.parse(event))
+
+    assert calls == [("the session", "u-1", 4)]
+
+
+def test_a_use_case_that_does_not_take_exactly_the_data_fields_is_refused_at_import():
+    handlers = Handlers(contracts.ORDERS_SERVICE)
+
+    def without_version(*, session, user_id):
+        """Would drop the version the projection orders changes by."""
+
+    def wants_more(*, session, user_id, version, reason):
+        """Would never get `reason`."""
+
+    for use_case in (without_version, wants_more):
+        with pytest.raises(ValueError, match="does not take exactly the fields"):
+            handlers.use_case(contracts.UserDeactivatedV1, use_case)
+    assert len(handlers) == 0

@@ -74,6 +74,27 @@ def handle_once(
     return True
 
 
+def _handled_data(event: Event, consumer: str, handlers: Mapping[str, Any]) -> Any | None:
+    """The event's typed data when `consumer` handles it; None (logged) to acknowledge it.
+
+    InvalidEvent when the catalogue refuses the event: parsed before the handler is looked
+    up, so a type or version nobody defined is dead-lettered, not dropped.
+    """
+    data = contracts.parse_for(event, consumer)
+    if event.type not in handlers or data is None:
+        log.info(
+            "event type or version not handled here; acknowledged",
+            extra={
+                "consumer": consumer,
+                "event_id": event.id,
+                "event_type": event.type,
+                "dataschema": event.dataschema,
+            },
+        )
+        return None
+    return data
+
+
 def inbox_handler(
     app: Flask,
     db: SQLAlchemy,
@@ -91,20 +112,10 @@ def inbox_handler(
     """
 
     def handle(event: Event) -> None:
-        # First, so that a type or version nobody defined is dead-lettered, not dropped.
-        data = contracts.parse_for(event, consumer)
-        handler = handlers.get(event.type)
-        if handler is None or data is None:
-            log.info(
-                "event type or version not handled here; acknowledged",
-                extra={
-                    "consumer": consumer,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "dataschema": event.dataschema,
-                },
-            )
+        data = _handled_data(event, consumer, handlers)
+        if data is None:
             return
+        handler = handlers[event.type]
         # The inbox handler is the entry point of an event: it owns the transaction, and the
         # use cases the handler calls add to it without committing. On any error nothing of
         # this attempt stays behind, and the consumer retries the event.
@@ -188,17 +199,8 @@ def inbox_batch_handler(
         known: list[Event] = []
         parsed: dict[str, Any] = {}
         for event in events:
-            data = contracts.parse_for(event, consumer)
-            if event.type not in handlers or data is None:
-                log.info(
-                    "event type or version not handled here; acknowledged",
-                    extra={
-                        "consumer": consumer,
-                        "event_id": event.id,
-                        "event_type": event.type,
-                        "dataschema": event.dataschema,
-                    },
-                )
+            data = _handled_data(event, consumer, handlers)
+            if data is None:
                 continue
             known.append(event)
             parsed[event.id] = data

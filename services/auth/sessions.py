@@ -124,19 +124,18 @@ def _token_pair(
 
 
 def _revoke_family(session: Session, family_id: uuid.UUID, now: datetime) -> None:
-    session.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    _revoke(session, RefreshToken.family_id == family_id, now)
 
 
 def revoke_user_tokens(session: Session, user_id: uuid.UUID, now: datetime) -> None:
     """Revoke every live refresh token of the user (a deactivation); no commit."""
+    _revoke(session, RefreshToken.user_id == user_id, now)
+
+
+def _revoke(session: Session, which: sa.ColumnElement[bool], now: datetime) -> None:
     session.execute(
         sa.update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .where(which, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -47,6 +47,7 @@ from shared.errors import (
     ForbiddenError,
     NotFoundError,
     PreconditionFailedError,
+    ServiceUnavailableError,
     UnprocessableError,
 )
 from shared.events import Event
@@ -285,8 +286,12 @@ def place_order(
         # Lost the race to a concurrent request with the same key: answer as it did.
         earlier = _earlier_placement(session, actor, idempotency_key, fingerprint, idempotency_ttl)
         if earlier is None:
-            # Its record expired and was purged between our insert and this read.
-            raise ConflictError("A request with this Idempotency-Key is being retried; retry.")
+            # Its record expired and was deleted between our insert and this read: nothing
+            # is left to answer with, and a new attempt will place the order.
+            raise ServiceUnavailableError(
+                "A concurrent request with this Idempotency-Key just ended; send this again.",
+                headers={"Retry-After": "1"},
+            )
         return earlier
     connection = session.connection()
     connection.execute(_INSERT_ORDER, order.row())

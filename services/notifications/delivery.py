@@ -43,8 +43,9 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from services.notifications import services
 from services.notifications.deadline import Deadline
 from services.notifications.models import Channel
-from services.notifications.services import REFUSED_TARGET, DeliveryJob, RetryPolicy
+from services.notifications.services import DeliveryJob, RetryPolicy
 from services.notifications.ssrf import GuardedAdapter, TargetGuard, UnsafeTargetError
+from services.notifications.webhooks import REFUSED_TARGET
 from shared.backoff import jittered_delay
 from shared.context import child_traceparent, correlation
 from shared.db import utcnow

@@ -130,6 +130,7 @@ def run_loop(mails: int) -> dict[str, float]:
     process's: the loop with its SQL round trips (and a count of the sent ones four times
     a second), not PostgreSQL's nor the sink's.
     """
+    import sqlalchemy as sa
     from flask_migrate import upgrade
     from sqlalchemy.orm import sessionmaker
 
@@ -181,6 +182,15 @@ def run_loop(mails: int) -> dict[str, float]:
                 sessions = sessionmaker(bind=db.engine)
             _wait_listening(port)
             settings = delivery_settings(app.config)
+            statements = [0]  # every statement the loop sends, commits included
+
+            def count(*_args: Any) -> None:
+                statements[0] += 1
+
+            with app.app_context():
+                engine = db.engine
+            sa.event.listen(engine, "before_cursor_execute", count)
+            sa.event.listen(engine, "commit", count)
             stop = threading.Event()
             loop = threading.Thread(target=run_delivery_loop, args=(sessions, settings, stop))
             cpu, wall = time.process_time(), time.perf_counter()
@@ -192,6 +202,8 @@ def run_loop(mails: int) -> dict[str, float]:
                 stop.set()
                 loop.join(timeout=30)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            sa.event.remove(engine, "before_cursor_execute", count)
+            sa.event.remove(engine, "commit", count)
             stored = _wait_stored(Path(var_dir) / "mail", mails)
         finally:
             sink.terminate()
@@ -206,6 +218,7 @@ def run_loop(mails: int) -> dict[str, float]:
         "wall_seconds": wall,
         "mails_per_cpu_second": sent / cpu,
         "cpu_ms_per_mail": 1000 * cpu / sent,
+        "statements_per_mail": statements[0] / sent,
     }
 
 
@@ -224,7 +237,14 @@ def main() -> int:
         f"{what}, {result['mails']:.0f} mails ({result['stored']:.0f} stored by the sink): "
         f"{result['cpu_seconds']:.2f} CPU s, {result['wall_seconds']:.2f} wall s; "
         f"{result['mails_per_cpu_second']:.0f} mails per CPU-second "
-        f"({result['cpu_ms_per_mail']:.3f} CPU ms per mail)\n"
+        f"({result['cpu_ms_per_mail']:.3f} CPU ms per mail)"
+        + (
+            f"; {result['statements_per_mail']:.2f} SQL statements and commits per mail"
+            " (the sent-count polls included)"
+            if "statements_per_mail" in result
+            else ""
+        )
+        + "\n"
     )
     return 0 if result["stored"] >= result["mails"] else 1
 

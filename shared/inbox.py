@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared import contracts
 from shared.context import correlation
+from shared.contracts.handlers import BatchHandler, Handler, Handlers
 from shared.db import insert_missing, rows_matched, utcnow
 from shared.events import Event
 from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
@@ -154,6 +155,28 @@ def _insert_new(session: Session, model: type[InboxMixin], rows: list[dict[str, 
     return set(session.scalars(stmt))
 
 
+def claim_batch(
+    session: Session, model: type[InboxMixin], consumer: str, events: Sequence[Event]
+) -> list[Event]:
+    """Record the events for this consumer; the ones not seen before, in order; caller commits.
+
+    One multi-row INSERT for the whole batch. A duplicate, in the inbox or earlier in the
+    batch, is logged and left out.
+    """
+    fresh = _claim_many(session, model, consumer, events)
+    new: list[Event] = []
+    for event in events:
+        if event.id not in fresh:
+            log.info(
+                "duplicate event ignored",
+                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+            )
+            continue
+        fresh.discard(event.id)  # the same id later in the batch is a duplicate
+        new.append(event)
+    return new
+
+
 def handle_batch_once(
     session: Session,
     model: type[InboxMixin],
@@ -165,20 +188,37 @@ def handle_batch_once(
 
     Returns how many were applied; a duplicate, in the inbox or earlier in the batch, is not.
     """
-    fresh = _claim_many(session, model, consumer, events)
-    applied = 0
-    for event in events:
-        if event.id not in fresh:
-            log.info(
-                "duplicate event ignored",
-                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
-            )
-            continue
-        fresh.discard(event.id)  # the same id later in the batch is a duplicate
+    fresh = claim_batch(session, model, consumer, events)
+    for event in fresh:
         with correlation(event.requestid, event.traceparent):
             apply(event)
-        applied += 1
-    return applied
+    return len(fresh)
+
+
+def _apply_in_runs(
+    session: Session,
+    events: Sequence[Event],
+    parsed: Mapping[str, Any],
+    handlers: Mapping[str, Handler],
+    batch_handlers: Mapping[str, BatchHandler],
+) -> None:
+    """Apply `events` in their order: each run of consecutive events whose type has the same
+    batch form in one call of it, every other event through its per-event handler."""
+    run: list[tuple[Event, Any]] = []
+    run_handler: BatchHandler | None = None
+    for event in [*events, None]:
+        batch_handler = batch_handlers.get(event.type) if event is not None else None
+        if run_handler is not None and run and batch_handler is not run_handler:
+            run_handler(session, run)
+            run = []
+        if event is None:
+            break
+        if batch_handler is None:
+            with correlation(event.requestid, event.traceparent):
+                handlers[event.type](session, event, parsed[event.id])
+            continue
+        run_handler = batch_handler
+        run.append((event, parsed[event.id]))
 
 
 def inbox_batch_handler(
@@ -186,14 +226,18 @@ def inbox_batch_handler(
     db: SQLAlchemy,
     model: type[InboxMixin],
     consumer: str,
-    handlers: Mapping[str, Callable[[Session, Event, Any], None]],
+    handlers: Mapping[str, Handler],
 ) -> Callable[[Sequence[Event]], None]:
     """The Consumer's batch handler: inbox rows + service handlers of a batch in one transaction.
 
-    Any error, an event the catalogue refuses included, rolls the whole batch back; the
-    consumer then handles its events one by one (through `inbox_handler`), so one bad
-    event cannot fail its neighbours.
+    The inbox rows are claimed with one statement; runs of consecutive events whose type
+    has a batch form (`Handlers.on_batch`) go to it in one call, the others to their
+    per-event handler, in the order of the batch. Any error, an event the catalogue refuses
+    included, rolls the whole batch back; the consumer then handles its events one by one
+    (through `inbox_handler`, per-event handlers only), so one bad event cannot fail its
+    neighbours.
     """
+    batch_handlers = handlers.batches if isinstance(handlers, Handlers) else {}
 
     def handle(events: Sequence[Event]) -> None:
         known: list[Event] = []
@@ -207,13 +251,8 @@ def inbox_batch_handler(
         if not known:
             return
         with app.app_context(), unit_of_work(db.session()) as session:
-            handle_batch_once(
-                session,
-                model,
-                consumer,
-                known,
-                lambda event: handlers[event.type](session, event, parsed[event.id]),
-            )
+            fresh = claim_batch(session, model, consumer, known)
+            _apply_in_runs(session, fresh, parsed, handlers, batch_handlers)
         crash_point(CONSUMER_AFTER_COMMIT)
 
     return handle

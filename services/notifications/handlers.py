@@ -8,6 +8,7 @@ all commit together, or none does and the consumer retries.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -102,6 +103,28 @@ def on_order_event(
 ) -> None:
     """Tell the user about their order (created, or its status changed)."""
     _notify(session, event, data.user_id)
+
+
+@HANDLERS.on_batch(OrderCreatedV1, OrderStatusChangedV1)
+def on_order_events(
+    session: Session, items: Sequence[tuple[Event, OrderCreatedV1 | OrderStatusChangedV1]]
+) -> None:
+    """`on_order_event` for a run of order events of a batch: their rows written per batch."""
+    services.notify_many(
+        session=session,
+        notices=[
+            services.Notice(
+                user_id=data.user_id,
+                event_id=event.id,
+                event_type=event.type,
+                occurred_at=event.time,
+                data=event.data,
+                request_id=event.requestid,
+                traceparent=event.traceparent,
+            )
+            for event, data in items
+        ],
+    )
 
 
 def _notify(session: Session, event: Event, user_id: str, *, mail: bool = True) -> None:

@@ -7,6 +7,16 @@
 
     HANDLERS.use_case(UserReactivatedV1, services.reactivate_customer)
 
+A type may also get a batch form, registered alongside its per-event handler:
+
+    @HANDLERS.on_batch(OrderCreatedV1)
+    def on_orders(session, items: Sequence[tuple[Event, OrderCreatedV1]]) -> None: ...
+
+The consumer's batch handler (`shared.inbox.inbox_batch_handler`) hands each run of
+consecutive events with the same batch form to it in one call, so their rows can be read
+and written per batch rather than per event; the one-by-one replay of a failed batch
+(`inbox_handler`) always uses the per-event form, which must have the same effect.
+
 `use_case` registers a use case whose keyword arguments are the data's fields (and
 `session`), with no handler function written around it. `HANDLERS` is then the mapping the
 inbox and the consumer's bindings take (event type -> handler), so a new event type is one
@@ -22,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -32,7 +42,9 @@ from shared.contracts.registry import Catalogue
 from shared.events import Event
 
 Handler = Callable[[Session, Event, Any], None]
+BatchHandler = Callable[[Session, Sequence[tuple[Event, Any]]], None]
 H = TypeVar("H", bound=Handler)
+B = TypeVar("B", bound=BatchHandler)
 
 
 class Handlers(Mapping[str, Handler]):
@@ -42,6 +54,12 @@ class Handlers(Mapping[str, Handler]):
         self.consumer = consumer
         self._catalogue = catalogue
         self._by_type: dict[str, Handler] = {}
+        self._batch_by_type: dict[str, BatchHandler] = {}
+
+    @property
+    def batches(self) -> Mapping[str, BatchHandler]:
+        """The batch forms by event type (a type without one is handled event by event)."""
+        return self._batch_by_type
 
     def on(self, *data_classes: type[Any]) -> Callable[[H], H]:
         """Register the decorated handler for the event types whose data are `data_classes`."""
@@ -58,6 +76,25 @@ class Handlers(Mapping[str, Handler]):
         def register(handler: H) -> H:
             for contract in contracts:
                 self._by_type[contract.type] = handler
+            return handler
+
+        return register
+
+    def on_batch(self, *data_classes: type[Any]) -> Callable[[B], B]:
+        """Register the decorated batch form of the handler of these types' events."""
+        contracts = [self._catalogue.contract_for_class(cls) for cls in data_classes]
+        for contract in contracts:
+            if contract.type not in self._by_type:
+                raise ValueError(
+                    f"{self.consumer}: register the per-event handler of {contract.type} "
+                    "before its batch form (a failed batch is replayed event by event)"
+                )
+            if contract.type in self._batch_by_type:
+                raise ValueError(f"{self.consumer} has two batch handlers for {contract.type}")
+
+        def register(handler: B) -> B:
+            for contract in contracts:
+                self._batch_by_type[contract.type] = handler
             return handler
 
         return register

@@ -201,6 +201,23 @@ def test_a_second_handler_for_the_same_type_is_refused():
         handlers.on(contracts.UserDeactivatedV1)
 
 
+def test_a_batch_form_is_registered_only_beside_a_per_event_handler_and_only_once():
+    handlers = Handlers(contracts.NOTIFICATIONS_SERVICE)
+
+    def on_orders(_session, _items):
+        """A batch form."""
+
+    # Without a per-event form, a failed batch could not be replayed event by event.
+    with pytest.raises(ValueError, match="per-event handler of order.created"):
+        handlers.on_batch(contracts.OrderCreatedV1)(on_orders)
+    handlers.on(contracts.OrderCreatedV1)(lambda _s, _e, _d: None)
+    handlers.on_batch(contracts.OrderCreatedV1)(on_orders)
+
+    assert dict(handlers.batches) == {"order.created": on_orders}
+    with pytest.raises(ValueError, match="two batch handlers for order.created"):
+        handlers.on_batch(contracts.OrderCreatedV1)
+
+
 def test_a_use_case_taking_the_data_fields_handles_the_event_with_them():
     handlers = Handlers(contracts.ORDERS_SERVICE)
     calls = []

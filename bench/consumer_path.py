@@ -127,6 +127,7 @@ def _through_broker(
     from services.notifications.models import Inbox, Notification, db
     from shared.inbox import inbox_batch_handler, inbox_handler
     from shared.messaging import Publisher
+    from shared.messaging.metrics import EVENTS_BATCHES
     from shared.worker import consumer_from_config
     from tests.support import create_vhost, delete_vhost
 
@@ -152,6 +153,7 @@ def _through_broker(
         db.session.remove()
 
     thread = threading.Thread(target=consumer.run, name="consumer")
+    batches_before = EVENTS_BATCHES.labels(CONSUMER)._value.get()
 
     def run_consumer() -> None:
         thread.start()
@@ -164,6 +166,8 @@ def _through_broker(
             time.sleep(0.05)
 
     def stop() -> None:
+        batches = EVENTS_BATCHES.labels(CONSUMER)._value.get() - batches_before
+        sys.stdout.write(f"the consumer committed {batches:.0f} batches\n")
         consumer.stop()
         thread.join(timeout=60)
         delete_vhost(vhost)

@@ -53,12 +53,12 @@ test-only: $(STAMP) ## every test with coverage (total, floor, ten slowest tests
 lint: $(STAMP) ## ruff, ruff format --check, mypy, the CI workflow's schema, the ops checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services gateway bench chaos
+	$(BIN)/mypy shared services gateway bench clients chaos
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(MAKE) --no-print-directory lint-ops
 
 typecheck: $(STAMP) ## mypy only
-	$(BIN)/mypy shared services gateway bench chaos
+	$(BIN)/mypy shared services gateway bench clients chaos
 
 fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff check --fix .
@@ -85,6 +85,12 @@ contract-snapshots: $(STAMP) ## record the schema snapshot of a new event versio
 
 clean: ## remove local data (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
+
+# -- the API's clients (clients/) --------------------------------------------------------
+.PHONY: sdk
+
+sdk: $(STAMP) ## regenerate clients/python/ (merged OpenAPI document + Python SDK) after an endpoint changed
+	$(BIN)/python -m clients.sdk
 
 # -- containers (docker-compose.yml) and operations checks -------------------------------
 .PHONY: up down logs lint-ops monitoring-k8s

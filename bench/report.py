@@ -1,4 +1,5 @@
-"""Results of a benchmark run: summaries, targets, the Markdown section and the chart."""
+"""Results of a benchmark run: summaries and the Markdown section (targets: bench/targets.py,
+chart: bench/chart.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ ENDPOINTS = {
     "post": "POST an order",
     "login": "POST login (argon2id)",
     "baseline": "bare Flask + psycopg, one row by PK",
+    "baseline_post": "bare Flask + psycopg, INSERT one row (commit)",
 }
 PATHS = {"direct": "direct", "gateway": "gateway", "edge": "nginx edge"}
 
@@ -49,97 +51,6 @@ def http_cell(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "requests": sum(int(r["requests"]) for r in runs),
         "generator_cpu_share": summarize([r["generator_cpu_share"] for r in runs]),
     }
-
-
-def _median(results: Mapping[str, Any], endpoint: str, path: str, key: str = "rps") -> float:
-    cell = results.get("http", {}).get(endpoint, {}).get(path, {})
-    summary = cell.get("summary")
-    return float(summary[key]["median"]) if summary else float("nan")
-
-
-def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each target with the measured value and how far it is (measured / required)."""
-    direct = _median(results, "get_one", "direct")
-    events = results.get("events", {})
-
-    def ratio(a: float, b: float) -> float:
-        return a / b if b and not math.isnan(a) and not math.isnan(b) else float("nan")
-
-    relay = events.get("relay", {}).get("summary", {}).get("median", float("nan"))
-    e2e_summary = events.get("e2e", {}).get("50", {}).get("summary", {})
-    # From the moment the POST was sent; results written before that key existed only
-    # have the latency counted from the POST's answer.
-    e2e_p99 = e2e_summary.get("from_send_p99_ms", e2e_summary.get("p99_ms", {})).get("median")
-    items: list[dict[str, Any]] = [
-        {
-            "target": "gateway / direct, GET one order",
-            "required": 0.5,
-            "measured": ratio(_median(results, "get_one", "gateway"), direct),
-            "higher_is_better": True,
-        },
-        {
-            "target": "nginx fast path / direct, GET one order",
-            "required": 0.75,
-            "measured": ratio(_median(results, "get_one", "edge"), direct),
-            "higher_is_better": True,
-        },
-        {
-            "target": "suite direct / bare baseline, GET one order",
-            "required": 0.7,
-            "measured": ratio(direct, _median(results, "baseline", "direct")),
-            "higher_is_better": True,
-        },
-        {
-            "target": "outbox relay, events/s",
-            "required": 3000.0,
-            "measured": float(relay),
-            "higher_is_better": True,
-        },
-        {
-            "target": "end-to-end p99 at 50 orders/s, ms",
-            "required": 100.0,
-            "measured": float("nan") if e2e_p99 is None else float(e2e_p99),
-            "higher_is_better": False,
-        },
-        {
-            "target": "errors (non-2xx, socket errors, lost notifications) in every run",
-            "required": 0.0,
-            "measured": float(total_errors(results)),
-            "higher_is_better": False,
-        },
-    ]
-    for item in items:
-        measured, required = item["measured"], item["required"]
-        if math.isnan(measured):
-            item["met"] = None
-            item["how_far"] = "not run"
-        elif item["higher_is_better"]:
-            item["met"] = measured >= required
-            item["how_far"] = f"{measured / required:.0%} of the target"
-        else:
-            item["met"] = measured <= required
-            item["how_far"] = (
-                "none"
-                if required == 0 and measured == 0
-                else f"{measured:.0f} errors"
-                if required == 0
-                else f"{measured / required:.0%} of the limit"
-            )
-    return items
-
-
-def total_errors(results: Mapping[str, Any]) -> int:
-    """Failed requests over every wrk run, open-loop POST and outage POST of the run, plus
-    the orders whose notification never appeared (an event lost is an error too)."""
-    count = 0
-    for paths in results.get("http", {}).values():
-        for cell in paths.values():
-            count += sum(int(r["errors"]) for r in cell.get("runs", []))
-    events = results.get("events", {})
-    for run in events.get("e2e", {}).values():
-        count += sum(int(r["errors"]) + int(r.get("missing", 0)) for r in run.get("runs", []))
-    count += int(events.get("outage", {}).get("post_errors", 0) or 0)
-    return count
 
 
 # -- Markdown ------------------------------------------------------------------------------
@@ -217,10 +128,33 @@ def events_table(results: Mapping[str, Any]) -> list[str]:
             f"{relay['runs_count']} runs |"
         )
     consumer = events.get("consumer")
+    baseline = events.get("consumer_baseline")
     if consumer:
+        beside = (
+            f"; plain pika consumer in the same run {_spread(baseline['summary'])} events/s, "
+            f"suite / baseline {_num(_ratio(consumer, baseline), 2)}"
+            if baseline
+            else ""
+        )
         lines.append(
             f"| notifications consumer, events/s | {_spread(consumer['summary'])} | "
-            f"{consumer['events']:,} order.created per run, prefetch 20, one consumer process |"
+            f"{consumer['events']:,} order.created per run, prefetch 20, one consumer process"
+            f"{beside} |"
+        )
+    if baseline:
+        lines.append(
+            f"| plain pika consumer (baseline), events/s | {_spread(baseline['summary'])} | "
+            f"{baseline['events']:,} order.created per run, prefetch 20, a quorum queue; "
+            "one INSERT and commit per message before its ack |"
+        )
+    mail = events.get("mail")
+    if mail:
+        lines.append(
+            f"| mails to the SMTP sink, one delivery process, mails/s | "
+            f"{_spread(mail['summary'])} | {mail['mails']:,} emails pending, then the delivery "
+            f"process started: first sent after {_spread(mail['first_seconds'], 1)} s "
+            f"(start-up, left out of the rate), all sent after {_spread(mail['seconds'], 1)} s; "
+            f"{len(mail['runs'])} runs |"
         )
     for rate, run in sorted(events.get("e2e", {}).items(), key=lambda kv: float(kv[0])):
         s = run["summary"]
@@ -237,6 +171,19 @@ def events_table(results: Mapping[str, Any]) -> list[str]:
             f"max send lateness {_num(s['max_lateness_ms']['max'], 1)} ms, "
             f"{sum(r['errors'] for r in run['runs'])} errors, "
             f"{sum(r['missing'] for r in run['runs'])} missing |"
+        )
+    sustained = events.get("sustained")
+    if sustained and sustained.get("runs"):
+        s = sustained["summary"]
+        lines.append(
+            f"| sustained {sustained['rate']:.0f} orders/s for {sustained['seconds']:.0f} s "
+            f"through the gateway, notified per s | {_spread(s['rate'])} | mean over the "
+            f"schedule's seconds but the first and last; POST sent → notification row p50 / "
+            f"p99 {_spread(s['from_send_p50_ms'], 1)} / {_spread(s['from_send_p99_ms'], 1)} ms; "
+            f"{sustained['orders']:,} orders per run, max send lateness "
+            f"{_num(s['max_lateness_ms']['max'], 1)} ms, "
+            f"{sum(r['errors'] for r in sustained['runs'])} errors, "
+            f"{sum(r['missing'] for r in sustained['runs'])} lost |"
         )
     outage = events.get("outage")
     if outage:
@@ -287,17 +234,32 @@ def cpu_table(results: Mapping[str, Any], threshold: float = 0.03) -> list[str]:
 
 
 def targets_table(results: Mapping[str, Any]) -> list[str]:
-    """Each target, the measurement and how far it is."""
-    lines = ["| target | required | measured | met | how far |", "|---|---|---|---|---|"]
+    """Each target, the measurement, how far it is, and its baseline in the same run."""
+    lines = [
+        "| target | required | measured | met | how far | baseline in the same run |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in results.get("targets", []):
         op = "≥" if t["higher_is_better"] else "≤"
         digits = 2 if t["required"] < 10 and t["required"] != 0 else 0
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        base = t.get("baseline")
+        beside = (
+            f"{base['label']}: {_num(base['measured'])} {base['unit']}; "
+            f"suite / baseline **{_num(base['ratio'], 2)}**"
+            if base
+            else "—"
+        )
         lines.append(
             f"| {t['target']} | {op} {_num(t['required'], digits)} | "
-            f"{_num(t['measured'], digits)} | {met} | {t['how_far']} |"
+            f"{_num(t['measured'], digits)} | {met} | {t['how_far']} | {beside} |"
         )
     return lines
+
+
+def _ratio(suite: Mapping[str, Any], baseline: Mapping[str, Any]) -> float:
+    a, b = suite["summary"]["median"], baseline["summary"]["median"]
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else float("nan")
 
 
 def profile_tables(results: Mapping[str, Any]) -> list[str]:
@@ -418,56 +380,6 @@ def write_json(path: Path, results: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(clean(results), indent=2, sort_keys=False) + "\n")
 
 
-# -- chart ---------------------------------------------------------------------------------
-
-
-def chart(path: Path, results: Mapping[str, Any]) -> None:
-    """Throughput (with min-max) and p50/p99 latency per request and path, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    http = results.get("http", {})
-    endpoints = [e for e in ENDPOINTS if e in http]
-    paths = list(PATHS)
-    colors = {"direct": "#4c72b0", "gateway": "#dd8452", "edge": "#55a868"}
-    width = 0.8 / len(paths)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), constrained_layout=True)
-    for i, path_name in enumerate(paths):
-        xs, rps, low, high, p50, p99 = [], [], [], [], [], []
-        for x, endpoint in enumerate(endpoints):
-            cell = http[endpoint].get(path_name, {})
-            if "summary" not in cell:
-                continue
-            s = cell["summary"]
-            xs.append(x + (i - (len(paths) - 1) / 2) * width)
-            rps.append(s["rps"]["median"])
-            low.append(s["rps"]["median"] - s["rps"]["min"])
-            high.append(s["rps"]["max"] - s["rps"]["median"])
-            p50.append(s["p50_ms"]["median"])
-            p99.append(s["p99_ms"]["median"])
-        if not xs:
-            continue
-        label = PATHS[path_name]
-        top.bar(xs, rps, width, yerr=[low, high], capsize=3, label=label, color=colors[path_name])
-        bottom.bar(xs, p99, width, color=colors[path_name], alpha=0.45, label=f"{label} p99")
-        bottom.bar(xs, p50, width * 0.5, color=colors[path_name], label=f"{label} p50")
-    labels = [ENDPOINTS[e].replace(", ", ",\n") for e in endpoints]
-    for axis in (top, bottom):
-        axis.set_xticks(range(len(endpoints)), labels, fontsize=8)
-        axis.grid(axis="y", alpha=0.3)
-    top.set_ylabel("requests/s (median, min–max)")
-    top.set_title(f"Throughput per path — {results['meta']['started']} ({results['meta']['mode']})")
-    top.legend()
-    bottom.set_ylabel("latency, ms")
-    bottom.set_yscale("log")
-    bottom.set_title("Latency per path: p50 (narrow) and p99 (wide)")
-    bottom.legend(fontsize=7, ncol=3)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Re-render BENCHMARKS.md and the chart from a results JSON: `python -m bench.report F`."""
     import sys
@@ -489,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return value
 
     results = nan(results)
+    from bench.chart import chart
+
     root = Path(__file__).resolve().parents[1]
     chart(root / results["meta"]["chart"], results)
     update_markdown(root / "BENCHMARKS.md", results)

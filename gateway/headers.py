@@ -86,7 +86,7 @@ def request_headers_for_upstream(
     Content-Length is left to the HTTP client: the gateway has read the whole body.
     """
     # A client may name any header hop-by-hop in Connection, even an allowed one.
-    dropped = connection_tokens(connection)
+    dropped = connection_tokens(connection) if connection else frozenset()
     out: dict[str, str] = {}
     for name, value in incoming:
         lowered = name.lower()
@@ -106,11 +106,19 @@ def request_headers_for_upstream(
     return out
 
 
+# What never crosses back, whatever the upstream's Connection header adds to it.
+DROPPED_FROM_RESPONSE = HOP_BY_HOP | REPLACED_IN_RESPONSE
+
+
 def response_headers_for_client(
     upstream: Iterable[tuple[str, str]], *, connection: str | None
 ) -> list[tuple[str, str]]:
     """The upstream's response headers minus hop-by-hop ones and those we set ourselves."""
-    drop = HOP_BY_HOP | REPLACED_IN_RESPONSE | connection_tokens(connection)
+    drop = (
+        DROPPED_FROM_RESPONSE | connection_tokens(connection)
+        if connection
+        else DROPPED_FROM_RESPONSE
+    )
     return [(name, value) for name, value in upstream if name.lower() not in drop]
 
 

@@ -83,6 +83,17 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest is untyped
 
     ARGUMENTS_PARSER = RequestParser()
 
+    def arguments(self, schema: type[Schema] | Schema, **kwargs: Any) -> Any:
+        """flask-smorest's `arguments`, with a schema class instantiated once, here.
+
+        Given a class, webargs builds an instance (and its nested schemas) on every
+        request; an instance is reused. Schemas keep no per-load state, and the OpenAPI
+        document is the same for a class and its plain instance.
+        """
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, **kwargs)
+
 
 def create_base_app(
     service: str,

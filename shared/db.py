@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -257,6 +257,22 @@ def upsert(session_or_engine: Any, model: Any) -> postgresql.Insert | sqlite.Ins
     return postgresql.insert(model) if is_postgresql(session_or_engine) else sqlite.insert(model)
 
 
+def insert_missing(
+    session_or_engine: Any, model: Any, values: Any, *, key: Sequence[str]
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of `values` (one row or a list) that skips each row whose `key` exists.
+
+    ON CONFLICT DO NOTHING: of two transactions inserting the same key at once, the second
+    waits for the first and then inserts nothing. Add `.returning(...)` to learn which
+    rows went in (rowcount is not reliable through the ORM's insert path).
+    """
+    return (
+        upsert(session_or_engine, model)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=list(key))
+    )
+
+
 def locked_row(session: Session, model: type[M], key: str, value: Any, **defaults: Any) -> M:
     """The row of `model` whose unique column `key` is `value`, locked FOR UPDATE; inserted
     with `defaults` first when missing.
@@ -266,11 +282,7 @@ def locked_row(session: Session, model: type[M], key: str, value: Any, **default
     locked row's current values, not what the session held before.
     """
     column = getattr(model, key)
-    session.execute(
-        upsert(session, model)
-        .values({key: value, **defaults})
-        .on_conflict_do_nothing(index_elements=[column])
-    )
+    session.execute(insert_missing(session, model, {key: value, **defaults}, key=[key]))
     row: M = session.execute(
         sa.select(model)
         .where(column == value)

@@ -13,13 +13,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared import contracts
 from shared.context import correlation
-from shared.db import rows_matched, utcnow
+from shared.contracts.handlers import BatchHandler, Handler, Handlers
+from shared.db import insert_missing, rows_matched, utcnow
 from shared.events import Event
 from shared.faults import CONSUMER_AFTER_COMMIT, crash_point
 from shared.uow import unit_of_work
@@ -49,27 +48,7 @@ class InboxMixin:
 
 def _claim(session: Session, model: type[InboxMixin], values: dict[str, Any]) -> bool:
     """Insert the inbox row unless it exists; True when this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # ON CONFLICT DO NOTHING: on PostgreSQL a concurrent duplicate waits for the first
-        # transaction and then inserts nothing, so two workers cannot both apply an event.
-        # RETURNING says unambiguously whether a row went in (rowcount is not reliable
-        # through the ORM's insert path).
-        stmt = (
-            insert(model)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(model.event_id)
-        )
-        return session.execute(stmt).first() is not None
-    # Other databases: a savepoint keeps the caller's transaction usable after a conflict.
-    try:
-        with session.begin_nested():
-            session.execute(sa.insert(model).values(**values))
-    except IntegrityError:
-        return False
-    return True
+    return bool(_insert_new(session, model, [values]))
 
 
 def handle_once(
@@ -96,6 +75,27 @@ def handle_once(
     return True
 
 
+def _handled_data(event: Event, consumer: str, handlers: Mapping[str, Any]) -> Any | None:
+    """The event's typed data when `consumer` handles it; None (logged) to acknowledge it.
+
+    InvalidEvent when the catalogue refuses the event: parsed before the handler is looked
+    up, so a type or version nobody defined is dead-lettered, not dropped.
+    """
+    data = contracts.parse_for(event, consumer)
+    if event.type not in handlers or data is None:
+        log.info(
+            "event type or version not handled here; acknowledged",
+            extra={
+                "consumer": consumer,
+                "event_id": event.id,
+                "event_type": event.type,
+                "dataschema": event.dataschema,
+            },
+        )
+        return None
+    return data
+
+
 def inbox_handler(
     app: Flask,
     db: SQLAlchemy,
@@ -113,20 +113,10 @@ def inbox_handler(
     """
 
     def handle(event: Event) -> None:
-        # First, so that a type or version nobody defined is dead-lettered, not dropped.
-        data = contracts.parse_for(event, consumer)
-        handler = handlers.get(event.type)
-        if handler is None or data is None:
-            log.info(
-                "event type or version not handled here; acknowledged",
-                extra={
-                    "consumer": consumer,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "dataschema": event.dataschema,
-                },
-            )
+        data = _handled_data(event, consumer, handlers)
+        if data is None:
             return
+        handler = handlers[event.type]
         # The inbox handler is the entry point of an event: it owns the transaction, and the
         # use cases the handler calls add to it without committing. On any error nothing of
         # this attempt stays behind, and the consumer retries the event.
@@ -148,21 +138,43 @@ def _claim_many(
         {"consumer": consumer, "event_id": event.id, "type": event.type, "received_at": now}
         for event in events
     ]
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # One statement for the batch; a row already there (or twice in the batch) inserts
-        # nothing and returns nothing, so only the events seen for the first time come back.
-        stmt = (
-            insert(model)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(model.event_id)
-        )
-        return set(session.scalars(stmt))
-    return {
-        event.id for event, row in zip(events, rows, strict=True) if _claim(session, model, row)
-    }
+    return _insert_new(session, model, rows)
+
+
+def _insert_new(session: Session, model: type[InboxMixin], rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the rows whose (consumer, event id) is new; return the event ids inserted.
+
+    On PostgreSQL a concurrent duplicate waits for the first transaction and then inserts
+    nothing, so two workers cannot both apply an event. A row already there (or twice in
+    `rows`) inserts nothing and returns nothing: only the events seen for the first time
+    come back.
+    """
+    stmt = insert_missing(session, model, rows, key=("consumer", "event_id")).returning(
+        model.event_id
+    )
+    return set(session.scalars(stmt))
+
+
+def claim_batch(
+    session: Session, model: type[InboxMixin], consumer: str, events: Sequence[Event]
+) -> list[Event]:
+    """Record the events for this consumer; the ones not seen before, in order; caller commits.
+
+    One multi-row INSERT for the whole batch. A duplicate, in the inbox or earlier in the
+    batch, is logged and left out.
+    """
+    fresh = _claim_many(session, model, consumer, events)
+    new: list[Event] = []
+    for event in events:
+        if event.id not in fresh:
+            log.info(
+                "duplicate event ignored",
+                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
+            )
+            continue
+        fresh.discard(event.id)  # the same id later in the batch is a duplicate
+        new.append(event)
+    return new
 
 
 def handle_batch_once(
@@ -176,20 +188,37 @@ def handle_batch_once(
 
     Returns how many were applied; a duplicate, in the inbox or earlier in the batch, is not.
     """
-    fresh = _claim_many(session, model, consumer, events)
-    applied = 0
-    for event in events:
-        if event.id not in fresh:
-            log.info(
-                "duplicate event ignored",
-                extra={"consumer": consumer, "event_id": event.id, "event_type": event.type},
-            )
-            continue
-        fresh.discard(event.id)  # the same id later in the batch is a duplicate
+    fresh = claim_batch(session, model, consumer, events)
+    for event in fresh:
         with correlation(event.requestid, event.traceparent):
             apply(event)
-        applied += 1
-    return applied
+    return len(fresh)
+
+
+def _apply_in_runs(
+    session: Session,
+    events: Sequence[Event],
+    parsed: Mapping[str, Any],
+    handlers: Mapping[str, Handler],
+    batch_handlers: Mapping[str, BatchHandler],
+) -> None:
+    """Apply `events` in their order: each run of consecutive events whose type has the same
+    batch form in one call of it, every other event through its per-event handler."""
+    run: list[tuple[Event, Any]] = []
+    run_handler: BatchHandler | None = None
+    for event in [*events, None]:
+        batch_handler = batch_handlers.get(event.type) if event is not None else None
+        if run_handler is not None and run and batch_handler is not run_handler:
+            run_handler(session, run)
+            run = []
+        if event is None:
+            break
+        if batch_handler is None:
+            with correlation(event.requestid, event.traceparent):
+                handlers[event.type](session, event, parsed[event.id])
+            continue
+        run_handler = batch_handler
+        run.append((event, parsed[event.id]))
 
 
 def inbox_batch_handler(
@@ -197,43 +226,33 @@ def inbox_batch_handler(
     db: SQLAlchemy,
     model: type[InboxMixin],
     consumer: str,
-    handlers: Mapping[str, Callable[[Session, Event, Any], None]],
+    handlers: Mapping[str, Handler],
 ) -> Callable[[Sequence[Event]], None]:
     """The Consumer's batch handler: inbox rows + service handlers of a batch in one transaction.
 
-    Any error, an event the catalogue refuses included, rolls the whole batch back; the
-    consumer then handles its events one by one (through `inbox_handler`), so one bad
-    event cannot fail its neighbours.
+    The inbox rows are claimed with one statement; runs of consecutive events whose type
+    has a batch form (`Handlers.on_batch`) go to it in one call, the others to their
+    per-event handler, in the order of the batch. Any error, an event the catalogue refuses
+    included, rolls the whole batch back; the consumer then handles its events one by one
+    (through `inbox_handler`, per-event handlers only), so one bad event cannot fail its
+    neighbours.
     """
+    batch_handlers = handlers.batches if isinstance(handlers, Handlers) else {}
 
     def handle(events: Sequence[Event]) -> None:
         known: list[Event] = []
         parsed: dict[str, Any] = {}
         for event in events:
-            data = contracts.parse_for(event, consumer)
-            if event.type not in handlers or data is None:
-                log.info(
-                    "event type or version not handled here; acknowledged",
-                    extra={
-                        "consumer": consumer,
-                        "event_id": event.id,
-                        "event_type": event.type,
-                        "dataschema": event.dataschema,
-                    },
-                )
+            data = _handled_data(event, consumer, handlers)
+            if data is None:
                 continue
             known.append(event)
             parsed[event.id] = data
         if not known:
             return
         with app.app_context(), unit_of_work(db.session()) as session:
-            handle_batch_once(
-                session,
-                model,
-                consumer,
-                known,
-                lambda event: handlers[event.type](session, event, parsed[event.id]),
-            )
+            fresh = claim_batch(session, model, consumer, known)
+            _apply_in_runs(session, fresh, parsed, handlers, batch_handlers)
         crash_point(CONSUMER_AFTER_COMMIT)
 
     return handle

@@ -9,7 +9,7 @@ re-publishes those rows later: delivery is at-least-once and consumers dedupe by
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 import time
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 ROW_BACKOFF_CAP_SECONDS = 300.0
 GAUGE_INTERVAL_SECONDS = 5.0
+# The relay's first pause once the outbox is empty; it doubles while polls find nothing, up
+# to the relay's `idle_seconds`.
+MIN_IDLE_SECONDS = 0.005
 MAX_ERROR_CHARS = 1000
 
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox events not yet published.")
@@ -80,21 +83,70 @@ class BatchPublisher(Protocol):
     def publish_batch(self, events: Sequence[Event]) -> PublishResult: ...
 
 
+class RelayPublisher(BatchPublisher, Protocol):
+    """What the relay loop needs besides: idling on the connection, and closing it."""
+
+    def wait(self, seconds: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class IdlePause:
+    """How long the relay pauses before its next poll: adaptive, from what the polls found.
+
+    After a poll that published something, none: more may be waiting (a full batch surely
+    left some), and an event committed meanwhile should not wait. Once a poll finds nothing,
+    `shortest`, doubling with each empty poll up to `longest`. So an event committed just
+    after a busy spell leaves within milliseconds, and an idle relay soon polls only every
+    `longest` seconds. (Polling, not LISTEN/NOTIFY: a NOTIFY takes a lock that serialises
+    the commits of every transaction that sends one.)
+    """
+
+    def __init__(self, *, shortest: float, longest: float) -> None:
+        self.longest = max(0.0, longest)
+        self.shortest = min(max(0.0, shortest), self.longest)
+        self._next_idle = self.shortest
+
+    def after(self, sent: int) -> float:
+        """The pause after a poll that published `sent` events."""
+        if sent > 0:
+            self._next_idle = self.shortest
+            return 0.0
+        pause = self._next_idle
+        self._next_idle = min(max(pause * 2, self.shortest), self.longest)
+        return pause
+
+
 def record_event(session: Session, event: Event, *, model: type[OutboxMixin]) -> None:
-    """Add the event to the caller's transaction; the caller commits."""
+    """Add the event to the caller's transaction; the caller commits.
+
+    The row is inserted at once (a Core INSERT on the session's connection; no ORM object
+    for the flush to track), so it commits or rolls back with the caller's transaction.
+    The payload is the event's structured-mode object as published; its data must be JSON
+    values already, which the contract catalogue guarantees (it dumps in JSON mode).
+    Anything else is refused here, in the use case (by psycopg, or on SQLite the column's
+    serialiser), never later in the relay. (It used to be made by a dumps/loads round trip
+    of the whole event, which turned dates into strings; no producer needs that since the
+    catalogue.)
+    """
     now = utcnow()
-    # The declarative constructor comes from the mapped subclass, which mypy cannot see.
-    session.add(
-        cast(Any, model)(
-            event_id=event.id,
-            type=event.type,
-            # Exactly the JSON that will be published (data may hold dates, decimals...).
-            payload=json.loads(event.to_json()),
-            created_at=now,
-            available_at=now,
-            attempts=0,
-        )
+    session.connection().execute(
+        _insert_into(cast(sa.Table, cast(Any, model).__table__)),
+        {
+            "event_id": event.id,
+            "type": event.type,
+            "payload": event.to_dict(),
+            "created_at": now,
+            "available_at": now,
+            "attempts": 0,
+        },
     )
+
+
+@functools.cache
+def _insert_into(table: sa.Table) -> sa.Insert:
+    """The INSERT of one outbox row into `table`, built (and so compiled) once per table."""
+    return sa.insert(table)
 
 
 def _row_backoff(attempts: int) -> timedelta:
@@ -226,12 +278,20 @@ def run_relay(
     *,
     batch_size: int = 500,
     idle_seconds: float = 0.05,
+    min_idle_seconds: float = MIN_IDLE_SECONDS,
     stop_event: threading.Event | None = None,
     max_backoff: float = 5.0,
+    publisher: RelayPublisher | None = None,
 ) -> None:
-    """Relay outbox rows to RabbitMQ until stop_event is set, backing off while it fails."""
+    """Relay outbox rows to RabbitMQ until stop_event is set, backing off while it fails.
+
+    While the outbox is empty the relay pauses between polls, from `min_idle_seconds`
+    growing to `idle_seconds` (see IdlePause); `publisher` replaces the RabbitMQ one (tests).
+    """
     stop = stop_event or threading.Event()
-    publisher = Publisher(amqp_url)
+    if publisher is None:
+        publisher = Publisher(amqp_url)
+    idle = IdlePause(shortest=min_idle_seconds, longest=idle_seconds)
     failures = 0
     next_metrics = 0.0
     log.info("outbox relay started", extra={"table": model.__tablename__})
@@ -256,10 +316,10 @@ def run_relay(
                 _sleep_unless_stopped(stop, delay)
                 continue
             failures = 0
-            if sent == 0 and not stop.is_set():
-                # Nothing was due: pause, keeping the broker connection alive. The pause is
-                # short because it is what an event waits, at worst, after its commit.
-                publisher.wait(idle_seconds)
+            pause = idle.after(sent)
+            if pause > 0 and not stop.is_set():
+                # Nothing was due: pause, keeping the broker connection alive.
+                publisher.wait(pause)
     finally:
         publisher.close()
         log.info("outbox relay stopped")

@@ -1,6 +1,6 @@
 """Every place the suite overrides a library's internals, with the versions each was read against.
 
-An override of a private method (`_make_request`, `_new_conn`, `_get_socket`) or of a
+An override of a private method (`_make_request`, `_new_conn`) or of a
 worker's internal hooks keeps working only while the library keeps that method and its
 parameters; nothing in the library's changelog promises it. Each override is written (and
 documented) where it is used; this registry names them all in one place, with the version
@@ -80,9 +80,11 @@ OVERRIDES: tuple[Override, ...] = (
         since=(3, 11),
         before=(3, 15),
         target="smtplib:SMTP",
-        members={"_get_socket": ("host", "port", "timeout")},
+        # getreply reads through `self.file` (created when None), send writes through
+        # `self.sock.sendall`: the override times both, and swaps in the timed reader.
+        members={"send": ("s",), "getreply": (), "connect": ("host", "port", "source_address")},
         used_by="services.notifications.delivery",
-        why="one deadline bounds the whole SMTP exchange, not each read",
+        why="one time limit bounds each whole send on a kept connection, not each read",
     ),
 )
 

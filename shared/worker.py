@@ -102,6 +102,32 @@ def periodic_task(name: str, interval: float, action: Callable[[], object]) -> T
     return Task(name, run, stop.set)
 
 
+def _batched_purge(
+    session_factory: Callable[[], Session],
+    delete_batch: Callable[[Session, int], int],
+    *,
+    batch_size: int,
+    message: str,
+    count_field: str,
+) -> Callable[[], int]:
+    """An action calling `delete_batch` in committed batches until one comes back short."""
+
+    def purge() -> int:
+        total = 0
+        while True:
+            # Batches keep each transaction (and the WAL burst) small on a busy table.
+            with session_factory() as session, unit_of_work(session):
+                deleted = delete_batch(session, batch_size)
+            total += deleted
+            if deleted < batch_size:
+                break
+        if total:
+            log.info(message, extra={count_field: total})
+        return total
+
+    return purge
+
+
 def outbox_purge(
     session_factory: Callable[[], Session],
     model: type[OutboxMixin],
@@ -110,21 +136,13 @@ def outbox_purge(
     batch_size: int = 10_000,
 ) -> Callable[[], int]:
     """An action deleting outbox rows sent more than `retention` ago, in committed batches."""
-
-    def purge() -> int:
-        total = 0
-        while True:
-            # Batches keep each transaction (and the WAL burst) small on a busy outbox.
-            with session_factory() as session, unit_of_work(session):
-                deleted = purge_sent(session, model, retention, limit=batch_size)
-            total += deleted
-            if deleted < batch_size:
-                break
-        if total:
-            log.info("purged sent outbox events", extra={"sent_events": total})
-        return total
-
-    return purge
+    return _batched_purge(
+        session_factory,
+        lambda session, limit: purge_sent(session, model, retention, limit=limit),
+        batch_size=batch_size,
+        message="purged sent outbox events",
+        count_field="sent_events",
+    )
 
 
 def inbox_purge(
@@ -135,20 +153,13 @@ def inbox_purge(
     batch_size: int = 10_000,
 ) -> Callable[[], int]:
     """An action deleting inbox rows received more than `retention` ago, in committed batches."""
-
-    def purge() -> int:
-        total = 0
-        while True:
-            with session_factory() as session, unit_of_work(session):
-                deleted = purge_handled(session, model, retention, limit=batch_size)
-            total += deleted
-            if deleted < batch_size:
-                break
-        if total:
-            log.info("purged old inbox rows", extra={"inbox_rows": total})
-        return total
-
-    return purge
+    return _batched_purge(
+        session_factory,
+        lambda session, limit: purge_handled(session, model, retention, limit=limit),
+        batch_size=batch_size,
+        message="purged old inbox rows",
+        count_field="inbox_rows",
+    )
 
 
 def consumer_from_config(

@@ -2,9 +2,9 @@
 --
 -- MODE picks the request: get_one (GET /api/v1/orders/<id>), page (GET a page of 20),
 -- post (POST /api/v1/orders), login (POST /api/v1/auth/login), item (the bare baseline's
--- GET /items/<id>). DATAFILE has one tab-separated row per line, used round robin:
--- get_one "token<TAB>order id", page and post "token", login "email<TAB>password",
--- item "id". done() prints one line `WRK_JSON {...}` that bench/wrk.py parses.
+-- GET /items/<id>), insert (the bare baseline's POST /orders, the same body as post).
+-- DATAFILE has one tab-separated row per line, used round robin: get_one "token<TAB>order
+-- id", page and post "token", login "email<TAB>password", item "id", insert anything. done() prints one line `WRK_JSON {...}` that bench/wrk.py parses.
 
 local mode = nil
 local rows = {}
@@ -60,6 +60,8 @@ function request()
     return wrk.format("POST", "/api/v1/auth/login", { ["Content-Type"] = "application/json" }, body)
   elseif mode == "item" then
     return wrk.format("GET", "/items/" .. row[1])
+  elseif mode == "insert" then
+    return wrk.format("POST", "/orders", { ["Content-Type"] = "application/json" }, ORDER_BODY)
   end
   error("unknown mode " .. tostring(mode))
 end

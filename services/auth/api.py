@@ -11,8 +11,9 @@ from flask import current_app, request
 from flask.views import MethodView
 from sqlalchemy.orm import Session
 
-from services.auth import services
+from services.auth import registration, sessions, throttle, users
 from services.auth.models import User, db
+from services.auth.registration import Registration
 from services.auth.schemas import (
     JWKSSchema,
     LoginSchema,
@@ -28,7 +29,9 @@ from services.auth.schemas import (
     VerifyEmailArgsSchema,
     VerifyEmailSchema,
 )
-from services.auth.services import AuthDeps, Registration, TokenPair, UserPage
+from services.auth.services import AuthDeps
+from services.auth.sessions import TokenPair
+from services.auth.users import UserPage
 from shared.app import ApiBlueprint
 from shared.errors import TooManyRequestsError, UnauthorizedError
 from shared.openapi import operation
@@ -66,9 +69,9 @@ def log_in(
     as well: the failure must be counted although the request fails.
     """
     with unit_of_work(session):
-        attempt = services.begin_login(session=session, deps=deps, email=email, client_ip=client_ip)
+        attempt = throttle.begin_login(session=session, deps=deps, email=email, client_ip=client_ip)
     with unit_of_work(session, commit_on=(UnauthorizedError, TooManyRequestsError)):
-        return services.finish_login(session=session, deps=deps, attempt=attempt, password=password)
+        return sessions.finish_login(session=session, deps=deps, attempt=attempt, password=password)
 
 
 @blp.route("/register")
@@ -81,12 +84,12 @@ class Register(MethodView):
     def post(self, body: dict[str, Any]) -> Registration:
         """Register; the same 202 whether or not the address is taken (a link is mailed)."""
         with unit_of_work(_session()) as session:
-            return services.register_user(session=session, deps=_deps(), **body)
+            return registration.register_user(session=session, deps=_deps(), **body)
 
 
 def _verify_email(token: str) -> User:
     with unit_of_work(_session()) as session:
-        return services.verify_email(session=session, deps=_deps(), token=token)
+        return registration.verify_email(session=session, deps=_deps(), token=token)
 
 
 @blp.route("/verify-email")
@@ -138,7 +141,7 @@ class Refresh(MethodView):
         """A new token pair for a refresh token, which stops working."""
         # 401 commits too: a re-used token's family must stay revoked.
         with unit_of_work(_session(), commit_on=(UnauthorizedError,)) as session:
-            pair = services.refresh_tokens(
+            pair = sessions.refresh_tokens(
                 session=session, deps=_deps(), refresh_token=body["refresh_token"]
             )
         return pair, NO_STORE
@@ -156,7 +159,7 @@ class Logout(MethodView):
     def post(self, body: dict[str, Any]) -> None:
         """Revoke the refresh token (and its rotation family)."""
         with unit_of_work(_session()) as session:
-            services.logout(
+            sessions.logout(
                 session=session,
                 deps=_deps(),
                 user_id=current_principal().user_id,
@@ -174,7 +177,7 @@ class Me(MethodView):
     @blp.response(200, UserSchema)
     def get(self) -> User:
         """The user the access token was issued to."""
-        return services.get_active_user(session=_session(), user_id=current_principal().user_id)
+        return users.get_active_user(session=_session(), user_id=current_principal().user_id)
 
     @operation(blp, "update_me")
     @blp.doc(security=BEARER)
@@ -184,7 +187,7 @@ class Me(MethodView):
     def patch(self, body: dict[str, Any]) -> User:
         """Change the caller's own profile (the name); the other services follow."""
         with unit_of_work(_session()) as session:
-            return services.update_profile(
+            return users.update_profile(
                 session=session,
                 deps=_deps(),
                 user_id=current_principal().user_id,
@@ -229,7 +232,7 @@ class Users(MethodView):
     @blp.response(200, UserPageSchema)
     def get(self, args: dict[str, Any]) -> UserPage:
         """Users newest first; pass `next_cursor` back as `cursor` for the next page."""
-        return services.list_users(
+        return users.list_users(
             session=_session(),
             actor_id=current_principal().user_id,
             limit=args["limit"],
@@ -249,7 +252,7 @@ class UserById(MethodView):
     def patch(self, body: dict[str, Any], user_id: Any) -> User:
         """Change role and/or active; 409 for the last active admin."""
         with unit_of_work(_session()) as session:
-            return services.update_user(
+            return users.update_user(
                 session=session,
                 deps=_deps(),
                 actor_id=current_principal().user_id,

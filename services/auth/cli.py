@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from services.auth import keys as signing_keys
-from services.auth import services
+from services.auth import registration
 from services.auth.models import db
 from services.auth.services import AuthDeps
 from shared.errors import ServiceError
@@ -58,7 +58,7 @@ def _bootstrap_admin() -> bool:
     if not email or not password:
         return False
     with unit_of_work(db.session()) as session:
-        user, created = services.ensure_bootstrap_admin(
+        user, created = registration.ensure_bootstrap_admin(
             session=session,
             deps=_deps(),
             email=email,
@@ -96,7 +96,7 @@ def create_admin(email: str, name: str, password: str) -> None:
     """Create an admin account."""
     try:
         with unit_of_work(db.session()) as session:
-            user = services.create_admin(
+            user = registration.create_admin(
                 session=session, deps=_deps(), email=email, password=password, name=name
             )
     except ServiceError as exc:

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
-from services.notifications import services
+from services.notifications import services, webhooks
 from services.notifications.models import Notification, WebhookEndpoint, db
 from services.notifications.schemas import (
     NotificationPageSchema,
@@ -98,7 +98,7 @@ class Webhooks(MethodView):
     @blp.response(200, WebhookListSchema)
     def get(self) -> dict[str, list[WebhookEndpoint]]:
         """Your endpoints, without their secrets."""
-        return {"items": services.list_webhooks(session=_session(), user_id=_user_id())}
+        return {"items": webhooks.list_webhooks(session=_session(), user_id=_user_id())}
 
     @operation(blp, "create_webhook", 409)
     @blp.doc(security=BEARER)
@@ -109,7 +109,7 @@ class Webhooks(MethodView):
         """Register an endpoint; its signing secret is in this answer and never again."""
         guard: TargetGuard = current_app.extensions[GUARD_EXTENSION]
         with unit_of_work(_session()) as session:
-            endpoint = services.create_webhook(
+            endpoint = webhooks.create_webhook(
                 session=session,
                 user_id=_user_id(),
                 url=body["url"],
@@ -133,4 +133,4 @@ class WebhookById(MethodView):
     def delete(self, webhook_id: uuid.UUID) -> None:
         """Delete it; what was still to be sent to it is cancelled. 404 for anyone else's."""
         with unit_of_work(_session()) as session:
-            services.delete_webhook(session=session, user_id=_user_id(), webhook_id=webhook_id)
+            webhooks.delete_webhook(session=session, user_id=_user_id(), webhook_id=webhook_id)

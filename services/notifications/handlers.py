@@ -8,9 +8,8 @@ all commit together, or none does and the consumer retries.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,13 +25,17 @@ from shared.contracts import (
     UserRegistrationAttemptedV1,
     UserVerificationRequestedV1,
 )
+from shared.contracts.handlers import Handlers
 from shared.db import utcnow
 from shared.events import Event
 
 CONSUMER = "notifications"
+# Each handler gets its data parsed (and trusted by source) by shared.contracts.
+HANDLERS = Handlers(CONSUMER)
 WARNING_MAIL_INTERVAL = timedelta(days=1)
 
 
+@HANDLERS.on(UserRegisteredV1)
 def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -> None:
     """Remember the user's address and welcome them."""
     services.record_contact(
@@ -45,27 +48,15 @@ def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -
     _notify(session, event, data.user_id)
 
 
-def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
-    """Write to the user's new address, by their new name."""
-    services.update_contact_profile(
-        session=session,
-        user_id=data.user_id,
-        email=data.email,
-        name=data.name,
-        version=data.version,
-    )
+# Write to the user's new address, by their new name.
+HANDLERS.use_case(UserProfileChangedV1, services.update_contact_profile)
+# Write to the user no more: cancel what is pending, create nothing new.
+HANDLERS.use_case(UserDeactivatedV1, services.deactivate_contact)
+# Write to the user again.
+HANDLERS.use_case(UserReactivatedV1, services.reactivate_contact)
 
 
-def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
-    """Write to the user no more: cancel what is pending, create nothing new."""
-    services.deactivate_contact(session=session, user_id=data.user_id, version=data.version)
-
-
-def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
-    """Write to the user again."""
-    services.reactivate_contact(session=session, user_id=data.user_id, version=data.version)
-
-
+@HANDLERS.on(UserVerificationRequestedV1)
 def on_verification_requested(
     session: Session, event: Event, data: UserVerificationRequestedV1
 ) -> None:
@@ -84,11 +75,13 @@ def on_verification_requested(
     )
 
 
+@HANDLERS.on(UserEmailVerifiedV1)
 def on_email_verified(session: Session, _event: Event, data: UserEmailVerifiedV1) -> None:
     """The owner confirmed the address: mail may go to it from now on."""
     services.verify_contact(session=session, user_id=data.user_id)
 
 
+@HANDLERS.on(UserRegistrationAttemptedV1)
 def on_registration_attempted(
     session: Session, event: Event, data: UserRegistrationAttemptedV1
 ) -> None:
@@ -104,11 +97,34 @@ def on_registration_attempted(
     _notify(session, event, data.user_id, mail=not recently)
 
 
+@HANDLERS.on(OrderCreatedV1, OrderStatusChangedV1)
 def on_order_event(
     session: Session, event: Event, data: OrderCreatedV1 | OrderStatusChangedV1
 ) -> None:
     """Tell the user about their order (created, or its status changed)."""
     _notify(session, event, data.user_id)
+
+
+@HANDLERS.on_batch(OrderCreatedV1, OrderStatusChangedV1)
+def on_order_events(
+    session: Session, items: Sequence[tuple[Event, OrderCreatedV1 | OrderStatusChangedV1]]
+) -> None:
+    """`on_order_event` for a run of order events of a batch: their rows written per batch."""
+    services.notify_many(
+        session=session,
+        notices=[
+            services.Notice(
+                user_id=data.user_id,
+                event_id=event.id,
+                event_type=event.type,
+                occurred_at=event.time,
+                data=event.data,
+                request_id=event.requestid,
+                traceparent=event.traceparent,
+            )
+            for event, data in items
+        ],
+    )
 
 
 def _notify(session: Session, event: Event, user_id: str, *, mail: bool = True) -> None:
@@ -125,17 +141,3 @@ def _notify(session: Session, event: Event, user_id: str, *, mail: bool = True) 
         traceparent=event.traceparent,
         mail=mail,
     )
-
-
-# The data each handler gets is parsed (and trusted by source) by shared.contracts.
-HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
-    "user.registered": on_user_registered,
-    "user.profile_changed": on_user_profile_changed,
-    "user.deactivated": on_user_deactivated,
-    "user.reactivated": on_user_reactivated,
-    "user.verification_requested": on_verification_requested,
-    "user.email_verified": on_email_verified,
-    "user.registration_attempted": on_registration_attempted,
-    "order.created": on_order_event,
-    "order.status_changed": on_order_event,
-}

@@ -1,4 +1,6 @@
-"""Use cases of the notifications service: contacts, notifications, webhooks, deliveries.
+"""Use cases of the notifications service: contacts, notifications, deliveries.
+
+Webhook endpoints (register, list, delete) are in `webhooks`.
 
 No Flask here, and no use case commits: the entry point owns the transaction
 (`shared.uow`). The API views commit each request; the inbox commits the event's row and its
@@ -12,17 +14,13 @@ last set them and ignore anything older.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import random
-import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -36,32 +34,25 @@ from services.notifications.models import (
     WebhookEndpoint,
 )
 from services.notifications.rendering import render
-from services.notifications.ssrf import TargetGuard, UnsafeTargetError
+
+# SECRET_PREFIX is re-exported: the delivery worker signs with `services.SECRET_PREFIX`.
+from services.notifications.webhooks import ENDPOINT_DELETED, webhook_body
+from services.notifications.webhooks import SECRET_PREFIX as SECRET_PREFIX
 from shared.backoff import backoff_ceiling, jittered_delay
 from shared.context import trace_id_of
-from shared.db import as_utc, is_postgresql, locked_row, rows_matched, utcnow
-from shared.errors import ConflictError, NotFoundError, UnprocessableError
+from shared.db import is_postgresql, locked_row, rows_matched, utcnow
+from shared.errors import NotFoundError
 from shared.pagination import PageKey, keyset_page
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
-SECRET_PREFIX = "whsec_"
-SECRET_BYTES = 32
 USER_DEACTIVATED = "cancelled: the user was deactivated"
 ADDRESS_UNVERIFIED = "cancelled: the email address is not verified"
-ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
 WORKER_LOST = (
     "failed: the worker sending the last attempt stopped before recording its outcome "
     "(crashed or killed), and no attempts are left"
 )
-# The one reason a client gets for any refused webhook target: which rule refused it
-# ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
-# what our internal DNS knows. The detail is logged.
-REFUSED_TARGET = "this webhook target is not allowed: it must be a public http(s) address"
-# The first key of the advisory lock that serialises one user's webhook creations (any
-# number that no other advisory lock in this database uses).
-WEBHOOK_LIMIT_LOCK = 4201
 
 
 # -- retry policy -----------------------------------------------------------------------
@@ -302,16 +293,6 @@ def deactivate_contact(*, session: Session, user_id: str, version: int) -> int:
     return rows_matched(result)
 
 
-def webhook_body(*, event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> str:
-    """The JSON a webhook receives (Standard Webhooks payload shape: type, timestamp, data)."""
-    timestamp = as_utc(occurred_at).astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps(
-        {"type": event_type, "timestamp": timestamp, "data": dict(data)},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-
-
 # The event data field naming what each family of events is about.
 SUBJECT_FIELDS = {"order": "order_id", "user": "user_id"}
 
@@ -356,7 +337,7 @@ def notify(
         created_at=now,
         # Kept only when well-formed: they come from another service, and a value that
         # does not fit the column must not turn the whole event into a poison message.
-        request_id=request_id if request_id and len(request_id) <= 128 else None,
+        request_id=_request_id(request_id),
         traceparent=traceparent if trace_id_of(traceparent) else None,
         subject_type=subject_type,
         subject_id=subject_id,
@@ -407,6 +388,122 @@ def notify(
     return notification
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One event to tell its user about: what `notify` takes, for `notify_many`."""
+
+    user_id: str
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    data: Mapping[str, Any]
+    request_id: str | None = None
+    traceparent: str | None = None
+    mail: bool = True
+
+
+def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
+    """`notify` for a batch of events, with the same rows; how many notifications.
+
+    Written by hand rather than through the ORM's unit of work, because this is the
+    consumer's hot path (every order event passes here): the contacts and webhook
+    endpoints of the batch's users are read with one query each, and the notification
+    and delivery rows are inserted with one multi-row INSERT per table (SQLAlchemy's
+    insertmanyvalues), instead of a lookup, a flush and two INSERTs per event.
+    """
+    if not notices:
+        return 0
+    user_ids = {notice.user_id for notice in notices}
+    # ORM-enabled selects: anything pending in the session is flushed first.
+    contacts = {
+        row.user_id: row
+        for row in session.execute(
+            sa.select(Contact.user_id, Contact.name, Contact.active, Contact.email_verified).where(
+                Contact.user_id.in_(user_ids)
+            )
+        )
+    }
+    endpoints: dict[str, list[Any]] = {}
+    for row in session.execute(
+        sa.select(WebhookEndpoint.id, WebhookEndpoint.user_id, WebhookEndpoint.event_types)
+        .where(WebhookEndpoint.user_id.in_(user_ids))
+        .order_by(WebhookEndpoint.created_at)
+    ):
+        endpoints.setdefault(row.user_id, []).append(row)
+    notifications: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    for notice in notices:
+        now = utcnow()  # one per event, as `notify`: the app lists them in this order
+        contact = contacts.get(notice.user_id)
+        rendered = render(notice.event_type, notice.data, name=contact.name if contact else None)
+        subject_type, subject_id = subject_of(notice.event_type, notice.data) or (None, None)
+        notification_id = uuid.uuid4()
+        notifications.append(
+            {
+                "id": notification_id,
+                "user_id": notice.user_id,
+                "event_id": notice.event_id,
+                "event_type": notice.event_type,
+                "title": rendered.title,
+                "body": rendered.body,
+                "created_at": now,
+                "read_at": None,
+                "request_id": _request_id(notice.request_id),
+                "traceparent": notice.traceparent if trace_id_of(notice.traceparent) else None,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+            }
+        )
+        if contact is not None and not contact.active:
+            continue  # in-app only: a deactivated user is written to no more
+
+        def delivery(
+            channel: Channel, payload: dict[str, Any], endpoint_id: uuid.UUID | None = None
+        ) -> dict[str, Any]:
+            return {
+                "id": uuid.uuid4(),
+                "notification_id": notification_id,  # noqa: B023 (used within the iteration)
+                "user_id": notice.user_id,  # noqa: B023
+                "channel": channel.value,
+                "endpoint_id": endpoint_id,
+                "payload": payload,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "last_error": None,
+                "next_attempt_at": now,  # noqa: B023
+                "sent_at": None,
+                "created_at": now,  # noqa: B023
+                "updated_at": now,  # noqa: B023
+            }
+
+        if notice.mail and (contact is None or contact.email_verified):
+            deliveries.append(
+                delivery(
+                    Channel.EMAIL,
+                    {
+                        "subject": rendered.title,
+                        "text": rendered.email_text,
+                        "html": rendered.email_html,
+                    },
+                )
+            )
+        body: str | None = None
+        for endpoint in endpoints.get(notice.user_id, ()):
+            if notice.event_type in endpoint.event_types:
+                body = body or webhook_body(
+                    event_type=notice.event_type, occurred_at=notice.occurred_at, data=notice.data
+                )
+                deliveries.append(delivery(Channel.WEBHOOK, {"body": body}, endpoint.id))
+    session.execute(sa.insert(cast(sa.Table, Notification.__table__)), notifications)
+    if deliveries:
+        session.execute(sa.insert(cast(sa.Table, Delivery.__table__)), deliveries)
+    return len(notifications)
+
+
+def _request_id(request_id: str | None) -> str | None:
+    return request_id if request_id and len(request_id) <= 128 else None
+
+
 # -- the owner's view (called by the API, which commits) ---------------------------------
 
 
@@ -455,97 +552,6 @@ def mark_read(*, session: Session, user_id: str, notification_id: uuid.UUID) -> 
     if notification.read_at is None:
         notification.read_at = utcnow()
     return notification
-
-
-def new_webhook_secret() -> str:
-    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def create_webhook(
-    *,
-    session: Session,
-    user_id: str,
-    url: str,
-    event_types: Sequence[str],
-    description: str | None,
-    guard: TargetGuard,
-    max_per_user: int,
-) -> WebhookEndpoint:
-    """Register an endpoint for the user; 422 when its URL may not be called (SSRF guard)."""
-    try:
-        guard.check_url(url)
-    except UnsafeTargetError as exc:
-        log.info(
-            "webhook target refused",
-            extra={"user_id": user_id, "url": url[:200], "reason": str(exc)},
-        )
-        raise UnprocessableError(REFUSED_TARGET, errors={"url": [REFUSED_TARGET]}) from None
-    if is_postgresql(session):
-        # One user's creations take turns, or two requests could each count one below the
-        # limit and both insert. The lock is the transaction's: gone at commit or rollback.
-        session.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(WEBHOOK_LIMIT_LOCK, _lock_key(user_id)))
-        )
-    endpoint = WebhookEndpoint(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        url=url,
-        description=description,
-        event_types=list(dict.fromkeys(event_types)),  # dedupe, keep the caller's order
-        secret=new_webhook_secret(),
-        created_at=utcnow(),
-    )
-    session.add(endpoint)
-    session.flush()
-    # Counted after our own insert: the lock above orders this on PostgreSQL; on SQLite
-    # (`make run`) the insert took the database's write lock, so a concurrent request's
-    # insert waits for our commit and its count then includes our row.
-    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.user_id == user_id))
-    if (count or 0) > max_per_user:
-        # The caller rolls the insert back with the rest of the request.
-        raise ConflictError(f"At most {max_per_user} webhook endpoints per user; delete one.")
-    return endpoint
-
-
-def _lock_key(user_id: str) -> int:
-    """A stable signed 32-bit number for `user_id` (PostgreSQL advisory locks take integers)."""
-    digest = hashlib.blake2b(user_id.encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def list_webhooks(*, session: Session, user_id: str) -> list[WebhookEndpoint]:
-    """The user's own endpoints, oldest first."""
-    return list(
-        session.scalars(
-            sa.select(WebhookEndpoint)
-            .where(WebhookEndpoint.user_id == user_id)
-            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-        )
-    )
-
-
-def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> None:
-    """Delete one of the user's endpoints and cancel what was still to be sent to it."""
-    endpoint = session.scalar(
-        sa.select(WebhookEndpoint).where(
-            WebhookEndpoint.id == webhook_id, WebhookEndpoint.user_id == user_id
-        )
-    )
-    if endpoint is None:
-        raise NotFoundError("No such webhook endpoint.")
-    now = utcnow()
-    session.execute(
-        sa.update(Delivery)
-        .where(Delivery.endpoint_id == endpoint.id, Delivery.status == DeliveryStatus.PENDING)
-        .values(
-            status=DeliveryStatus.CANCELLED,
-            last_error=ENDPOINT_DELETED,
-            next_attempt_at=None,
-            updated_at=now,
-        )
-    )
-    session.delete(endpoint)
 
 
 # -- the delivery worker (its loop commits after each step) -------------------------------

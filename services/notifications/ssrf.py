@@ -9,7 +9,7 @@ connects to exactly the addresses it just approved, so a DNS answer that changed
 registration, or between a check and the connect (DNS rebinding), cannot slip through.
 
 The reasons in UnsafeTargetError name hosts and addresses: they are for our logs. What a
-client is told is one generic sentence (`services.REFUSED_TARGET`), or the answers would
+client is told is one generic sentence (`webhooks.REFUSED_TARGET`), or the answers would
 map our internal DNS for them.
 """
 

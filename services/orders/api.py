@@ -37,6 +37,7 @@ from services.orders.schemas import (
     ProductQueryArgsSchema,
     ProductSchema,
     render_order,
+    render_order_fields,
     render_order_page,
 )
 from shared.app import ApiBlueprint
@@ -140,11 +141,11 @@ def _with_etag(order: Order) -> tuple[Order, dict[str, str]]:
     return order, {"ETag": etag_for(order.id, order.version)}
 
 
-def _created(order: Order) -> services.StoredResponse:
+def _created(order: services.PlacedOrder) -> services.StoredResponse:
     """The 201 answer to a create; stored with an Idempotency-Key and replayed as is."""
     return services.StoredResponse(
         status=201,
-        body=OrderSchema().dump(order),
+        body=render_order_fields(order, order.items),
         headers={
             "Location": url_for("orders.order", order_id=order.id),
             "ETag": etag_for(order.id, order.version),

@@ -7,11 +7,9 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from flask import Flask
-from sqlalchemy.orm import Session
 
 from services.orders import services
 from services.orders.models import Inbox, db
@@ -21,51 +19,23 @@ from shared.contracts import (
     UserReactivatedV1,
     UserRegisteredV1,
 )
+from shared.contracts.handlers import Handlers
 from shared.events import Event
 from shared.inbox import inbox_handler
 
 CONSUMER = "orders"
+# Each handler gets its data parsed (and trusted by source) by shared.contracts.
+HANDLERS = Handlers(CONSUMER)
 
 
-def on_user_registered(session: Session, _event: Event, data: UserRegisteredV1) -> None:
-    """user.registered: remember the customer (email and name, active)."""
-    services.record_customer(
-        session=session,
-        user_id=data.user_id,
-        email=data.email,
-        name=data.name,
-        version=data.version,
-    )
-
-
-def on_user_profile_changed(session: Session, _event: Event, data: UserProfileChangedV1) -> None:
-    """user.profile_changed: the customer's new email and name."""
-    services.update_customer_profile(
-        session=session,
-        user_id=data.user_id,
-        email=data.email,
-        name=data.name,
-        version=data.version,
-    )
-
-
-def on_user_deactivated(session: Session, _event: Event, data: UserDeactivatedV1) -> None:
-    """user.deactivated: refuse the user's new orders and cancel the open ones."""
-    services.deactivate_customer(session=session, user_id=data.user_id, version=data.version)
-
-
-def on_user_reactivated(session: Session, _event: Event, data: UserReactivatedV1) -> None:
-    """user.reactivated: accept the user's orders again."""
-    services.reactivate_customer(session=session, user_id=data.user_id, version=data.version)
-
-
-# The data each handler gets is parsed (and trusted by source) by shared.contracts.
-HANDLERS: Mapping[str, Callable[[Session, Event, Any], None]] = {
-    "user.registered": on_user_registered,
-    "user.profile_changed": on_user_profile_changed,
-    "user.deactivated": on_user_deactivated,
-    "user.reactivated": on_user_reactivated,
-}
+# user.registered: remember the customer (email and name, active).
+HANDLERS.use_case(UserRegisteredV1, services.record_customer)
+# user.profile_changed: the customer's new email and name.
+HANDLERS.use_case(UserProfileChangedV1, services.update_customer_profile)
+# user.deactivated: refuse the user's new orders and cancel the open ones.
+HANDLERS.use_case(UserDeactivatedV1, services.deactivate_customer)
+# user.reactivated: accept the user's orders again.
+HANDLERS.use_case(UserReactivatedV1, services.reactivate_customer)
 
 
 def event_handler(app: Flask) -> Callable[[Event], None]:

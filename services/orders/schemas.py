@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -270,16 +270,21 @@ class OrderPageSchema(Schema):
 
 
 # -- output of the reads, rendered by hand ----------------------------------------------------
-# GET one order and GET a page render database rows straight to JSON: marshmallow's dump is
-# a good part of a read's CPU, and the rows already hold exactly what OrderSchema shows.
-# The schemas above still document the responses; a test keeps the two in step.
+# GET one order, GET a page and the 201 of a placement render rows (or the order just
+# written) straight to JSON: marshmallow's dump is a good part of a request's CPU, and they
+# already hold exactly what OrderSchema shows. The schemas above still document the
+# responses; tests keep the two in step.
 
 _NEXT_CURSOR = CursorField(allow_none=True)
 
 
 def render_order(view: OrderView) -> dict[str, Any]:
     """What `OrderSchema().dump` gives for this order."""
-    order = view.order
+    return render_order_fields(view.order, view.items)
+
+
+def render_order_fields(order: Any, items: Iterable[Any]) -> dict[str, Any]:
+    """What `OrderSchema().dump` gives for an order's fields and its lines' (rows or objects)."""
     return {
         "id": str(order.id),
         "user_id": order.user_id,
@@ -291,7 +296,7 @@ def render_order(view: OrderView) -> dict[str, Any]:
         "updated_at": _utc_iso(order.updated_at),
         "items": [
             {"sku": i.sku, "quantity": i.quantity, "unit_price_cents": i.unit_price_cents}
-            for i in view.items
+            for i in items
         ],
     }
 

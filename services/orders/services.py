@@ -22,11 +22,11 @@ import operator
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, TypeVar, cast
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload
 
 from services.orders.models import (
@@ -47,6 +47,7 @@ from shared.errors import (
     ForbiddenError,
     NotFoundError,
     PreconditionFailedError,
+    ServiceUnavailableError,
     UnprocessableError,
 )
 from shared.events import Event
@@ -142,6 +143,54 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class PlacedLine:
+    """One line of an order being placed, priced from the catalogue."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order being placed: exactly the row written (nothing is read back after the INSERT)."""
+
+    id: uuid.UUID
+    user_id: str
+    status: str
+    currency: str
+    total_cents: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    items: tuple[PlacedLine, ...]
+
+    def row(self) -> dict[str, Any]:
+        """The `orders` row."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "status": self.status,
+            "currency": self.currency,
+            "total_cents": self.total_cents,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def item_parameters(self) -> dict[str, Any]:
+        """The `order_items` rows as the parameters of `_insert_items(len(items))`."""
+        parameters: dict[str, Any] = {}
+        for n, line in enumerate(self.items):
+            parameters[f"order_id_{n}"] = self.id
+            parameters[f"position_{n}"] = n
+            parameters[f"sku_{n}"] = line.sku
+            parameters[f"quantity_{n}"] = line.quantity
+            parameters[f"unit_price_cents_{n}"] = line.unit_price_cents
+        return parameters
+
+
+@dataclass(frozen=True)
 class OrderView:
     """An order as read for display: its row, and one row per item (in order) if it has any.
 
@@ -161,6 +210,32 @@ class OrderPage:
 
 
 # -- placing orders ------------------------------------------------------------------------
+
+ORDERS = cast(sa.Table, Order.__table__)
+ITEMS = cast(sa.Table, OrderItem.__table__)
+# Core, not ORM objects: the unit of work's flush (state tracking, cascades, relationship
+# bookkeeping) cost more CPU than everything else placing an order does in Python.
+_INSERT_ORDER = sa.insert(ORDERS)
+_ITEM_COLUMNS_WRITTEN = ("order_id", "position", "sku", "quantity", "unit_price_cents")
+
+
+@functools.cache
+def _insert_items(lines: int) -> sa.Insert:
+    """One multi-row INSERT of `lines` order lines, with bound parameters `<column>_<n>`.
+
+    Built (and so compiled) once per number of lines: psycopg's executemany would send the
+    rows through a pipeline, whose set-up costs more than the rows, and `.values(rows)`
+    with the values themselves is compiled anew on every call.
+    """
+    return sa.insert(ITEMS).values(
+        [
+            {
+                column: sa.bindparam(f"{column}_{n}", type_=ITEMS.c[column].type)
+                for column in _ITEM_COLUMNS_WRITTEN
+            }
+            for n in range(lines)
+        ]
+    )
 
 
 def request_fingerprint(new_order: NewOrder) -> str:
@@ -182,7 +257,7 @@ def place_order(
     session: Session,
     actor: Actor,
     new_order: NewOrder,
-    render: Callable[[Order], StoredResponse],
+    render: Callable[[PlacedOrder], StoredResponse],
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
 ) -> Placement:
@@ -190,64 +265,72 @@ def place_order(
 
     `render` turns the new order into the HTTP answer, which is stored with the key so a
     retry gets exactly the first answer, even after the order has moved on.
+
+    The hot write path: Core statements on the session's connection, each built once, and
+    nothing loaded back (the rows written are exactly the values sent). Without a key that
+    is one read (the prices, and the customer's flag share-locked) and three inserts (the
+    order, its lines in one multi-row INSERT, the outbox row); a key adds one read and one
+    insert.
     """
     fingerprint = request_fingerprint(new_order)
     if idempotency_key is not None:
         earlier = _earlier_placement(session, actor, idempotency_key, fingerprint, idempotency_ttl)
         if earlier is not None:
             return earlier
-    _refuse_deactivated_customer(session, actor.user_id)
-    prices = _catalogue_prices(session, new_order)
-    order = _build_order(actor, new_order, prices)
+    prices = _prices_for_customer(session, actor.user_id, new_order)
+    order = _priced_order(actor, new_order, prices)
     response = render(order)
-    if idempotency_key is not None:
-        try:
-            # Insert the key first: a concurrent retry with the same key waits here (on
-            # PostgreSQL's unique index) until that transaction ends, before doing any work.
-            # A savepoint, so that losing the race leaves this transaction usable.
-            with session.begin_nested():
-                session.add(
-                    IdempotencyKey(
-                        user_id=actor.user_id,
-                        key=idempotency_key,
-                        request_hash=fingerprint,
-                        response_status=response.status,
-                        response_body=response.body,
-                        response_headers=response.headers,
-                        created_at=order.created_at,
-                    )
-                )
-        except IntegrityError:
-            # Lost the race to a concurrent request with the same key: answer as it did.
-            earlier = _earlier_placement(
-                session, actor, idempotency_key, fingerprint, idempotency_ttl
+    if idempotency_key is not None and not _keep_response(
+        session, actor, idempotency_key, fingerprint, response, order
+    ):
+        # Lost the race to a concurrent request with the same key: answer as it did.
+        earlier = _earlier_placement(session, actor, idempotency_key, fingerprint, idempotency_ttl)
+        if earlier is None:
+            # Its record expired and was deleted between our insert and this read: nothing
+            # is left to answer with, and a new attempt will place the order.
+            raise ServiceUnavailableError(
+                "A concurrent request with this Idempotency-Key just ended; send this again.",
+                headers={"Retry-After": "1"},
             )
-            if earlier is None:
-                raise
-            return earlier
-    session.add(order)
+        return earlier
+    connection = session.connection()
+    connection.execute(_INSERT_ORDER, order.row())
+    connection.execute(_insert_items(len(order.items)), order.item_parameters())
     record_event(session, _order_created(order), model=Outbox)
     return Placement(response=response, replayed=False)
+
+
+IDEMPOTENCY_KEYS = cast(sa.Table, IdempotencyKey.__table__)
+_EARLIER_ANSWER = sa.select(
+    IDEMPOTENCY_KEYS.c.request_hash,
+    IDEMPOTENCY_KEYS.c.response_status,
+    IDEMPOTENCY_KEYS.c.response_body,
+    IDEMPOTENCY_KEYS.c.response_headers,
+    IDEMPOTENCY_KEYS.c.created_at,
+).where(
+    IDEMPOTENCY_KEYS.c.user_id == sa.bindparam("user_id"),
+    IDEMPOTENCY_KEYS.c.key == sa.bindparam("key"),
+)
+_FORGET_EXPIRED_KEY = sa.delete(IDEMPOTENCY_KEYS).where(
+    IDEMPOTENCY_KEYS.c.user_id == sa.bindparam("user_id"),
+    IDEMPOTENCY_KEYS.c.key == sa.bindparam("key"),
+    IDEMPOTENCY_KEYS.c.created_at <= sa.bindparam("cutoff"),
+)
 
 
 def _earlier_placement(
     session: Session, actor: Actor, key: str, fingerprint: str, ttl: timedelta
 ) -> Placement | None:
     """The stored answer for (user, key), 422 for another body, None when unused or expired."""
-    record = session.get(IdempotencyKey, (actor.user_id, key), populate_existing=True)
+    parameters = {"user_id": actor.user_id, "key": key}
+    record = session.connection().execute(_EARLIER_ANSWER, parameters).one_or_none()
     if record is None:
         return None
-    if as_utc(record.created_at) <= utcnow() - ttl:
-        # Expired: forget it and treat the key as new. A plain DELETE (not session.delete)
-        # so that a concurrent request that already replaced it is not an error.
-        session.expunge(record)
-        session.execute(
-            sa.delete(IdempotencyKey).where(
-                IdempotencyKey.user_id == actor.user_id,
-                IdempotencyKey.key == key,
-                IdempotencyKey.created_at <= utcnow() - ttl,
-            )
-        )
+    cutoff = utcnow() - ttl
+    if as_utc(record.created_at) <= cutoff:
+        # Expired: forget it and treat the key as new. Only if still expired, so that a
+        # concurrent request that already replaced it keeps its record.
+        session.connection().execute(_FORGET_EXPIRED_KEY, {**parameters, "cutoff": cutoff})
         return None
     if record.request_hash != fingerprint:
         raise UnprocessableError(
@@ -262,6 +345,38 @@ def _earlier_placement(
         ),
         replayed=True,
     )
+
+
+def _keep_response(
+    session: Session,
+    actor: Actor,
+    key: str,
+    fingerprint: str,
+    response: StoredResponse,
+    order: PlacedOrder,
+) -> bool:
+    """Store the answer under (user, key); False when a concurrent request stored one first.
+
+    Written before the order: a concurrent retry with the same key waits here (on
+    PostgreSQL's unique index) until that transaction ends, before doing any work. ON
+    CONFLICT DO NOTHING rather than a savepoint around a plain INSERT: losing the race
+    leaves this transaction usable without the SAVEPOINT and RELEASE round trips.
+    """
+    stored = session.connection().execute(
+        upsert(session, IdempotencyKey)
+        .values(
+            user_id=actor.user_id,
+            key=key,
+            request_hash=fingerprint,
+            response_status=response.status,
+            response_body=response.body,
+            response_headers=response.headers,
+            created_at=order.created_at,
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+        .returning(IDEMPOTENCY_KEYS.c.key)
+    )
+    return stored.first() is not None
 
 
 def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
@@ -284,32 +399,75 @@ def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
         )
         active = _customer_active_for_share(session, user_id)
     if active is False:
-        raise ForbiddenError("This account is deactivated; it cannot place orders.")
+        _refuse_deactivated()
+
+
+def _refuse_deactivated() -> NoReturn:
+    raise ForbiddenError("This account is deactivated; it cannot place orders.")
+
+
+CUSTOMERS = cast(sa.Table, Customer.__table__)
+PRODUCTS = cast(sa.Table, Product.__table__)
+_CUSTOMER_ACTIVE_FOR_SHARE = (
+    sa.select(CUSTOMERS.c.active)
+    .where(CUSTOMERS.c.user_id == sa.bindparam("user_id"))
+    .with_for_update(read=True)
+)
 
 
 def _customer_active_for_share(session: Session, user_id: str) -> bool | None:
     """The customer's `active`, with the row share-locked until commit; None without a row."""
-    return session.scalar(
-        sa.select(Customer.active).where(Customer.user_id == user_id).with_for_update(read=True)
+    active: bool | None = (
+        session.connection().execute(_CUSTOMER_ACTIVE_FOR_SHARE, {"user_id": user_id}).scalar()
     )
+    return active
 
 
 # Built once: the IN list is an expanding parameter, so the statement is compiled and
-# cached once whatever the number of lines.
-_PRICES_OF_SKUS = sa.select(
-    Product.sku, Product.unit_price_cents, Product.currency, Product.active
-).where(Product.sku.in_(sa.bindparam("skus", expanding=True)))
+# cached once whatever the number of lines. The customer's flag rides along as an
+# uncorrelated subquery, which PostgreSQL runs once (an InitPlan), taking the same share
+# lock as `_customer_active_for_share`: one round trip instead of two for every order.
+_PRICES_FOR_CUSTOMER = sa.select(
+    PRODUCTS.c.sku,
+    PRODUCTS.c.unit_price_cents,
+    PRODUCTS.c.currency,
+    PRODUCTS.c.active,
+    _CUSTOMER_ACTIVE_FOR_SHARE.scalar_subquery().label("customer_active"),
+).where(PRODUCTS.c.sku.in_(sa.bindparam("skus", expanding=True)))
 
 
-def _catalogue_prices(session: Session, new_order: NewOrder) -> dict[str, CataloguePrice]:
-    """The catalogue price of every line's sku, in one query; 422 naming each line it refuses.
+def _prices_for_customer(
+    session: Session, user_id: str, new_order: NewOrder
+) -> dict[str, CataloguePrice]:
+    """403 for a deactivated customer, else the catalogue price of every line's sku.
+
+    As `_refuse_deactivated_customer` then `_catalogue_prices`, in one query when it can:
+    when no product matched (the subquery did not run) or the customer has no row yet,
+    the customer is checked on its own first, so the answers are the same.
+    """
+    rows = (
+        session.connection()
+        .execute(
+            _PRICES_FOR_CUSTOMER,
+            {"user_id": user_id, "skus": [i.sku for i in new_order.items]},
+        )
+        .all()
+    )
+    if not rows or rows[0].customer_active is None:
+        _refuse_deactivated_customer(session, user_id)
+    elif rows[0].customer_active is False:
+        _refuse_deactivated()
+    return _catalogue_prices(new_order, rows)
+
+
+def _catalogue_prices(new_order: NewOrder, rows: Sequence[Any]) -> dict[str, CataloguePrice]:
+    """The catalogue price of every line's sku from its rows; 422 naming each line it refuses.
 
     A line is refused when its sku is unknown, withdrawn (inactive) or priced in another
     currency than the order's. The rows are read without a lock: an order is priced as
     the catalogue stood when it was placed, and locking the popular products' rows on
     every order would serialise the orders that name them.
     """
-    rows = session.execute(_PRICES_OF_SKUS, {"skus": [i.sku for i in new_order.items]}).all()
     prices = {
         row.sku: CataloguePrice(
             unit_price_cents=row.unit_price_cents, currency=row.currency, active=row.active
@@ -335,33 +493,34 @@ def _catalogue_prices(session: Session, new_order: NewOrder) -> dict[str, Catalo
     return prices
 
 
-def _build_order(actor: Actor, new_order: NewOrder, prices: dict[str, CataloguePrice]) -> Order:
+def _priced_order(
+    actor: Actor, new_order: NewOrder, prices: dict[str, CataloguePrice]
+) -> PlacedOrder:
     now = utcnow()
-    order = Order(
+    lines = tuple(
+        # Copied, not referenced: a later price change leaves placed orders as they were.
+        PlacedLine(
+            sku=item.sku,
+            quantity=item.quantity,
+            unit_price_cents=prices[item.sku].unit_price_cents,
+        )
+        for item in new_order.items
+    )
+    return PlacedOrder(
         id=uuid.uuid4(),
         user_id=actor.user_id,
         status=OrderStatus.PENDING.value,
         currency=new_order.currency,
         # Bounded by the schemas (100 items x 1000 x 10^9) far below BIGINT and 2^53.
-        total_cents=sum(i.quantity * prices[i.sku].unit_price_cents for i in new_order.items),
+        total_cents=sum(line.quantity * line.unit_price_cents for line in lines),
         version=1,
         created_at=now,
         updated_at=now,
+        items=lines,
     )
-    order.items = [
-        OrderItem(
-            position=position,
-            sku=item.sku,
-            quantity=item.quantity,
-            # Copied, not referenced: a later price change leaves placed orders as they were.
-            unit_price_cents=prices[item.sku].unit_price_cents,
-        )
-        for position, item in enumerate(new_order.items)
-    ]
-    return order
 
 
-def _order_created(order: Order) -> Event:
+def _order_created(order: PlacedOrder) -> Event:
     return contracts.build(
         contracts.OrderCreatedV1(
             order_id=str(order.id),
@@ -390,8 +549,6 @@ def _order_created(order: Order) -> Event:
 # building the select per request (or loading ORM objects) costs more CPU than all the rest
 # of the request's database work.
 
-ORDERS = cast(sa.Table, Order.__table__)
-ITEMS = cast(sa.Table, OrderItem.__table__)
 _ITEM_COLUMNS = (ITEMS.c.sku, ITEMS.c.quantity, ITEMS.c.unit_price_cents)
 _BY_ORDER = operator.attrgetter("id")
 

@@ -45,62 +45,50 @@ Version = Annotated[int, Strict(), Field(ge=1)]
 
 
 @dataclass(frozen=True, kw_only=True)
-class UserRegisteredV1:
+class UserEvent:
+    """What every event about the state of one user carries: whose, and at which version."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = _DATA
+    user_id: Id
+    version: Version
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRegisteredV1(UserEvent):
     """A new account: orders keeps the customer, notifications the contact."""
 
-    __pydantic_config__: ClassVar[ConfigDict] = _DATA
-    user_id: Id
     email: Email
     name: Name
-    version: Version
 
 
 @dataclass(frozen=True, kw_only=True)
-class UserDeactivatedV1:
+class UserDeactivatedV1(UserEvent):
     """The account may no longer be used: no orders, no mail, no live tokens."""
 
-    __pydantic_config__: ClassVar[ConfigDict] = _DATA
-    user_id: Id
-    version: Version
-
 
 @dataclass(frozen=True, kw_only=True)
-class UserReactivatedV1:
+class UserReactivatedV1(UserEvent):
     """A deactivated account is usable again."""
 
-    __pydantic_config__: ClassVar[ConfigDict] = _DATA
-    user_id: Id
-    version: Version
-
 
 @dataclass(frozen=True, kw_only=True)
-class UserRoleChangedV1:
+class UserRoleChangedV1(UserEvent):
     """The user's role changed: tokens issued before it carry the old one."""
 
-    __pydantic_config__: ClassVar[ConfigDict] = _DATA
-    user_id: Id
     role: Role
-    version: Version
 
 
 @dataclass(frozen=True, kw_only=True)
-class UserProfileChangedV1:
+class UserProfileChangedV1(UserEvent):
     """The user's address or name changed (both given, as they are now)."""
 
-    __pydantic_config__: ClassVar[ConfigDict] = _DATA
-    user_id: Id
     email: Email
     name: Name
-    version: Version
 
 
 @dataclass(frozen=True, kw_only=True)
-class UserEmailVerifiedV1:
+class UserEmailVerifiedV1(UserEvent):
     """The user proved they own their address."""
-
-    __pydantic_config__: ClassVar[ConfigDict] = _DATA
-    user_id: Id
-    version: Version
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -120,10 +120,14 @@ class Catalogue:
 
     def contract_for(self, data: object) -> Contract[Any]:
         """The contract whose data class `data` is an instance of."""
+        return self.contract_for_class(type(data))
+
+    def contract_for_class(self, data_class: type[Any]) -> Contract[Any]:
+        """The contract whose data class is `data_class`."""
         try:
-            return self._by_class[type(data)]
+            return self._by_class[data_class]
         except KeyError:
-            raise TypeError(f"{type(data).__name__} is not an event in the catalogue") from None
+            raise TypeError(f"{data_class.__name__} is not an event in the catalogue") from None
 
     def consumed_by(self, consumer: str) -> tuple[str, ...]:
         """The types `consumer` is declared to consume."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared import contracts
+from shared.contracts.handlers import Handlers
 from shared.events import Event, InvalidEvent, parse_event
 
 REGISTERED = contracts.UserRegisteredV1(
@@ -170,3 +171,77 @@ def test_side_by_side_versions_reach_each_consumer_once_in_the_version_it_reads(
     assert catalogue.parse_for(v2, "new") == ThingHappenedV2(thing_id="t-1", size=3)
     with pytest.raises(InvalidEvent, match="size: Field required"):
         catalogue.parse_for(dataclasses.replace(v2, data={"thing_id": "t-1"}), "old")
+
+
+def test_handlers_are_found_by_the_type_of_the_contract_they_were_registered_for():
+    handlers = Handlers(contracts.NOTIFICATIONS_SERVICE)
+
+    @handlers.on(contracts.OrderCreatedV1, contracts.OrderStatusChangedV1)
+    def on_order(_session, _event, _data):
+        """An order handler."""
+
+    assert dict(handlers) == {"order.created": on_order, "order.status_changed": on_order}
+
+
+def test_a_handler_for_a_contract_the_consumer_is_not_declared_for_is_refused_at_import():
+    handlers = Handlers(contracts.GATEWAY)
+
+    with pytest.raises(ValueError, match="not declared as a consumer of order.created.v1"):
+        handlers.on(contracts.OrderCreatedV1)
+    with pytest.raises(TypeError, match="not an event in the catalogue"):
+        handlers.on(contracts.OrderItemV1)
+    assert len(handlers) == 0
+
+
+def test_a_second_handler_for_the_same_type_is_refused():
+    handlers = Handlers(contracts.ORDERS_SERVICE)
+    handlers.on(contracts.UserDeactivatedV1)(lambda _s, _e, _d: None)
+
+    with pytest.raises(ValueError, match="two handlers for user.deactivated"):
+        handlers.on(contracts.UserDeactivatedV1)
+
+
+def test_a_batch_form_is_registered_only_beside_a_per_event_handler_and_only_once():
+    handlers = Handlers(contracts.NOTIFICATIONS_SERVICE)
+
+    def on_orders(_session, _items):
+        """A batch form."""
+
+    # Without a per-event form, a failed batch could not be replayed event by event.
+    with pytest.raises(ValueError, match="per-event handler of order.created"):
+        handlers.on_batch(contracts.OrderCreatedV1)(on_orders)
+    handlers.on(contracts.OrderCreatedV1)(lambda _s, _e, _d: None)
+    handlers.on_batch(contracts.OrderCreatedV1)(on_orders)
+
+    assert dict(handlers.batches) == {"order.created": on_orders}
+    with pytest.raises(ValueError, match="two batch handlers for order.created"):
+        handlers.on_batch(contracts.OrderCreatedV1)
+
+
+def test_a_use_case_taking_the_data_fields_handles_the_event_with_them():
+    handlers = Handlers(contracts.ORDERS_SERVICE)
+    calls = []
+
+    def deactivate(*, session, user_id, version):
+        calls.append((session, user_id, version))
+
+    handlers.use_case(contracts.UserDeactivatedV1, deactivate)
+    event = contracts.build(contracts.UserDeactivatedV1(user_id="u-1", version=4))
+    handlers["user.deactivated"]("the session", event, contracts.parse(event))
+
+    assert calls == [("the session", "u-1", 4)]
+
+
+def test_a_use_case_that_does_not_take_exactly_the_data_fields_is_refused_at_import():
+    handlers = Handlers(contracts.ORDERS_SERVICE)
+
+    def without_version(*, session, user_id):
+        """Would drop the version the projection orders changes by."""
+
+    def wants_more(*, session, user_id, version, reason):
+        """Would never get `reason`."""
+
+    for use_case in (without_version, wants_more):
+        with pytest.raises(ValueError, match="does not take exactly the fields"):
+            handlers.use_case(contracts.UserDeactivatedV1, use_case)
+    assert len(handlers) == 0

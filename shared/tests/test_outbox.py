@@ -27,6 +27,7 @@ from shared.messaging import (
     queue_name,
 )
 from shared.outbox import (
+    IdlePause,
     purge_sent,
     record_event,
     relay_outbox_once,
@@ -82,6 +83,86 @@ def bound_queue(channel, name, routing_key):
     declare_exchange(channel)
     channel.queue_declare(queue=name, durable=True)
     channel.queue_bind(queue=name, exchange=EXCHANGE, routing_key=routing_key)
+
+
+class RecordingRelayPublisher(FakePublisher):
+    """A fake publisher that, instead of idling, records each pause and acts on the clock.
+
+    `on_wait[n]` runs during the n-th pause (counted from 1); the relay stops after `stop_at`.
+    """
+
+    def __init__(self, stop, on_wait, stop_at):
+        super().__init__()
+        self.stop, self.on_wait, self.stop_at = stop, on_wait, stop_at
+        self.pauses = []
+
+    def wait(self, seconds):
+        self.pauses.append(seconds)
+        self.on_wait.get(len(self.pauses), lambda: None)()
+        if len(self.pauses) >= self.stop_at:
+            self.stop.set()
+
+    def close(self):
+        pass
+
+
+def test_idle_pause_grows_while_polls_find_nothing_and_vanishes_once_one_publishes():
+    pause = IdlePause(shortest=0.005, longest=0.05)
+    found = [0, 0, 0, 0, 0, 0, 3, 0, 0, 500, 500, 0]
+    assert [pause.after(sent) for sent in found] == [
+        0.005, 0.01, 0.02, 0.04, 0.05, 0.05,  # idle: doubling up to the ceiling
+        0.0, 0.005, 0.01,  # an event came: at once, then short again
+        0.0, 0.0, 0.005,  # a busy spell: no pause between batches
+    ]  # fmt: skip
+
+
+def test_idle_pause_never_starts_above_its_ceiling():
+    pause = IdlePause(shortest=0.2, longest=0.05)
+    assert [pause.after(0) for _ in range(3)] == [0.05, 0.05, 0.05]
+
+
+def test_the_relay_polls_sooner_after_events_and_less_often_while_idle(session_factory):
+    stop = threading.Event()
+    recorded = []
+    publisher = RecordingRelayPublisher(
+        stop,
+        # Events committed while the relay idles at its ceiling (fourth and fifth pauses).
+        on_wait={5: lambda: recorded.extend(record(session_factory, "order.created", 5))},
+        stop_at=9,
+    )
+    run_relay(
+        session_factory,
+        Outbox,
+        "amqp://unused",
+        batch_size=2,
+        idle_seconds=0.03,
+        min_idle_seconds=0.005,
+        stop_event=stop,
+        publisher=publisher,
+    )
+    assert publisher.pauses == [
+        0.005, 0.01, 0.02, 0.03, 0.03,  # idle: the pause grows to the ceiling
+        # five events: three batches back to back (two full), no pause between them
+        0.005, 0.01, 0.02, 0.03,  # idle again, from the shortest pause
+    ]  # fmt: skip
+    assert publisher.batches == [[e.id for e in recorded[i : i + 2]] for i in (0, 2, 4)]
+    assert unsent(session_factory) == 0
+
+
+def test_record_event_stores_the_published_object_and_refuses_data_that_is_not_json(
+    session_factory,
+):
+    event = new_event("order.created", "/orders", {"order_id": "o-1", "total_cents": 5})
+    with session_factory() as session:
+        record_event(session, event, model=Outbox)
+        session.commit()
+    with session_factory() as session:
+        assert session.scalars(sa.select(Outbox.payload)).one() == json.loads(event.to_json())
+
+    dated = new_event("order.created", "/orders", {"at": utcnow()})
+    # psycopg refuses it itself (TypeError); on SQLite the column's serialiser does.
+    with session_factory() as session, pytest.raises((TypeError, sa.exc.StatementError)):
+        record_event(session, dated, model=Outbox)
 
 
 def test_record_event_joins_the_callers_transaction_and_never_commits(session_factory):

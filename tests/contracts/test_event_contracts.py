@@ -30,7 +30,8 @@ from flask import Flask
 
 from gateway import revocation
 from services.auth import models as auth_models
-from services.auth import services as auth_services
+from services.auth import registration as auth_registration
+from services.auth import users as auth_users
 from services.auth.models import Outbox as AuthOutbox
 from services.auth.models import db as auth_db
 from services.auth.tests.conftest import deps_of, make_app, migrate
@@ -85,7 +86,7 @@ def last_published(app: Flask, db: Any, outbox: Any, event_type: str) -> Event:
 def _register(world: World, email: str) -> None:
     # Registration does not commit: its entry point (the view) does.
     with world.auth.app_context():
-        auth_services.register_user(
+        auth_registration.register_user(
             session=auth_db.session(),
             deps=deps_of(world.auth),
             email=email,
@@ -124,7 +125,9 @@ def user_email_verified(world: World) -> Event:
     link = user_verification_requested(world).data["verify_url"]
     [token] = parse_qs(urlsplit(link).query)["token"]
     with world.auth.app_context():
-        auth_services.verify_email(session=auth_db.session(), deps=deps_of(world.auth), token=token)
+        auth_registration.verify_email(
+            session=auth_db.session(), deps=deps_of(world.auth), token=token
+        )
         auth_db.session.commit()
     return _auth_event(world, "user.email_verified")
 
@@ -133,7 +136,7 @@ def _admin_changes(world: World, **change: Any) -> str:
     """An admin changes a new user (active=..., role=...); returns the user's id."""
     user_id = str(user_registered(world).data["user_id"])
     with world.auth.app_context():
-        admin = auth_services.create_admin(
+        admin = auth_registration.create_admin(
             session=auth_db.session(),
             deps=deps_of(world.auth),
             email=f"admin-{uuid.uuid4().hex[:8]}@example.com",
@@ -141,7 +144,7 @@ def _admin_changes(world: World, **change: Any) -> str:
             name="Admin",
         )
         auth_db.session.commit()
-        auth_services.update_user(
+        auth_users.update_user(
             session=auth_db.session(),
             deps=deps_of(world.auth),
             actor_id=str(admin.id),
@@ -165,7 +168,7 @@ def user_reactivated(world: World) -> Event:
         admin_id = auth_db.session.scalar(
             sa.select(auth_models.User.id).where(auth_models.User.role == "admin").limit(1)
         )
-        auth_services.update_user(
+        auth_users.update_user(
             session=auth_db.session(),
             deps=deps_of(world.auth),
             actor_id=str(admin_id),
@@ -186,7 +189,7 @@ def user_profile_changed(world: World) -> Event:
     """auth: a user changes their name."""
     user_id = str(user_registered(world).data["user_id"])
     with world.auth.app_context():
-        auth_services.update_profile(
+        auth_users.update_profile(
             session=auth_db.session(), deps=deps_of(world.auth), user_id=user_id, name="Ada King"
         )
         auth_db.session.commit()

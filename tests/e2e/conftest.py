@@ -43,18 +43,15 @@ E2E_WORKERS = (
 GATEWAY_POLL_INTERVAL = 0.1
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory) -> Iterator[Suite]:
-    """The suite as deployed, from the one launcher the benchmark uses too (bench/suite.py).
-
-    Its own databases, vhost (the e2e's retry delays declare the queues) and Redis prefix;
-    the e2e's settings on top: a cheap argon2, short retries and a bootstrap admin.
-    """
-    options = SuiteOptions(
+def e2e_options(
+    base_dir: Path, *, workers: tuple[str, ...] = E2E_WORKERS, **extra_env: str
+) -> SuiteOptions:
+    """The e2e's settings: a cheap argon2, short retries, a bootstrap admin; plus `extra_env`."""
+    return SuiteOptions(
         workers=1,
         log_level=os.environ.get("E2E_LOG_LEVEL", "WARNING"),
-        workers_to_start=E2E_WORKERS,
-        base_dir=tmp_path_factory.mktemp("e2e"),
+        workers_to_start=workers,
+        base_dir=base_dir,
         extra_env={
             "JWT_AUDIENCE": "flask-suite-e2e",
             "AUTH_ARGON2_TIME_COST": "1",
@@ -62,13 +59,28 @@ def suite(tmp_path_factory) -> Iterator[Suite]:
             "AUTH_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
             "AUTH_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "EVENT_RETRY_DELAYS": "0.5,1,2",
+            **extra_env,
         },
     )
+
+
+def run_suite(options: SuiteOptions) -> Iterator[Suite]:
+    """The running suite for a module fixture to yield; a start-up failure fails the test."""
     try:
         with Suite(options) as running:
             yield running
     except SuiteError as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory) -> Iterator[Suite]:
+    """The suite as deployed, from the one launcher the benchmark uses too (bench/suite.py).
+
+    Its own databases, vhost (the e2e's retry delays declare the queues) and Redis prefix;
+    the e2e's settings on top: a cheap argon2, short retries and a bootstrap admin.
+    """
+    yield from run_suite(e2e_options(tmp_path_factory.mktemp("e2e")))
 
 
 class Client:

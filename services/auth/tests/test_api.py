@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from services.auth import services
+from services.auth import registration
 from services.auth.models import EmailVerification, Outbox, db
 from services.auth.tests.conftest import (
     PASSWORD,
@@ -26,7 +26,7 @@ PROBLEM = "application/problem+json"
 def make_admin(app, email="root@example.com"):
     """An admin created the way the CLI does it."""
     with app.app_context():
-        services.create_admin(
+        registration.create_admin(
             session=db.session(), deps=deps_of(app), email=email, password=PASSWORD, name="Root"
         )
         db.session.commit()
@@ -104,7 +104,7 @@ def test_the_link_is_stored_only_as_a_hash(auth, pg_app):
     token = verification_token(pg_app)
     with pg_app.app_context():
         (stored,) = db.session.scalars(sa.select(EmailVerification.token_hash)).all()
-    assert stored != token and stored == services.hash_verification_token(token)
+    assert stored != token and stored == registration.hash_verification_token(token)
 
 
 def test_an_unknown_token_is_400_and_an_expired_one_410(auth, pg_app):

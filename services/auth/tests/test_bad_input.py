@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from services.auth import services
+from services.auth import registration
 from services.auth.models import LoginFailure, Outbox, RefreshToken, User, db
 from services.auth.tests.conftest import PASSWORD, bearer, deps_of
 
@@ -39,7 +39,7 @@ UNSTORABLE_TEXT = ["\ud800", "abc\udfffdef" + PASSWORD, "a\u0000b", PASSWORD + "
 def caller(auth, pg_app):
     """Headers per role and the id of a user to patch."""
     with pg_app.app_context():
-        services.create_admin(
+        registration.create_admin(
             session=db.session(),
             deps=deps_of(pg_app),
             email="root@example.com",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from services.auth import services
+from services.auth import registration
 from services.auth.api import log_in
 from services.auth.keys import key_files
 from services.auth.models import Outbox, User, db
@@ -70,7 +70,7 @@ def test_a_start_with_a_users_address_as_bootstrap_admin_refuses_in_one_line(tmp
     first = make_app(url, keys_dir)
     assert first.test_cli_runner().invoke(args=["prepare"]).exit_code == 0
     with first.app_context():
-        services.register_user(
+        registration.register_user(
             session=db.session(),
             deps=deps_of(first),
             email="admin@example.com",

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.auth import services
+from services.auth import sessions
 from services.auth.models import User
 from services.auth.tests.conftest import PASSWORD, bearer, deps_of, make_app
 from shared.db import utcnow
@@ -25,7 +25,7 @@ def down_app(keys_dir):
 def admin_token(app) -> str:
     """An access token signed by the app's own key (issuing one needs no database)."""
     admin = User(id=uuid.uuid4(), role="admin")
-    return services.issue_access_token(deps=deps_of(app), user=admin, now=utcnow())
+    return sessions.issue_access_token(deps=deps_of(app), user=admin, now=utcnow())
 
 
 def requests_of(app):

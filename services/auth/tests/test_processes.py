@@ -16,7 +16,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from services.auth import services
+from services.auth import registration
 from services.auth.models import Outbox, db
 from services.auth.tests.conftest import (
     AUDIENCE,
@@ -182,7 +182,7 @@ def test_the_login_throttle_holds_across_two_gunicorn_workers(served, tmp_path):
 def test_the_relay_worker_publishes_and_stops_gracefully_on_sigterm(served, tmp_path):
     app = served["app"]
     with app.app_context():
-        services.register_user(
+        registration.register_user(
             session=db.session(),
             deps=deps_of(app),
             email=f"{uuid.uuid4().hex[:8]}@example.com",

@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from argon2 import extract_parameters
 
-from services.auth import services
+from services.auth import registration, services, sessions, throttle, users
 from services.auth.api import log_in
 from services.auth.models import LoginFailure, Outbox, RefreshToken, User, db
 from services.auth.passwords import Passwords
-from services.auth.services import INVALID_CREDENTIALS, AuthDeps
+from services.auth.services import AuthDeps
+from services.auth.sessions import INVALID_CREDENTIALS
 from services.auth.tests.conftest import PASSWORD, FakeClock, deps_of
 from shared.errors import (
     ConflictError,
@@ -42,7 +43,7 @@ class Ctx:
 
     def register(self, email: str = "ada@example.com", password: str = PASSWORD) -> User:
         self.do(
-            services.register_user,
+            registration.register_user,
             session=self.session,
             deps=self.deps,
             email=email,
@@ -57,7 +58,7 @@ class Ctx:
 
     def admin(self, email: str = "root@example.com") -> User:
         return self.do(
-            services.create_admin,
+            registration.create_admin,
             session=self.session,
             deps=self.deps,
             email=email,
@@ -72,7 +73,7 @@ class Ctx:
 
     def refresh(self, token: str):
         with unit_of_work(self.session, commit_on=(UnauthorizedError,)):
-            return services.refresh_tokens(
+            return sessions.refresh_tokens(
                 session=self.session, deps=self.deps, refresh_token=token
             )
 
@@ -112,7 +113,7 @@ def test_registering_stores_the_normalised_email_and_records_the_user_and_its_li
 
 def test_a_taken_email_in_another_spelling_changes_nothing_but_warns_its_owner(ctx):
     ada = ctx.register("ada@example.com")
-    services.register_user(
+    registration.register_user(
         session=ctx.session,
         deps=ctx.deps,
         email=" ADA@example.com",
@@ -132,12 +133,12 @@ def test_the_unique_index_turns_a_registration_race_into_the_same_answer(ctx, mo
     # Skip the early check, as a request racing the first one would.
     real_scalar = ctx.session.scalar
     monkeypatch.setattr(ctx.session, "scalar", lambda *a, **k: None)
-    answer = services.register_user(
+    answer = registration.register_user(
         session=ctx.session, deps=ctx.deps, email="ada@example.com", password=PASSWORD, name="X"
     )
     ctx.session.commit()
     monkeypatch.setattr(ctx.session, "scalar", real_scalar)
-    assert answer == services.Registration(email="ada@example.com")
+    assert answer == registration.Registration(email="ada@example.com")
     assert ctx.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
     assert len(ctx.outbox()) == 2
 
@@ -161,7 +162,7 @@ def test_unknown_email_wrong_password_and_deactivated_account_fail_alike(ctx):
     admin = ctx.admin()
     ada = ctx.register()
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(admin.id),
@@ -217,7 +218,7 @@ def test_a_successful_login_clears_the_failures_of_its_bucket(ctx):
     buckets = ctx.session.scalars(sa.select(LoginFailure.key)).all()
     # Only the account's count across addresses remains (it slows guessing down, see
     # test_throttle.py): the successful attempt itself is not among them.
-    assert buckets == [services.account_throttle_key("ada@example.com")] * 4
+    assert buckets == [throttle.account_throttle_key("ada@example.com")] * 4
 
 
 def test_login_rehashes_a_password_made_with_weaker_parameters(ctx):
@@ -256,7 +257,7 @@ def test_stored_refresh_tokens_are_hashes_only(ctx):
     ctx.register()
     pair = ctx.login()
     (row,) = ctx.session.scalars(sa.select(RefreshToken))
-    assert row.token_hash == services.hash_refresh_token(pair.refresh_token)
+    assert row.token_hash == sessions.hash_refresh_token(pair.refresh_token)
     assert pair.refresh_token not in row.token_hash
 
 
@@ -265,7 +266,7 @@ def test_deactivation_revokes_refresh_tokens_and_records_an_event(ctx):
     ada = ctx.register()
     pair = ctx.login()
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(admin.id),
@@ -291,7 +292,7 @@ def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
     for change in ({"role": "user"}, {"active": False}):
         with pytest.raises(ConflictError):
             ctx.do(
-                services.update_user,
+                users.update_user,
                 session=ctx.session,
                 deps=ctx.deps,
                 actor_id=str(root.id),
@@ -300,7 +301,7 @@ def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
             )
     second = ctx.admin("second@example.com")
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(second.id),
@@ -309,7 +310,7 @@ def test_the_last_active_admin_can_be_neither_demoted_nor_deactivated(ctx):
     )
     with pytest.raises(ConflictError):
         ctx.do(
-            services.update_user,
+            users.update_user,
             session=ctx.session,
             deps=ctx.deps,
             actor_id=str(second.id),
@@ -322,7 +323,7 @@ def test_a_demoted_admin_loses_admin_rights_at_once(ctx):
     root = ctx.admin()
     second = ctx.admin("second@example.com")
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(root.id),
@@ -330,12 +331,12 @@ def test_a_demoted_admin_loses_admin_rights_at_once(ctx):
         role="user",
     )
     with pytest.raises(ForbiddenError):
-        services.list_users(session=ctx.session, actor_id=str(second.id))
+        users.list_users(session=ctx.session, actor_id=str(second.id))
 
 
 def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
     user, created = ctx.do(
-        services.ensure_bootstrap_admin,
+        registration.ensure_bootstrap_admin,
         session=ctx.session,
         deps=ctx.deps,
         email="Boss@Example.com",
@@ -344,7 +345,7 @@ def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
     )
     assert created and user.role == "admin"
     again, created = ctx.do(
-        services.ensure_bootstrap_admin,
+        registration.ensure_bootstrap_admin,
         session=ctx.session,
         deps=ctx.deps,
         email="boss@example.com",
@@ -357,9 +358,9 @@ def test_the_bootstrap_admin_is_created_once_and_keeps_its_password(ctx):
 
 def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
     ada = ctx.register()
-    with pytest.raises(services.BootstrapAccountTaken, match="not an admin"):
+    with pytest.raises(registration.BootstrapAccountTaken, match="not an admin"):
         ctx.do(
-            services.ensure_bootstrap_admin,
+            registration.ensure_bootstrap_admin,
             session=ctx.session,
             deps=ctx.deps,
             email=ada.email,
@@ -375,7 +376,7 @@ def test_the_bootstrap_admin_never_takes_over_an_existing_account(ctx):
 def test_a_deactivated_bootstrap_admin_stays_deactivated_at_the_next_start(ctx):
     root = ctx.admin()
     boss, _ = ctx.do(
-        services.ensure_bootstrap_admin,
+        registration.ensure_bootstrap_admin,
         session=ctx.session,
         deps=ctx.deps,
         email="boss@example.com",
@@ -383,7 +384,7 @@ def test_a_deactivated_bootstrap_admin_stays_deactivated_at_the_next_start(ctx):
         name="B",
     )
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(root.id),
@@ -391,7 +392,7 @@ def test_a_deactivated_bootstrap_admin_stays_deactivated_at_the_next_start(ctx):
         active=False,
     )
     again, created = ctx.do(
-        services.ensure_bootstrap_admin,
+        registration.ensure_bootstrap_admin,
         session=ctx.session,
         deps=ctx.deps,
         email="boss@example.com",
@@ -413,9 +414,7 @@ def test_users_are_listed_newest_first_in_keyset_pages(ctx):
     seen: list[str] = []
     cursor = None
     while True:
-        page = services.list_users(
-            session=ctx.session, actor_id=str(admin.id), limit=2, after=cursor
-        )
+        page = users.list_users(session=ctx.session, actor_id=str(admin.id), limit=2, after=cursor)
         seen += [u.email for u in page.items]
         if page.next_cursor is None:
             break
@@ -447,28 +446,28 @@ def test_no_use_case_commits_the_transaction_of_its_caller(ctx):
     """Every use case runs with commits refused; the test, as entry point, commits at the end."""
     on = {"session": ctx.session, "deps": ctx.deps}
     with commit_forbidden(ctx.session):
-        root = services.create_admin(
+        root = registration.create_admin(
             session=ctx.session,
             deps=ctx.deps,
             email="root@example.com",
             password=PASSWORD,
             name="R",
         )
-        services.register_user(**on, email="ada@example.com", password=PASSWORD, name="A")
+        registration.register_user(**on, email="ada@example.com", password=PASSWORD, name="A")
         ada = ctx.session.scalar(sa.select(User).where(User.email == "ada@example.com"))
-        attempt = services.begin_login(**on, email="ada@example.com", client_ip=IP)
-        pair = services.finish_login(**on, attempt=attempt, password=PASSWORD)
-        pair = services.refresh_tokens(**on, refresh_token=pair.refresh_token)
-        services.update_profile(**on, user_id=str(ada.id), name="B")
+        attempt = throttle.begin_login(**on, email="ada@example.com", client_ip=IP)
+        pair = sessions.finish_login(**on, attempt=attempt, password=PASSWORD)
+        pair = sessions.refresh_tokens(**on, refresh_token=pair.refresh_token)
+        users.update_profile(**on, user_id=str(ada.id), name="B")
         for change in ({"role": "admin"}, {"active": False}, {"active": True}):
-            services.update_user(**on, actor_id=str(root.id), user_id=ada.id, **change)
-        services.logout(
+            users.update_user(**on, actor_id=str(root.id), user_id=ada.id, **change)
+        sessions.logout(
             session=ctx.session,
             deps=ctx.deps,
             user_id=str(ada.id),
             refresh_token=pair.refresh_token,
         )
-        services.ensure_bootstrap_admin(
+        registration.ensure_bootstrap_admin(
             session=ctx.session,
             deps=ctx.deps,
             email="boss@example.com",
@@ -494,10 +493,10 @@ def test_each_change_of_a_user_counts_one_version_carried_by_its_event(ctx):
     root = ctx.admin()
     ada = ctx.register()
     ctx.do(
-        services.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
+        users.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
     )
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(root.id),
@@ -506,7 +505,7 @@ def test_each_change_of_a_user_counts_one_version_carried_by_its_event(ctx):
         active=False,
     )
     ctx.do(
-        services.update_user,
+        users.update_user,
         session=ctx.session,
         deps=ctx.deps,
         actor_id=str(root.id),
@@ -515,7 +514,7 @@ def test_each_change_of_a_user_counts_one_version_carried_by_its_event(ctx):
     )
     # Nothing changes: no version, no event.
     ctx.do(
-        services.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
+        users.update_profile, session=ctx.session, deps=ctx.deps, user_id=str(ada.id), name="Ann"
     )
 
     events = [
@@ -546,7 +545,7 @@ def test_a_blank_name_is_refused_and_changes_nothing(ctx):
     ada = ctx.register()
     with pytest.raises(UnprocessableError):
         ctx.do(
-            services.update_profile,
+            users.update_profile,
             session=ctx.session,
             deps=ctx.deps,
             user_id=str(ada.id),
@@ -557,7 +556,7 @@ def test_a_blank_name_is_refused_and_changes_nothing(ctx):
 
 def test_an_admin_name_with_a_line_break_is_refused_too(ctx):
     with pytest.raises(UnprocessableError) as caught:
-        services.create_admin(
+        registration.create_admin(
             session=ctx.session,
             deps=ctx.deps,
             email="root@example.com",

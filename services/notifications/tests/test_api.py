@@ -10,7 +10,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.notifications.api import GUARD_EXTENSION
-from services.notifications.services import REFUSED_TARGET
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
     TokenMaker,
@@ -19,6 +18,7 @@ from services.notifications.tests.conftest import (
     user_email_verified,
     user_registered,
 )
+from services.notifications.webhooks import REFUSED_TARGET
 from shared.events import Event
 
 pytestmark = pytest.mark.integration
@@ -270,7 +270,7 @@ def internal_dns(app: Flask):
 def test_a_refused_target_gets_one_reason_that_tells_nothing_about_our_network(
     client: FlaskClient, tokens: TokenMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.notifications.services")
+    caplog.set_level(logging.INFO, logger="services.notifications.webhooks")
     urls = [
         "http://localhost:5432/",
         "http://db.corp.internal/hook",

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from services.notifications import services
+from services.notifications import webhooks
 from services.notifications.models import Delivery, Notification, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
@@ -69,7 +69,7 @@ def failed(app: Flask, consume: Callable[[Event], None]) -> None:
     consume(user_email_verified(ADA))  # the address owner followed the link
     with app.app_context():
         committed(
-            services.create_webhook,
+            webhooks.create_webhook,
             session=db.session(),
             user_id=ADA,
             url="http://127.0.0.1:9/hook",

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from services.notifications import services
+from services.notifications import webhooks
 from services.notifications.deadline import Deadline, DeadlineExceeded
 from services.notifications.delivery import DeliveryError, EmailSender, WebhookSender
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
@@ -52,7 +52,7 @@ def _post(sender: WebhookSender, url: str) -> tuple[float, str]:
     started = time.monotonic()
     with pytest.raises(DeliveryError) as failure:
         sender.send(
-            delivery_id="d-1", url=url, secret=services.new_webhook_secret(), body='{"a":1}'
+            delivery_id="d-1", url=url, secret=webhooks.new_webhook_secret(), body='{"a":1}'
         )
     return time.monotonic() - started, str(failure.value)
 
@@ -90,7 +90,7 @@ def test_a_host_name_that_takes_long_to_resolve_is_abandoned_at_the_deadline() -
 
     assert took < DEADLINE + LATE
     # The lookup's own limit and the deadline end at the same moment; either may say so.
-    assert error == f"refused: {services.REFUSED_TARGET}" or "within 1 s" in error
+    assert error == f"refused: {webhooks.REFUSED_TARGET}" or "within 1 s" in error
 
 
 def test_registration_waits_for_dns_no_longer_than_the_guard_allows() -> None:

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import sessionmaker
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.notifications import services
+from services.notifications import services, webhooks
 from services.notifications.delivery import deliver_due_once, run_delivery_loop
 from services.notifications.models import Contact, Delivery, db
 from services.notifications.ssrf import TargetGuard
@@ -58,7 +58,7 @@ def _add_webhook(app: Flask, url: str, event_types: tuple[str, ...] = ("order.cr
     """Register an endpoint (private targets allowed) and return its secret."""
     with app.app_context():
         endpoint = committed(
-            services.create_webhook,
+            webhooks.create_webhook,
             session=db.session(),
             user_id=ADA,
             url=url,
@@ -265,7 +265,7 @@ def test_a_webhook_target_that_resolves_to_loopback_is_refused_at_delivery_time(
     delivery = _only(app, "webhook")
     # The owner sees that it was refused, not what localhost resolves to; our log does.
     assert delivery.attempts == 1
-    assert delivery.last_error == f"refused: {services.REFUSED_TARGET}"
+    assert delivery.last_error == f"refused: {webhooks.REFUSED_TARGET}"
     assert any("loopback" in getattr(r, "reason", "") for r in caplog.records)
     assert webhook_receiver.requests == []
 
@@ -278,7 +278,7 @@ def test_a_deleted_webhook_gets_nothing_more(
     with app.app_context():
         [endpoint_id] = db.session.scalars(sa.text("SELECT id FROM webhook_endpoints"))
         committed(
-            services.delete_webhook, session=db.session(), user_id=ADA, webhook_id=endpoint_id
+            webhooks.delete_webhook, session=db.session(), user_id=ADA, webhook_id=endpoint_id
         )
 
     deliver(app, _webhook_settings(app))

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from services.notifications import services
+from services.notifications import services, webhooks
 from services.notifications.models import Contact, Delivery, Notification, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
@@ -46,7 +46,7 @@ def _deliveries(app: Flask) -> list[tuple[str, str]]:
 def _add_webhook(app: Flask, user_id: str, event_types: list[str]) -> None:
     with app.app_context():
         committed(
-            services.create_webhook,
+            webhooks.create_webhook,
             session=db.session(),
             user_id=user_id,
             url="http://127.0.0.1:9/hook",
@@ -253,7 +253,7 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
                 data=order_created(ADA).data,
             )
             services.mark_read(session=session, user_id=ADA, notification_id=notification.id)
-            endpoint = services.create_webhook(
+            endpoint = webhooks.create_webhook(
                 session=session,
                 user_id=ADA,
                 url="http://127.0.0.1:9/hook",
@@ -262,7 +262,7 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
                 guard=TargetGuard(allow_private=True),
                 max_per_user=10,
             )
-            services.delete_webhook(session=session, user_id=ADA, webhook_id=endpoint.id)
+            webhooks.delete_webhook(session=session, user_id=ADA, webhook_id=endpoint.id)
             now += timedelta(seconds=1)  # the new deliveries are due
             jobs = services.claim_due_deliveries(
                 session=session, now=now, limit=10, lease_seconds=60, max_attempts=3

@@ -13,7 +13,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from services.notifications.config import notifications_config
 from services.notifications.delivery import build_email, delivery_settings, sign_webhook
 from services.notifications.rendering import format_money, render
-from services.notifications.services import RetryPolicy, new_webhook_secret
+from services.notifications.services import RetryPolicy
+from services.notifications.webhooks import new_webhook_secret
 from shared.config import Env
 
 ORDER = {

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
-from services.notifications import services
+from services.notifications import webhooks
 from services.notifications.models import WebhookEndpoint, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import committed
@@ -21,7 +21,7 @@ LIMIT = 3
 
 def _create(session, user_id: str = ADA) -> None:
     committed(
-        services.create_webhook,
+        webhooks.create_webhook,
         session=session,
         user_id=user_id,
         url="http://127.0.0.1:9/hook",

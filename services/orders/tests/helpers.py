@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -95,7 +96,7 @@ class EventQueue:
 
     def drain(self) -> list[Event]:
         """Every event waiting in the queue (acknowledged), oldest first."""
-        events = []
+        events: list[Event] = []
         while True:
             method, _properties, body = self.channel.basic_get(self.queue, auto_ack=True)
             if method is None:
@@ -138,3 +139,39 @@ def rows(app: Flask, model: Any) -> list[Any]:
         result = list(db.session.scalars(sa.select(model)).all())
         db.session.remove()
         return result
+
+
+@contextmanager
+def counting_statements(app: Flask) -> Iterator[Counter[str]]:
+    """Count the statements the app sends to the database, by first word (BEGIN is implicit).
+
+    Counted as SQLAlchemy hands them to the driver (`before_cursor_execute`), plus commits
+    and rollbacks; each is a round trip to PostgreSQL.
+    """
+    counts: Counter[str] = Counter()
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        counts[statement.lstrip().split(None, 1)[0].upper()] += 1
+
+    def count_commit(_conn: Any) -> None:
+        counts["COMMIT"] += 1
+
+    def count_rollback(_conn: Any) -> None:
+        counts["ROLLBACK"] += 1
+
+    with app.app_context():
+        engines = list(db.engines.values())
+    listeners: list[tuple[str, Callable[..., None]]] = [
+        ("before_cursor_execute", count),
+        ("commit", count_commit),
+        ("rollback", count_rollback),
+    ]
+    for engine in engines:
+        for name, listener in listeners:
+            sa.event.listen(engine, name, listener)
+    try:
+        yield counts
+    finally:
+        for engine in engines:
+            for name, listener in listeners:
+                sa.event.remove(engine, name, listener)

@@ -231,6 +231,21 @@ def test_a_deactivation_that_arrives_before_the_registration_still_refuses_order
     assert client.post("/api/v1/orders", json=order_body(), headers=alice).status_code == 403
 
 
+@pytest.mark.parametrize("sku", ["BOOK-1", "NO-SUCH-SKU"], ids=["known-sku", "unknown-sku"])
+def test_a_deactivated_user_is_refused_with_403_whatever_the_order_names(
+    app: Flask, client: FlaskClient, alice: Headers, sku: str
+) -> None:
+    apply(app, user_event("user.deactivated", user_id="user-alice", version=2))
+    refused = client.post(
+        "/api/v1/orders",
+        json=order_body(items=[{"sku": sku, "quantity": 1}]),
+        headers=alice,
+    )
+    assert refused.status_code == 403
+    assert refused.mimetype == "application/problem+json"
+    assert rows(app, Order) == []
+
+
 def test_on_sqlite_placements_and_deactivations_work_as_under_make_run(
     sqlite_app: Flask, sqlite_client: FlaskClient, alice: Headers
 ) -> None:

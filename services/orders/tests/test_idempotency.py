@@ -39,6 +39,25 @@ def test_a_retry_with_the_same_key_and_body_gets_the_first_answer_and_no_second_
     assert len(rows(app, Outbox)) == 1
 
 
+def test_on_sqlite_a_retry_with_the_same_key_gets_the_first_answer_as_under_make_run(
+    sqlite_app: Flask, sqlite_client: FlaskClient, alice: Headers
+) -> None:
+    headers = {**alice, "Idempotency-Key": "checkout-40"}
+    first = sqlite_client.post("/api/v1/orders", json=order_body(), headers=headers)
+    retry = sqlite_client.post("/api/v1/orders", json=order_body(), headers=headers)
+    other = sqlite_client.post(
+        "/api/v1/orders",
+        json=order_body(currency="EUR", items=[{"sku": "PEN-7", "quantity": 3}]),
+        headers=headers,
+    )
+    assert first.status_code == retry.status_code == 201
+    assert retry.get_json() == first.get_json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422
+    assert len(rows(sqlite_app, Order)) == 1
+    assert [k.key for k in rows(sqlite_app, IdempotencyKey)] == ["checkout-40"]
+
+
 def test_the_replay_is_the_first_answer_even_after_the_order_changed(
     client: FlaskClient, alice: Headers
 ) -> None:

@@ -18,9 +18,17 @@ from services.orders.schemas import (
     OrderPageSchema,
     OrderSchema,
     render_order,
+    render_order_fields,
     render_order_page,
 )
-from services.orders.services import OrderPage, OrderView, PageKey, request_fingerprint
+from services.orders.services import (
+    OrderPage,
+    OrderView,
+    PageKey,
+    PlacedLine,
+    PlacedOrder,
+    request_fingerprint,
+)
 
 ALLOWED = {
     ("pending", "confirmed"),
@@ -163,3 +171,19 @@ def test_the_hand_rendered_reads_are_what_the_documented_schemas_dump(created_at
             orders=[orm_like, SimpleNamespace(**vars(order), items=[])], next_key=next_key
         )
         assert render_order_page(page) == OrderPageSchema().dump(documented)
+
+
+def test_the_hand_rendered_201_of_a_placement_is_what_the_documented_schema_dumps() -> None:
+    now = datetime(2025, 5, 1, 12, 30, 1, 250000, tzinfo=UTC)
+    placed = PlacedOrder(
+        id=ORDER_ID,
+        user_id="user-1",
+        status="pending",
+        currency="EUR",
+        total_cents=2 * 1250 + 199,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        items=(PlacedLine("BOOK-1", 2, 1250), PlacedLine("PEN-7", 1, 199)),
+    )
+    assert render_order_fields(placed, placed.items) == OrderSchema().dump(placed)

@@ -1,0 +1,253 @@
+"""Mails per CPU-second of the sending side: EmailSender against the aiosmtpd sink.
+
+    python -m bench.mail                 # 2,000 mails
+    python -m bench.mail --mails 5000
+    python -m bench.mail --loop          # the delivery loop on PostgreSQL, claims included
+
+The sink runs in a process of its own (python -m services.notifications.smtp_sink), so
+the CPU time measured here (this process's user + system seconds, every thread counted,
+timer threads included) is the sender's alone: building each message, the SMTP dialogue,
+connecting. CPU time rather than wall time, because the machine is shared: a busy
+neighbour makes the run slower but barely changes what each mail costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from services.notifications.delivery import EmailSender
+
+TEXT = "Hello Ada,\n\nWe received your order 1234abcd for 25.00 EUR.\n\nThank you.\n" * 3
+HTML = "<p>Hello Ada,</p><p>We received your order <b>1234abcd</b> for 25.00 EUR.</p>" * 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, timeout: float = 10.0) -> None:
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the SMTP sink did not listen on {port}")
+
+
+def run(mails: int) -> dict[str, float]:
+    """Send `mails` mails through one EmailSender; CPU seconds and mails per CPU-second."""
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as var_dir:
+        env = {**os.environ, "VAR_DIR": var_dir, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "services.notifications.smtp_sink"],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_listening(port)
+            sender = EmailSender(
+                host="127.0.0.1",
+                port=port,
+                sender="Flask Suite <no-reply@flask-suite.local>",
+                timeout=10.0,
+            )
+            # A few to warm up (imports, the first connection), not measured.
+            for i in range(20):
+                sender.send(
+                    delivery_id=f"warm-{i}",
+                    to="ada@example.com",
+                    subject="Warm",
+                    text=TEXT,
+                    html=HTML,
+                )
+            cpu, wall = time.process_time(), time.perf_counter()
+            for i in range(mails):
+                sender.send(
+                    delivery_id=f"bench-{i}",
+                    to="ada@example.com",
+                    subject=f"We received your order {i:08x}",
+                    text=TEXT,
+                    html=HTML,
+                )
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            close = getattr(sender, "close", None)
+            if close is not None:
+                close()
+            stored = _wait_stored(Path(var_dir) / "mail", mails + 20)
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+    return {
+        "mails": mails,
+        "stored": stored,
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        "mails_per_cpu_second": mails / cpu,
+        "cpu_ms_per_mail": 1000 * cpu / mails,
+    }
+
+
+def _wait_stored(directory: Path, expected: int, timeout: float = 30.0) -> int:
+    ends = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < ends:
+        count = len(list(directory.glob("*.eml"))) if directory.exists() else 0
+        if count >= expected:
+            break
+        time.sleep(0.1)
+    return count
+
+
+def _count_sent(sessions: Any) -> int:
+    import sqlalchemy as sa
+
+    session = sessions()
+    try:
+        return int(session.scalar(sa.text("SELECT count(*) FROM deliveries WHERE status = 'sent'")))
+    finally:
+        session.close()
+
+
+def run_loop(mails: int) -> dict[str, float]:
+    """The delivery worker's loop as deployed: claim, renew, send, record, on PostgreSQL.
+
+    `mails` order mails are made due first (by the consumer's own handler, not measured),
+    then one `run_delivery_loop` thread sends them all. The CPU measured is this
+    process's: the loop with its SQL round trips (and a count of the sent ones four times
+    a second), not PostgreSQL's nor the sink's.
+    """
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+    from sqlalchemy.orm import sessionmaker
+
+    from services.notifications import create_app
+    from services.notifications.delivery import delivery_settings, run_delivery_loop
+    from services.notifications.handlers import CONSUMER, HANDLERS
+    from services.notifications.models import Inbox, db
+    from services.notifications.tests.conftest import (
+        order_created,
+        user_email_verified,
+        user_registered,
+    )
+    from shared.config import Env
+    from shared.inbox import inbox_handler
+    from tests.support import create_database, drop_database
+
+    port = _free_port()
+    database_url = create_database("bench_mail")
+    with tempfile.TemporaryDirectory() as var_dir:
+        env = {**os.environ, "VAR_DIR": var_dir, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "services.notifications.smtp_sink"],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        app = create_app(
+            {"NOTIFICATIONS_DELIVERY_BATCH_SIZE": 10},
+            env=Env(
+                {
+                    "APP_ENV": "test",
+                    "NOTIFICATIONS_DATABASE_URL": database_url,
+                    "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+                    "JWT_ISSUER": "https://bench.invalid",
+                    "JWT_AUDIENCE": "bench",
+                    "VAR_DIR": var_dir,
+                    "SMTP_PORT": str(port),
+                    "LOG_LEVEL": "WARNING",
+                }
+            ),
+        )
+        try:
+            with app.app_context():
+                upgrade()
+                consume = inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
+                consume(user_registered("user-ada", "ada@example.com"))
+                consume(user_email_verified("user-ada"))
+                for _ in range(mails - 1):  # with the welcome mail: `mails`
+                    consume(order_created("user-ada"))
+                sessions = sessionmaker(bind=db.engine)
+            _wait_listening(port)
+            settings = delivery_settings(app.config)
+            statements = [0]  # every statement the loop sends, commits included
+
+            def count(*_args: Any) -> None:
+                statements[0] += 1
+
+            with app.app_context():
+                engine = db.engine
+            sa.event.listen(engine, "before_cursor_execute", count)
+            sa.event.listen(engine, "commit", count)
+            stop = threading.Event()
+            loop = threading.Thread(target=run_delivery_loop, args=(sessions, settings, stop))
+            cpu, wall = time.process_time(), time.perf_counter()
+            loop.start()
+            try:
+                while (sent := _count_sent(sessions)) < mails and loop.is_alive():
+                    time.sleep(0.25)
+            finally:
+                stop.set()
+                loop.join(timeout=30)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            sa.event.remove(engine, "before_cursor_execute", count)
+            sa.event.remove(engine, "commit", count)
+            stored = _wait_stored(Path(var_dir) / "mail", mails)
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+            with app.app_context():
+                db.engine.dispose()
+            drop_database(database_url)
+    return {
+        "mails": sent,
+        "stored": stored,
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        "mails_per_cpu_second": sent / cpu,
+        "cpu_ms_per_mail": 1000 * cpu / sent,
+        "statements_per_mail": statements[0] / sent,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--mails", type=int, default=2000)
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="the whole delivery pass on PostgreSQL (claim, send, record), not the sender alone",
+    )
+    args = parser.parse_args()
+    result = run_loop(args.mails) if args.loop else run(args.mails)
+    what = "delivery loop" if args.loop else "sender"
+    sys.stdout.write(
+        f"{what}, {result['mails']:.0f} mails ({result['stored']:.0f} stored by the sink): "
+        f"{result['cpu_seconds']:.2f} CPU s, {result['wall_seconds']:.2f} wall s; "
+        f"{result['mails_per_cpu_second']:.0f} mails per CPU-second "
+        f"({result['cpu_ms_per_mail']:.3f} CPU ms per mail)"
+        + (
+            f"; {result['statements_per_mail']:.2f} SQL statements and commits per mail"
+            " (the sent-count polls included)"
+            if "statements_per_mail" in result
+            else ""
+        )
+        + "\n"
+    )
+    return 0 if result["stored"] >= result["mails"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ...client import AuthenticatedClient, Client
+from ...models.gateway_problem import GatewayProblem
+from ...models.notifications_problem import NotificationsProblem
+from ...models.notifications_webhook_create import NotificationsWebhookCreate
+from ...models.notifications_webhook_created import NotificationsWebhookCreated
+from ...types import Response
+
+
+def _get_kwargs(
+    *,
+    body: NotificationsWebhookCreate,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/api/v1/notifications/webhooks",
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> GatewayProblem | NotificationsProblem | NotificationsWebhookCreated:
+    if response.status_code == 201:
+        response_201 = NotificationsWebhookCreated.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = NotificationsProblem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = NotificationsProblem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 409:
+        response_409 = NotificationsProblem.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = NotificationsProblem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 422:
+        response_422 = NotificationsProblem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = GatewayProblem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = NotificationsProblem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = GatewayProblem.from_dict(response.json())
+
+        return response_504
+
+    response_default = NotificationsProblem.from_dict(response.json())
+
+    return response_default
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[GatewayProblem | NotificationsProblem | NotificationsWebhookCreated]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: NotificationsWebhookCreate,
+) -> Response[GatewayProblem | NotificationsProblem | NotificationsWebhookCreated]:
+    """Register an endpoint; its signing secret is in this answer and never again.
+
+    Args:
+        body (NotificationsWebhookCreate):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[GatewayProblem | NotificationsProblem | NotificationsWebhookCreated]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    body: NotificationsWebhookCreate,
+) -> GatewayProblem | NotificationsProblem | NotificationsWebhookCreated | None:
+    """Register an endpoint; its signing secret is in this answer and never again.
+
+    Args:
+        body (NotificationsWebhookCreate):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        GatewayProblem | NotificationsProblem | NotificationsWebhookCreated
+    """
+
+    return sync_detailed(
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: NotificationsWebhookCreate,
+) -> Response[GatewayProblem | NotificationsProblem | NotificationsWebhookCreated]:
+    """Register an endpoint; its signing secret is in this answer and never again.
+
+    Args:
+        body (NotificationsWebhookCreate):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[GatewayProblem | NotificationsProblem | NotificationsWebhookCreated]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    body: NotificationsWebhookCreate,
+) -> GatewayProblem | NotificationsProblem | NotificationsWebhookCreated | None:
+    """Register an endpoint; its signing secret is in this answer and never again.
+
+    Args:
+        body (NotificationsWebhookCreate):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        GatewayProblem | NotificationsProblem | NotificationsWebhookCreated
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            body=body,
+        )
+    ).parsed

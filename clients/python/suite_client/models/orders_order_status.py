@@ -1,0 +1,12 @@
+from enum import StrEnum
+
+
+class OrdersOrderStatus(StrEnum):
+    CANCELLED = "cancelled"
+    CONFIRMED = "confirmed"
+    DELIVERED = "delivered"
+    PENDING = "pending"
+    SHIPPED = "shipped"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -34,7 +34,7 @@ import psycopg
 import requests
 
 from bench.events import ORDER_BODY, libpq_url
-from bench.run import User, register_users
+from bench.seeding import User, register_users
 from bench.suite import WORKERS, Suite, SuiteOptions
 from chaos import verdict
 from chaos.cluster import AMQP_PORT, Cluster, ClusterNode

@@ -29,13 +29,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.inprocess import counting_statements, notifications_app
+
 
 def run(batches: int, batch_size: int, *, per_event: bool, broker: bool) -> dict[str, float]:
     """Handle `batches` batches; statements and CPU ms per event."""
     import sqlalchemy as sa
-    from flask_migrate import upgrade
 
-    from services.notifications import create_app
     from services.notifications.handlers import CONSUMER, HANDLERS
     from services.notifications.models import Delivery, Inbox, db
     from services.notifications.tests.conftest import (
@@ -43,67 +43,37 @@ def run(batches: int, batch_size: int, *, per_event: bool, broker: bool) -> dict
         user_email_verified,
         user_registered,
     )
-    from shared.config import Env
     from shared.inbox import inbox_batch_handler, inbox_handler
-    from tests.support import create_database, drop_database
 
     handlers = dict(HANDLERS) if per_event else HANDLERS
 
-    database_url = create_database("bench_consumer")
-    with tempfile.TemporaryDirectory() as var_dir:
-        app = create_app(
-            env=Env(
-                {
-                    "APP_ENV": "test",
-                    "NOTIFICATIONS_DATABASE_URL": database_url,
-                    "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
-                    "JWT_ISSUER": "https://bench.invalid",
-                    "JWT_AUDIENCE": "bench",
-                    "VAR_DIR": var_dir,
-                    "LOG_LEVEL": "WARNING",
-                }
-            )
-        )
-        try:
-            with app.app_context():
-                upgrade()
-                engine = db.engine
-            one = inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
-            one(user_registered("user-ada", "ada@example.com"))
-            one(user_email_verified("user-ada"))
-            handle = inbox_batch_handler(app, db, Inbox, CONSUMER, handlers)
-            handle([order_created("user-ada") for _ in range(batch_size)])  # warm-up
-            work = [[order_created("user-ada") for _ in range(batch_size)] for _ in range(batches)]
-            stop: Callable[[], None] = lambda: None  # noqa: E731
-            if broker:
-                run_batches, stop = _through_broker(app, handlers, work, batch_size)
-            else:
+    with tempfile.TemporaryDirectory() as var_dir, notifications_app(var_dir) as app:
+        with app.app_context():
+            engine = db.engine
+        one = inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
+        one(user_registered("user-ada", "ada@example.com"))
+        one(user_email_verified("user-ada"))
+        handle = inbox_batch_handler(app, db, Inbox, CONSUMER, handlers)
+        handle([order_created("user-ada") for _ in range(batch_size)])  # warm-up
+        work = [[order_created("user-ada") for _ in range(batch_size)] for _ in range(batches)]
+        stop: Callable[[], None] = lambda: None  # noqa: E731
+        if broker:
+            run_batches, stop = _through_broker(app, handlers, work, batch_size)
+        else:
 
-                def run_batches() -> None:
-                    for batch in work:
-                        handle(batch)
+            def run_batches() -> None:
+                for batch in work:
+                    handle(batch)
 
-            statements = [0]
-
-            def count(*_args: Any) -> None:
-                statements[0] += 1
-
-            sa.event.listen(engine, "before_cursor_execute", count)
-            sa.event.listen(engine, "commit", count)
+        with counting_statements(engine) as statements:
             cpu, wall = time.process_time(), time.perf_counter()
             try:
                 run_batches()
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             finally:
                 stop()
-            sa.event.remove(engine, "before_cursor_execute", count)
-            sa.event.remove(engine, "commit", count)
-            with app.app_context():
-                mails = db.session.scalar(sa.select(sa.func.count()).select_from(Delivery))
-                db.session.remove()
-                db.engine.dispose()
-        finally:
-            drop_database(database_url)
+        with app.app_context():
+            mails = db.session.scalar(sa.select(sa.func.count()).select_from(Delivery))
     events = batches * batch_size
     return {
         "events": events,

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import pstats
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from werkzeug.test import EnvironBuilder
+
+from bench.inprocess import wait_listening
+from tests.support import free_port
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ISSUER = "https://gateway.bench/api/v1/auth"
@@ -70,23 +72,6 @@ class _Order(BaseHTTPRequestHandler):
 def serve_upstream(port: int) -> None:
     """Run the upstream until killed."""
     ThreadingHTTPServer(("127.0.0.1", port), _Order).serve_forever()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def build_gateway(upstream_url: str) -> tuple[Any, str]:
@@ -173,13 +158,13 @@ def _request(app: Any, template: dict[str, Any]) -> int:
 
 def run(requests: int, profile: int = 0) -> dict[str, float]:
     """CPU ms per proxied request over `requests` requests (after a warm-up)."""
-    port = _free_port()
+    port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, "-m", "bench.gateway_cpu", "--upstream", str(port)]
     )
     devnull = open(os.devnull, "w")  # noqa: SIM115 (open until the process ends: the log's)
     try:
-        _wait_listening(port)
+        wait_listening(port)
         # The log lines (the access line of each request) are formatted and written as
         # deployed, to /dev/null instead of stdout.
         with contextlib.redirect_stdout(devnull):
@@ -233,7 +218,7 @@ def run_gunicorn(requests: int) -> dict[str, float]:
     jwks = json.dumps({"keys": [rsa_jwk(key, "bench-1")]})
     claims = access_token_claims(issuer=ISSUER, audience=AUDIENCE, sub="user-1", roles=["user"])
     token = sign_access_token(claims, key, kid="bench-1")
-    upstream_port, gateway_port = _free_port(), _free_port()
+    upstream_port, gateway_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     env = {
         **os.environ,
@@ -264,8 +249,8 @@ def run_gunicorn(requests: int) -> dict[str, float]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_listening(upstream_port)
-        _wait_listening(gateway_port, timeout=30)
+        wait_listening(upstream_port)
+        wait_listening(gateway_port, timeout=30)
         connection = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)
         headers = dict(_headers(token))
 

@@ -14,9 +14,6 @@ neighbour makes the run slower but barely changes what each mail costs.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,73 +21,45 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.inprocess import counting_statements, notifications_app, smtp_sink
 from services.notifications.delivery import EmailSender
 
 TEXT = "Hello Ada,\n\nWe received your order 1234abcd for 25.00 EUR.\n\nThank you.\n" * 3
 HTML = "<p>Hello Ada,</p><p>We received your order <b>1234abcd</b> for 25.00 EUR.</p>" * 3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the SMTP sink did not listen on {port}")
-
-
 def run(mails: int) -> dict[str, float]:
     """Send `mails` mails through one EmailSender; CPU seconds and mails per CPU-second."""
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as var_dir:
-        env = {**os.environ, "VAR_DIR": var_dir, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "services.notifications.smtp_sink"],
-            env=env,
-            stderr=subprocess.DEVNULL,
+    with tempfile.TemporaryDirectory() as var_dir, smtp_sink(var_dir) as port:
+        sender = EmailSender(
+            host="127.0.0.1",
+            port=port,
+            sender="Flask Suite <no-reply@flask-suite.local>",
+            timeout=10.0,
         )
-        try:
-            _wait_listening(port)
-            sender = EmailSender(
-                host="127.0.0.1",
-                port=port,
-                sender="Flask Suite <no-reply@flask-suite.local>",
-                timeout=10.0,
+        # A few to warm up (imports, the first connection), not measured.
+        for i in range(20):
+            sender.send(
+                delivery_id=f"warm-{i}",
+                to="ada@example.com",
+                subject="Warm",
+                text=TEXT,
+                html=HTML,
             )
-            # A few to warm up (imports, the first connection), not measured.
-            for i in range(20):
-                sender.send(
-                    delivery_id=f"warm-{i}",
-                    to="ada@example.com",
-                    subject="Warm",
-                    text=TEXT,
-                    html=HTML,
-                )
-            cpu, wall = time.process_time(), time.perf_counter()
-            for i in range(mails):
-                sender.send(
-                    delivery_id=f"bench-{i}",
-                    to="ada@example.com",
-                    subject=f"We received your order {i:08x}",
-                    text=TEXT,
-                    html=HTML,
-                )
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            close = getattr(sender, "close", None)
-            if close is not None:
-                close()
-            stored = _wait_stored(Path(var_dir) / "mail", mails + 20)
-        finally:
-            sink.terminate()
-            sink.wait(timeout=10)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(mails):
+            sender.send(
+                delivery_id=f"bench-{i}",
+                to="ada@example.com",
+                subject=f"We received your order {i:08x}",
+                text=TEXT,
+                html=HTML,
+            )
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        close = getattr(sender, "close", None)
+        if close is not None:
+            close()
+        stored = _wait_stored(Path(var_dir) / "mail", mails + 20)
     return {
         "mails": mails,
         "stored": stored,
@@ -130,11 +99,8 @@ def run_loop(mails: int) -> dict[str, float]:
     process's: the loop with its SQL round trips (and a count of the sent ones four times
     a second), not PostgreSQL's nor the sink's.
     """
-    import sqlalchemy as sa
-    from flask_migrate import upgrade
     from sqlalchemy.orm import sessionmaker
 
-    from services.notifications import create_app
     from services.notifications.delivery import delivery_settings, run_delivery_loop
     from services.notifications.handlers import CONSUMER, HANDLERS
     from services.notifications.models import Inbox, db
@@ -143,56 +109,27 @@ def run_loop(mails: int) -> dict[str, float]:
         user_email_verified,
         user_registered,
     )
-    from shared.config import Env
     from shared.inbox import inbox_handler
-    from tests.support import create_database, drop_database
 
-    port = _free_port()
-    database_url = create_database("bench_mail")
-    with tempfile.TemporaryDirectory() as var_dir:
-        env = {**os.environ, "VAR_DIR": var_dir, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "services.notifications.smtp_sink"],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
-        app = create_app(
-            {"NOTIFICATIONS_DELIVERY_BATCH_SIZE": 10},
-            env=Env(
-                {
-                    "APP_ENV": "test",
-                    "NOTIFICATIONS_DATABASE_URL": database_url,
-                    "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
-                    "JWT_ISSUER": "https://bench.invalid",
-                    "JWT_AUDIENCE": "bench",
-                    "VAR_DIR": var_dir,
-                    "SMTP_PORT": str(port),
-                    "LOG_LEVEL": "WARNING",
-                }
-            ),
-        )
-        try:
-            with app.app_context():
-                upgrade()
-                consume = inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
-                consume(user_registered("user-ada", "ada@example.com"))
-                consume(user_email_verified("user-ada"))
-                for _ in range(mails - 1):  # with the welcome mail: `mails`
-                    consume(order_created("user-ada"))
-                sessions = sessionmaker(bind=db.engine)
-            _wait_listening(port)
-            settings = delivery_settings(app.config)
-            statements = [0]  # every statement the loop sends, commits included
-
-            def count(*_args: Any) -> None:
-                statements[0] += 1
-
-            with app.app_context():
-                engine = db.engine
-            sa.event.listen(engine, "before_cursor_execute", count)
-            sa.event.listen(engine, "commit", count)
-            stop = threading.Event()
-            loop = threading.Thread(target=run_delivery_loop, args=(sessions, settings, stop))
+    with (
+        tempfile.TemporaryDirectory() as var_dir,
+        smtp_sink(var_dir) as port,
+        notifications_app(
+            var_dir, config={"NOTIFICATIONS_DELIVERY_BATCH_SIZE": 10}, SMTP_PORT=str(port)
+        ) as app,
+    ):
+        consume = inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
+        consume(user_registered("user-ada", "ada@example.com"))
+        consume(user_email_verified("user-ada"))
+        for _ in range(mails - 1):  # with the welcome mail: `mails`
+            consume(order_created("user-ada"))
+        with app.app_context():
+            engine = db.engine
+        sessions = sessionmaker(bind=engine)
+        settings = delivery_settings(app.config)
+        stop = threading.Event()
+        loop = threading.Thread(target=run_delivery_loop, args=(sessions, settings, stop))
+        with counting_statements(engine) as statements:
             cpu, wall = time.process_time(), time.perf_counter()
             loop.start()
             try:
@@ -202,15 +139,7 @@ def run_loop(mails: int) -> dict[str, float]:
                 stop.set()
                 loop.join(timeout=30)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            sa.event.remove(engine, "before_cursor_execute", count)
-            sa.event.remove(engine, "commit", count)
-            stored = _wait_stored(Path(var_dir) / "mail", mails)
-        finally:
-            sink.terminate()
-            sink.wait(timeout=10)
-            with app.app_context():
-                db.engine.dispose()
-            drop_database(database_url)
+        stored = _wait_stored(Path(var_dir) / "mail", mails)
     return {
         "mails": sent,
         "stored": stored,

@@ -97,7 +97,10 @@ def _sustained_panel(axis: Any, sustained: Mapping[str, Any]) -> None:
     axis.set_xlabel("seconds since the first POST was due")
     axis.set_ylabel("per second")
     latency.set_ylabel("p99, ms (POST sent → notification row)")
-    latency.set_yscale("log")
+    if any(
+        (b.get("p99_ms") or 0) > 0 for run in sustained["runs"] for b in run.get("per_second", [])
+    ):
+        latency.set_yscale("log")  # (a run that notified nothing has no latency to scale)
     axis.set_title(
         f"Sustained {sustained['rate']:.0f} orders/s through the gateway for "
         f"{sustained['seconds']:.0f} s, open loop ({len(sustained['runs'])} runs)"

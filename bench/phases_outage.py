@@ -88,6 +88,10 @@ def outage(bench: Bench) -> None:
         bench.extra_roots.pop("rabbitmq (bench node)", None)
         node.stop()
         shutil.rmtree(node_dir, ignore_errors=True)
+        # The suite's own relay and consumer come back: a phase after this one needs them.
+        for own in ("orders.relay", "notifications.consume"):
+            if own not in bench.suite.processes:
+                bench.suite.start_worker(own)
 
 
 def _outage_run(bench: Bench, node: support.RabbitNode, user: User) -> ev.DrainRun:

@@ -138,7 +138,8 @@ def events_table(results: Mapping[str, Any]) -> list[str]:
         )
         lines.append(
             f"| notifications consumer, events/s | {_spread(consumer['summary'])} | "
-            f"{consumer['events']:,} order.created per run, prefetch 20, one consumer process"
+            f"{consumer['events']:,} order.created per run, prefetch 300, batches of up to 100,"
+            " one consumer process"
             f"{beside} |"
         )
     if baseline:

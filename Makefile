@@ -174,3 +174,12 @@ CHAOS_ORDERS ?= 5000
 chaos: $(STAMP) ## faults under load against a three-node broker, then the verdict (root; CHAOS_ORDERS=5000)
 	scripts/ensure-services.sh postgresql rabbitmq redis
 	CHAOS_ORDERS=$(CHAOS_ORDERS) nice -n 10 $(BIN)/python -m chaos.run $(CHAOS_ARGS)
+
+# -- soak (chaos/soak.py, results in docs/reliability.md) -----------------------------------------
+.PHONY: soak
+
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 30
+soak: $(STAMP) ## steady load, no faults: memory, open files and tables must stay flat (SOAK_MINUTES=30 SOAK_RATE=30)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) nice -n 10 $(BIN)/python -m chaos.soak $(SOAK_ARGS)

@@ -33,11 +33,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared import observability
+from shared import contracts, observability
 from shared.config import ConfigError
 from shared.events import Event
 from shared.inbox import InboxMixin, purge_handled
-from shared.messaging import BrokerUnavailable, Consumer, TopologyError
+from shared.messaging import BrokerUnavailable, Consumer, ProducerCheck, TopologyError
 from shared.outbox import OutboxMixin, purge_sent, run_relay
 from shared.uow import unit_of_work
 
@@ -169,7 +169,11 @@ def consumer_from_config(
     handler: Callable[[Event], None],
     **options: Any,
 ) -> Consumer:
-    """A Consumer with the suite's settings (AMQP_URL, EVENT_DELIVERY_LIMIT, EVENT_RETRY_DELAYS)."""
+    """A Consumer with the suite's settings (AMQP_URL, EVENT_DELIVERY_LIMIT, EVENT_RETRY_DELAYS)
+    that accepts each event type only from its producer's broker user (the catalogue's)."""
+    producers = ProducerCheck.for_consumer(
+        config["AMQP_URL"], consumer, contracts.CATALOGUE.producer_services()
+    )
     return Consumer(
         config["AMQP_URL"],
         consumer,
@@ -177,6 +181,7 @@ def consumer_from_config(
         handler,
         delivery_limit=int(config["EVENT_DELIVERY_LIMIT"]),
         retry_delays=[float(d) for d in config["EVENT_RETRY_DELAYS"]],
+        producers=producers,
         **options,
     )
 

@@ -24,9 +24,9 @@ from services.notifications.models import (
     Notification,
     WebhookEndpoint,
 )
-from services.notifications.webhooks import ENDPOINT_DELETED
+from services.notifications.webhooks import ENDPOINT_DELETED, ENDPOINT_DISABLED, PING_EVENT
 from shared.backoff import backoff_ceiling, jittered_delay
-from shared.db import is_postgresql, rows_matched
+from shared.db import as_utc, is_postgresql, rows_matched
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ WORKER_LOST = (
 
 class DeliveryError(Exception):
     """A send did not go through; the message (stored as last_error) says why."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        # A webhook receiver's HTTP status, when it answered one (the attempt log shows it).
+        self.status_code = status_code
 
 
 # -- retry policy -----------------------------------------------------------------------
@@ -83,9 +88,18 @@ class DeliveryJob:
     email: str | None = None
     url: str | None = None
     secret: str | None = None
+    # The secret before `secret` during a rotation's grace period: it signs as well.
+    previous_secret: str | None = None
+    endpoint_id: uuid.UUID | None = None
     # The originating event's, so the send is logged under that request and trace.
     request_id: str | None = None
     traceparent: str | None = None
+    event_type: str | None = None
+
+    @property
+    def ping(self) -> bool:
+        """Whether this is a webhook test ping (one attempt, no notification)."""
+        return bool(self.payload.get("ping"))
 
 
 def _finish(delivery: Delivery, status: DeliveryStatus, error: str | None, now: datetime) -> None:
@@ -129,10 +143,17 @@ def claim_due_deliveries(
         )
     }
     correlation_ids = {
-        row.id: (row.request_id, row.traceparent)
+        row.id: (row.request_id, row.traceparent, row.event_type)
         for row in session.execute(
-            sa.select(Notification.id, Notification.request_id, Notification.traceparent).where(
-                Notification.id.in_({d.notification_id for d in deliveries})
+            sa.select(
+                Notification.id,
+                Notification.request_id,
+                Notification.traceparent,
+                Notification.event_type,
+            ).where(
+                Notification.id.in_(
+                    {d.notification_id for d in deliveries if d.notification_id is not None}
+                )
             )
         )
     }
@@ -160,6 +181,11 @@ def claim_due_deliveries(
         if delivery.channel == Channel.WEBHOOK and endpoint is None:
             _finish(delivery, DeliveryStatus.CANCELLED, ENDPOINT_DELETED, now)
             continue
+        ping = bool(delivery.payload.get("ping"))
+        if endpoint is not None and not endpoint.enabled and not ping:
+            # Disabled after this delivery was created; `recover` sends it again.
+            _finish(delivery, DeliveryStatus.CANCELLED, ENDPOINT_DISABLED, now)
+            continue
         if delivery.attempts >= max_attempts:
             # Only a claim that was never recorded leaves a pending row here: its worker
             # died mid-send (or NOTIFICATIONS_MAX_ATTEMPTS was lowered). The attempt counts
@@ -172,9 +198,11 @@ def claim_due_deliveries(
             )
             continue
         delivery.attempts += 1
-        delivery.next_attempt_at = lease_until
+        delivery.next_attempt_at = delivery.claimed_until = lease_until
         delivery.updated_at = now
-        request_id, traceparent = correlation_ids.get(delivery.notification_id, (None, None))
+        request_id, traceparent, event_type = correlation_ids.get(
+            delivery.notification_id, (None, None, PING_EVENT if ping else None)
+        )
         jobs.append(
             DeliveryJob(
                 id=delivery.id,
@@ -190,11 +218,24 @@ def claim_due_deliveries(
                 ),
                 url=endpoint.url if endpoint is not None else None,
                 secret=endpoint.secret if endpoint is not None else None,
+                previous_secret=_previous_secret(endpoint, now),
+                endpoint_id=endpoint.id if endpoint is not None else None,
                 request_id=request_id,
                 traceparent=traceparent,
+                event_type=event_type,
             )
         )
     return jobs
+
+
+def _previous_secret(endpoint: WebhookEndpoint | None, now: datetime) -> str | None:
+    """The endpoint's secret before the current one, while its grace period lasts."""
+    if endpoint is None or endpoint.previous_secret is None:
+        return None
+    expires_at = endpoint.previous_secret_expires_at
+    if expires_at is None or as_utc(expires_at) <= now:
+        return None
+    return endpoint.previous_secret
 
 
 def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seconds: float) -> bool:
@@ -214,7 +255,11 @@ def renew_claim(*, session: Session, job: DeliveryJob, now: datetime, lease_seco
             Delivery.status == DeliveryStatus.PENDING,
             Delivery.attempts == job.attempt,
         )
-        .values(next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .values(
+            next_attempt_at=now + timedelta(seconds=lease_seconds),
+            claimed_until=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     if rows_matched(result) == 1:
@@ -255,6 +300,7 @@ def record_delivery_sent(*, session: Session, job: DeliveryJob, now: datetime) -
             status=DeliveryStatus.SENT.value,
             sent_at=now,
             next_attempt_at=None,
+            claimed_until=None,
             updated_at=now,
             # The reason it was cancelled, which it was not.
             last_error=sa.case((cancelled, None), else_=Delivery.last_error),
@@ -274,7 +320,9 @@ def record_delivery_failed(
         return None
     delivery.last_error = error[:MAX_ERROR_CHARS]
     delivery.updated_at = now
-    if job.attempt >= policy.max_attempts:
+    delivery.claimed_until = None
+    # A test ping is tried once: its owner wants to know now, not after a day of retries.
+    if job.attempt >= policy.max_attempts or job.ping:
         delivery.status = DeliveryStatus.FAILED.value
         delivery.next_attempt_at = None
     else:

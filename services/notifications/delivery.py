@@ -21,9 +21,9 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import requests
@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from services.notifications import deliveries
+from services.notifications import deliveries, webhooks
 from services.notifications.deadline import Deadline
 from services.notifications.deliveries import DeliveryError, DeliveryJob, RetryPolicy
 from services.notifications.mail import EmailSender
@@ -58,6 +58,17 @@ USER_AGENT = "flask-suite-webhooks/1.0"
 
 
 # -- webhooks ---------------------------------------------------------------------------
+
+
+def webhook_signatures(*, secrets: Sequence[str], msg_id: str, timestamp: int, body: str) -> str:
+    """`webhook-signature` with one signature per secret, space-separated (Standard Webhooks).
+
+    During a rotation's grace period a receiver holding either secret finds its own.
+    """
+    return " ".join(
+        sign_webhook(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body)
+        for secret in secrets
+    )
 
 
 def sign_webhook(*, secret: str, msg_id: str, timestamp: int, body: str) -> str:
@@ -87,21 +98,35 @@ class WebhookSender:
         self.max_response_bytes = max_response_bytes
         self.clock = clock
 
-    def send(self, *, delivery_id: str, url: str, secret: str, body: str) -> None:
-        """POST one webhook; DeliveryError for a refused target, a timeout or a non-2xx."""
+    def send(
+        self,
+        *,
+        delivery_id: str,
+        url: str,
+        secret: str,
+        body: str,
+        previous_secret: str | None = None,
+    ) -> int:
+        """POST one webhook; its 2xx status, or DeliveryError (refused, timeout, non-2xx).
+
+        `previous_secret` (a rotation's grace period) signs as well.
+        """
         timestamp = int(self.clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "webhook-id": delivery_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(
-                secret=secret, msg_id=delivery_id, timestamp=timestamp, body=body
+            "webhook-signature": webhook_signatures(
+                secrets=[secret] if previous_secret is None else [secret, previous_secret],
+                msg_id=delivery_id,
+                timestamp=timestamp,
+                body=body,
             ),
         }
         with Deadline(self.timeout) as deadline:
             try:
-                self._post(url, body.encode(), headers, deadline)
+                status = self._post(url, body.encode(), headers, deadline)
             except DeliveryError as exc:
                 if deadline.expired:
                     raise DeliveryError(self._too_slow()) from exc
@@ -110,11 +135,12 @@ class WebhookSender:
                 # The watchdog cut the connection: what looked like an answer may be a
                 # truncated one (an end of file also ends the headers).
                 raise DeliveryError(self._too_slow())
+        return status
 
     def _too_slow(self) -> str:
         return f"webhook gave no complete answer within {self.timeout:g} s; abandoned"
 
-    def _post(self, url: str, data: bytes, headers: dict[str, str], deadline: Deadline) -> None:
+    def _post(self, url: str, data: bytes, headers: dict[str, str], deadline: Deadline) -> int:
         # A session per delivery: every socket of this POST is then one opened under this
         # deadline (a pooled keep-alive connection would not be watched), and nothing is
         # shared between delivery threads.
@@ -142,24 +168,26 @@ class WebhookSender:
             except requests.RequestException as exc:
                 raise DeliveryError(f"webhook request failed: {type(exc).__name__}: {exc}") from exc
             try:
-                self._check_answer(response)
+                return self._check_answer(response)
             finally:
                 response.close()
 
-    def _check_answer(self, response: requests.Response) -> None:
+    def _check_answer(self, response: requests.Response) -> int:
+        status = response.status_code
         try:
-            status = response.status_code
             if 200 <= status < 300:
-                return
+                return status
             if 300 <= status < 400:
                 location = response.headers.get("Location", "")[:200]
-                raise DeliveryError(f"HTTP {status} redirect to {location!r} (not followed)")
+                raise DeliveryError(
+                    f"HTTP {status} redirect to {location!r} (not followed)", status_code=status
+                )
             # Only a bounded prefix of the body is read: the target cannot make us buffer more.
             snippet = response.raw.read(self.max_response_bytes, decode_content=False)
             text = snippet[:200].decode("utf-8", "replace")
-            raise DeliveryError(f"HTTP {status}: {text}")
+            raise DeliveryError(f"HTTP {status}: {text}", status_code=status)
         except (Urllib3HTTPError, OSError) as exc:
-            raise DeliveryError(f"reading the response failed: {exc}") from exc
+            raise DeliveryError(f"reading the response failed: {exc}", status_code=status) from exc
 
 
 # -- the delivery loop ------------------------------------------------------------------
@@ -172,9 +200,13 @@ class EmailSending(Protocol):
 
 
 class WebhookSending(Protocol):
-    """What the loop needs to send a webhook (WebhookSender, or a fake)."""
+    """What the loop needs to send a webhook (WebhookSender, or a fake).
 
-    def send(self, *, delivery_id: str, url: str, secret: str, body: str) -> None: ...
+    `previous_secret` is passed only during a rotation's grace period; the answer is the
+    receiver's status, when known (the attempt log shows it).
+    """
+
+    def send(self, *, delivery_id: str, url: str, secret: str, body: str) -> int | None: ...
 
 
 @dataclass
@@ -187,6 +219,8 @@ class DeliverySettings:
     batch_size: int = 10
     lease_seconds: float = 120.0
     poll_seconds: float = 1.0
+    # An endpoint whose every attempt failed for this long is disabled (webhooks).
+    webhook_disable_after: timedelta = timedelta(days=5)
 
 
 def delivery_settings(config: Any) -> DeliverySettings:
@@ -213,11 +247,17 @@ def delivery_settings(config: Any) -> DeliverySettings:
         batch_size=int(config["NOTIFICATIONS_DELIVERY_BATCH_SIZE"]),
         lease_seconds=float(config["NOTIFICATIONS_DELIVERY_LEASE_SECONDS"]),
         poll_seconds=float(config["NOTIFICATIONS_DELIVERY_POLL_SECONDS"]),
+        webhook_disable_after=timedelta(
+            seconds=float(config["NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS"])
+        ),
     )
 
 
-def send_job(job: DeliveryJob, settings: DeliverySettings) -> None:
-    """Send one claimed delivery on its channel; DeliveryError when it did not go through."""
+def send_job(job: DeliveryJob, settings: DeliverySettings) -> int | None:
+    """Send one claimed delivery on its channel; DeliveryError when it did not go through.
+
+    The answer is a webhook receiver's HTTP status (None for mail).
+    """
     payload = job.payload
     if job.channel == Channel.EMAIL:
         if not job.email:
@@ -231,11 +271,15 @@ def send_job(job: DeliveryJob, settings: DeliverySettings) -> None:
         )
     elif job.channel == Channel.WEBHOOK:
         assert job.url is not None and job.secret is not None  # claim cancels orphans
-        settings.webhook.send(
-            delivery_id=str(job.id), url=job.url, secret=job.secret, body=payload["body"]
+        # The previous secret only while it signs: fakes and older senders take four names.
+        extra = {} if job.previous_secret is None else {"previous_secret": job.previous_secret}
+        status = settings.webhook.send(
+            delivery_id=str(job.id), url=job.url, secret=job.secret, body=payload["body"], **extra
         )
+        return status if isinstance(status, int) else None
     else:
         raise DeliveryError(f"unknown channel {job.channel!r}")
+    return None
 
 
 def deliver_due_once(
@@ -277,10 +321,13 @@ def _deliver_one(
     if not ours:
         DELIVERY_ATTEMPTS.labels(job.channel, "skipped").inc()
         return
+    started = time.monotonic()
+    status_code: int | None = None
     try:
-        send_job(job, settings)
+        status_code = send_job(job, settings)
     except DeliveryError as exc:
         error = str(exc)
+        status_code = exc.status_code
     except Exception as exc:
         # A bug with one message must not stop the others; it is retried and recorded.
         log.exception("unexpected error while sending", extra=extra)
@@ -290,16 +337,49 @@ def _deliver_one(
         # the same delivery id, which receivers dedupe by.
         crash_point(DELIVERY_AFTER_SEND)
         with unit_of_work(session):
-            deliveries.record_delivery_sent(session=session, job=job, now=now())
+            moment = now()
+            deliveries.record_delivery_sent(session=session, job=job, now=moment)
+            _log_webhook_attempt(session, job, settings, moment, started, status_code, None)
         DELIVERY_ATTEMPTS.labels(job.channel, "sent").inc()
         log.info("delivery sent", extra=extra)
         return
     with unit_of_work(session):
+        moment = now()
         status = deliveries.record_delivery_failed(
-            session=session, job=job, error=error, now=now(), policy=settings.policy
+            session=session, job=job, error=error, now=moment, policy=settings.policy
         )
+        _log_webhook_attempt(session, job, settings, moment, started, status_code, error)
     DELIVERY_ATTEMPTS.labels(job.channel, "failed" if status == "failed" else "retry").inc()
     log.warning("delivery attempt failed", extra={**extra, "error": error, "status": status})
+
+
+def _log_webhook_attempt(
+    session: Session,
+    job: DeliveryJob,
+    settings: DeliverySettings,
+    now: datetime,
+    started: float,
+    status_code: int | None,
+    error: str | None,
+) -> None:
+    """The endpoint's attempt log and failing period, in the transaction of the record."""
+    if job.channel != Channel.WEBHOOK or job.endpoint_id is None:
+        return
+    webhooks.record_webhook_attempt(
+        session=session,
+        result=webhooks.AttemptResult(
+            delivery_id=job.id,
+            endpoint_id=job.endpoint_id,
+            event_type=job.event_type or "",
+            attempt=job.attempt,
+            succeeded=error is None,
+            status_code=status_code,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            error=error,
+        ),
+        now=now,
+        disable_after=settings.webhook_disable_after,
+    )
 
 
 def run_delivery_loop(

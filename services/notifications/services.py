@@ -28,7 +28,7 @@ from services.notifications.models import (
     WebhookEndpoint,
 )
 from services.notifications.rendering import render
-from services.notifications.webhooks import webhook_body
+from services.notifications.webhooks import ENDPOINT_DISABLED, webhook_body
 from shared.context import trace_id_of
 from shared.db import utcnow
 from shared.errors import NotFoundError
@@ -189,7 +189,12 @@ def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
     }
     endpoints: dict[str, list[Any]] = {}
     for row in session.execute(
-        sa.select(WebhookEndpoint.id, WebhookEndpoint.user_id, WebhookEndpoint.event_types)
+        sa.select(
+            WebhookEndpoint.id,
+            WebhookEndpoint.user_id,
+            WebhookEndpoint.event_types,
+            WebhookEndpoint.disabled_at,
+        )
         .where(WebhookEndpoint.user_id.in_(user_ids))
         .order_by(WebhookEndpoint.created_at)
     ):
@@ -222,7 +227,10 @@ def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
             continue  # in-app only: a deactivated user is written to no more
 
         def delivery(
-            channel: Channel, payload: dict[str, Any], endpoint_id: uuid.UUID | None = None
+            channel: Channel,
+            payload: dict[str, Any],
+            endpoint_id: uuid.UUID | None = None,
+            disabled: bool = False,
         ) -> dict[str, Any]:
             return {
                 "id": uuid.uuid4(),
@@ -231,11 +239,13 @@ def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
                 "channel": channel.value,
                 "endpoint_id": endpoint_id,
                 "payload": payload,
-                "status": DeliveryStatus.PENDING.value,
+                # To a disabled endpoint: kept, not sent, so that `recover` can send it.
+                "status": (DeliveryStatus.CANCELLED if disabled else DeliveryStatus.PENDING).value,
                 "attempts": 0,
-                "last_error": None,
-                "next_attempt_at": now,  # noqa: B023
+                "last_error": ENDPOINT_DISABLED if disabled else None,
+                "next_attempt_at": None if disabled else now,  # noqa: B023
                 "sent_at": None,
+                "claimed_until": None,
                 "created_at": now,  # noqa: B023
                 "updated_at": now,  # noqa: B023
             }
@@ -257,7 +267,14 @@ def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
                 body = body or webhook_body(
                     event_type=notice.event_type, occurred_at=notice.occurred_at, data=notice.data
                 )
-                deliveries.append(delivery(Channel.WEBHOOK, {"body": body}, endpoint.id))
+                deliveries.append(
+                    delivery(
+                        Channel.WEBHOOK,
+                        {"body": body},
+                        endpoint.id,
+                        disabled=endpoint.disabled_at is not None,
+                    )
+                )
     session.execute(sa.insert(cast(sa.Table, Notification.__table__)), notifications)
     if deliveries:
         session.execute(sa.insert(cast(sa.Table, Delivery.__table__)), deliveries)

@@ -117,13 +117,13 @@ def chart(soak: Soak, path: Path) -> None:
     for name, points in sorted(soak.fds.items()):
         series = soak.relative(points)
         files.plot([t for t, _ in series], [v for _, v in series], label=name)
-    for name, points in sorted(soak.tables.items()):
+    for name, counts in sorted(soak.tables.items()):
         if name in DATA_TABLES:
             continue
-        series = soak.relative(points)
-        if not any(v for _, v in series):
+        rows = soak.relative(counts)
+        if not any(v for _, v in rows):
             continue  # an empty table would only crowd the legend
-        tables.plot([t for t, _ in series], [v for _, v in series], label=name)
+        tables.plot([t for t, _ in rows], [v for _, v in rows], label=name)
     memory.set_ylabel("resident memory, MiB")
     files.set_ylabel("open files")
     tables.set_ylabel("rows")

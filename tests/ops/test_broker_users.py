@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -281,7 +282,7 @@ def order_created() -> Event:
     """A valid order.created, as the orders service builds it."""
     return contracts.build(
         contracts.OrderCreatedV1(
-            order_id=new_event("x", "/x", {}).id,
+            order_id=str(uuid.uuid4()),
             user_id="u-1",
             status="pending",
             total_cents=2500,

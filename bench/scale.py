@@ -22,6 +22,7 @@ import functools
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -392,6 +393,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run and write the results."""
     args = parse_args(argv)
+    # SIGTERM stops the suite and drops its databases, as an interrupt does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scale = Scale(args)
     try:
         path = scale.run()

@@ -37,7 +37,6 @@ import os
 import random
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +56,7 @@ from bench.scale_shapes import (
     OrderPlan,
     Renderer,
     cloudevent,
+    new_id,
     owners,
     plan_order,
     user_email,
@@ -231,7 +231,7 @@ def _seed_users(
         ),
     )
     # The welcome notification and its email, for every user.
-    welcomes = [(i, uuid.uuid4(), str(uuid.uuid4())) for i in range(first, last)]
+    welcomes = [(i, new_id(rng), new_id(rng)) for i in range(first, last)]
     Copier(notes, counts).copy(
         "notifications",
         (
@@ -254,7 +254,7 @@ def _seed_users(
         "deliveries",
         (
             (
-                uuid.uuid4(),
+                new_id(rng),
                 nid,
                 user_id(i),
                 "email",
@@ -272,7 +272,7 @@ def _seed_users(
     )
     # User events: auth's outbox keeps 7 days, the consumers' inboxes 30 (plus the overdue).
     user_events = [
-        (i, str(uuid.uuid4()), t, born[i])
+        (i, new_id(rng), t, born[i])
         for i in range(first, last)
         for t in ("user.registered", "user.email_verified")
     ]
@@ -343,7 +343,7 @@ def _seed_orders(
         uid = user_id(o.user)
         items = [{"sku": s, "quantity": q, "unit_price_cents": p} for s, q, p in o.items]
         data = {
-            "order_id": str(o.id),
+            "order_id": o.id,
             "user_id": uid,
             "status": "pending",
             "total_cents": o.total,
@@ -354,7 +354,7 @@ def _seed_orders(
         events.append(
             (
                 o,
-                str(uuid.uuid4()),
+                new_id(rng),
                 "order.created",
                 o.created_at,
                 data,
@@ -364,15 +364,13 @@ def _seed_orders(
         previous = "pending"
         for version, (status, at) in enumerate(o.statuses, start=2):
             change = {
-                "order_id": str(o.id),
+                "order_id": o.id,
                 "user_id": uid,
                 "from": previous,
                 "to": status,
                 "version": version,
             }
-            events.append(
-                (o, str(uuid.uuid4()), "order.status_changed", at, change, (previous, status))
-            )
+            events.append((o, new_id(rng), "order.status_changed", at, change, (previous, status)))
             previous = status
     Copier(orders_db, counts).copy(
         "outbox",
@@ -380,7 +378,7 @@ def _seed_orders(
             (
                 eid,
                 t,
-                cloudevent("/orders", t, eid, at, str(o.id), data),
+                cloudevent("/orders", t, eid, at, o.id, data),
                 at,
                 at,
                 1,
@@ -407,12 +405,12 @@ def _seed_orders(
             else None
         )
         rendered.append(
-            (uuid.uuid4(), o, eid, t, at + timedelta(milliseconds=100), title, body, payload, read)
+            (new_id(rng), o, eid, t, at + timedelta(milliseconds=100), title, body, payload, read)
         )
     Copier(notes, counts).copy(
         "notifications",
         (
-            (nid, user_id(o.user), eid, t, title, body, at, read, "order", str(o.id))
+            (nid, user_id(o.user), eid, t, title, body, at, read, "order", o.id)
             for nid, o, eid, t, at, title, body, _, read in rendered
         ),
     )
@@ -429,10 +427,10 @@ def _seed_orders(
         (
             (
                 user_id(o.user),
-                str(uuid.uuid4()),
-                uuid.uuid4().hex * 2,
+                new_id(rng),
+                new_id(rng).replace("-", "") * 2,
                 201,
-                json.dumps({"id": str(o.id), "status": "pending", "total_cents": o.total}),
+                json.dumps({"id": o.id, "status": "pending", "total_cents": o.total}),
                 json.dumps({"Location": f"/api/v1/orders/{o.id}"}),
                 o.created_at,
             )
@@ -443,12 +441,12 @@ def _seed_orders(
 
 
 def _delivery(
-    nid: uuid.UUID, uid: str, payload: str, at: datetime, rng: random.Random
+    nid: str, uid: str, payload: str, at: datetime, rng: random.Random
 ) -> tuple[Any, ...]:
     sent = at + timedelta(seconds=rng.uniform(0.2, 3))
     if rng.random() < 0.005:
         return (
-            uuid.uuid4(),
+            new_id(rng),
             nid,
             uid,
             "email",
@@ -461,7 +459,7 @@ def _delivery(
             at,
             sent,
         )
-    return (uuid.uuid4(), nid, uid, "email", payload, "sent", 1, None, None, sent, at, sent)
+    return (new_id(rng), nid, uid, "email", payload, "sent", 1, None, None, sent, at, sent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

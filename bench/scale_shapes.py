@@ -34,6 +34,20 @@ USER_NAMESPACE = uuid.UUID("6f1c0b4e-8a7d-4c55-9d0e-5b2f3c1a9e77")
 CHUNK = 50_000
 
 
+_VERSION_4 = (0xF << 76) | (0x3 << 62), (0x4 << 76) | (0x2 << 62)
+
+
+def new_id(rng: random.Random) -> str:
+    """A random (version 4) UUID as text, from `rng`.
+
+    Hand-written rather than uuid.uuid4(): building a UUID object from os.urandom for each
+    of the ~10 million rows of a 10^6 seed was a third of its time.
+    """
+    mask, bits = _VERSION_4
+    h = f"{(rng.getrandbits(128) & ~mask) | bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 @functools.cache
 def user_id(index: int) -> str:
     """The id of seeded user number `index` (0, 1, ...; the heavy users come first).
@@ -88,7 +102,7 @@ def owners(start: int, end: int, rng: random.Random) -> list[int]:
 class OrderPlan:
     """One generated order and the events its life produced."""
 
-    id: uuid.UUID
+    id: str
     user: int
     created_at: datetime
     currency: str
@@ -133,7 +147,7 @@ def plan_order(
     products = catalogue[currency]
     chosen = rng.sample(products, k=min(len(products), rng.choice((1, 1, 2, 2, 3))))
     items = [(sku, rng.choice((1, 1, 1, 2, 3)), price) for sku, price in chosen]
-    order = OrderPlan(uuid.uuid4(), user, created, currency, items)
+    order = OrderPlan(new_id(rng), user, created, currency, items)
     at = created
     for status in life(now - created, rng):
         at = min(now, at + timedelta(hours=rng.uniform(2, 48)))

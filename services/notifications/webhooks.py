@@ -396,6 +396,24 @@ def record_webhook_attempt(
     return disabled
 
 
+def purge_webhook_attempts(
+    session: Session, older_than: timedelta, *, limit: int, now: datetime | None = None
+) -> int:
+    """Delete at most `limit` attempts made longer than `older_than` ago; how many.
+
+    The attempt log is for a user looking into recent failures; without a purge it would
+    grow by every webhook POST forever. The caller commits.
+    """
+    cutoff = (now or utcnow()) - older_than
+    batch = sa.select(WebhookAttempt.id).where(WebhookAttempt.created_at < cutoff).limit(limit)
+    result = session.execute(
+        sa.delete(WebhookAttempt)
+        .where(WebhookAttempt.id.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return rows_matched(result)
+
+
 def _disable(session: Session, endpoint: WebhookEndpoint, now: datetime) -> None:
     """Stop sending to an endpoint that kept failing, and tell its owner in the app."""
     endpoint.disabled_at = now

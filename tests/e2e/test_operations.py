@@ -224,6 +224,73 @@ def test_a_request_without_traceparent_logs_the_trace_id_its_spans_have(suite, r
     )
 
 
+def test_an_orders_transaction_is_a_span_inside_its_request_ending_before_it(suite, register, otlp):
+    user = register("Ledger")
+    traceparent, trace_id, _ = new_traceparent()
+
+    response = user.request(
+        "POST",
+        "/api/v1/orders",
+        json=ORDER,
+        headers={"traceparent": traceparent, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 201, response.text
+
+    def transaction_and_request() -> tuple[Any, Any] | None:
+        spans = [s for s in otlp.of_trace(trace_id) if s.service == "orders"]
+        request = [s for s in spans if s.kind == SPAN_KIND_SERVER]
+        transaction = [s for s in spans if s.name == "db.transaction"]
+        return (transaction[0], request[0]) if request and transaction else None
+
+    transaction, request = wait_for(transaction_and_request, timeout=10, what="orders' spans")
+    # The order, its lines and its outbox row commit in one transaction, within the request.
+    assert transaction.parent_span_id == request.span_id
+    assert request.start_ns <= transaction.start_ns < transaction.end_ns <= request.end_ns
+
+
+# -- a consumer down ----------------------------------------------------------------------
+
+
+def notifications_queue_depth(suite: Suite) -> int:
+    """Messages ready in the notifications consumer's queue."""
+    connection = pika.BlockingConnection(pika.URLParameters(suite.amqp_url))
+    try:
+        declared = connection.channel().queue_declare(
+            queue=queue_name("notifications"), passive=True
+        )
+        return int(declared.method.message_count)
+    finally:
+        connection.close()
+
+
+def test_with_the_notifications_consumer_down_orders_still_succeed_and_are_notified_after(
+    suite, register
+):
+    user = register("Patience")
+    suite.stop_processes([CONSUMER])
+    try:
+        responses = [
+            user.request(
+                "POST", "/api/v1/orders", json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex}
+            )
+            for _ in range(20)
+        ]
+        assert [r.status_code for r in responses] == [201] * 20
+        placed = {r.json()["id"] for r in responses}
+        # The events wait in the consumer's durable queue: nothing is lost while it is away.
+        wait_for(
+            lambda: notifications_queue_depth(suite) >= 20, timeout=15, what="20 events queued"
+        )
+    finally:
+        start_consumer(suite)
+
+    def notified() -> bool:
+        page = user.request("GET", "/api/v1/notifications?limit=100").json()["items"]
+        return placed <= {item["subject"]["id"] for item in page if item.get("subject")}
+
+    assert wait_for(notified, timeout=30, what="every order notified after the restart")
+
+
 # -- rolling restart ----------------------------------------------------------------------
 
 

@@ -167,6 +167,16 @@ bench-quick: $(STAMP) ## the short benchmark (under 2 minutes)
 	bench/ensure-tools.sh
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
+# One order traced through every process: docs/flows.md's table and log lines, its chart.
+.PHONY: flow-trace bench-workers
+flow-trace: $(STAMP) ## trace one order through every process; writes docs/flows/ and docs/flows.md (~2 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx
+	nice -n 10 $(BIN)/python -m bench.flow_trace $(FLOW_ARGS)
+
+bench-workers: $(STAMP) ## gunicorn's threaded worker against gevent, gateway and orders, same load (~5 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis wrk
+	nice -n 10 $(BIN)/python -m bench.workers $(WORKERS_ARGS)
+
 # -- fault injection (chaos/, results in docs/reliability.md) ----------------------------------
 .PHONY: chaos
 

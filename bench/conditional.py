@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     with orders_app() as (app, headers):
         client = app.test_client()
         for _ in range(20):
-            assert client.post("/api/v1/orders", json=order_body(), headers=headers).status_code == 201
+            assert (
+                client.post("/api/v1/orders", json=order_body(), headers=headers).status_code == 201
+            )
         first = client.get(PAGE, headers=headers)
         etag = first.headers["ETag"]
         for label, extra, status in (

@@ -98,9 +98,7 @@ def hops(collected: Mapping[str, Any]) -> list[Hop]:
     out = []
     for key, process, what in HOPS:
         start, end = HOP_INSTANTS[key]
-        out.append(
-            Hop(key, process, what, (at[start] - origin) / 1e6, (at[end] - origin) / 1e6)
-        )
+        out.append(Hop(key, process, what, (at[start] - origin) / 1e6, (at[end] - origin) / 1e6))
     return out
 
 

@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import email
 import email.policy
+import functools
 import json
 import os
 import secrets
@@ -57,7 +58,7 @@ from tests.support import free_port, wait_for
 SPAN_SERVER, SPAN_CLIENT = 2, 3
 # The edge's access line for this run: what the waterfall needs, as JSON.
 EDGE_LOG_FORMAT = (
-    "log_format flow escape=json '{\"msec\":\"$msec\",\"request_time\":\"$request_time\","
+    'log_format flow escape=json \'{"msec":"$msec","request_time":"$request_time",'
     '"upstream_response_time":"$upstream_response_time","status":"$status",'
     '"request":"$request","request_id":"$edge_request_id"}\';'
 )
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=int, default=5, help="orders placed before")
     parser.add_argument("--out", type=Path, default=flow_report.TRACE_JSON)
     parser.add_argument("--no-doc", action="store_true", help="write the JSON only")
+    parser.add_argument(
+        "--start-timeout", type=float, default=180.0, help="seconds each process may take to boot"
+    )
     args = parser.parse_args(argv)
     receiver = OtlpReceiver().start()
     hooks = WebhookReceiver()
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": "1",
-        }
+        },
+        start_timeout=args.start_timeout,
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -226,8 +231,8 @@ def trace_one_order(
     if created.status_code != 201:
         raise RuntimeError(f"webhook registration answered {created.status_code}: {created.text}")
     for _ in range(warm_up):
-        order_id = place(http, edge.url, auth)["id"]
-        wait_for(lambda o=order_id: hooks.for_order(o), timeout=60, what="a warm-up webhook")
+        warm = str(place(http, edge.url, auth)["id"])
+        wait_for(functools.partial(hooks.for_order, warm), timeout=60, what="a warm-up webhook")
 
     trace_id, request_id = secrets.token_hex(16), f"flow-{uuid.uuid4().hex[:12]}"
     headers = {
@@ -318,13 +323,15 @@ def _ns(value: datetime) -> int:
 def delivered_rows(suite: Suite, event_id: str) -> dict[str, int] | None:
     """Times of the outbox, inbox and delivery rows of the event, once both are sent."""
     with psycopg.connect(libpq_url(suite.database_urls["orders"])) as conn:
-        sent = conn.execute("SELECT sent_at FROM outbox WHERE event_id = %s", (event_id,)).fetchone()
+        sent = conn.execute(
+            "SELECT sent_at FROM outbox WHERE event_id = %s", (event_id,)
+        ).fetchone()
     with psycopg.connect(libpq_url(suite.database_urls["notifications"])) as conn:
         inbox = conn.execute(
             "SELECT received_at FROM inbox WHERE event_id = %s AND consumer = 'notifications'",
             (event_id,),
         ).fetchone()
-        deliveries = dict(
+        deliveries: dict[str, datetime] = dict(
             conn.execute(
                 "SELECT d.channel, d.sent_at FROM deliveries d JOIN notifications n"
                 " ON n.id = d.notification_id WHERE n.event_id = %s",
@@ -407,14 +414,28 @@ def handled_lines(
                     stamp = line[:23]
                     message = line[24:].strip().replace(str(suite.dir), "$VAR_DIR")
                     records.append(
-                        {"time": stamp, "process": process, "message": message,
-                         "at_ns": _local_ns(stamp)}
+                        {
+                            "time": stamp,
+                            "process": process,
+                            "message": message,
+                            "at_ns": _local_ns(stamp),
+                        }
                     )
                 continue
             if record.get("trace_id") != trace_id and record.get("request_id") != request_id:
                 continue
-            keep = ("route", "status", "duration_ms", "event_type", "event_id", "channel",
-                    "delivery_id", "request_id", "trace_id", "consumer")
+            keep = (
+                "route",
+                "status",
+                "duration_ms",
+                "event_type",
+                "event_id",
+                "channel",
+                "delivery_id",
+                "request_id",
+                "trace_id",
+                "consumer",
+            )
             records.append(
                 {
                     "time": record.get("time", ""),

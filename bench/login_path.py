@@ -30,7 +30,7 @@ from services.auth.models import db
 from services.auth.tests.conftest import PASSWORD, AuthActions, dispose, make_app, migrate
 from tests.support import create_database, drop_database
 
-PRODUCTION_ARGON2 = {"AUTH_ARGON2_TIME_COST": 2, "AUTH_ARGON2_MEMORY_KIB": 19456}
+PRODUCTION_ARGON2: dict[str, Any] = {"AUTH_ARGON2_TIME_COST": 2, "AUTH_ARGON2_MEMORY_KIB": 19456}
 
 
 def measure(
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             auth = AuthActions(app.test_client())
             assert auth.register().status_code == 202
 
-            def address(n: int) -> dict[str, Any]:
+            def address(n: int) -> Any:
                 return {"environ_base": {"REMOTE_ADDR": f"10.{n // 250}.{n % 250}.9"}}
 
             for _ in range(3):  # warm up
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.logins,
                 ),
             }
-            throttled = {"environ_base": {"REMOTE_ADDR": "10.99.99.99"}}
+            throttled: Any = {"environ_base": {"REMOTE_ADDR": "10.99.99.99"}}
             for _ in range(5):
                 auth.login(password="wrong " + PASSWORD, **throttled)
             kinds["throttled: 6th attempt of one address (429)"] = measure(

@@ -55,7 +55,7 @@ def restart_web(suite: Suite, name: str, worker_class: str | None) -> None:
     suite.spawn(name, argv, {"SERVICE_NAME": name})
     wait_for(
         functools.partial(seeding.answers_ok, suite.url(name, "/healthz")),
-        timeout=60,
+        timeout=180,
         what=f"{name} healthy under {worker_class or 'gthread'}",
     )
 
@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     options = SuiteOptions(
-        extra_env={"GATEWAY_RATE_LIMIT_USER": "1000000/minute", "GATEWAY_RATE_LIMIT_IP": "1000000/minute"}
+        start_timeout=180.0,
+        extra_env={
+            "GATEWAY_RATE_LIMIT_USER": "1000000/minute",
+            "GATEWAY_RATE_LIMIT_IP": "1000000/minute",
+        },
     )
     with Suite(options) as suite:
         users = seeding.register_users(suite, args.users, label="workers")

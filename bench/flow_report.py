@@ -204,6 +204,7 @@ def write(collected: Mapping[str, Any], *, doc: Path = DOC, png: Path = WATERFAL
         f"Run of {meta.get('started', '?')} on this machine (load average before: "
         f"{meta.get('load_before', '?')}); order `{meta.get('order_id', '?')}`, "
         f"request id `{meta.get('request_id', '?')}`, trace id `{meta.get('trace_id', '?')}`."
+        "\n\n![One order, end to end: a waterfall of every hop](flows/waterfall.png)"
     )
     text = doc.read_text()
     text = replace_block(text, "run", summary)

@@ -277,7 +277,7 @@ TRANSACTION_SPAN = "db.transaction"
 _SPAN_KEY = "otel_transaction_span"
 
 
-def _trace_transactions(provider: Any) -> None:
+def _trace_transactions(provider: Any) -> Callable[[], None]:
     """A span per database transaction opened within a traced request, begin to commit.
 
     It shows what a request spent holding its transaction (for orders: the order, its
@@ -305,6 +305,12 @@ def _trace_transactions(provider: Any) -> None:
 
     event.listen(Session, "after_begin", begun)
     event.listen(Session, "after_transaction_end", ended)
+
+    def remove() -> None:
+        event.remove(Session, "after_begin", begun)
+        event.remove(Session, "after_transaction_end", ended)
+
+    return remove
 
 
 def _current_span_traceparent() -> str | None:

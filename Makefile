@@ -177,6 +177,16 @@ bench-scale: $(STAMP) ## requests and event paths at 10^4, 10^5, 10^6 orders; do
 	bench/ensure-tools.sh
 	nice -n 10 $(BIN)/python -m bench.scale --sizes $(SCALE_SIZES) $(SCALE_ARGS)
 
+# One order traced through every process: docs/flows.md's table and log lines, its chart.
+.PHONY: flow-trace bench-workers
+flow-trace: $(STAMP) ## trace one order through every process; writes docs/flows/ and docs/flows.md (~2 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx
+	nice -n 10 $(BIN)/python -m bench.flow_trace $(FLOW_ARGS)
+
+bench-workers: $(STAMP) ## gunicorn's threaded worker against gevent, gateway and orders, same load (~5 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis wrk
+	nice -n 10 $(BIN)/python -m bench.workers $(WORKERS_ARGS)
+
 # -- fault injection (chaos/, results in docs/reliability.md) ----------------------------------
 .PHONY: chaos
 

@@ -155,7 +155,7 @@ compose-test: $(STAMP) ## build every image here (Debian base, local stand-ins) 
 	SUITE_TAG=$(COMPOSE_TEST_TAG) $(BIN)/pytest -m compose tests/compose $(PYTEST_ARGS)
 
 # -- benchmarks (bench/, results in BENCHMARKS.md and bench/results/) ----------------------
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-scale seed-scale
 
 bench: $(STAMP) ## measure the suite under gunicorn + wrk on this machine (~35 min)
 	scripts/ensure-services.sh postgresql rabbitmq redis
@@ -166,6 +166,26 @@ bench-quick: $(STAMP) ## the short benchmark (under 2 minutes)
 	scripts/ensure-services.sh postgresql rabbitmq redis
 	bench/ensure-tools.sh
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+SCALE_ORDERS ?= 1000000
+seed-scale: $(STAMP) ## fill the databases the environment names with a year of data (SCALE_ORDERS=1000000)
+	nice -n 10 $(BIN)/python -m bench.scale_seed --orders $(SCALE_ORDERS) $(SEED_ARGS)
+
+SCALE_SIZES ?= 10000,100000,1000000
+bench-scale: $(STAMP) ## requests and event paths at 10^4, 10^5, 10^6 orders; docs/scale.md (~1 h)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	bench/ensure-tools.sh
+	nice -n 10 $(BIN)/python -m bench.scale --sizes $(SCALE_SIZES) $(SCALE_ARGS)
+
+# One order traced through every process: docs/flows.md's table and log lines, its chart.
+.PHONY: flow-trace bench-workers
+flow-trace: $(STAMP) ## trace one order through every process; writes docs/flows/ and docs/flows.md (~2 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx
+	nice -n 10 $(BIN)/python -m bench.flow_trace $(FLOW_ARGS)
+
+bench-workers: $(STAMP) ## gunicorn's threaded worker against gevent, gateway and orders, same load (~5 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis wrk
+	nice -n 10 $(BIN)/python -m bench.workers $(WORKERS_ARGS)
 
 # -- fault injection (chaos/, results in docs/reliability.md) ----------------------------------
 .PHONY: chaos

@@ -102,7 +102,7 @@ def periodic_task(name: str, interval: float, action: Callable[[], object]) -> T
     return Task(name, run, stop.set)
 
 
-def _batched_purge(
+def batched_purge(
     session_factory: Callable[[], Session],
     delete_batch: Callable[[Session, int], int],
     *,
@@ -110,7 +110,11 @@ def _batched_purge(
     message: str,
     count_field: str,
 ) -> Callable[[], int]:
-    """An action calling `delete_batch` in committed batches until one comes back short."""
+    """An action calling `delete_batch` in committed batches until one comes back short.
+
+    `delete_batch(session, limit)` deletes at most `limit` rows and says how many; the
+    outbox and inbox purges below are two, a service's own tables (logs) may be others.
+    """
 
     def purge() -> int:
         total = 0
@@ -136,7 +140,7 @@ def outbox_purge(
     batch_size: int = 10_000,
 ) -> Callable[[], int]:
     """An action deleting outbox rows sent more than `retention` ago, in committed batches."""
-    return _batched_purge(
+    return batched_purge(
         session_factory,
         lambda session, limit: purge_sent(session, model, retention, limit=limit),
         batch_size=batch_size,
@@ -153,7 +157,7 @@ def inbox_purge(
     batch_size: int = 10_000,
 ) -> Callable[[], int]:
     """An action deleting inbox rows received more than `retention` ago, in committed batches."""
-    return _batched_purge(
+    return batched_purge(
         session_factory,
         lambda session, limit: purge_handled(session, model, retention, limit=limit),
         batch_size=batch_size,

@@ -238,6 +238,7 @@ class Scale:
             relay.append(self.relay_rate(RELAY_EVENTS))
             seeding.settle(self.suite)
             run = ev.consumer_throughput(
+                amqp_urls=self.suite.service_amqp_urls,
                 amqp_url=self.suite.amqp_url,
                 notifications_db=self.suite.database_urls["notifications"],
                 events=CONSUMER_EVENTS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chaos.run import MARK_END, MARK_START, markdown, write_docs
+from chaos.report import MARK_END, MARK_START, markdown, write_docs
 
 RESULT = {
     "passed": False,

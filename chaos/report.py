@@ -36,7 +36,14 @@ def chart(run: Run, path: Path) -> None:
     bottom.plot(times, [s.backlog for s in samples], color="tab:purple", label="backlog")
     bottom.legend(loc="upper right", fontsize=8)
     bottom.set_xlabel("seconds since the first order")
-    colours = {"kill -9 leader": "tab:red", "partition": "tab:orange"}
+    colours = {
+        "kill -9 leader": "tab:red",
+        "partition": "tab:orange",
+        "freeze PostgreSQL": "tab:blue",
+        "restart PostgreSQL": "tab:cyan",
+        "kill redis": "tab:green",
+        "kill -9 gateway": "tab:olive",
+    }
     for fault in run.faults:
         for axis in (top, middle, bottom):
             if fault.end - fault.start > 1:
@@ -91,22 +98,54 @@ def markdown(result: dict[str, Any], *, command: str, chart_name: str, settle: f
             f"{counts['unexpected']} | {counts['redelivered']} |"
         )
     errors = ", ".join(f"{k}: {v}" for k, v in result["http_errors"].items()) or "none"
+    classes = result.get("error_classes")
+    if classes is None:  # a result from before the errors were classified
+        lines += [
+            "",
+            f"HTTP answers other than 201: {errors} (outside the documented 503: "
+            f"{result['forbidden_errors']}).",
+            "",
+        ]
+    else:
+        lines += [
+            "",
+            f"HTTP attempts {result.get('attempts', 0)}; the last answer of each order, other "
+            f"than 201: {errors}. Every attempt other than a 201, classified: "
+            + (", ".join(f"{k} {v}" for k, v in classes.items()) or "none")
+            + f". Outside what the API documents for these faults: {result['forbidden_errors']}"
+            f". Orders retried after a reset connection (same Idempotency-Key): "
+            f"{result.get('retried', 0)}.",
+            "",
+        ]
+    by_kind = result.get("faults_by_kind")
+    if by_kind:
+        lines += [
+            "Faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())) + ".",
+            "",
+        ]
+    if result.get("faults_not_injected"):
+        lines += [
+            "Faults that could not be injected: " + "; ".join(result["faults_not_injected"]) + ".",
+            "",
+        ]
     lines += [
-        "",
-        f"HTTP answers other than 201: {errors} (outside the documented 503: "
-        f"{result['forbidden_errors']}).",
-        "",
         "Left at the end (all must be 0): "
         + ", ".join(f"{k} {v}" for k, v in result["leftovers"].items())
         + f"; settled {settle:.0f} s after the last order.",
         "",
-        "| fault | target | at (s) | lasted (s) | backlog back to its level after (s) |",
-        "|---|---|---:|---:|---:|",
+        "| fault | target | at (s) | lasted (s) | errors | 503s: median / max latency (s) "
+        "| errors until (s after its end) | backlog back to its level after (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for fault in result["faults"]:
         back = fault["recovered_after"]
+        latency = (
+            f"{fault['503_p50']} / {fault['503_max']}" if fault.get("503_p50") is not None else "-"
+        )
+        until = fault.get("errors_until")
         lines.append(
             f"| {fault['fault']} | {fault['target']} | {fault['at']} | {fault['lasted']} | "
+            f"{fault.get('errors', '-')} | {latency} | {'-' if until is None else until} | "
             f"{'not within the run' if back is None else back} |"
         )
     restarts = ", ".join(f"{k} {v}" for k, v in sorted(result["restarts"].items())) or "none"

@@ -261,7 +261,7 @@ def _kill_gateway(run: Run, name: str) -> None:
     # The harness's supervisor starts it again; over when it answers its health check.
     support.wait_for(
         lambda: _healthy(f"http://127.0.0.1:{port}/healthz"),
-        timeout=120,
+        timeout=300,  # a gunicorn boot takes minutes on a machine loaded far past its cores
         interval=0.25,
         what=f"{name} answering again",
     )

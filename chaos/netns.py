@@ -101,6 +101,10 @@ class Network:
             self.exec(host, "ip", "link", "set", peer, "up")
             self.exec(host, "ip", "route", "add", "default", "via", self.gateway)
 
+    def release(self) -> None:
+        """Give the slot back (after `destroy`); another run may take it."""
+        self._lock.close()
+
     def exec(self, host: Host, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run("ip", "netns", "exec", host.netns, *argv, check=check)
 

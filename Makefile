@@ -155,7 +155,7 @@ compose-test: $(STAMP) ## build every image here (Debian base, local stand-ins) 
 	SUITE_TAG=$(COMPOSE_TEST_TAG) $(BIN)/pytest -m compose tests/compose $(PYTEST_ARGS)
 
 # -- benchmarks (bench/, results in BENCHMARKS.md and bench/results/) ----------------------
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-scale seed-scale
 
 bench: $(STAMP) ## measure the suite under gunicorn + wrk on this machine (~35 min)
 	scripts/ensure-services.sh postgresql rabbitmq redis
@@ -167,6 +167,26 @@ bench-quick: $(STAMP) ## the short benchmark (under 2 minutes)
 	bench/ensure-tools.sh
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
+SCALE_ORDERS ?= 1000000
+seed-scale: $(STAMP) ## fill the databases the environment names with a year of data (SCALE_ORDERS=1000000)
+	nice -n 10 $(BIN)/python -m bench.scale_seed --orders $(SCALE_ORDERS) $(SEED_ARGS)
+
+SCALE_SIZES ?= 10000,100000,1000000
+bench-scale: $(STAMP) ## requests and event paths at 10^4, 10^5, 10^6 orders; docs/scale.md (~1 h)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	bench/ensure-tools.sh
+	nice -n 10 $(BIN)/python -m bench.scale --sizes $(SCALE_SIZES) $(SCALE_ARGS)
+
+# One order traced through every process: docs/flows.md's table and log lines, its chart.
+.PHONY: flow-trace bench-workers
+flow-trace: $(STAMP) ## trace one order through every process; writes docs/flows/ and docs/flows.md (~2 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx
+	nice -n 10 $(BIN)/python -m bench.flow_trace $(FLOW_ARGS)
+
+bench-workers: $(STAMP) ## gunicorn's threaded worker against gevent, gateway and orders, same load (~5 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis wrk
+	nice -n 10 $(BIN)/python -m bench.workers $(WORKERS_ARGS)
+
 # -- fault injection (chaos/, results in docs/reliability.md) ----------------------------------
 .PHONY: chaos
 
@@ -174,3 +194,12 @@ CHAOS_ORDERS ?= 5000
 chaos: $(STAMP) ## faults under load against a three-node broker, then the verdict (root; CHAOS_ORDERS=5000)
 	scripts/ensure-services.sh postgresql rabbitmq redis
 	CHAOS_ORDERS=$(CHAOS_ORDERS) nice -n 10 $(BIN)/python -m chaos.run $(CHAOS_ARGS)
+
+# -- soak (chaos/soak.py, results in docs/reliability.md) -----------------------------------------
+.PHONY: soak
+
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 30
+soak: $(STAMP) ## steady load, no faults: memory, open files and tables must stay flat (SOAK_MINUTES=30 SOAK_RATE=30)
+	scripts/ensure-services.sh postgresql rabbitmq redis
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) nice -n 10 $(BIN)/python -m chaos.soak $(SOAK_ARGS)

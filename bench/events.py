@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from shared import contracts
+from shared.events import Event
 from shared.messaging import Publisher, declare_topology, queue_name
 from shared.outbox import run_relay
 from tests import support
@@ -191,12 +193,48 @@ class ConsumerRun:
         return self.events / self.seconds
 
 
+class ProducerPublishers:
+    """Publishes each event as the broker user of its producing service, as the suite's
+    consumers require (shared.messaging.producers): one Publisher per producer, `fallback`'s
+    user for a service without a URL of its own."""
+
+    def __init__(self, urls: Mapping[str, str], fallback: str) -> None:
+        self.urls = dict(urls)
+        self.fallback = fallback
+        self.publishers: dict[str, Publisher] = {}
+
+    def _for(self, source: str) -> Publisher:
+        url = self.urls.get(source.lstrip("/"), self.fallback)
+        if url not in self.publishers:
+            self.publishers[url] = Publisher(url)
+        return self.publishers[url]
+
+    def publish(self, event: Event) -> bool:
+        """Publish one event; True when routed and confirmed."""
+        return self.publish_batch([event])[0]
+
+    def publish_batch(self, events: Sequence[Event]) -> list[bool]:
+        """Publish in order, each run of one producer's events as one batch."""
+        confirmed: list[bool] = []
+        for source, run in itertools.groupby(events, key=lambda event: event.source):
+            confirmed += self._for(source).publish_batch(list(run))
+        return confirmed
+
+    def close(self) -> None:
+        """Close every connection."""
+        for publisher in self.publishers.values():
+            publisher.close()
+
+
 def consumer_throughput(
-    *, amqp_url: str, notifications_db: str, events: int, runs: int
+    *, amqp_urls: Mapping[str, str], amqp_url: str, notifications_db: str, events: int, runs: int
 ) -> list[ConsumerRun]:
-    """Publish `events` order.created events and time until the notification rows exist."""
+    """Publish `events` order.created events and time until the notification rows exist.
+
+    `amqp_urls` are the producing services' own broker URLs (`amqp_url` for any other).
+    """
     results = []
-    publisher = Publisher(amqp_url)
+    publisher = ProducerPublishers(amqp_urls, amqp_url)
     try:
         for _ in range(runs):
             user_id = f"bench-consumer-{uuid.uuid4().hex[:12]}"

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from bench import events as ev
 from bench import pipeline, report, seeding, timeline
-from shared.messaging import Publisher
 from tests.support import wait_for
 
 if TYPE_CHECKING:
@@ -48,6 +47,7 @@ def consumer(bench: Bench) -> None:
         suite_runs += bench.measure(
             "notifications consumer",
             lambda: ev.consumer_throughput(
+                amqp_urls=bench.suite.service_amqp_urls,
                 amqp_url=bench.suite.amqp_url,
                 notifications_db=bench.suite.database_urls["notifications"],
                 events=plan.consumer_events,
@@ -95,7 +95,7 @@ def mail(bench: Bench) -> None:
         seeding.settle(bench.suite, deliveries=True)
         bench.suite.stop_processes(["notifications.deliver"])
         user_id = f"bench-mail-{uuid.uuid4().hex[:12]}"
-        publisher = Publisher(bench.suite.amqp_url)
+        publisher = ev.ProducerPublishers(bench.suite.service_amqp_urls, bench.suite.amqp_url)
         try:
             user = [ev.user_registered_event(user_id), ev.user_email_verified_event(user_id)]
             if not all(publisher.publish_batch(user)):

@@ -74,7 +74,7 @@ def _profile_consumer(bench: Bench, seconds: int) -> None:
         bench.results["profiles"][title] = {"not_run": "py-spy or the process is missing"}
         return
     bench.log(f"profiling {title}")
-    publisher = ev.Publisher(bench.suite.amqp_url)
+    publisher = ev.ProducerPublishers(bench.suite.service_amqp_urls, bench.suite.amqp_url)
     try:
         # More than it can handle in the recording: it stays busy throughout.
         user_id = f"bench-profile-{uuid.uuid4().hex[:8]}"

@@ -306,7 +306,7 @@ class Suite:
         """Run preparation commands side by side and wait for all; SuiteError if one fails."""
         running = {name: self.spawn(f"prepare-{name}", argv) for name, argv in steps.items()}
         for name, process in running.items():
-            if process.popen.wait(timeout=120) != 0:
+            if process.popen.wait(timeout=max(120.0, self.options.start_timeout)) != 0:
                 raise SuiteError(f"preparing {name} failed:\n{process.log.read_text()[-3000:]}")
             self.processes.pop(process.name, None)
 

@@ -1,6 +1,6 @@
 """What one POST /api/v1/orders costs in the orders process: SQL statements and CPU time.
 
-    python -m bench.write_path [--posts 2000] [--profile 25]
+    python -m bench.write_path [--posts 2000] [--profile 25] [--without-outbox]
 
 In-process, through Flask's test client, against a throwaway PostgreSQL database made and
 migrated the way the tests make theirs. No HTTP server, no gunicorn, no network client: what
@@ -11,6 +11,10 @@ Both figures hold on a busy machine, where requests per second do not:
 - statements per POST are counted (SQLAlchemy's `before_cursor_execute`), so they are exact;
 - CPU is `time.process_time()` of this process, which does not count the time spent waiting
   for PostgreSQL or for a core another process holds. The server's own CPU is not in it.
+
+`--without-outbox` adds a third measurement with the outbox row left out (the use case's
+`record_event` replaced by nothing; the event is still built): the difference is what the
+transactional outbox costs each write. Never what the service does, only a measurement.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import flask_migrate
 import sqlalchemy as sa
@@ -183,12 +188,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also print cProfile's top N"
     )
+    parser.add_argument(
+        "--without-outbox",
+        action="store_true",
+        help="also measure POSTs whose outbox row is left out (what the row costs)",
+    )
     args = parser.parse_args(argv)
     with orders_app() as (app, headers):
         runs = [
             measure(app, headers, posts=args.posts, key=False, label="POST"),
             measure(app, headers, posts=args.posts, key=True, label="POST + Idempotency-Key"),
         ]
+        if args.without_outbox:
+            from services.orders import services as orders_services
+
+            with mock.patch.object(orders_services, "record_event", lambda *_a, **_k: None):
+                runs.append(
+                    measure(app, headers, posts=args.posts, key=False, label="POST, no outbox row")
+                )
         for figures in runs:
             kinds = ", ".join(f"{kind} {n:g}" for kind, n in figures.statement_kinds.items())
             sys.stdout.write(

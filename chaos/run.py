@@ -395,8 +395,13 @@ class Run:
         """Place the orders open-loop through the gateway while the faults run."""
         from concurrent.futures import ThreadPoolExecutor
 
-        assert self.suite is not None and self.front is not None
-        url = f"http://127.0.0.1:{self.front.port}/api/v1/orders"
+        assert self.suite is not None
+        # Through the gateways' balancer when this run started one (a subclass may not).
+        url = (
+            f"http://127.0.0.1:{self.front.port}/api/v1/orders"
+            if self.front is not None
+            else self.suite.url("gateway", "/api/v1/orders")
+        )
         local = threading.local()
         run_key = os.urandom(4).hex()
 
@@ -548,7 +553,8 @@ class Run:
                 # The vhost and the users go with the cluster, the databases
                 # with their servers: no round trips to make.
                 self.suite.vhost, self.suite.service_amqp_urls = "", {}
-                self.suite.database_urls = {}
+                if self.suite.options.database_admin_urls:
+                    self.suite.database_urls = {}
                 self.suite.stop()
         if self.front is not None:
             self.front.stop()

@@ -10,6 +10,10 @@ while it runs, and then nacks them with requeue (replay acks the ones it republi
 RabbitMQ puts requeued messages of a classic queue (the DLQ is one) back in their original
 position, so `list` leaves the queue as it found it; nothing consumes a DLQ meanwhile.
 
+Replay as the consumer's own broker user (its AMQP_URL): the copies carry that user as
+`user_id` and their original producer in a header, which the consumer believes only from its
+own user (shared.messaging.producers).
+
 Exit codes: 0 done; 1 no message matched; 2 usage error; 3 broker unreachable or no such
 DLQ; 4 some messages could not be replayed (they stay in the DLQ).
 """
@@ -32,9 +36,12 @@ import pika.exceptions
 
 from shared.messaging import (
     FAILED_AT_HEADER,
+    PRODUCER_HEADER,
     REASON_HEADER,
+    broker_user,
     connection_parameters,
     dlq_name,
+    original_producer,
     queue_name,
     republished_properties,
 )
@@ -208,6 +215,7 @@ def cmd_show(channel: Any, consumer: str, event_id: str, limit: int) -> int:
                     "type": props.type,
                     "timestamp": props.timestamp,
                     "delivery_mode": props.delivery_mode,
+                    "user_id": props.user_id,
                 },
                 "headers": message.headers,
             }
@@ -223,8 +231,15 @@ def cmd_show(channel: Any, consumer: str, event_id: str, limit: int) -> int:
     return EXIT_NOT_FOUND
 
 
-def cmd_replay(channel: Any, consumer: str, ids: Sequence[str] | None, limit: int) -> int:
-    """Republish chosen messages to the consumer's main queue (retries reset), then ack them."""
+def cmd_replay(
+    channel: Any, consumer: str, ids: Sequence[str] | None, limit: int, *, user: str = ""
+) -> int:
+    """Republish chosen messages to the consumer's main queue (retries reset), then ack them.
+
+    `user` is the broker user the tool is connected as: the copies carry it as `user_id`
+    and their original producer in a header, which the consumer believes only when `user`
+    is its own (run the tool with the consumer's AMQP_URL).
+    """
     target = queue_name(consumer)
     _depth, held = _hold_all(channel, dlq_name(consumer), limit)
     wanted = set(ids) if ids is not None else None
@@ -236,7 +251,8 @@ def cmd_replay(channel: Any, consumer: str, ids: Sequence[str] | None, limit: in
             # Our retry bookkeeping and the broker's x-death history go: a fresh start.
             headers = {k: v for k, v in message.headers.items() if not k.startswith("x-")}
             headers["x-replayed-at"] = datetime.now(UTC).isoformat()
-            copy = republished_properties(props, headers)
+            headers[PRODUCER_HEADER] = original_producer(props, user)
+            copy = republished_properties(props, headers, user_id=user)
             try:
                 # Default exchange straight to the queue: only this consumer sees it again.
                 channel.basic_publish("", target, message.body, properties=copy, mandatory=True)
@@ -312,7 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "show":
                 return cmd_show(channel, args.consumer, args.event_id, args.limit)
             if args.command == "replay":
-                return cmd_replay(channel, args.consumer, args.ids, args.limit)
+                return cmd_replay(
+                    channel, args.consumer, args.ids, args.limit, user=broker_user(args.amqp_url)
+                )
             return cmd_purge(channel, args.consumer)
     except DlqMissing as exc:
         _error(f"no dead-letter queue {exc} (unknown consumer, or it never started)")

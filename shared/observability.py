@@ -268,8 +268,49 @@ def _process_tracer_provider(service: str) -> Any:
             RequestsInstrumentor().instrument(tracer_provider=provider, excluded_urls=UNTRACED_URLS)
             # requests' own spans suppress urllib3's below them: one client span per call.
             URLLib3Instrumentor().instrument(tracer_provider=provider, excluded_urls=UNTRACED_URLS)
+            _trace_transactions(provider)
             _tracer_provider = provider
         return _tracer_provider
+
+
+TRANSACTION_SPAN = "db.transaction"
+_SPAN_KEY = "otel_transaction_span"
+
+
+def _trace_transactions(provider: Any) -> Callable[[], None]:
+    """A span per database transaction opened within a traced request, begin to commit.
+
+    It shows what a request spent holding its transaction (for orders: the order, its
+    lines and the outbox row of its event, committed together). Only inside a recording
+    span: a worker's transactions (no request span around them) would each start a trace
+    of their own, which nobody could join to the event they belong to.
+    """
+    from opentelemetry import trace
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    tracer = provider.get_tracer("shared.observability")
+
+    def begun(session: Session, _transaction: Any, _connection: Any) -> None:
+        if _SPAN_KEY in session.info or not trace.get_current_span().is_recording():
+            return
+        session.info[_SPAN_KEY] = tracer.start_span(TRANSACTION_SPAN, kind=trace.SpanKind.CLIENT)
+
+    def ended(session: Session, transaction: Any) -> None:
+        if transaction.parent is not None:
+            return  # a savepoint or a subtransaction: the outer one goes on
+        span = session.info.pop(_SPAN_KEY, None)
+        if span is not None:
+            span.end()
+
+    event.listen(Session, "after_begin", begun)
+    event.listen(Session, "after_transaction_end", ended)
+
+    def remove() -> None:
+        event.remove(Session, "after_begin", begun)
+        event.remove(Session, "after_transaction_end", ended)
+
+    return remove
 
 
 def _current_span_traceparent() -> str | None:

@@ -33,11 +33,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared import observability
+from shared import contracts, observability
 from shared.config import ConfigError
 from shared.events import Event
 from shared.inbox import InboxMixin, purge_handled
-from shared.messaging import BrokerUnavailable, Consumer, TopologyError
+from shared.messaging import BrokerUnavailable, Consumer, ProducerCheck, TopologyError
 from shared.outbox import OutboxMixin, purge_sent, run_relay
 from shared.uow import unit_of_work
 
@@ -102,7 +102,7 @@ def periodic_task(name: str, interval: float, action: Callable[[], object]) -> T
     return Task(name, run, stop.set)
 
 
-def _batched_purge(
+def batched_purge(
     session_factory: Callable[[], Session],
     delete_batch: Callable[[Session, int], int],
     *,
@@ -110,7 +110,11 @@ def _batched_purge(
     message: str,
     count_field: str,
 ) -> Callable[[], int]:
-    """An action calling `delete_batch` in committed batches until one comes back short."""
+    """An action calling `delete_batch` in committed batches until one comes back short.
+
+    `delete_batch(session, limit)` deletes at most `limit` rows and says how many; the
+    outbox and inbox purges below are two, a service's own tables (logs) may be others.
+    """
 
     def purge() -> int:
         total = 0
@@ -136,7 +140,7 @@ def outbox_purge(
     batch_size: int = 10_000,
 ) -> Callable[[], int]:
     """An action deleting outbox rows sent more than `retention` ago, in committed batches."""
-    return _batched_purge(
+    return batched_purge(
         session_factory,
         lambda session, limit: purge_sent(session, model, retention, limit=limit),
         batch_size=batch_size,
@@ -153,7 +157,7 @@ def inbox_purge(
     batch_size: int = 10_000,
 ) -> Callable[[], int]:
     """An action deleting inbox rows received more than `retention` ago, in committed batches."""
-    return _batched_purge(
+    return batched_purge(
         session_factory,
         lambda session, limit: purge_handled(session, model, retention, limit=limit),
         batch_size=batch_size,
@@ -169,7 +173,11 @@ def consumer_from_config(
     handler: Callable[[Event], None],
     **options: Any,
 ) -> Consumer:
-    """A Consumer with the suite's settings (AMQP_URL, EVENT_DELIVERY_LIMIT, EVENT_RETRY_DELAYS)."""
+    """A Consumer with the suite's settings (AMQP_URL, EVENT_DELIVERY_LIMIT, EVENT_RETRY_DELAYS)
+    that accepts each event type only from its producer's broker user (the catalogue's)."""
+    producers = ProducerCheck.for_consumer(
+        config["AMQP_URL"], consumer, contracts.CATALOGUE.producer_services()
+    )
     return Consumer(
         config["AMQP_URL"],
         consumer,
@@ -177,6 +185,7 @@ def consumer_from_config(
         handler,
         delivery_limit=int(config["EVENT_DELIVERY_LIMIT"]),
         retry_delays=[float(d) for d in config["EVENT_RETRY_DELAYS"]],
+        producers=producers,
         **options,
     )
 

@@ -4,7 +4,8 @@
 -- post (POST /api/v1/orders), login (POST /api/v1/auth/login), item (the bare baseline's
 -- GET /items/<id>), insert (the bare baseline's POST /orders, the same body as post).
 -- DATAFILE has one tab-separated row per line, used round robin: get_one "token<TAB>order
--- id", page and post "token", login "email<TAB>password", item "id", insert anything. done() prints one line `WRK_JSON {...}` that bench/wrk.py parses.
+-- id", page and post "token", login "email<TAB>password", item "id", insert anything;
+-- get (GET any path, bench/scale.py) "token<TAB>path". done() prints one line `WRK_JSON {...}` that bench/wrk.py parses.
 
 local mode = nil
 local rows = {}
@@ -49,6 +50,8 @@ function request()
   local row = rows[index]
   if mode == "get_one" then
     return wrk.format("GET", "/api/v1/orders/" .. row[2], bearer(row[1]))
+  elseif mode == "get" then
+    return wrk.format("GET", row[2], bearer(row[1]))
   elseif mode == "page" then
     return wrk.format("GET", "/api/v1/orders?limit=20", bearer(row[1]))
   elseif mode == "post" then

@@ -36,6 +36,11 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS": env.number(
             "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600.0
         ),
+        # The attempt log of every endpoint keeps this long; the consume worker purges
+        # older attempts every INBOX_PURGE_INTERVAL_SECONDS.
+        "NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS": env.number(
+            "NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS", 30 * 24 * 3600.0
+        ),
         # Retries back off exponentially: after failed attempt n a delivery waits between
         # half and all of min(cap, base * 2^(n-1)). With 40 attempts, 30 s and 1 h that is
         # 30 s, 1 min, 2 min ... 32 min, then about an hour each time: a delivery is given
@@ -81,6 +86,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
         "NOTIFICATIONS_DELIVERY_POLL_SECONDS",
         "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS",
         "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS",
+        "NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS",
         "SMTP_TIMEOUT_SECONDS",
     ):
         if float(config[name]) <= 0:

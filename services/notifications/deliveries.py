@@ -24,7 +24,12 @@ from services.notifications.models import (
     Notification,
     WebhookEndpoint,
 )
-from services.notifications.webhooks import ENDPOINT_DELETED, ENDPOINT_DISABLED, PING_EVENT
+from services.notifications.webhooks import (
+    ENDPOINT_DELETED,
+    ENDPOINT_DISABLED,
+    PING_EVENT,
+    in_lock_order,
+)
 from shared.backoff import backoff_ceiling, jittered_delay
 from shared.db import as_utc, is_postgresql, rows_matched
 
@@ -337,14 +342,18 @@ def retry_failed_deliveries(
     # An operator's command, after the cause (an SMTP outage longer than the retry window,
     # a broken webhook receiver) is fixed. Deliveries of users deactivated or endpoints
     # deleted since are cancelled by the claim as usual, not sent.
-    query = sa.update(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+    conditions = [Delivery.status == DeliveryStatus.FAILED]
     if channel is not None:
-        query = query.where(Delivery.channel == channel)
+        conditions.append(Delivery.channel == channel)
     if since is not None:
-        query = query.where(Delivery.updated_at >= since)
+        conditions.append(Delivery.updated_at >= since)
+    # In the lock order of a user's `recover`, which may update the same rows meanwhile.
     result = session.execute(
-        query.values(
+        sa.update(Delivery)
+        .where(in_lock_order(*conditions))
+        .values(
             status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, updated_at=now
-        ).execution_options(synchronize_session=False)
+        )
+        .execution_options(synchronize_session=False)
     )
     return rows_matched(result)

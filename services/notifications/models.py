@@ -216,6 +216,8 @@ class WebhookAttempt(Model):
         sa.CheckConstraint("outcome IN ('succeeded', 'failed')", name="outcome_known"),
         # Keyset pages of one endpoint's log, newest first.
         sa.Index("ix_webhook_attempts_endpoint_created", "endpoint_id", "created_at", "id"),
+        # The purge of attempts older than the retention, across every endpoint.
+        sa.Index("ix_webhook_attempts_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)

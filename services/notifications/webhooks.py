@@ -159,15 +159,35 @@ def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> 
     now = utcnow()
     session.execute(
         sa.update(Delivery)
-        .where(Delivery.endpoint_id == endpoint.id, Delivery.status == DeliveryStatus.PENDING)
+        .where(
+            in_lock_order(
+                Delivery.endpoint_id == endpoint.id, Delivery.status == DeliveryStatus.PENDING
+            )
+        )
         .values(
             status=DeliveryStatus.CANCELLED,
             last_error=ENDPOINT_DELETED,
             next_attempt_at=None,
             updated_at=now,
         )
+        .execution_options(synchronize_session=False)
     )
     session.delete(endpoint)
+
+
+def in_lock_order(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """`Delivery.id IN (...)` of the rows matching `conditions`, locked in the order of their ids.
+
+    For an UPDATE of many deliveries (recover, delete, the operator's retry). A plain UPDATE
+    locks its rows in whatever order its scan meets them; two such UPDATEs of the same
+    rows (two recovers at once, a recover and a deletion) can then each hold a row the
+    other waits for, and PostgreSQL aborts one of them (a deadlock, a 500). In one order,
+    the second waits for the first and goes on once it commits. The endpoint's row comes
+    after the deliveries' rows, the order the delivery loop locks them in (a delivery,
+    then its endpoint). SQLite ignores FOR UPDATE: one writer at a time there anyway.
+    """
+    locked = sa.select(Delivery.id).where(*conditions).order_by(Delivery.id).with_for_update()
+    return Delivery.id.in_(locked.scalar_subquery())
 
 
 # -- self-service (called by the API, which commits) --------------------------------------
@@ -252,10 +272,12 @@ def recover_webhook(
     result = session.execute(
         sa.update(Delivery)
         .where(
-            Delivery.endpoint_id == endpoint.id,
-            Delivery.notification_id.is_not(None),  # events, not test pings
-            Delivery.created_at >= since,
-            missed,
+            in_lock_order(
+                Delivery.endpoint_id == endpoint.id,
+                Delivery.notification_id.is_not(None),  # events, not test pings
+                Delivery.created_at >= since,
+                missed,
+            )
         )
         # A fresh set of attempts, due now; the claim that picks it up sends it once.
         .values(
@@ -267,8 +289,8 @@ def recover_webhook(
         )
         .execution_options(synchronize_session=False)
     )
-    # The endpoint's row after the deliveries' rows, the order the delivery loop locks
-    # them in (a delivery, then its endpoint), so the two never wait for each other.
+    # The endpoint's row after the deliveries' rows (see `in_lock_order`): locking it
+    # first would wait for a delivery loop that holds a delivery and waits for it.
     endpoint.disabled_at = endpoint.failing_since = None
     session.flush()
     return rows_matched(result)
@@ -372,6 +394,24 @@ def record_webhook_attempt(
         disabled = True
     session.flush()
     return disabled
+
+
+def purge_webhook_attempts(
+    session: Session, older_than: timedelta, *, limit: int, now: datetime | None = None
+) -> int:
+    """Delete at most `limit` attempts made longer than `older_than` ago; how many.
+
+    The attempt log is for a user looking into recent failures; without a purge it would
+    grow by every webhook POST forever. The caller commits.
+    """
+    cutoff = (now or utcnow()) - older_than
+    batch = sa.select(WebhookAttempt.id).where(WebhookAttempt.created_at < cutoff).limit(limit)
+    result = session.execute(
+        sa.delete(WebhookAttempt)
+        .where(WebhookAttempt.id.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return rows_matched(result)
 
 
 def _disable(session: Session, endpoint: WebhookEndpoint, now: datetime) -> None:

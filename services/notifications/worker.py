@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifications import create_app
 from services.notifications.delivery import delivery_settings, run_delivery_loop
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
+from services.notifications.webhooks import purge_webhook_attempts
 from shared.inbox import inbox_batch_handler, inbox_handler
 from shared.messaging import Consumer
 from shared.worker import (
     Command,
     Task,
+    batched_purge,
     consumer_from_config,
     consumer_task,
     inbox_purge,
@@ -56,18 +58,35 @@ def build_consumer(app: Flask) -> Consumer:
 
 
 def run_consumer_process() -> int:
-    """Consume events until SIGTERM/SIGINT, purging old inbox rows beside it."""
+    """Consume events until SIGTERM/SIGINT, purging old inbox rows and attempt logs beside it."""
     app = create_app()
     with app.app_context():
         engine = db.engine
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     purge = inbox_purge(sessions, Inbox, timedelta(seconds=app.config["INBOX_RETENTION_SECONDS"]))
+    interval = float(app.config["INBOX_PURGE_INTERVAL_SECONDS"])
     tasks = [
         consumer_task(build_consumer(app)),
         # This service has no outbox: its consumer purges the inbox it fills.
-        periodic_task("inbox-purge", float(app.config["INBOX_PURGE_INTERVAL_SECONDS"]), purge),
+        periodic_task("inbox-purge", interval, purge),
+        # And the webhooks' attempt log, which the delivery worker fills.
+        periodic_task("webhook-attempt-purge", interval, webhook_attempt_purge(app, sessions)),
     ]
     return run_worker(tasks, cleanup=engine.dispose)
+
+
+def webhook_attempt_purge(app: Flask, sessions: Callable[[], Session]) -> Callable[[], int]:
+    """An action deleting webhook attempts older than the retention, in committed batches."""
+    retention = timedelta(
+        seconds=float(app.config["NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS"])
+    )
+    return batched_purge(
+        sessions,
+        lambda session, limit: purge_webhook_attempts(session, retention, limit=limit),
+        batch_size=10_000,
+        message="purged old webhook attempts",
+        count_field="webhook_attempts",
+    )
 
 
 def run_setup() -> int:

@@ -52,6 +52,12 @@ class Contract(Generic[D]):
         return dataschema(self.type, self.version)
 
     @property
+    def producer_service(self) -> str:
+        """The service that publishes it (its source without the slash): whose broker user
+        a consumer expects on the message (shared.messaging.producers)."""
+        return self.producer.lstrip("/")
+
+    @property
     def key(self) -> str:
         """`<type>.v<version>`: the name of its schema and message in the AsyncAPI document."""
         return f"{self.type}.v{self.version}"
@@ -128,6 +134,10 @@ class Catalogue:
             return self._by_class[data_class]
         except KeyError:
             raise TypeError(f"{data_class.__name__} is not an event in the catalogue") from None
+
+    def producer_services(self) -> dict[str, str]:
+        """The producing service of every event type."""
+        return {kind: versions[0].producer_service for kind, versions in self._types.items()}
 
     def consumed_by(self, consumer: str) -> tuple[str, ...]:
         """The types `consumer` is declared to consume."""

@@ -30,6 +30,12 @@ from shared.messaging.metrics import (
     EVENTS_TRANSIENT_FAILURES,
     OUTBOX_PUBLISH_FAILURES,
 )
+from shared.messaging.producers import (
+    PRODUCER_HEADER,
+    ProducerCheck,
+    broker_user,
+    original_producer,
+)
 from shared.messaging.publisher import Publisher, PublishResult, event_properties
 from shared.messaging.topology import (
     CONSUMER_HEADER,
@@ -67,20 +73,24 @@ __all__ = [
     "FAILED_AT_HEADER",
     "OUTBOX_PUBLISH_FAILURES",
     "PERSISTENT",
+    "PRODUCER_HEADER",
     "REASON_HEADER",
     "RETRIES_HEADER",
     "BrokerUnavailable",
     "Consumer",
+    "ProducerCheck",
     "PublishResult",
     "Publisher",
     "TopologyError",
     "TransientError",
+    "broker_user",
     "connection_parameters",
     "declare_exchange",
     "declare_topology",
     "dlq_name",
     "event_properties",
     "is_transient_error",
+    "original_producer",
     "queue_name",
     "republished_properties",
     "retry_queue_name",

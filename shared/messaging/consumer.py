@@ -40,6 +40,12 @@ from shared.messaging.metrics import (
     EVENTS_REQUEUED,
     EVENTS_TRANSIENT_FAILURES,
 )
+from shared.messaging.producers import (
+    PRODUCER_HEADER,
+    ProducerCheck,
+    broker_user,
+    original_producer,
+)
 from shared.messaging.topology import (
     CONSUMER_HEADER,
     ERROR_HEADER,
@@ -97,6 +103,8 @@ class Consumer:
 
     * handled: acked after the handler (and its commit) returned;
     * malformed, or the handler raised InvalidEvent: straight to the DLQ;
+    * with a `producers` check, published by anyone but the broker user of the event type's
+      producer (shared.messaging.producers): straight to the DLQ, never handled;
     * the handler failed on a dependency (`is_transient`: the database, Redis... is down):
       the message stays unacked and is retried in place with capped, jittered backoff until
       the dependency is back; the prefetched messages wait in the buffer. Nothing goes back
@@ -137,6 +145,7 @@ class Consumer:
         max_hold: float = 600.0,
         drain_timeout: float = 20.0,
         stop_settle_seconds: float = 0.5,
+        producers: ProducerCheck | None = None,
     ) -> None:
         self.amqp_url = amqp_url
         self.consumer = consumer
@@ -156,6 +165,9 @@ class Consumer:
         self.drain_timeout = drain_timeout
         self.stop_settle_seconds = stop_settle_seconds
         self.queue = queue_name(consumer)
+        self.producers = producers
+        # Copies this consumer republishes carry its own user (the broker refuses another).
+        self._own_user = broker_user(amqp_url)
         # A plain bool, not threading.Event: stop() runs in signal handlers, where taking
         # a lock the interrupted code may hold would deadlock.
         self._stop_requested = False
@@ -398,11 +410,15 @@ class Consumer:
         parsed: list[tuple[_Delivery, Event]] = []
         for delivery in deliveries:
             try:
-                parsed.append((delivery, parse_event(delivery.body)))
+                event = parse_event(delivery.body)
             except InvalidEvent as exc:
                 if delivery.method.redelivered:
                     EVENTS_REDELIVERED.labels(self.consumer).inc()
                 self._malformed(delivery, exc)
+                continue
+            if self._refused(delivery, event):
+                continue
+            parsed.append((delivery, event))
         if len(parsed) < 2:
             # Back to the buffer's front, in order: the per-event path handles them.
             self._retry_one_by_one([delivery for delivery, _event in parsed])
@@ -472,8 +488,32 @@ class Consumer:
         except InvalidEvent as exc:
             self._malformed(delivery, exc)
             return
+        if self._refused(delivery, event):
+            return
         with correlation(event.requestid, event.traceparent):
             self._handle(delivery, headers, event)
+
+    def _refused(self, delivery: _Delivery, event: Event) -> bool:
+        """Dead-letter (and True) an event its type's producer did not publish."""
+        if self.producers is None:
+            return False
+        reason = self.producers.refusal(event.type, delivery.properties)
+        if reason is None:
+            return False
+        # Someone with broker access is publishing in another service's name: loud, and
+        # kept in the DLQ for whoever investigates; the handler never sees it.
+        log.error(
+            "event from the wrong producer dead-lettered",
+            extra={
+                "consumer": self.consumer,
+                "event_id": event.id,
+                "event_type": event.type,
+                "error": reason,
+            },
+        )
+        headers: dict[str, Any] = dict(delivery.properties.headers or {})
+        self._move(delivery, headers, dlq_reason="unverified-producer", error=reason)
+        return True
 
     def _malformed(self, delivery: _Delivery, exc: InvalidEvent) -> None:
         log.warning(
@@ -596,6 +636,7 @@ class Consumer:
         """Republish a copy to a retry queue or the DLQ (confirmed), then ack the original."""
         new_headers = {**headers, ERROR_HEADER: error, CONSUMER_HEADER: self.consumer}
         new_headers.pop("x-delivery-count", None)  # the quorum queue's count, not the copy's
+        new_headers[PRODUCER_HEADER] = original_producer(delivery.properties, self._own_user)
         new_headers.setdefault("x-original-routing-key", delivery.method.routing_key)
         if retry is not None:
             target = retry_queue_name(self.consumer, retry)
@@ -604,7 +645,7 @@ class Consumer:
             target = dlq_name(self.consumer)
             new_headers[REASON_HEADER] = dlq_reason
             new_headers[FAILED_AT_HEADER] = datetime.now(UTC).isoformat()
-        copy = republished_properties(delivery.properties, new_headers)
+        copy = republished_properties(delivery.properties, new_headers, user_id=self._own_user)
         try:
             self._channel.basic_publish("", target, delivery.body, properties=copy, mandatory=True)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
@@ -632,7 +673,8 @@ class Consumer:
             headers = dict(delivery.properties.headers or {})
             headers.pop("x-delivery-count", None)
             headers.setdefault("x-original-routing-key", delivery.method.routing_key)
-            copy = republished_properties(delivery.properties, headers)
+            headers[PRODUCER_HEADER] = original_producer(delivery.properties, self._own_user)
+            copy = republished_properties(delivery.properties, headers, user_id=self._own_user)
             try:
                 self._channel.basic_publish(
                     "", self.queue, delivery.body, properties=copy, mandatory=True

@@ -15,7 +15,7 @@ EVENTS_REDELIVERED = Counter(
 EVENTS_DEAD_LETTERED = Counter(
     "events_dead_lettered", "Messages a consumer moved to its DLQ.", ["consumer", "reason"]
 )
-DLQ_REASONS = ("malformed", "invalid-data", "handler-failed")
+DLQ_REASONS = ("malformed", "invalid-data", "handler-failed", "unverified-producer")
 EVENTS_TRANSIENT_FAILURES = Counter(
     "events_transient_failures",
     "Handler attempts that failed on an unavailable dependency (retried in place).",

@@ -13,6 +13,7 @@ from pika.adapters.select_connection import IOLoop
 from shared.events import CONTENT_TYPE, Event
 from shared.messaging.failures import BrokerUnavailable
 from shared.messaging.metrics import EVENTS_PUBLISHED
+from shared.messaging.producers import broker_user
 from shared.messaging.topology import EXCHANGE, PERSISTENT, connection_parameters
 
 
@@ -30,8 +31,9 @@ class PublishResult(list[bool]):
         self.failures: dict[str, str] = dict(failures or {})
 
 
-def event_properties(event: Event) -> pika.BasicProperties:
-    """AMQP properties of a published event: persistent, id, type and correlation headers."""
+def event_properties(event: Event, *, user_id: str | None = None) -> pika.BasicProperties:
+    """AMQP properties of a published event: persistent, id, type, correlation headers and
+    the publishing connection's user (`user_id`, which the broker validates)."""
     headers: dict[str, Any] = {}
     if event.requestid:
         headers["requestid"] = event.requestid
@@ -43,6 +45,7 @@ def event_properties(event: Event) -> pika.BasicProperties:
         message_id=event.id,
         type=event.type,
         timestamp=int(event.time.timestamp()),
+        user_id=user_id or None,
         headers=headers,
     )
 
@@ -66,6 +69,8 @@ class Publisher:
         self._parameters = connection_parameters(
             amqp_url, connection_attempts=1, connection_name="outbox-relay"
         )
+        # Stamped on every event: consumers check it against the event's producer.
+        self._user_id = broker_user(amqp_url)
         self._confirm_timeout = confirm_timeout
         self._connect_timeout = connect_timeout
         self._ioloop: Any = None
@@ -111,7 +116,7 @@ class Publisher:
                     exchange=EXCHANGE,
                     routing_key=event.type,
                     body=event.to_json(),
-                    properties=event_properties(event),
+                    properties=event_properties(event, user_id=self._user_id),
                     mandatory=True,
                 )
                 self._next_tag += 1

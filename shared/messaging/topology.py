@@ -30,15 +30,20 @@ CONSUMER_HEADER = "x-consumer"
 
 
 def republished_properties(
-    properties: pika.BasicProperties, headers: dict[str, Any]
+    properties: pika.BasicProperties, headers: dict[str, Any], *, user_id: str | None = None
 ) -> pika.BasicProperties:
-    """Properties for a copy of a message moved between queues: same identity, new headers."""
+    """Properties for a copy of a message moved between queues: same identity, new headers.
+
+    `user_id` is the republishing connection's own user (the broker refuses any other);
+    where the original came from goes in a header (shared.messaging.producers).
+    """
     return pika.BasicProperties(
         content_type=properties.content_type,
         delivery_mode=PERSISTENT,
         message_id=properties.message_id,
         type=properties.type,
         timestamp=properties.timestamp,
+        user_id=user_id or None,
         headers=headers,
     )
 

@@ -28,6 +28,9 @@ class ReceivedSpan:
     parent_span_id: str
     name: str
     kind: int
+    # Wall-clock nanoseconds since the epoch, as the exporter sent them.
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass
@@ -104,6 +107,8 @@ class OtlpReceiver:
                             parent_span_id=span.parent_span_id.hex(),
                             name=span.name,
                             kind=span.kind,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         with self._lock:

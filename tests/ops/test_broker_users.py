@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,20 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
-from shared.events import new_event
-from shared.messaging import EXCHANGE, Consumer, Publisher, dlq_name, queue_name
+from shared import contracts, dlq
+from shared.events import Event, new_event
+from shared.messaging import (
+    EXCHANGE,
+    PRODUCER_HEADER,
+    Consumer,
+    Publisher,
+    broker_user,
+    dlq_name,
+    event_properties,
+    queue_name,
+)
 from shared.outbox import OutboxMixin, record_event, relay_outbox_once
+from shared.worker import consumer_from_config
 from tests.support import (
     create_service_users,
     create_vhost,
@@ -264,3 +276,144 @@ def test_the_relay_keeps_a_refused_event_unsent_and_says_why(
         for record in caplog.records
     )
     engine.dispose()
+
+
+def order_created() -> Event:
+    """A valid order.created, as the orders service builds it."""
+    return contracts.build(
+        contracts.OrderCreatedV1(
+            order_id=str(uuid.uuid4()),
+            user_id="u-1",
+            status="pending",
+            total_cents=2500,
+            currency="EUR",
+            items=[contracts.OrderItemV1(sku="BOOK-1", quantity=2, unit_price_cents=1250)],
+            version=1,
+        )
+    )
+
+
+def dead_letters(broker: Broker, consumer: str) -> dict[str, dict[str, Any]]:
+    """The headers of every message in the consumer's DLQ by event id (left in place)."""
+    found: dict[str, dict[str, Any]] = {}
+    with pika.BlockingConnection(pika.URLParameters(broker.urls[consumer])) as connection:
+        channel = connection.channel()
+        while True:
+            method, properties, _body = channel.basic_get(dlq_name(consumer), auto_ack=False)
+            if method is None:
+                break
+            found[properties.message_id] = dict(properties.headers or {})
+        channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+    return found
+
+
+@pytest.fixture
+def notifications_consumer(broker: Broker) -> Iterator[tuple[list[str], dict[str, int]]]:
+    """The notifications consumer as its worker builds it (consumer_from_config, as its own
+    user), running; yields (ids applied, in order; failures left to raise, by id)."""
+    applied: list[str] = []
+    failing: dict[str, int] = {}
+
+    def handler(event: Event) -> None:
+        if failing.get(event.id, 0) > 0:
+            failing[event.id] -= 1
+            raise ValueError("failing on purpose")
+        applied.append(event.id)
+
+    config = {
+        "AMQP_URL": broker.urls["notifications"],
+        "EVENT_DELIVERY_LIMIT": 5,
+        "EVENT_RETRY_DELAYS": [RETRY_DELAY],
+    }
+    consumer = consumer_from_config(config, "notifications", ["order.created"], handler)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        yield applied, failing
+    finally:
+        consumer.stop()
+        thread.join(timeout=30)
+
+
+def test_a_forged_order_created_is_dead_lettered_and_a_retried_one_applied_once(
+    broker: Broker, notifications_consumer: tuple[list[str], dict[str, int]]
+) -> None:
+    applied, failing = notifications_consumer
+    notifications = broker_user(broker.urls["notifications"])
+    gateway = broker_user(broker.urls["gateway"])
+    forged = [
+        (order_created(), "notifications", notifications, {}),
+        (order_created(), "notifications", None, {}),
+        # A header claiming the copy of an orders event: believed from notifications' own
+        # user only, so not from the gateway's.
+        (
+            order_created(),
+            "gateway",
+            gateway,
+            {PRODUCER_HEADER: broker_user(broker.urls["orders"])},
+        ),
+    ]
+    for event, sender, user_id, headers in forged:
+        properties = event_properties(event, user_id=user_id)
+        properties.headers.update(headers)
+        # The default exchange, straight into the queue: no topic permission applies there.
+        broker.channel(sender).basic_publish(
+            "", queue_name("notifications"), event.to_json(), properties
+        )
+    retried = order_created()
+    failing[retried.id] = 1
+    with Publisher(broker.urls["orders"]) as publisher:
+        assert publisher.publish(retried)
+
+    wait_for(lambda: retried.id in applied, timeout=60, what="the retried event applied")
+    ids = [event.id for event, _, _, _ in forged]
+    wait_for(
+        lambda: set(ids) <= set(dead_letters(broker, "notifications")),
+        timeout=60,
+        interval=0.5,
+        what="the forged events in the DLQ",
+    )
+    parked = dead_letters(broker, "notifications")
+    assert applied == [retried.id]
+    assert {parked[i]["x-dlq-reason"] for i in ids} == {"unverified-producer"}
+    # Each DLQ copy names who really sent it, not what a header claimed.
+    assert [parked[i][PRODUCER_HEADER] for i in ids] == [notifications, "", gateway]
+
+
+def test_a_dlq_replay_applies_the_real_event_and_refuses_the_forged_one_again(
+    broker: Broker, notifications_consumer: tuple[list[str], dict[str, int]]
+) -> None:
+    applied, failing = notifications_consumer
+    real, forged = order_created(), order_created()
+    failing[real.id] = 10  # past its retry: dead-lettered as handler-failed
+    with Publisher(broker.urls["orders"]) as publisher:
+        assert publisher.publish(real)
+    broker.channel("gateway").basic_publish(
+        "",
+        queue_name("notifications"),
+        forged.to_json(),
+        event_properties(forged, user_id=broker_user(broker.urls["gateway"])),
+    )
+    wait_for(
+        lambda: {real.id, forged.id} <= set(dead_letters(broker, "notifications")),
+        timeout=60,
+        interval=0.5,
+        what="both events in the DLQ",
+    )
+    failing[real.id] = 0
+
+    # As the operator runs it: in the consumer's container, as the consumer's own user.
+    url = broker.urls["notifications"]
+    replay = ["--amqp-url", url, "replay", "notifications", "--id", real.id, "--id", forged.id]
+    assert dlq.main(replay) == 0
+
+    wait_for(lambda: real.id in applied, timeout=60, what="the replayed event applied")
+    wait_for(
+        lambda: forged.id in dead_letters(broker, "notifications"),
+        timeout=60,
+        interval=0.5,
+        what="the forged event back in the DLQ",
+    )
+    assert applied.count(real.id) == 1
+    assert forged.id not in applied
+    assert real.id not in dead_letters(broker, "notifications")

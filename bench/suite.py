@@ -101,6 +101,12 @@ class SuiteOptions:
     broker: support.Broker = support.SHARED_BROKER
     # How long every process may take to become healthy (a loaded machine boots slowly).
     start_timeout: float = 60.0
+    # The PostgreSQL server each service's database is made on, as an admin URL (service
+    # name -> URL); the shared server for a service not named. The fault harness passes
+    # servers of its own, which it may restart and freeze.
+    database_admin_urls: Mapping[str, str] = field(default_factory=dict)
+    # The Redis the gateway uses (the fault harness passes one of its own, to kill).
+    redis_url: str = REDIS_URL
 
 
 @dataclass
@@ -168,8 +174,9 @@ class Suite:
     def stop(self) -> None:
         """End every process, then drop the databases, the vhost and the Redis keys."""
         self.stop_processes(list(self.processes))
-        for url in self.database_urls.values():
-            _quietly(support.drop_database, url)
+        for name, url in self.database_urls.items():
+            admin = self.options.database_admin_urls.get(name, support.PG_ADMIN_URL)
+            _quietly(support.drop_database, url, admin)
         self.database_urls = {}
         if self.service_amqp_urls:
             _quietly(support.delete_service_users, self.vhost, self.options.broker)
@@ -248,7 +255,11 @@ class Suite:
     def _prepare(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.dir / "keys").mkdir(exist_ok=True)
-        self.database_urls = {name: support.create_database(f"suite_{name}") for name in SERVICES}
+        admins = self.options.database_admin_urls
+        self.database_urls = {
+            name: support.create_database(f"suite_{name}", admins.get(name, support.PG_ADMIN_URL))
+            for name in SERVICES
+        }
         broker = self.options.broker
         self.vhost, self.amqp_url = support.create_vhost("suite", broker)
         self.service_amqp_urls = support.create_service_users(self.vhost, broker)
@@ -259,7 +270,7 @@ class Suite:
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": self.options.log_level,
             "AMQP_URL": self.amqp_url,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": self.options.redis_url,
             "JWT_ISSUER": f"{urls['gateway']}/api/v1/auth",
             "JWT_AUDIENCE": "flask-suite",
             "JWKS_URL": f"{urls['auth']}/api/v1/auth/jwks.json",
@@ -309,7 +320,7 @@ class Suite:
     def _delete_redis_keys(self) -> None:
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(self.options.redis_url, socket_connect_timeout=2)
         try:
             keys = list(client.scan_iter(f"{self.redis_prefix}:*"))
             if keys:

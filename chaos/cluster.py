@@ -193,3 +193,4 @@ class Cluster:
             except (OSError, subprocess.SubprocessError):
                 pass
         self.network.destroy()
+        self.network.release()

@@ -1,8 +1,12 @@
 """Network namespaces joined by a bridge: one private network per broker node, cut at will.
 
-    root namespace  -- bridge chaosbr0 (10.231.0.1/24) --+-- veth -- ns chaos-rmq1 (10.231.0.11)
-                                                          +-- veth -- ns chaos-rmq2 (10.231.0.12)
-                                                          +-- veth -- ns chaos-rmq3 (10.231.0.13)
+    root namespace  -- bridge chx0br (10.232.0.1/24) --+-- veth -- ns chx0-rmq1 (10.232.0.11)
+                                                        +-- veth -- ns chx0-rmq2 (10.232.0.12)
+                                                        +-- veth -- ns chx0-rmq3 (10.232.0.13)
+
+Several runs may share a machine (a soak beside `make chaos`): each claims a free slot
+(0 to 15, an flock held for as long as the process lives, so a killed run frees it) and
+names its bridge, namespaces, veths and subnet after it; clean-up touches only its own.
 
 Names resolve through /etc/netns/<ns>/hosts (and resolv.conf), which `ip netns exec`
 mounts over /etc/hosts inside the namespace only. A partition drops (nft, inside the node's
@@ -13,14 +17,17 @@ balancer.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-BRIDGE = "chaosbr0"
-SUBNET = "10.231.0"
 NETNS_ETC = Path("/etc/netns")
+LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+SLOTS = 16
 
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -36,26 +43,43 @@ class Host:
     netns: str
     hostname: str
     address: str
+    veth: str  # our end of its veth pair; its end is `<veth>p`
 
-    @property
-    def veth(self) -> str:
-        return f"chaosv{self.index}"
+
+def claim_slot() -> tuple[int, IO[str]]:
+    """A slot no other live run holds, and the open lock file that holds it."""
+    for slot in range(SLOTS):
+        handle = open(LOCK_DIR / f"flask-suite-chaos-{slot}.lock", "w")  # held open: the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return slot, handle
+    raise RuntimeError(f"all {SLOTS} chaos network slots are taken by running runs")
 
 
 class Network:
     """The bridge and one namespace per host; `destroy` removes all of it (idempotent)."""
 
     def __init__(self, count: int) -> None:
+        self.slot, self._lock = claim_slot()
+        prefix = f"chx{self.slot}"
+        subnet = f"10.232.{self.slot}"
+        self.bridge = f"{prefix}br"
         self.hosts = [
-            Host(i, f"chaos-rmq{i}", f"rmq{i}", f"{SUBNET}.{10 + i}") for i in range(1, count + 1)
+            Host(i, f"{prefix}-rmq{i}", f"rmq{i}", f"{subnet}.{10 + i}", f"{prefix}v{i}")
+            for i in range(1, count + 1)
         ]
-        self.gateway = f"{SUBNET}.1"
+        self.gateway = f"{subnet}.1"
 
     def create(self) -> None:
         self.destroy()  # a run that was killed outright may have left its network behind
-        run("ip", "link", "add", BRIDGE, "type", "bridge")
-        run("ip", "addr", "add", f"{self.gateway}/24", "dev", BRIDGE)
-        run("ip", "link", "set", BRIDGE, "up")
+        run("ip", "link", "add", self.bridge, "type", "bridge")
+        run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        run("ip", "link", "set", self.bridge, "up")
         hosts_file = "127.0.0.1 localhost\n" + "".join(
             f"{h.address} {h.hostname}\n" for h in self.hosts
         )
@@ -69,13 +93,17 @@ class Network:
             (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
             peer = f"{host.veth}p"
             run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", peer)
-            run("ip", "link", "set", host.veth, "master", BRIDGE)
+            run("ip", "link", "set", host.veth, "master", self.bridge)
             run("ip", "link", "set", host.veth, "up")
             run("ip", "link", "set", peer, "netns", host.netns)
             self.exec(host, "ip", "link", "set", "lo", "up")
             self.exec(host, "ip", "addr", "add", f"{host.address}/24", "dev", peer)
             self.exec(host, "ip", "link", "set", peer, "up")
             self.exec(host, "ip", "route", "add", "default", "via", self.gateway)
+
+    def release(self) -> None:
+        """Give the slot back (after `destroy`); another run may take it."""
+        self._lock.close()
 
     def exec(self, host: Host, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run("ip", "netns", "exec", host.netns, *argv, check=check)
@@ -122,4 +150,4 @@ class Network:
             run("ip", "netns", "delete", host.netns, check=False)
             run("ip", "link", "delete", host.veth, check=False)
             shutil.rmtree(NETNS_ETC / host.netns, ignore_errors=True)
-        run("ip", "link", "delete", BRIDGE, check=False)
+        run("ip", "link", "delete", self.bridge, check=False)

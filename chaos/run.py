@@ -3,9 +3,12 @@
     python -m chaos.run                       # CHAOS_ORDERS (5,000) orders at CHAOS_RATE (50/s)
     python -m chaos.run --orders 1500 --write-docs
 
-Runs as root (network namespaces). Everything it creates (namespaces, the bridge, broker
-nodes, databases, the vhost, Redis keys, processes) is removed at the end, also on failure
-or Ctrl-C. The exit status is 0 only when the verdict passes.
+Runs as root (network namespaces). The suite gets servers of its own that the faults may
+break: the broker cluster, a PostgreSQL server per service (initdb in a temporary
+directory, as the postgres user, on a free port) and a redis-server; the shared ones are
+never touched. Everything it creates (namespaces, the bridge, broker nodes, database
+servers, Redis, processes) is removed at the end, also on failure or Ctrl-C. The exit
+status is 0 only when the verdict passes. The schedule of faults is in chaos.inject.
 """
 
 from __future__ import annotations
@@ -14,10 +17,8 @@ import argparse
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,13 +34,15 @@ import pika.exceptions
 import psycopg
 import requests
 
-from bench.events import ORDER_BODY, libpq_url
+from bench.events import ORDER_BODY
 from bench.seeding import User, register_users
-from bench.suite import WORKERS, Suite, SuiteOptions
-from chaos import verdict
+from bench.suite import SERVICES, WEB_APPS, WORKERS, Suite, SuiteOptions, gunicorn_argv
+from chaos import inject, observe, verdict
 from chaos.cluster import AMQP_PORT, Cluster, ClusterNode
 from chaos.proxy import Balancer
-from shared import faults
+from chaos.report import MARK_END as MARK_END  # re-exported: importable from here as before
+from chaos.report import MARK_START as MARK_START
+from chaos.report import chart, markdown, write_docs
 from shared.messaging import queue_name
 from tests import support
 
@@ -54,23 +57,21 @@ SCALED = (
     "notifications.deliver",
 )
 NODE_DOWN_SECONDS = 10.0  # a killed node comes back after this, as its supervisor restarts it
-PARTITION_SECONDS = 20.0
-CYCLE_SECONDS = 60.0
-# (offset in the cycle, fault kind)
-SCHEDULE = (
-    (5.0, "crash:" + faults.RELAY_AFTER_PUBLISH),
-    (10.0, "kill-leader"),
-    (28.0, "crash:" + faults.CONSUMER_AFTER_COMMIT),
-    (33.0, "partition"),
-    (55.0, "crash:" + faults.DELIVERY_AFTER_SEND),
-)
-CRASH_TARGETS = {
-    faults.RELAY_AFTER_PUBLISH: "orders.relay",
-    faults.CONSUMER_AFTER_COMMIT: "notifications.consume",
-    faults.DELIVERY_AFTER_SEND: "notifications.deliver",
+# Kept importable from here; they live with the rest of the schedule.
+PARTITION_SECONDS = inject.PARTITION_SECONDS
+CYCLE_SECONDS = inject.CYCLE_SECONDS
+SCHEDULE = inject.SCHEDULE
+CRASH_TARGETS = inject.CRASH_TARGETS
+# The deadlines on every database engine (shared.db): a database that stops answering
+# costs a request at most about connect + statement timeout, then a 503. Set here, as an
+# operator would, shorter than the suite's defaults (5 s and 15 s), so that the freeze of
+# FREEZE_SECONDS shows requests failing rather than waiting the freeze out.
+DATABASE_TIMEOUTS = {
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+    "DATABASE_STATEMENT_TIMEOUT_SECONDS": "5",
 }
-MARK_START = "<!-- chaos:results:start -->"
-MARK_END = "<!-- chaos:results:end -->"
+CLIENT_TIMEOUT_SECONDS = 30.0
+CONNECTION_RETRIES = 2  # after a reset, with the same Idempotency-Key
 
 
 def log(message: str) -> None:
@@ -115,11 +116,14 @@ class Receiver:
 
 @dataclass
 class Answer:
+    """One order as the client saw it in the end (its last attempt)."""
+
     due: float
     answered: float
     status: int
     order_id: str | None
     user: int
+    attempts: int = 1
 
 
 @dataclass
@@ -145,10 +149,25 @@ class Run:
     restarts: Counter[str] = field(default_factory=Counter)
     phase: str = "starting"
     last_fault: str = "-"
+    # The faults, repeated every `cycle` seconds while orders are placed (chaos.inject).
+    schedule: tuple[tuple[float, str], ...] = inject.SCHEDULE
+    cycle: float = inject.CYCLE_SECONDS
+    # Lean: one gunicorn worker per service, one of each background process, one gateway,
+    # a short delivery lease (the version under `make test`, which must start quickly).
+    lean: bool = False
+    node_down_seconds: float = NODE_DOWN_SECONDS
+    calls: list[verdict.Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.cluster = Cluster(self.base / "broker")
         self.balancer = Balancer([(n.address, AMQP_PORT) for n in self.cluster.nodes], 0)
+        # The suite's own database servers and Redis, which the faults restart and freeze.
+        self.postgres = {name: support.PostgresNode(synchronous_commit=True) for name in SERVICES}
+        (self.base / "redis").mkdir(parents=True, exist_ok=True)
+        self.redis = support.RedisNode(self.base / "redis")
+        self.gateways = 1 if self.lean else 2
+        self.front: Balancer | None = None  # the driver's one address for the gateways
+        self.web_ports: dict[str, int] = {}
         self.receiver = Receiver()
         self.suite: Suite | None = None
         self.lock = threading.Lock()
@@ -159,36 +178,85 @@ class Run:
         self.drive_started = time.time()
         self.leader_name = ""
         self.last_depth = 0
+        self.failed_faults: list[str] = []
 
     # -- set-up ----------------------------------------------------------------------------
 
+    def log(self, message: str) -> None:
+        log(message)
+
+    def now(self) -> float:
+        """Seconds since the first order (the time base of faults, calls and samples)."""
+        return time.time() - self.drive_started
+
+    def _now(self) -> float:
+        return self.now()
+
+    def _start_servers(self) -> None:
+        """The broker cluster, a PostgreSQL server per service and Redis, side by side."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def postgres(node: support.PostgresNode) -> None:
+            node.init()
+            node.start()
+
+        with ThreadPoolExecutor(max_workers=len(self.postgres) + 2) as pool:
+            started = [pool.submit(self.cluster.start), pool.submit(self.redis.start)]
+            started += [pool.submit(postgres, node) for node in self.postgres.values()]
+            for future in started:
+                future.result()
+
     def start(self) -> None:
-        self.phase = "cluster"
-        log("starting the three-node broker in network namespaces")
-        self.cluster.start()
+        self.phase = "servers"
+        log(
+            "starting the three-node broker in network namespaces, a PostgreSQL server per"
+            " service and a redis-server"
+        )
+        self._start_servers()
         self.balancer.port = support.free_port()
         self.balancer.start()
         broker = support.Broker(self.cluster.ctl, f"127.0.0.1:{self.balancer.port}")
         self.phase = "suite"
         log(f"broker up ({', '.join(n.nodename for n in self.cluster.nodes)}); starting the suite")
+        extra_env = {
+            "AUTH_ACCESS_TOKEN_TTL_SECONDS": "7200",
+            "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
+            "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
+            "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
+            **DATABASE_TIMEOUTS,
+        }
+        if self.lean:
+            # A delivery worker killed mid-send leaves its claims until the lease ends,
+            # which must be twice the longest send.
+            extra_env["NOTIFICATIONS_DELIVERY_LEASE_SECONDS"] = "10"
+            extra_env["SMTP_TIMEOUT_SECONDS"] = "5"
         self.suite = Suite(
             SuiteOptions(
-                workers=2,
+                workers=1 if self.lean else 2,
                 threads=4,
                 base_dir=self.base / "suite",
                 broker=broker,
                 start_timeout=300.0,
-                extra_env={
-                    "AUTH_ACCESS_TOKEN_TTL_SECONDS": "7200",
-                    "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
-                    "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
-                    "NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
-                },
+                extra_env=extra_env,
+                database_admin_urls={name: node.url for name, node in self.postgres.items()},
+                redis_url=self.redis.url,
             )
         )
         self.suite.start()
-        for name in SCALED:
-            self._second(name)
+        self.web_ports = {name: self.suite.ports[name] for name in WEB_APPS}
+        if not self.lean:
+            for name in SCALED:
+                self._second(name)
+            self.web_ports["gateway#2"] = support.free_port()
+            self._start_web("gateway#2")
+            support.wait_for(
+                lambda: self._answers(f"http://127.0.0.1:{self.web_ports['gateway#2']}/healthz"),
+                timeout=300,
+                what="the second gateway healthy",
+            )
+        gateways = [("127.0.0.1", port) for n, port in self.web_ports.items() if "gateway" in n]
+        self.front = Balancer(gateways, support.free_port())
+        self.front.start()
         self.phase = "users"
         self.people = register_users(self.suite, self.users, label="chaos")
         for index, person in enumerate(self.people):
@@ -197,6 +265,25 @@ class Run:
         log(f"{len(self.people)} users, {len(self.endpoints)} with a webhook")
         threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
         threading.Thread(target=self._watch_leader, name="leader", daemon=True).start()
+
+    def _start_web(self, name: str) -> None:
+        """Start (again) a web process by name: `orders`, `gateway`, `gateway#2`, ..."""
+        assert self.suite is not None
+        base = name.split("#")[0]
+        argv = gunicorn_argv(
+            WEB_APPS[base],
+            self.web_ports[name],
+            workers=self.suite.options.workers,
+            threads=self.suite.options.threads,
+        )
+        self.suite.spawn(name, argv, {"SERVICE_NAME": base})
+
+    @staticmethod
+    def _answers(url: str) -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
 
     def _second(self, name: str) -> None:
         assert self.suite is not None
@@ -229,6 +316,10 @@ class Run:
                     if process.popen.poll() is None or name.startswith("prepare-"):
                         continue
                     base = name.split("#")[0]
+                    if name in self.web_ports:
+                        self.restarts[name] += 1
+                        self._start_web(name)
+                        continue
                     if base not in WORKERS:
                         continue
                     self.restarts[name] += 1
@@ -242,13 +333,15 @@ class Run:
         assert self.suite is not None
         total = 0
         for service in ("auth", "orders"):
-            total += _scalar(
+            total += observe.scalar(
                 self.suite.database_urls[service],
                 "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
             )
         notifications_db = self.suite.database_urls["notifications"]
-        total += _scalar(notifications_db, "SELECT count(*) FROM deliveries WHERE status='pending'")
-        made = _scalar(
+        total += observe.scalar(
+            notifications_db, "SELECT count(*) FROM deliveries WHERE status='pending'"
+        )
+        made = observe.scalar(
             notifications_db, "SELECT count(*) FROM notifications WHERE event_type='order.created'"
         )
         depth = self.queue_depth(queue_name("notifications"))
@@ -272,22 +365,27 @@ class Run:
 
     def _sample(self) -> None:
         last_print = 0.0
+        backlog, made, known = 0, 0, True
         while not self.stopping.wait(1.0):
             try:
                 backlog, made = self.backlog()
+                known = True
             except psycopg.Error:
-                continue
+                # A database is down or frozen: no sample, but the progress line goes on.
+                known = False
             answers = list(self.answers)
             accepted = sum(1 for a in answers if a.status == 201)
             sample = Sample(
                 time.time() - self.drive_started, accepted, len(answers) - accepted, made, backlog
             )
-            self.samples.append(sample)
+            if known:
+                self.samples.append(sample)
             if sample.at - last_print >= 5:
                 last_print = sample.at
                 log(
                     f"{self.phase}: placed {len(answers)}/{self.orders} (accepted {accepted},"
-                    f" errors {sample.errors}), notifications {made}, backlog {backlog},"
+                    f" errors {sample.errors}), notifications {made},"
+                    f" backlog {backlog if known else 'unknown (a database is out)'},"
                     f" last fault: {self.last_fault}"
                 )
 
@@ -298,8 +396,32 @@ class Run:
         from concurrent.futures import ThreadPoolExecutor
 
         assert self.suite is not None
-        url = self.suite.url("gateway", "/api/v1/orders")
+        # Through the gateways' balancer when this run started one (a subclass may not).
+        url = (
+            f"http://127.0.0.1:{self.front.port}/api/v1/orders"
+            if self.front is not None
+            else self.suite.url("gateway", "/api/v1/orders")
+        )
         local = threading.local()
+        run_key = os.urandom(4).hex()
+
+        def attempt(session: requests.Session, user: int, key: str) -> tuple[int, Any, str]:
+            try:
+                answer = session.post(
+                    url,
+                    json=ORDER_BODY,
+                    headers={
+                        "Authorization": f"Bearer {self.people[user].token}",
+                        "Idempotency-Key": key,
+                    },
+                    timeout=CLIENT_TIMEOUT_SECONDS,
+                )
+            except requests.Timeout:
+                return 0, None, "timeout"
+            except requests.RequestException:
+                return 0, None, "connection"
+            order_id = answer.json().get("id") if answer.status_code == 201 else None
+            return answer.status_code, order_id, ""
 
         def send(k: int, due: float) -> None:
             session = getattr(local, "session", None)
@@ -307,18 +429,18 @@ class Run:
                 session = local.session = requests.Session()
                 session.trust_env = False
             user = k % len(self.people)
-            try:
-                answer = session.post(
-                    url,
-                    json=ORDER_BODY,
-                    headers={"Authorization": f"Bearer {self.people[user].token}"},
-                    timeout=30,
-                )
-                status = answer.status_code
-                order_id = answer.json().get("id") if status == 201 else None
-            except requests.RequestException:
-                status, order_id = 0, None
-            self.answers.append(Answer(due, time.time(), status, order_id, user))
+            tries = 0
+            while True:
+                tries += 1
+                sent = self.now()
+                status, order_id, failure = attempt(session, user, f"chaos-{run_key}-{k}")
+                self.calls.append(verdict.Call(sent, self.now(), status, failure))
+                # A reset connection (a gateway killed mid-request) leaves the outcome
+                # unknown: the client asks again with the same key, as the API documents.
+                if failure != "connection" or tries > CONNECTION_RETRIES:
+                    break
+                time.sleep(0.5)
+            self.answers.append(Answer(due, time.time(), status, order_id, user, tries))
 
         self.phase = "load"
         self.drive_started = time.time()
@@ -340,15 +462,11 @@ class Run:
 
     def _inject(self) -> None:
         """Run the schedule, cycle after cycle, while orders are being placed."""
-        seconds = self.orders / self.rate
-        plan = [
-            (cycle * CYCLE_SECONDS + offset, kind)
-            for cycle in range(int(seconds // CYCLE_SECONDS) + 1)
-            for offset, kind in SCHEDULE
-            if cycle * CYCLE_SECONDS + offset < seconds
-        ]
+        planned = inject.plan(self.schedule, self.cycle, self.orders / self.rate)
+        if self.gateways < 2:
+            planned = [(at, kind) for at, kind in planned if not kind.startswith("gateway-kill")]
         running = []
-        for at, kind in plan:
+        for at, kind in planned:
             delay = self.drive_started + at - time.time()
             if delay > 0:
                 time.sleep(delay)
@@ -364,59 +482,11 @@ class Run:
         try:
             self._fault(kind)
         except Exception as exc:  # a fault that could not be injected is reported, not fatal
+            self.failed_faults.append(f"{kind}: {exc!r}")
             log(f"fault {kind} failed: {exc!r}")
 
-    def _now(self) -> float:
-        return time.time() - self.drive_started
-
     def _fault(self, kind: str) -> None:
-        assert self.suite is not None
-        start = self._now()
-        if kind.startswith("crash:"):
-            point = kind.split(":", 1)[1]
-            target = CRASH_TARGETS[point]
-            self.last_fault = f"{target} armed at {point}"
-            log(f"fault: {self.last_fault}")
-            with self.lock:
-                self.suite.stop_processes([target])
-                service, args = WORKERS[target]
-                process = self.suite.spawn(
-                    target,
-                    [sys.executable, *args],
-                    {"SERVICE_NAME": service, "FAULT_POINTS": point},
-                )
-            try:
-                process.popen.wait(timeout=90)
-                died = process.popen.returncode == -signal.SIGKILL
-            except subprocess.TimeoutExpired:
-                died = False
-            if died:
-                # The fault is the crash itself, not the wait for the process to get there.
-                crashed = self._now()
-                self.faults.append(verdict.Fault(f"crash {point}", target, crashed, crashed))
-                log(f"fault: {target} killed itself at {point}")
-            else:
-                log(f"fault: {target} has not reached {point} in 90 s (left armed)")
-        elif kind == "kill-leader":
-            node = self.leader()
-            self.last_fault = f"kill -9 {node.nodename} (queue leader)"
-            log(f"fault: {self.last_fault}")
-            node.kill()
-            time.sleep(NODE_DOWN_SECONDS)
-            node.start()
-            node.wait_until_accepting(timeout=120)
-            self.faults.append(verdict.Fault("kill -9 leader", node.nodename, start, self._now()))
-            log(f"fault over: {node.nodename} back")
-        elif kind == "partition":
-            node = self.leader()
-            self.last_fault = f"partition {node.nodename} from its peers"
-            log(f"fault: {self.last_fault} for {PARTITION_SECONDS:.0f}s")
-            self.cluster.network.partition(node.host)
-            time.sleep(PARTITION_SECONDS)
-            self.cluster.network.heal(node.host)
-            node.wait_until_accepting(timeout=120)
-            self.faults.append(verdict.Fault("partition", node.nodename, start, self._now()))
-            log(f"fault over: {node.nodename} healed")
+        inject.inject(self, kind)
 
     def leader(self) -> ClusterNode:
         """The node leading the notifications queue (the busiest quorum queue), as last seen.
@@ -466,113 +536,7 @@ class Run:
 
     def observe(self) -> dict[str, Any]:
         """Count what happened against what was accepted; the verdict as a dict."""
-        assert self.suite is not None
-        answers = list(self.answers)
-        accepted = {a.order_id: a.user for a in answers if a.status == 201 and a.order_id}
-        orders_db = self.suite.database_urls["orders"]
-        notifications_db = self.suite.database_urls["notifications"]
-        stored = _rows(orders_db, "SELECT id::text FROM orders")
-        unknown = [row[0] for row in stored if row[0] not in accepted]
-        notes = _rows(
-            notifications_db,
-            "SELECT subject_id, id::text FROM notifications WHERE event_type='order.created'",
-        )
-        deliveries = {
-            row[0]: (row[1], row[2], row[3])
-            for row in _rows(
-                notifications_db,
-                "SELECT d.id::text, d.channel, n.subject_id, d.endpoint_id::text FROM deliveries d"
-                " JOIN notifications n ON n.id = d.notification_id"
-                " WHERE n.event_type = 'order.created'",  # not the sign-up mails
-            )
-        }
-        mails = []
-        for delivery_id in _message_ids(self.suite.dir / "mail"):
-            if delivery_id in deliveries:
-                mails.append((deliveries[delivery_id][1], delivery_id))
-        hooks = []
-        for delivery_id in list(self.receiver.ids):
-            if delivery_id in deliveries:
-                _, order, endpoint = deliveries[delivery_id]
-                hooks.append((f"{order}/{endpoint}", delivery_id))
-            else:
-                hooks.append((f"unknown/{delivery_id}", delivery_id))
-        expected_hooks = [
-            f"{order}/{self.endpoints[user]}"
-            for order, user in accepted.items()
-            if user in self.endpoints
-        ]
-        tallies = {
-            "orders stored": verdict.tally(
-                list(accepted), [(r[0], r[0]) for r in stored], ignore=unknown
-            ),
-            "notifications": verdict.tally(list(accepted), notes, ignore=unknown),
-            "mails": verdict.tally(list(accepted), mails, ignore=unknown),
-            "webhooks": verdict.tally(
-                expected_hooks,
-                hooks,
-                ignore=[f"{o}/{e}" for o in unknown for e in self.endpoints.values()],
-            ),
-        }
-        statuses = [a.status for a in answers]
-        queues = self._queues()
-        leftovers = {
-            "outbox unsent (auth, orders)": sum(
-                _scalar(
-                    self.suite.database_urls[s], "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
-                )
-                for s in ("auth", "orders")
-            ),
-            "deliveries pending": _scalar(
-                notifications_db, "SELECT count(*) FROM deliveries WHERE status='pending'"
-            ),
-            "deliveries failed": _scalar(
-                notifications_db, "SELECT count(*) FROM deliveries WHERE status='failed'"
-            ),
-            **{f"queue {name}": depth for name, depth in queues.items() if depth},
-        }
-        recoveries = [
-            {
-                "fault": f.kind,
-                "target": f.target,
-                "at": round(f.start, 1),
-                "lasted": round(f.end - f.start, 1),
-                "recovered_after": _round(
-                    verdict.recovery_time(
-                        f,
-                        [(s.at, s.backlog) for s in self.samples],
-                        slack=int(self.rate * 2),
-                    )
-                ),
-            }
-            for f in self.faults
-        ]
-        passed = (
-            all(t.ok for t in tallies.values())
-            and verdict.forbidden_errors(statuses) == 0
-            and not any(leftovers[k] for k in leftovers if k != "deliveries failed")
-            and leftovers["deliveries failed"] == 0
-        )
-        answered = [a for a in answers if a.status]
-        span = max(a.answered for a in answered) - min(a.due for a in answered) if answered else 0
-        return {
-            "passed": passed,
-            "achieved_rate": round(len(answered) / span, 1) if span else 0.0,
-            "orders": {"placed": len(answers), "accepted": len(accepted), "unknown": len(unknown)},
-            "tallies": verdict.summarize(tallies),
-            "lost_examples": {k: t.lost[:5] for k, t in tallies.items() if t.lost},
-            "duplicated_examples": {
-                k: t.duplicated[:5] for k, t in tallies.items() if t.duplicated
-            },
-            "http_errors": verdict.http_errors(statuses),
-            "forbidden_errors": verdict.forbidden_errors(statuses),
-            "leftovers": leftovers,
-            "faults": recoveries,
-            "restarts": dict(self.restarts),
-            "users": len(self.people),
-            "webhook_users": len(self.endpoints),
-            "rate": self.rate,
-        }
+        return observe.outcome(self)
 
     def _queues(self) -> dict[str, int]:
         assert self.suite is not None
@@ -586,157 +550,47 @@ class Run:
         self.phase = "cleaning up"
         if self.suite is not None:
             with self.lock:
-                # The vhost and the users go with the cluster: no rabbitmqctl round trips.
+                # The vhost and the users go with the cluster, the databases
+                # with their servers: no round trips to make.
                 self.suite.vhost, self.suite.service_amqp_urls = "", {}
+                if self.suite.options.database_admin_urls:
+                    self.suite.database_urls = {}
                 self.suite.stop()
+        if self.front is not None:
+            self.front.stop()
         self.balancer.stop()
         self.receiver.stop()
         self.cluster.stop()
+        for name, node in self.postgres.items():
+            try:
+                node.thaw()  # interrupted mid-freeze: a stopped server cannot shut down
+            except (OSError, ValueError):
+                pass
+            if keep_logs and os.path.exists(node.log_path):
+                shutil.copy(node.log_path, self.base / f"postgres-{name}.log")
+            node.destroy()
+        self.redis.stop()
         if keep_logs:
             log(f"logs kept in {self.base}")
         else:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def _scalar(url: str, sql: str) -> int:
-    with psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=5) as conn:
-        row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=5) as conn:
-        return list(conn.execute(sql).fetchall())
-
-
-_MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([0-9a-f-]{36})@", re.IGNORECASE | re.MULTILINE)
-
-
-def _message_ids(directory: Path) -> list[str]:
-    """The delivery id in each mail's Message-ID, one entry per mail received."""
-    found = []
-    for path in directory.glob("*.eml"):
-        head = path.read_bytes()[:4096]
-        match = _MESSAGE_ID.search(head)
-        if match:
-            found.append(match.group(1).decode())
-    return found
-
-
-# -- report --------------------------------------------------------------------------------------
-
-
-def chart(run: Run, path: Path) -> None:
-    """Throughput, errors and backlog over time, faults shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    samples = run.samples
-    times = [s.at for s in samples]
-    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(10, 7))
-    accepted = _rate([s.accepted for s in samples], times)
-    made = _rate([s.notifications for s in samples], times)
-    errors = _rate([s.errors for s in samples], times)
-    top.plot(times, accepted, label="orders accepted/s")
-    top.plot(times, made, label="notifications/s")
-    top.legend(loc="upper right", fontsize=8)
-    middle.plot(times, errors, color="tab:red", label="HTTP errors/s")
-    middle.legend(loc="upper right", fontsize=8)
-    bottom.plot(times, [s.backlog for s in samples], color="tab:purple", label="backlog")
-    bottom.legend(loc="upper right", fontsize=8)
-    bottom.set_xlabel("seconds since the first order")
-    colours = {"kill -9 leader": "tab:red", "partition": "tab:orange"}
-    for fault in run.faults:
-        for axis in (top, middle, bottom):
-            if fault.end - fault.start > 1:
-                axis.axvspan(
-                    fault.start, fault.end, color=colours.get(fault.kind, "grey"), alpha=0.2
-                )
-            else:
-                axis.axvline(fault.start, color="grey", linestyle="--", linewidth=0.8)
-        top.annotate(
-            fault.kind.replace("crash ", ""),
-            (fault.start, top.get_ylim()[1]),
-            fontsize=7,
-            rotation=90,
-            va="top",
-        )
-    fig.suptitle(f"make chaos: {len(run.answers)} orders at {run.rate:g}/s, three-node broker")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def _rate(cumulative: Sequence[int], times: Sequence[float], window: int = 5) -> list[float]:
-    """Per-second rate of a running count, over the last `window` samples (smooths the
-    steps a count taken every second or so shows)."""
-    rates = [0.0]
-    for k in range(1, len(cumulative)):
-        first = max(0, k - window)
-        span = times[k] - times[first] or 1.0
-        rates.append((cumulative[k] - cumulative[first]) / span)
-    return rates
-
-
-def markdown(result: dict[str, Any], *, command: str, chart_name: str, settle: float) -> str:
-    """The results section of docs/reliability.md."""
-    lines = [
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{command}`; "
-        f"{result['users']} users ({result['webhook_users']} with a webhook), "
-        f"{result['rate']:g} orders/s offered open loop, {result['achieved_rate']:g}/s answered "
-        "(64 requests in flight at most: when answers slow down, so does the offered load).",
-        "",
-        f"**Verdict: {'PASS' if result['passed'] else 'FAIL'}**. Orders placed "
-        f"{result['orders']['placed']}, accepted (201) {result['orders']['accepted']}, "
-        f"outcome unknown to the client {result['orders']['unknown']}.",
-        "",
-        "| effect | expected | lost | duplicated | unexpected | redelivered (same id) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for kind, counts in result["tallies"].items():
-        lines.append(
-            f"| {kind} | {counts['expected']} | {counts['lost']} | {counts['duplicated']} | "
-            f"{counts['unexpected']} | {counts['redelivered']} |"
-        )
-    errors = ", ".join(f"{k}: {v}" for k, v in result["http_errors"].items()) or "none"
-    lines += [
-        "",
-        f"HTTP answers other than 201: {errors} (outside the documented 503: "
-        f"{result['forbidden_errors']}).",
-        "",
-        "Left at the end (all must be 0): "
-        + ", ".join(f"{k} {v}" for k, v in result["leftovers"].items())
-        + f"; settled {settle:.0f} s after the last order.",
-        "",
-        "| fault | target | at (s) | lasted (s) | backlog back to its level after (s) |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for fault in result["faults"]:
-        back = fault["recovered_after"]
-        lines.append(
-            f"| {fault['fault']} | {fault['target']} | {fault['at']} | {fault['lasted']} | "
-            f"{'not within the run' if back is None else back} |"
-        )
-    restarts = ", ".join(f"{k} {v}" for k, v in sorted(result["restarts"].items())) or "none"
-    lines += ["", f"Processes restarted by the supervisor: {restarts}.", ""]
-    lines += [f"![timeline](reliability/{chart_name})", ""]
-    return "\n".join(lines)
-
-
-def write_docs(section: str, doc: Path) -> None:
-    text = doc.read_text()
-    start, end = text.index(MARK_START), text.index(MARK_END)
-    doc.write_text(text[: start + len(MARK_START)] + "\n" + section + "\n" + text[end:])
-
-
 # -- entry point ---------------------------------------------------------------------------------
+
+
+def short_run() -> Run:
+    """The version under `make test`: 400 orders at 20/s on a lean suite, a broker node
+    killed (back after 2 s) and each crash point reached once."""
+    return Run(
+        orders=400,
+        rate=20.0,
+        users=4,
+        lean=True,
+        schedule=inject.SHORT_SCHEDULE,
+        cycle=1000.0,  # once
+        node_down_seconds=2.0,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -747,6 +601,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--write-docs", action="store_true", help="write the results into docs/reliability.md"
     )
+    parser.add_argument(
+        "--short", action="store_true", help="the short version `make test` runs (no docs)"
+    )
     return parser.parse_args(argv)
 
 
@@ -755,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.geteuid() != 0:
         sys.stderr.write("make chaos needs root: it creates network namespaces\n")
         return 2
-    run = Run(orders=args.orders, rate=args.rate, users=args.users)
+    run = short_run() if args.short else Run(orders=args.orders, rate=args.rate, users=args.users)
     passed = False
     # SIGTERM (a CI timeout) ends the run through the same clean-up as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -765,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settled = run.settle()
         result = run.observe()
         log(json.dumps(result, indent=2))
-        if args.write_docs:
+        if args.write_docs and not args.short:
             chart_name = "timeline.png"
             chart(run, ROOT / "docs" / "reliability" / chart_name)
             command = f"make chaos CHAOS_ORDERS={args.orders}"

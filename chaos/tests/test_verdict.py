@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from chaos.verdict import Fault, forbidden_errors, http_errors, recovery_time, tally
+from chaos.verdict import (
+    Call,
+    Fault,
+    classify,
+    during_fault,
+    forbidden_classes,
+    forbidden_errors,
+    http_errors,
+    recovery_time,
+    tally,
+)
 
 
 def test_one_effect_per_key_passes() -> None:
@@ -66,3 +76,59 @@ def test_expected_keys_may_come_as_the_keys_of_a_mapping() -> None:
     # The accepted orders are kept as {order id: user}: the keys count, not the values.
     accepted = {"o1": 0, "o2": 7}
     assert tally(accepted, [("o1", "d1"), ("o2", "d2")]).ok
+
+
+FREEZE = Fault("freeze PostgreSQL", "orders PostgreSQL", 10.0, 20.0)
+GATEWAY = Fault("kill -9 gateway", "gateway#2", 40.0, 45.0)
+
+
+def _classify(calls: list[Call]) -> dict[str, int]:
+    return classify(
+        calls,
+        [FREEZE, GATEWAY],
+        allows_503=lambda f: f.kind == "freeze PostgreSQL",
+        resets=frozenset({"kill -9 gateway"}),
+        grace=5.0,
+    )
+
+
+def test_a_503_is_allowed_only_while_a_dependency_of_the_request_is_out() -> None:
+    classes = _classify(
+        [
+            Call(12.0, 15.0, 503),  # during the freeze
+            Call(24.0, 24.5, 503),  # within the grace after it
+            Call(30.0, 30.1, 503),  # long after: a 503 nothing explains
+            Call(12.0, 12.1, 201),
+        ]
+    )
+    assert classes == {"503 during an outage": 2, "503 outside any outage": 1}
+    assert forbidden_classes(classes) == 1
+
+
+def test_resets_are_allowed_only_while_a_gateway_is_killed_and_other_errors_never() -> None:
+    classes = _classify(
+        [
+            Call(40.5, 40.6, 0, "connection"),
+            Call(5.0, 5.1, 0, "connection"),
+            Call(12.0, 42.0, 0, "timeout"),
+            Call(12.0, 27.0, 504),
+            Call(41.0, 41.0, 500),
+        ]
+    )
+    assert classes == {
+        "500": 1,
+        "504": 1,
+        "connection error": 1,
+        "connection reset by a killed gateway": 1,
+        "no answer (client timeout)": 1,
+    }
+    assert forbidden_classes(classes) == 4
+
+
+def test_a_faults_503s_are_timed_and_its_last_error_placed() -> None:
+    seen = during_fault(
+        FREEZE,
+        [Call(11.0, 13.0, 503), Call(12.0, 18.0, 503), Call(19.0, 21.5, 503), Call(22, 23, 201)],
+    )
+    assert seen == {"errors": 3, "503": 3, "503_p50": 2.5, "503_max": 6.0, "errors_until": 1.5}
+    assert during_fault(GATEWAY, [Call(1.0, 2.0, 201)])["errors_until"] is None

@@ -41,23 +41,26 @@ AMQP_HOST = os.environ.get("TEST_AMQP_HOST", "127.0.0.1:5672")
 T = TypeVar("T")
 
 
-def _admin_connection() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(PG_ADMIN_URL, autocommit=True)
+def _admin_connection(admin_url: str = PG_ADMIN_URL) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        admin_url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
+    )
 
 
-def create_database(prefix: str) -> str:
-    """Create an empty PostgreSQL database and return its SQLAlchemy URL."""
+def create_database(prefix: str, admin_url: str = PG_ADMIN_URL) -> str:
+    """Create an empty PostgreSQL database (on the shared server, or the one `admin_url`
+    names) and return its SQLAlchemy URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with _admin_connection() as conn:
+    with _admin_connection(admin_url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # name is ours, not user input
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    base = admin_url.rsplit("/", 1)[0]
     return f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
 
 
-def drop_database(url: str) -> None:
+def drop_database(url: str, admin_url: str = PG_ADMIN_URL) -> None:
     """Drop a database made by create_database, closing whatever still uses it."""
     name = url.rsplit("/", 1)[1]
-    with _admin_connection() as conn:
+    with _admin_connection(admin_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -556,9 +559,12 @@ class PostgresNode:
     closes the port; `start` again serves the same data on the same port.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, synchronous_commit: bool = False) -> None:
         import tempfile
 
+        # Off by default (test data, faster). A server that is killed must keep it on: with
+        # it off, a commit already acknowledged can be lost with the server's WAL buffers.
+        self.synchronous_commit = synchronous_commit
         self.bin_dir = os.environ.get("TEST_PG_BIN") or _newest_postgres_bin()
         if not self.bin_dir or not os.path.exists(os.path.join(self.bin_dir, "pg_ctl")):
             # Outage tests are must-shows: a missing server is a failure, not a skip.
@@ -593,7 +599,8 @@ class PostgresNode:
         """Start serving on 127.0.0.1:port and wait until it accepts connections."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base_dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c fsync=off -c full_page_writes=off"
+            f" -c synchronous_commit={'on' if self.synchronous_commit else 'off'}"
         )
         self._run(
             "pg_ctl",
@@ -702,6 +709,13 @@ class RedisNode:
             wait_for(answers, timeout=timeout, interval=0.05, what="redis-server answering")
         finally:
             client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown at all); `start` serves again on the same port."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=15)
 
     def freeze(self) -> None:
         """SIGSTOP the server: connections stay open and nothing answers them."""

@@ -256,3 +256,13 @@ def test_readyz_reports_each_upstream(make_gateway, upstream):
     assert down.status_code == 200
     assert down.json["status"] == "degraded"
     assert down.json["checks"]["orders"] == "unavailable"
+
+
+def test_options_without_a_token_gets_the_services_own_allow_header(make_gateway, upstream):
+    client = make_gateway().test_client()
+
+    response = client.options("/api/v1/orders/o-1")
+
+    # The service's router knows the path's methods; the gateway forwards the question.
+    assert response.status_code == 200
+    assert [(r.method, r.path) for r in upstream.received] == [("OPTIONS", "/api/v1/orders/o-1")]

@@ -83,7 +83,7 @@ OVERRIDES: tuple[Override, ...] = (
         # getreply reads through `self.file` (created when None), send writes through
         # `self.sock.sendall`: the override times both, and swaps in the timed reader.
         members={"send": ("s",), "getreply": (), "connect": ("host", "port", "source_address")},
-        used_by="services.notifications.delivery",
+        used_by="services.notifications.mail",
         why="one time limit bounds each whole send on a kept connection, not each read",
     ),
 )

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, timedelta
 from typing import Any
 
 from flask import current_app
@@ -14,19 +15,28 @@ from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
 from services.notifications import services, webhooks
-from services.notifications.models import Notification, WebhookEndpoint, db
+from services.notifications.models import Delivery, Notification, WebhookEndpoint, db
 from services.notifications.schemas import (
+    DeliverySchema,
     NotificationPageSchema,
     NotificationQueryArgsSchema,
     NotificationSchema,
+    WebhookAttemptPageSchema,
+    WebhookAttemptQueryArgsSchema,
     WebhookCreatedSchema,
     WebhookCreateSchema,
     WebhookListSchema,
+    WebhookRecoveredSchema,
+    WebhookRecoverSchema,
+    WebhookRotatedSchema,
+    WebhookRotateSchema,
+    WebhookSchema,
 )
 from services.notifications.services import NotificationPage
 from services.notifications.ssrf import TargetGuard
 from shared.app import ApiBlueprint
 from shared.conditional import conditional_get
+from shared.db import utcnow
 from shared.openapi import operation
 from shared.tokens import current_principal, require_auth
 from shared.uow import unit_of_work
@@ -126,6 +136,14 @@ class Webhooks(MethodView):
 class WebhookById(MethodView):
     """One of the caller's webhook endpoints."""
 
+    @operation(blp, "get_webhook", conditional=True)
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.response(200, WebhookSchema)
+    def get(self, webhook_id: uuid.UUID) -> WebhookEndpoint:
+        """The endpoint, whether it is enabled, and how its rotation stands. 404 for others'."""
+        return webhooks.get_webhook(session=_session(), user_id=_user_id(), webhook_id=webhook_id)
+
     @operation(blp, "delete_webhook")
     @blp.doc(security=BEARER)
     @require_auth
@@ -134,3 +152,101 @@ class WebhookById(MethodView):
         """Delete it; what was still to be sent to it is cancelled. 404 for anyone else's."""
         with unit_of_work(_session()) as session:
             webhooks.delete_webhook(session=session, user_id=_user_id(), webhook_id=webhook_id)
+
+
+@blp.route("/webhooks/<uuid:webhook_id>/attempts")
+class WebhookAttempts(MethodView):
+    """The attempt log of one of the caller's endpoints."""
+
+    @operation(blp, "list_webhook_attempts", conditional=True)
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(WebhookAttemptQueryArgsSchema, location="query", unknown=RAISE)
+    @blp.response(200, WebhookAttemptPageSchema)
+    def get(self, args: dict[str, Any], webhook_id: uuid.UUID) -> webhooks.AttemptPage:
+        """Every POST to it, newest first: outcome, HTTP status, duration, next retry.
+
+        `outcome=failed` (or `succeeded`) for one outcome only; pass `next_cursor` back as
+        `cursor`. 404 for anyone else's endpoint.
+        """
+        return webhooks.list_webhook_attempts(
+            session=_session(),
+            user_id=_user_id(),
+            webhook_id=webhook_id,
+            outcome=args.get("outcome"),
+            limit=args["limit"],
+            after=args.get("cursor"),
+        )
+
+
+@blp.route("/webhooks/<uuid:webhook_id>/recover")
+class WebhookRecover(MethodView):
+    """Sending again what an endpoint missed."""
+
+    @operation(blp, "recover_webhook")
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(WebhookRecoverSchema)
+    @blp.response(202, WebhookRecoveredSchema)
+    def post(self, body: dict[str, Any], webhook_id: uuid.UUID) -> dict[str, int]:
+        """Queue every event since `since` that the endpoint did not get, once each.
+
+        Enables the endpoint if it was disabled. What was sent, or is being sent, is not
+        sent again: calling it twice is safe. 404 for anyone else's endpoint.
+        """
+        with unit_of_work(_session()) as session:
+            queued = webhooks.recover_webhook(
+                session=session,
+                user_id=_user_id(),
+                webhook_id=webhook_id,
+                since=body["since"].astimezone(UTC),
+                now=utcnow(),
+            )
+        return {"queued": queued}
+
+
+@blp.route("/webhooks/<uuid:webhook_id>/rotate-secret")
+class WebhookRotateSecret(MethodView):
+    """Rotating an endpoint's signing secret."""
+
+    @operation(blp, "rotate_webhook_secret")
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.arguments(WebhookRotateSchema)
+    @blp.response(200, WebhookRotatedSchema)
+    def post(
+        self, body: dict[str, Any], webhook_id: uuid.UUID
+    ) -> tuple[WebhookEndpoint, dict[str, str]]:
+        """A new secret, shown this once; the old one signs too for the grace period.
+
+        During it every webhook carries two signatures (Standard Webhooks allows several),
+        so receivers holding either secret verify it. 404 for anyone else's endpoint.
+        """
+        with unit_of_work(_session()) as session:
+            endpoint = webhooks.rotate_webhook_secret(
+                session=session,
+                user_id=_user_id(),
+                webhook_id=webhook_id,
+                grace=timedelta(seconds=body["grace_period_seconds"]),
+                now=utcnow(),
+            )
+        return endpoint, {"Cache-Control": "no-store"}
+
+
+@blp.route("/webhooks/<uuid:webhook_id>/ping")
+class WebhookPing(MethodView):
+    """A test event for an endpoint."""
+
+    @operation(blp, "ping_webhook")
+    @blp.doc(security=BEARER)
+    @require_auth
+    @blp.response(202, DeliverySchema)
+    def post(self, webhook_id: uuid.UUID) -> Delivery:
+        """Queue a signed `webhook.ping` event, tried once; its outcome shows in the attempts.
+
+        Disabled endpoints get it too, to tell whether they are back. 404 for anyone else's.
+        """
+        with unit_of_work(_session()) as session:
+            return webhooks.ping_webhook(
+                session=session, user_id=_user_id(), webhook_id=webhook_id, now=utcnow()
+            )

@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from services.notifications import services
+from services.notifications import deliveries
 from services.notifications.models import Channel, db
 from shared.db import utcnow
 from shared.uow import unit_of_work
@@ -61,7 +61,7 @@ class PointInTime(click.ParamType):
 def retry_failed(channel: str | None, since: datetime | None) -> None:
     """Send failed deliveries again, each with a fresh set of attempts."""
     with unit_of_work(db.session()) as session:
-        count = services.retry_failed_deliveries(
+        count = deliveries.retry_failed_deliveries(
             session=session, now=utcnow(), channel=channel, since=since
         )
     click.echo(f"{count} failed {'delivery' if count == 1 else 'deliveries'} queued again")

@@ -31,6 +31,11 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER": env.integer(
             "NOTIFICATIONS_MAX_WEBHOOKS_PER_USER", 10
         ),
+        # A webhook endpoint whose every attempt failed for this long is disabled, and its
+        # owner told in the app; `recover` enables it again and sends what it missed.
+        "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS": env.number(
+            "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600.0
+        ),
         # Retries back off exponentially: after failed attempt n a delivery waits between
         # half and all of min(cap, base * 2^(n-1)). With 40 attempts, 30 s and 1 h that is
         # 30 s, 1 min, 2 min ... 32 min, then about an hour each time: a delivery is given
@@ -75,6 +80,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
         "NOTIFICATIONS_DELIVERY_LEASE_SECONDS",
         "NOTIFICATIONS_DELIVERY_POLL_SECONDS",
         "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS",
+        "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS",
         "SMTP_TIMEOUT_SECONDS",
     ):
         if float(config[name]) <= 0:

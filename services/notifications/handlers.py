@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from services.notifications import services
+from services.notifications import contacts, services
 from shared.contracts import (
     OrderCreatedV1,
     OrderStatusChangedV1,
@@ -38,7 +38,7 @@ WARNING_MAIL_INTERVAL = timedelta(days=1)
 @HANDLERS.on(UserRegisteredV1)
 def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -> None:
     """Remember the user's address and welcome them."""
-    services.record_contact(
+    contacts.record_contact(
         session=session,
         user_id=data.user_id,
         email=data.email,
@@ -49,11 +49,11 @@ def on_user_registered(session: Session, event: Event, data: UserRegisteredV1) -
 
 
 # Write to the user's new address, by their new name.
-HANDLERS.use_case(UserProfileChangedV1, services.update_contact_profile)
+HANDLERS.use_case(UserProfileChangedV1, contacts.update_contact_profile)
 # Write to the user no more: cancel what is pending, create nothing new.
-HANDLERS.use_case(UserDeactivatedV1, services.deactivate_contact)
+HANDLERS.use_case(UserDeactivatedV1, contacts.deactivate_contact)
 # Write to the user again.
-HANDLERS.use_case(UserReactivatedV1, services.reactivate_contact)
+HANDLERS.use_case(UserReactivatedV1, contacts.reactivate_contact)
 
 
 @HANDLERS.on(UserVerificationRequestedV1)
@@ -61,7 +61,7 @@ def on_verification_requested(
     session: Session, event: Event, data: UserVerificationRequestedV1
 ) -> None:
     """Mail the verification link: the one mail an unverified address receives."""
-    services.remember_address(
+    contacts.remember_address(
         session=session, user_id=data.user_id, email=data.email, name=data.name
     )
     services.send_verification_mail(
@@ -78,7 +78,7 @@ def on_verification_requested(
 @HANDLERS.on(UserEmailVerifiedV1)
 def on_email_verified(session: Session, _event: Event, data: UserEmailVerifiedV1) -> None:
     """The owner confirmed the address: mail may go to it from now on."""
-    services.verify_contact(session=session, user_id=data.user_id)
+    contacts.verify_contact(session=session, user_id=data.user_id)
 
 
 @HANDLERS.on(UserRegistrationAttemptedV1)

@@ -1,4 +1,4 @@
-"""Tables of the notifications service: contacts, notifications, deliveries, webhook endpoints."""
+"""Tables of the notifications service: contacts, notifications, deliveries, webhooks."""
 
 from __future__ import annotations
 
@@ -137,6 +137,19 @@ class WebhookEndpoint(Model):
     # Kept in clear: signing needs the key itself (a hash could only verify).
     secret: Mapped[str] = mapped_column(sa.String(128))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # After a rotation, the secret before `secret` signs too until this time (Standard
+    # Webhooks allows several signatures), so receivers can switch over at their pace.
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Since when every attempt has failed (None after a success); past the configured
+    # period the endpoint is disabled: it gets nothing until its owner recovers it.
+    failing_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether deliveries go out to it (False once disabled for failing too long)."""
+        return self.disabled_at is None
 
 
 class Delivery(Model):
@@ -159,7 +172,8 @@ class Delivery(Model):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    notification_id: Mapped[uuid.UUID] = mapped_column(
+    # None for a webhook test ping, which belongs to no notification.
+    notification_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("notifications.id", ondelete="CASCADE"), index=True
     )
     user_id: Mapped[str] = mapped_column(USER_ID)
@@ -180,5 +194,45 @@ class Delivery(Model):
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Set by a claim until its outcome is recorded: a webhook `recover` leaves a delivery
+    # on the wire alone (making it due again would send it twice).
+    claimed_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
-    notification: Mapped[Notification] = relationship(back_populates="deliveries")
+    notification: Mapped[Notification | None] = relationship(back_populates="deliveries")
+
+
+class AttemptOutcome(StrEnum):
+    """How one webhook attempt went."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WebhookAttempt(Model):
+    """One attempt to POST to a webhook endpoint, as its owner sees it in the attempt log."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        sa.CheckConstraint("outcome IN ('succeeded', 'failed')", name="outcome_known"),
+        # Keyset pages of one endpoint's log, newest first.
+        sa.Index("ix_webhook_attempts_endpoint_created", "endpoint_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    # The delivery (its id is the `webhook-id` the receiver saw); no foreign key: the log
+    # outlives nothing it does not own, and a delivery is never deleted on its own.
+    delivery_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    # The receiver's HTTP status; None when no answer came (refused, timed out, unreachable).
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    duration_ms: Mapped[int] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    # When the delivery is tried again after this failed attempt (None: not again).
+    next_retry_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # When the attempt was made (named so for the keyset pages of shared.pagination).
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

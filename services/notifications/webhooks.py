@@ -1,8 +1,14 @@
 """Webhook endpoints: a user registers, lists and deletes them; `webhook_body` is what they get.
 
-No Flask here, and no use case commits: the API views own the transaction. Which
-notifications reach an endpoint, and how a delivery is sent and retried, is the work of
-`services` (notify, the delivery claims) and `delivery` (the signed POST).
+Self-service beside that: the attempt log of an endpoint, `recover` (send again what it
+missed since a given time), secret rotation with a grace period, a test ping; and what
+the delivery loop records after each attempt (`record_webhook_attempt`), which disables
+an endpoint that kept failing and tells its owner in the app.
+
+No Flask here, and no use case commits: the API views and the delivery loop own the
+transaction. Which notifications reach an endpoint, and how a delivery is sent and
+retried, is the work of `services` (notify), `deliveries` (the claims) and `delivery`
+(the signed POST).
 """
 
 from __future__ import annotations
@@ -14,22 +20,37 @@ import logging
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
+from services.notifications.models import (
+    AttemptOutcome,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    WebhookAttempt,
+    WebhookEndpoint,
+)
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
-from shared.db import as_utc, is_postgresql, utcnow
+from shared.db import as_utc, is_postgresql, rows_matched, utcnow
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
+from shared.pagination import PageKey, keyset_page
 
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 ENDPOINT_DELETED = "cancelled: the webhook endpoint was deleted"
+ENDPOINT_DISABLED = "cancelled: the webhook endpoint is disabled (it kept failing); recover it"
+# The event type of a test ping's body, and of the in-app note about a disabled endpoint.
+PING_EVENT = "webhook.ping"
+DISABLED_EVENT = "webhook.disabled"
+MAX_ATTEMPT_ERROR_CHARS = 500
 # The one reason a client gets for any refused webhook target: which rule refused it
 # ("resolves to a loopback address (127.0.0.1)", "does not resolve") would tell an outsider
 # what our internal DNS knows. The detail is logged.
@@ -117,15 +138,24 @@ def list_webhooks(*, session: Session, user_id: str) -> list[WebhookEndpoint]:
     )
 
 
-def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> None:
-    """Delete one of the user's endpoints and cancel what was still to be sent to it."""
-    endpoint = session.scalar(
-        sa.select(WebhookEndpoint).where(
-            WebhookEndpoint.id == webhook_id, WebhookEndpoint.user_id == user_id
-        )
+def get_webhook(
+    *, session: Session, user_id: str, webhook_id: uuid.UUID, lock: bool = False
+) -> WebhookEndpoint:
+    """One of the user's endpoints (row-locked with `lock`); 404 for anyone else's."""
+    query = sa.select(WebhookEndpoint).where(
+        WebhookEndpoint.id == webhook_id, WebhookEndpoint.user_id == user_id
     )
+    if lock:
+        query = query.with_for_update()
+    endpoint = session.scalar(query)
     if endpoint is None:
         raise NotFoundError("No such webhook endpoint.")
+    return endpoint
+
+
+def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> None:
+    """Delete one of the user's endpoints and cancel what was still to be sent to it."""
+    endpoint = get_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
     now = utcnow()
     session.execute(
         sa.update(Delivery)
@@ -138,3 +168,259 @@ def delete_webhook(*, session: Session, user_id: str, webhook_id: uuid.UUID) -> 
         )
     )
     session.delete(endpoint)
+
+
+# -- self-service (called by the API, which commits) --------------------------------------
+
+
+def rotate_webhook_secret(
+    *, session: Session, user_id: str, webhook_id: uuid.UUID, grace: timedelta, now: datetime
+) -> WebhookEndpoint:
+    """A new signing secret; the current one keeps signing too until `now + grace`.
+
+    Only one earlier secret is kept: rotating again within a grace period ends the older.
+    """
+    endpoint = get_webhook(session=session, user_id=user_id, webhook_id=webhook_id, lock=True)
+    if grace > timedelta(0):
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = now + grace
+    else:
+        endpoint.previous_secret = endpoint.previous_secret_expires_at = None
+    endpoint.secret = new_webhook_secret()
+    session.flush()
+    return endpoint
+
+
+def ping_webhook(
+    *, session: Session, user_id: str, webhook_id: uuid.UUID, now: datetime
+) -> Delivery:
+    """Queue a signed test event (`webhook.ping`) for the endpoint, tried once.
+
+    It goes out through the delivery worker like any webhook (the API processes call
+    nothing outside), to a disabled endpoint as well: a ping tells whether it is back.
+    Its outcome shows in the attempt log under the delivery's id.
+    """
+    endpoint = get_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
+    body = webhook_body(
+        event_type=PING_EVENT, occurred_at=now, data={"webhook_id": str(endpoint.id)}
+    )
+    delivery = Delivery(
+        id=uuid.uuid4(),
+        notification_id=None,
+        user_id=user_id,
+        channel=Channel.WEBHOOK.value,
+        endpoint_id=endpoint.id,
+        payload={"body": body, "ping": True},
+        status=DeliveryStatus.PENDING.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def recover_webhook(
+    *, session: Session, user_id: str, webhook_id: uuid.UUID, since: datetime, now: datetime
+) -> int:
+    """Send every event since `since` that the endpoint did not get, once each; how many.
+
+    Enables the endpoint again if it was disabled. What counts: deliveries of the
+    endpoint created since `since` that failed for good, were cancelled while it was
+    disabled, or wait for a retry (due now instead of after their backoff). A delivery
+    that was sent, or is on the wire right now (claimed), is left alone: calling this
+    twice, or while the worker retries, sends nothing twice.
+    """
+    if since > now:
+        raise UnprocessableError(
+            "since must not be in the future.", errors={"since": ["Must not be in the future."]}
+        )
+    endpoint = get_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
+    missed = sa.or_(
+        Delivery.status == DeliveryStatus.FAILED,
+        sa.and_(
+            Delivery.status == DeliveryStatus.CANCELLED,
+            Delivery.last_error == ENDPOINT_DISABLED,
+        ),
+        sa.and_(
+            Delivery.status == DeliveryStatus.PENDING,
+            sa.or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+        ),
+    )
+    result = session.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.endpoint_id == endpoint.id,
+            Delivery.notification_id.is_not(None),  # events, not test pings
+            Delivery.created_at >= since,
+            missed,
+        )
+        # A fresh set of attempts, due now; the claim that picks it up sends it once.
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            claimed_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    # The endpoint's row after the deliveries' rows, the order the delivery loop locks
+    # them in (a delivery, then its endpoint), so the two never wait for each other.
+    endpoint.disabled_at = endpoint.failing_since = None
+    session.flush()
+    return rows_matched(result)
+
+
+@dataclass(frozen=True)
+class AttemptPage:
+    """One page of an endpoint's attempt log, newest first."""
+
+    items: list[WebhookAttempt]
+    next_cursor: PageKey | None
+
+
+def list_webhook_attempts(
+    *,
+    session: Session,
+    user_id: str,
+    webhook_id: uuid.UUID,
+    outcome: str | None = None,
+    limit: int = 20,
+    after: PageKey | None = None,
+) -> AttemptPage:
+    """The attempts to POST to one of the user's endpoints, newest first; 404 for others."""
+    endpoint = get_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
+    query = sa.select(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id)
+    if outcome is not None:
+        query = query.where(WebhookAttempt.outcome == outcome)
+    items, next_cursor = keyset_page(
+        session,
+        query,
+        created_at=WebhookAttempt.created_at,
+        id=WebhookAttempt.id,
+        limit=limit,
+        after=after,
+    )
+    return AttemptPage(items=items, next_cursor=next_cursor)
+
+
+# -- after each attempt (called by the delivery loop, which commits) ----------------------
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """How one webhook POST went, as the delivery loop saw it."""
+
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_type: str
+    attempt: int
+    succeeded: bool
+    status_code: int | None
+    duration_ms: int
+    error: str | None = None
+
+
+def record_webhook_attempt(
+    *, session: Session, result: AttemptResult, now: datetime, disable_after: timedelta
+) -> bool:
+    """Log an attempt; disable the endpoint once it has failed for `disable_after`.
+
+    A success ends the endpoint's failing period. Disabling cancels what was still to
+    be sent to it (`recover` sends it later) and tells its owner in the app. True when
+    this attempt disabled the endpoint.
+    """
+    delivery = session.get(Delivery, result.delivery_id)
+    next_retry_at = None
+    if (
+        not result.succeeded
+        and delivery is not None
+        and delivery.status == DeliveryStatus.PENDING
+        and delivery.attempts == result.attempt
+    ):
+        next_retry_at = delivery.next_attempt_at
+    # Locked: the attempts of one endpoint recorded by several workers take turns at its
+    # failing period, and a deletion either waits for this log row or it is not written.
+    endpoint = session.get(WebhookEndpoint, result.endpoint_id, with_for_update=True)
+    if endpoint is None:
+        return False  # deleted meanwhile: its log went with it
+    session.add(
+        WebhookAttempt(
+            id=uuid.uuid4(),
+            endpoint_id=endpoint.id,
+            delivery_id=result.delivery_id,
+            event_type=result.event_type,
+            attempt=result.attempt,
+            outcome=(AttemptOutcome.SUCCEEDED if result.succeeded else AttemptOutcome.FAILED).value,
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            error=result.error[:MAX_ATTEMPT_ERROR_CHARS] if result.error else None,
+            next_retry_at=next_retry_at,
+            created_at=now,
+        )
+    )
+    disabled = False
+    if result.succeeded:
+        endpoint.failing_since = None
+    elif endpoint.failing_since is None:
+        endpoint.failing_since = now
+    elif endpoint.enabled and now - as_utc(endpoint.failing_since) >= disable_after:
+        _disable(session, endpoint, now)
+        disabled = True
+    session.flush()
+    return disabled
+
+
+def _disable(session: Session, endpoint: WebhookEndpoint, now: datetime) -> None:
+    """Stop sending to an endpoint that kept failing, and tell its owner in the app."""
+    endpoint.disabled_at = now
+    # Rows another worker holds (recording their own attempt) are skipped rather than
+    # waited for: that worker may be waiting for this endpoint's row, which we hold. What
+    # it leaves pending is cancelled by the claim that would send it.
+    pending = (
+        sa.select(Delivery.id)
+        .where(
+            Delivery.endpoint_id == endpoint.id,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.notification_id.is_not(None),  # a ping still goes: it tests the endpoint
+        )
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id.in_(pending.scalar_subquery()))
+        .values(
+            status=DeliveryStatus.CANCELLED.value,
+            last_error=ENDPOINT_DISABLED,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    failing_for = now - as_utc(endpoint.failing_since or now)
+    hours = failing_for.total_seconds() / 3600
+    session.add(
+        Notification(
+            id=uuid.uuid4(),
+            user_id=endpoint.user_id,
+            # No event behind it: an id of its own keeps the column's uniqueness.
+            event_id=str(uuid.uuid4()),
+            event_type=DISABLED_EVENT,
+            title="A webhook endpoint was disabled",
+            body=(
+                f"Every delivery to {endpoint.url[:300]} failed for {hours:.1f} hours, so it "
+                "is disabled and receives nothing for now. Fix the receiver, then recover "
+                "the endpoint: what it missed is sent again, once each."
+            ),
+            created_at=now,
+            subject_type="webhook",
+            subject_id=str(endpoint.id),
+        )
+    )
+    log.warning(
+        "webhook endpoint disabled: it kept failing",
+        extra={"webhook_id": str(endpoint.id), "failing_seconds": failing_for.total_seconds()},
+    )

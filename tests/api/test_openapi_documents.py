@@ -131,4 +131,4 @@ def test_a_notification_documents_the_link_to_its_subject(
     [link] = [resolve(spec, option) for option in subject["anyOf"] if "$ref" in option]
 
     assert set(link["properties"]) == {"type", "id", "path"}
-    assert link["properties"]["type"]["enum"] == ["order", "user"]
+    assert link["properties"]["type"]["enum"] == ["order", "user", "webhook"]

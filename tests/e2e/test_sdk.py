@@ -11,6 +11,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
@@ -19,7 +20,13 @@ import requests
 from standardwebhooks import Webhook
 from suite_client import AuthenticatedClient, Client
 from suite_client.api.auth import get_me, log_in, refresh_tokens, register, verify_email_link
-from suite_client.api.notifications import create_webhook, list_notifications, list_webhooks
+from suite_client.api.notifications import (
+    create_webhook,
+    list_notifications,
+    list_webhook_attempts,
+    list_webhooks,
+    recover_webhook,
+)
 from suite_client.api.orders import get_order, place_order
 from suite_client.models import (
     AuthLogin,
@@ -30,10 +37,13 @@ from suite_client.models import (
     AuthTokenPair,
     AuthUser,
     NotificationsNotificationPage,
+    NotificationsWebhookAttemptPage,
     NotificationsWebhookCreate,
     NotificationsWebhookCreated,
     NotificationsWebhookCreateEventTypesItem,
     NotificationsWebhookList,
+    NotificationsWebhookRecover,
+    NotificationsWebhookRecovered,
     OrdersOrder,
     OrdersOrderCreate,
     OrdersOrderCreateCurrency,
@@ -214,6 +224,25 @@ def test_the_readme_walk_through_works_through_the_sdk(
     payload = Webhook(webhook.secret).verify(body, headers)
     assert payload["type"] == "order.created"
     assert payload["data"]["order_id"] == str(placed.id)
+
+    # its attempt log shows the delivery; recovering sends nothing it already got
+    def attempts() -> list[Any]:
+        page = answer(
+            list_webhook_attempts.sync_detailed(webhook.id, client=ada),
+            200,
+            NotificationsWebhookAttemptPage,
+        )
+        return list(page.items or [])
+
+    (attempt,) = wait_for(attempts, timeout=30, what="webhook attempt log")
+    assert (attempt.outcome, attempt.status_code) == ("succeeded", 204)
+    since = NotificationsWebhookRecover(since=datetime.now(UTC) - timedelta(hours=1))
+    recovered = answer(
+        recover_webhook.sync_detailed(webhook.id, client=ada, body=since),
+        202,
+        NotificationsWebhookRecovered,
+    )
+    assert recovered.queued == 0
 
 
 def test_an_order_for_an_unknown_sku_is_the_sdks_typed_problem(

@@ -50,7 +50,14 @@ from tests.support import (
 ISSUER = "https://auth.test/api/v1/auth"
 AUDIENCE = "suite-test"
 KID = "test-key"
-TABLES = ("deliveries", "notifications", "webhook_endpoints", "contacts", "inbox")
+TABLES = (
+    "webhook_attempts",
+    "deliveries",
+    "notifications",
+    "webhook_endpoints",
+    "contacts",
+    "inbox",
+)
 FAST = {
     "NOTIFICATIONS_BACKOFF_BASE_SECONDS": 0.01,
     "NOTIFICATIONS_BACKOFF_CAP_SECONDS": 0.05,

@@ -14,7 +14,9 @@ import pytest
 
 from services.notifications import webhooks
 from services.notifications.deadline import Deadline, DeadlineExceeded
-from services.notifications.delivery import DeliveryError, EmailSender, WebhookSender
+from services.notifications.deliveries import DeliveryError
+from services.notifications.delivery import WebhookSender
+from services.notifications.mail import EmailSender
 from services.notifications.ssrf import TargetGuard, UnsafeTargetError
 from services.notifications.tests.conftest import MisbehavingServer, drip, drip_headers
 

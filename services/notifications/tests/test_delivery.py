@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import sessionmaker
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.notifications import services, webhooks
+from services.notifications import deliveries, webhooks
 from services.notifications.delivery import deliver_due_once, run_delivery_loop
 from services.notifications.models import Contact, Delivery, db
 from services.notifications.ssrf import TargetGuard
@@ -296,10 +296,10 @@ def test_a_claimed_delivery_is_left_alone_until_its_lease_runs_out(
     consume(user_registered(ADA))
     consume(user_email_verified(ADA))  # the address owner followed the link
 
-    def claim(after_seconds: float = 0) -> list[services.DeliveryJob]:
+    def claim(after_seconds: float = 0) -> list[deliveries.DeliveryJob]:
         with app.app_context():
             return committed(
-                services.claim_due_deliveries,
+                deliveries.claim_due_deliveries,
                 session=db.session(),
                 now=now_utc() + timedelta(seconds=after_seconds),
                 limit=10,
@@ -324,7 +324,7 @@ def test_workers_skip_a_row_another_worker_holds_instead_of_waiting(
         try:
             holder.execute(sa.text("SELECT id FROM deliveries FOR UPDATE"))  # another worker
             jobs = committed(
-                services.claim_due_deliveries,
+                deliveries.claim_due_deliveries,
                 session=db.session(),
                 now=now_utc(),
                 limit=10,
@@ -346,7 +346,7 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
     with app.app_context():
         session = db.session()
         [ours] = committed(
-            services.claim_due_deliveries,
+            deliveries.claim_due_deliveries,
             session=session,
             now=now_utc(),
             limit=10,
@@ -355,7 +355,7 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
         )
         # Our lease ran out while earlier sends of the batch went on; another worker claimed it.
         [theirs] = committed(
-            services.claim_due_deliveries,
+            deliveries.claim_due_deliveries,
             session=session,
             now=now_utc() + timedelta(seconds=2),
             limit=10,
@@ -365,12 +365,12 @@ def test_a_claim_that_another_worker_took_over_is_not_renewed_and_so_not_sent(
 
         assert (
             committed(
-                services.renew_claim, session=session, job=ours, now=now_utc(), lease_seconds=60
+                deliveries.renew_claim, session=session, job=ours, now=now_utc(), lease_seconds=60
             )
             is False
         )
         assert committed(
-            services.renew_claim, session=session, job=theirs, now=now_utc(), lease_seconds=60
+            deliveries.renew_claim, session=session, job=theirs, now=now_utc(), lease_seconds=60
         )
 
 
@@ -448,11 +448,11 @@ def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed_not_retried_f
     consume(user_email_verified(ADA))  # the address owner followed the link
     start = now_utc()
 
-    def claim(round_: int) -> list[services.DeliveryJob]:
+    def claim(round_: int) -> list[deliveries.DeliveryJob]:
         # Each round comes after the previous claim's lease ran out, its worker gone.
         with app.app_context():
             return committed(
-                services.claim_due_deliveries,
+                deliveries.claim_due_deliveries,
                 session=db.session(),
                 now=start + timedelta(seconds=61 * round_),
                 limit=10,
@@ -466,7 +466,7 @@ def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed_not_retried_f
     [item] = client.get("/api/v1/notifications", headers=tokens.headers(ADA)).get_json()["items"]
     [delivery] = item["deliveries"]
     assert (delivery["status"], delivery["attempts"]) == ("failed", 3)
-    assert delivery["last_error"] == services.WORKER_LOST
+    assert delivery["last_error"] == deliveries.WORKER_LOST
     assert delivery["next_attempt_at"] is None
 
 
@@ -520,7 +520,7 @@ def test_a_user_deactivated_after_their_delivery_was_created_is_not_written_to(
 
     delivery = _only(app, "email")
     assert (delivery.status, delivery.attempts) == ("cancelled", 0)
-    assert delivery.last_error == services.USER_DEACTIVATED
+    assert delivery.last_error == deliveries.USER_DEACTIVATED
     assert smtp_sink.messages() == []
 
 
@@ -549,7 +549,7 @@ def test_a_user_deactivated_while_their_batch_is_being_sent_gets_nothing_more(
         rows = db.session.execute(sa.select(Delivery.status, Delivery.last_error))
         outcomes = sorted((row[0], row[1]) for row in rows)
     # The first one was on the wire when the user was deactivated: it did go out.
-    assert outcomes == [("cancelled", services.USER_DEACTIVATED), ("sent", None)]
+    assert outcomes == [("cancelled", deliveries.USER_DEACTIVATED), ("sent", None)]
 
 
 # -- correlation ------------------------------------------------------------------------

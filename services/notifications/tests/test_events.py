@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from services.notifications import services, webhooks
+from services.notifications import contacts, deliveries, services, webhooks
 from services.notifications.models import Contact, Delivery, Notification, db
 from services.notifications.ssrf import TargetGuard
 from services.notifications.tests.conftest import (
@@ -124,7 +124,7 @@ def test_deactivation_cancels_pending_deliveries_and_stops_new_ones(
     consume(order_created(ADA))
 
     assert _deliveries(app) == [("email", "cancelled")] * 2 + [("webhook", "cancelled")]
-    assert all(d.last_error == services.USER_DEACTIVATED for d in _rows(app, Delivery))
+    assert all(d.last_error == deliveries.USER_DEACTIVATED for d in _rows(app, Delivery))
     assert len(_rows(app, Notification)) == 3  # still visible in the app
 
 
@@ -237,13 +237,13 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
     with app.app_context():
         session = db.session()
         with commit_forbidden(session):
-            services.record_contact(
+            contacts.record_contact(
                 session=session, user_id=ADA, email="a@x.org", name="Ada", version=1
             )
-            services.update_contact_profile(
+            contacts.update_contact_profile(
                 session=session, user_id=ADA, email="a@x.org", name="Ann", version=2
             )
-            services.verify_contact(session=session, user_id=ADA)
+            contacts.verify_contact(session=session, user_id=ADA)
             notification = services.notify(
                 session=session,
                 user_id=ADA,
@@ -264,19 +264,19 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
             )
             webhooks.delete_webhook(session=session, user_id=ADA, webhook_id=endpoint.id)
             now += timedelta(seconds=1)  # the new deliveries are due
-            jobs = services.claim_due_deliveries(
+            jobs = deliveries.claim_due_deliveries(
                 session=session, now=now, limit=10, lease_seconds=60, max_attempts=3
             )
-            assert services.renew_claim(session=session, job=jobs[0], now=now, lease_seconds=60)
-            services.record_delivery_failed(
+            assert deliveries.renew_claim(session=session, job=jobs[0], now=now, lease_seconds=60)
+            deliveries.record_delivery_failed(
                 session=session,
                 job=jobs[0],
                 error="refused",
                 now=now,
-                policy=services.RetryPolicy(max_attempts=1, base_seconds=1, cap_seconds=1),
+                policy=deliveries.RetryPolicy(max_attempts=1, base_seconds=1, cap_seconds=1),
             )
-            services.retry_failed_deliveries(session=session, now=now)
-            services.deactivate_contact(session=session, user_id=ADA, version=3)
-            services.reactivate_contact(session=session, user_id=ADA, version=4)
+            deliveries.retry_failed_deliveries(session=session, now=now)
+            contacts.deactivate_contact(session=session, user_id=ADA, version=3)
+            contacts.reactivate_contact(session=session, user_id=ADA, version=4)
         session.rollback()
     assert _rows(app, Contact) == [] and _rows(app, Notification) == []

@@ -17,12 +17,8 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from services.notifications.delivery import (
-    DeliveryError,
-    EmailSender,
-    MessageTemplate,
-    build_email,
-)
+from services.notifications.deliveries import DeliveryError
+from services.notifications.mail import EmailSender, MessageTemplate, build_email
 from services.notifications.models import Delivery, db
 from services.notifications.smtp_sink import MailDirectoryHandler
 from services.notifications.tests.conftest import (

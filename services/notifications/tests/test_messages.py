@@ -11,9 +11,10 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.notifications.config import notifications_config
-from services.notifications.delivery import build_email, delivery_settings, sign_webhook
+from services.notifications.deliveries import RetryPolicy
+from services.notifications.delivery import delivery_settings, sign_webhook
+from services.notifications.mail import build_email
 from services.notifications.rendering import format_money, render
-from services.notifications.services import RetryPolicy
 from services.notifications.webhooks import new_webhook_secret
 from shared.config import Env
 

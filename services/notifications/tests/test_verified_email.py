@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from services.notifications import services
+from services.notifications import deliveries
 from services.notifications.models import Contact, Delivery, Notification, db
 from services.notifications.tests.conftest import (
     SmtpSink,
@@ -81,7 +81,7 @@ def test_a_mail_created_before_the_address_was_known_unverified_is_cancelled(
     consume(user_registered(ADA, "ada@example.com", "Ada"))
     deliver(app, settings_for(app, smtp_sink.port))
     assert smtp_sink.messages() == []
-    assert _deliveries(app) == [("email", "cancelled", services.ADDRESS_UNVERIFIED)]
+    assert _deliveries(app) == [("email", "cancelled", deliveries.ADDRESS_UNVERIFIED)]
 
 
 def test_once_verified_the_held_welcome_and_later_mail_go_out(

@@ -18,6 +18,7 @@ from .auth_user_patch_role import AuthUserPatchRole
 from .auth_verify_email import AuthVerifyEmail
 from .gateway_problem import GatewayProblem
 from .list_orders_status import ListOrdersStatus
+from .list_webhook_attempts_outcome import ListWebhookAttemptsOutcome
 from .notifications_delivery import NotificationsDelivery
 from .notifications_notification import NotificationsNotification
 from .notifications_notification_page import NotificationsNotificationPage
@@ -27,10 +28,17 @@ from .notifications_problem_errors import NotificationsProblemErrors
 from .notifications_subject import NotificationsSubject
 from .notifications_subject_type import NotificationsSubjectType
 from .notifications_webhook import NotificationsWebhook
+from .notifications_webhook_attempt import NotificationsWebhookAttempt
+from .notifications_webhook_attempt_outcome import NotificationsWebhookAttemptOutcome
+from .notifications_webhook_attempt_page import NotificationsWebhookAttemptPage
 from .notifications_webhook_create import NotificationsWebhookCreate
 from .notifications_webhook_create_event_types_item import NotificationsWebhookCreateEventTypesItem
 from .notifications_webhook_created import NotificationsWebhookCreated
 from .notifications_webhook_list import NotificationsWebhookList
+from .notifications_webhook_recover import NotificationsWebhookRecover
+from .notifications_webhook_recovered import NotificationsWebhookRecovered
+from .notifications_webhook_rotate import NotificationsWebhookRotate
+from .notifications_webhook_rotated import NotificationsWebhookRotated
 from .orders_order import OrdersOrder
 from .orders_order_cancel import OrdersOrderCancel
 from .orders_order_create import OrdersOrderCreate
@@ -70,6 +78,7 @@ __all__ = (
     "AuthVerifyEmail",
     "GatewayProblem",
     "ListOrdersStatus",
+    "ListWebhookAttemptsOutcome",
     "NotificationsDelivery",
     "NotificationsNotification",
     "NotificationsNotificationPage",
@@ -79,10 +88,17 @@ __all__ = (
     "NotificationsSubject",
     "NotificationsSubjectType",
     "NotificationsWebhook",
+    "NotificationsWebhookAttempt",
+    "NotificationsWebhookAttemptOutcome",
+    "NotificationsWebhookAttemptPage",
     "NotificationsWebhookCreate",
     "NotificationsWebhookCreated",
     "NotificationsWebhookCreateEventTypesItem",
     "NotificationsWebhookList",
+    "NotificationsWebhookRecover",
+    "NotificationsWebhookRecovered",
+    "NotificationsWebhookRotate",
+    "NotificationsWebhookRotated",
     "OrdersOrder",
     "OrdersOrderCancel",
     "OrdersOrderCreate",

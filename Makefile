@@ -47,7 +47,7 @@ COVERAGE_FLOOR ?= $(if $(PYTEST_ARGS),0,92)
 test: lint test-only ## make lint, then every test against the real PostgreSQL, RabbitMQ and Redis
 
 test-only: $(STAMP) ## every test with coverage (total, floor, ten slowest tests), without lint
-	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose asyncapi promtool
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose asyncapi promtool chromium
 	$(BIN)/pytest --cov --cov-fail-under=$(COVERAGE_FLOOR) --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy, the CI workflow's schema, the ops checks
@@ -91,6 +91,14 @@ clean: ## remove local data (var/) and caches
 
 sdk: $(STAMP) ## regenerate clients/python/ (merged OpenAPI document + Python SDK) after an endpoint changed
 	$(BIN)/python -m clients.sdk
+
+# -- the API against its own document (scripts/fuzz.py) ------------------------------------
+.PHONY: fuzz
+FUZZ_URL ?= http://127.0.0.1:8080
+FUZZ_EXAMPLES ?= 100
+
+fuzz: $(STAMP) ## schemathesis, every check, against a running suite (FUZZ_URL; FUZZ_USER_EMAIL... see docs)
+	$(BIN)/python scripts/fuzz.py --url $(FUZZ_URL) --max-examples $(FUZZ_EXAMPLES) $(if $(FUZZ_ARGS),-- $(FUZZ_ARGS))
 
 # -- containers (docker-compose.yml) and operations checks -------------------------------
 .PHONY: up down logs lint-ops monitoring-k8s

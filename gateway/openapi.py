@@ -7,8 +7,7 @@ Each service publishes its own spec (flask-smorest). The gateway fetches them, c
 each for `GATEWAY_OPENAPI_TTL_SECONDS`, and merges: paths as they are (they already carry
 the service prefix), component names prefixed with the service (`orders.Order`), every
 `$ref` rewritten to match. A service that cannot be reached keeps its last good spec, or
-is listed under `x-unavailable` until it answers. Swagger UI's files come from the
-flask-swagger-ui package and are served locally (no CDN).
+is listed under `x-unavailable` until it answers. The page at /docs is gateway.docs_page.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from typing import Any
 
 import requests
 from flask import Flask, Response, current_app, json
-from flask_swagger_ui import get_swaggerui_blueprint
 
+from gateway import docs_page
 from shared.contracts import asyncapi
 from shared.errors import PROBLEM_CONTENT_TYPE
 
@@ -207,12 +206,4 @@ def init_app(app: Flask, upstreams: Mapping[str, str], fetch: Fetch | None = Non
     )
     app.add_url_rule("/openapi.json", "openapi", openapi_view, methods=["GET"])
     app.add_url_rule("/asyncapi.json", "asyncapi", asyncapi_view, methods=["GET"])
-    app.register_blueprint(
-        get_swaggerui_blueprint(
-            "/docs",
-            "/openapi.json",
-            # Swagger UI would otherwise have every browser fetch a badge from
-            # validator.swagger.io, telling it where our spec lives.
-            config={"app_name": "Flask microservices suite API", "validatorUrl": None},
-        )
-    )
+    docs_page.init_app(app)

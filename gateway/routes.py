@@ -78,9 +78,11 @@ class RouteTable:
             # Upstreams do not normalise `..`; refusing it keeps routing and the public
             # allowlist reasoning about the same path the service will see.
             return None
+        # OPTIONS (which methods a path has) tells no more than /openapi.json publishes.
+        public = method == "OPTIONS" or (method, path) in self.public
         for route in self.routes:
             if route.matches(path):
-                return Match(route=route, path=path, public=(method, path) in self.public)
+                return Match(route=route, path=path, public=public)
         return None
 
     def upstreams(self) -> dict[str, str]:

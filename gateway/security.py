@@ -113,15 +113,24 @@ def _allowed_origin(origin: str | None) -> str | None:
     return origin if origin in allowed else None
 
 
+def is_preflight() -> bool:
+    """True for a CORS preflight: OPTIONS with an Origin and Access-Control-Request-Method."""
+    return (
+        request.method == "OPTIONS"
+        and "Origin" in request.headers
+        and "Access-Control-Request-Method" in request.headers
+    )
+
+
 def answer_preflight() -> Response | None:
-    """before_request: CORS preflights are answered here and never reach a service."""
-    if request.method != "OPTIONS":
+    """before_request: CORS preflights are answered here and never reach a service.
+
+    Any other OPTIONS asks which methods a path has: only the service that owns the path
+    knows (its `Allow`), so it is forwarded like any request, and needs no token.
+    """
+    if not is_preflight():
         return None
-    origin = request.headers.get("Origin")
-    if origin is None or "Access-Control-Request-Method" not in request.headers:
-        response = Response(status=204)
-        response.headers["Allow"] = "OPTIONS, " + CORS_METHODS
-        return response
+    origin = request.headers["Origin"]
     allowed = _allowed_origin(origin)
     if allowed is None:
         return problem(403, "This origin may not call the API from a browser.")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the servers the test suite talks to are up: PostgreSQL, RabbitMQ, Redis on
 # 127.0.0.1. Starts any that is installed but stopped; fails with one clear line otherwise.
-# Also makes sure nginx, wrk, docker-compose and the AsyncAPI CLI are installed (as root it
-# installs the Debian packages).
+# Also makes sure nginx, wrk, docker-compose, chromium and the AsyncAPI CLI are installed (as
+# root it installs the Debian packages).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -70,6 +70,12 @@ ensure_nginx() { ensure_package nginx nginx-light; }
 ensure_wrk() { ensure_package wrk wrk; }
 # The alert rules' unit tests and the Prometheus test (Debian's prometheus brings promtool).
 ensure_promtool() { ensure_package promtool prometheus; }
+# The docs page's browser test (tests/e2e/test_docs_page.py) drives Debian's chromium
+# through its chromedriver (Debian's chromium-driver, of the same version).
+ensure_chromium() {
+  ensure_package chromium chromium
+  ensure_package chromedriver chromium-driver
+}
 # `make test` and `make lint` validate docker-compose.yml offline: the compose plugin or
 # docker-compose.
 ensure_compose() {

@@ -402,3 +402,16 @@ def test_polling_an_unchanged_page_through_the_edge_costs_nothing(make_edge, ups
     # One request of five spent (the first page); the polls gave theirs back.
     assert {r.headers["RateLimit-Remaining"] for r in polls} == {"4"}
     assert requests.get(f"{edge.url}/api/v1/orders", headers=headers).status_code == 200
+
+
+def test_the_docs_page_keeps_its_content_security_policy_through_the_edge(edge):
+    page = requests.get(f"{edge.url}/docs/", timeout=10)
+    bundle = requests.get(f"{edge.url}/docs/swagger-ui-bundle.js", timeout=10)
+
+    assert page.status_code == 200
+    assert "swagger-initializer.js" in page.text
+    for response in (page, bundle):
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy
+        assert "script-src 'self'" in policy
+    assert edge.gateway_saw == ["GET /docs/", "GET /docs/swagger-ui-bundle.js"]

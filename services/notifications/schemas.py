@@ -191,8 +191,9 @@ class WebhookRecoverSchema(StrictSchema):
     since = fields.AwareDateTime(
         required=True,
         metadata={
-            "description": "Events from this time on (ISO 8601 with an offset, not in the "
-            "future) that the endpoint did not get are sent again, once each.",
+            "description": "Events from this time on (ISO 8601 with an offset) that the "
+            "endpoint did not get are sent again, once each. A time in the future matches "
+            "nothing yet: 0 are queued.",
             "example": "2026-12-02T09:00:00Z",
         },
     )

@@ -251,12 +251,9 @@ def recover_webhook(
     endpoint created since `since` that failed for good, were cancelled while it was
     disabled, or wait for a retry (due now instead of after their backoff). A delivery
     that was sent, or is on the wire right now (claimed), is left alone: calling this
-    twice, or while the worker retries, sends nothing twice.
+    twice, or while the worker retries, sends nothing twice. A `since` in the future
+    matches no delivery yet: nothing is queued (0), the endpoint is still enabled.
     """
-    if since > now:
-        raise UnprocessableError(
-            "since must not be in the future.", errors={"since": ["Must not be in the future."]}
-        )
     endpoint = get_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
     missed = sa.or_(
         Delivery.status == DeliveryStatus.FAILED,

@@ -13,8 +13,8 @@ T = TypeVar("T", bound="NotificationsWebhookRecover")
 class NotificationsWebhookRecover:
     """
     Attributes:
-        since (datetime.datetime): Events from this time on (ISO 8601 with an offset, not in the future) that the
-            endpoint did not get are sent again, once each. Example: 2026-12-02T09:00:00Z.
+        since (datetime.datetime): Events from this time on (ISO 8601 with an offset) that the endpoint did not get are
+            sent again, once each. A time in the future matches nothing yet: 0 are queued. Example: 2026-12-02T09:00:00Z.
     """
 
     since: datetime.datetime

@@ -17,6 +17,21 @@ from shared.schemas import StrictBoolean, StrictSchema, UtcDateTime
 
 MAX_PASSWORD_INPUT = 1024  # login only: bounds the hashing work spent on junk input
 MAX_TOKEN_INPUT = 512
+# Every token auth hands out is URL-safe base64 (secrets.token_urlsafe). Saying so in the
+# schema documents what anything else gets: a 422 (a NUL or a lone surrogate, say, could
+# not even be looked up), not the 400/401 of a well-formed token that matches nothing.
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+def _token() -> fields.String:
+    """An opaque token as sent back to auth: 1 to 512 URL-safe base64 characters."""
+    return fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=MAX_TOKEN_INPUT),
+            validate.Regexp(TOKEN_PATTERN, error="Must be a token as issued (URL-safe base64)."),
+        ],
+    )
 
 
 class NormalizedEmail(fields.Email):
@@ -58,13 +73,13 @@ class RegistrationSchema(Schema):
 class VerifyEmailSchema(StrictSchema):
     """POST /verify-email body: the token of the mailed link."""
 
-    token = fields.String(required=True, validate=validate.Length(min=1, max=MAX_TOKEN_INPUT))
+    token = _token()
 
 
 class VerifyEmailArgsSchema(StrictSchema):
     """GET /verify-email query: the link as mailed."""
 
-    token = fields.String(required=True, validate=validate.Length(min=1, max=MAX_TOKEN_INPUT))
+    token = _token()
 
 
 class LoginSchema(StrictSchema):
@@ -79,9 +94,7 @@ class LoginSchema(StrictSchema):
 class RefreshTokenSchema(StrictSchema):
     """POST /refresh and /logout body: the opaque refresh token."""
 
-    refresh_token = fields.String(
-        required=True, validate=validate.Length(min=1, max=MAX_TOKEN_INPUT)
-    )
+    refresh_token = _token()
 
 
 class TokenPairSchema(Schema):

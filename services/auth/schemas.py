@@ -119,7 +119,9 @@ class UserSchema(Schema):
 
 
 class UserPatchSchema(StrictSchema):
-    """PATCH /users/{id} body: what an admin may change."""
+    """PATCH /users/{id} body: what an admin may change; at least one field."""
+
+    MIN_PROPERTIES = 1  # documented as minProperties (shared.openapi); `_not_empty` enforces it
 
     role = fields.String(validate=validate.OneOf(ROLES))
     active = StrictBoolean()

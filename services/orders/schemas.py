@@ -165,6 +165,8 @@ class ProductCreateSchema(StrictSchema):
 class ProductPatchSchema(StrictSchema):
     """The fields of a product an admin changes; at least one. The SKU never changes."""
 
+    MIN_PROPERTIES = 1  # documented as minProperties (shared.openapi); `_not_empty` enforces it
+
     name = product_name_field()
     unit_price_cents = unit_price_field()
     currency = currency_field()

@@ -132,3 +132,17 @@ def test_a_notification_documents_the_link_to_its_subject(
 
     assert set(link["properties"]) == {"type", "id", "path"}
     assert link["properties"]["type"]["enum"] == ["order", "user", "webhook"]
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [("auth", "/api/v1/auth/users/{user_id}"), ("orders", "/api/v1/products/{sku}")],
+)
+def test_a_patch_that_names_no_field_is_invalid_by_the_document(
+    specs: dict[str, dict[str, Any]], service: str, path: str
+) -> None:
+    spec = specs[service]
+    body = spec["paths"][path]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+
+    # The service answers 422 to `{}`; a client reading the document knows it beforehand.
+    assert resolve(spec, body)["minProperties"] == 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, request
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -35,6 +35,8 @@ class RequestParser(FlaskParser):
     - A string (or key) holding NUL or an unpaired surrogate is a 422 naming its field, for
       every schema at once: either would otherwise fail later, as a 500, in argon2, hashlib,
       the database driver or PostgreSQL.
+    - A query or form argument that is not a list, given more than once, is a 422: webargs
+      would keep the first value silently, and the document says it is one string.
     - Every body Python's json module cannot load is a 400: webargs maps only
       JSONDecodeError, while json.loads also raises a plain ValueError for an integer of
       more than 4300 digits and RecursionError for very deep nesting.
@@ -75,7 +77,24 @@ class RequestParser(FlaskParser):
             if document is not location_data:
                 errors = {name: [UNSTORABLE_TEXT_MESSAGE] for name in errors}
             raise ValidationError(errors)
+        if document is not location_data:
+            repeated = _repeated_single_values(document, schema)
+            if repeated:
+                raise ValidationError(repeated)
         return location_data
+
+
+REPEATED_MESSAGE = "Give this argument once."
+
+
+def _repeated_single_values(document: Mapping[str, list[Any]], schema: Schema) -> dict[str, Any]:
+    """{name: [message]} for each argument given more than once whose field is not a list."""
+    by_name = {field.data_key or name: field for name, field in schema.fields.items()}
+    return {
+        name: [REPEATED_MESSAGE]
+        for name, values in document.items()
+        if len(values) > 1 and not isinstance(by_name.get(name), fields.List)
+    }
 
 
 class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest is untyped

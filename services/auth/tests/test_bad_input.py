@@ -179,3 +179,15 @@ def test_wrong_methods_are_405_problems(client, caller, endpoint):
 def test_unknown_paths_are_404_problems(client):
     assert_problem(client.get("/api/v1/auth/nope"), 404)
     assert_problem(client.patch("/api/v1/auth/users/not-a-uuid", json={}), 404)
+
+
+@pytest.mark.parametrize(
+    "query", ["token=abc&token=def", "limit=5&limit=6", "token=abc&token=abc"]
+)
+def test_a_query_argument_given_twice_is_422_naming_it(client, caller, query):
+    path = "/api/v1/auth/users" if query.startswith("limit") else "/api/v1/auth/verify-email"
+    headers = caller["headers"]["admin" if path.endswith("users") else None]
+    answer = client.get(f"{path}?{query}", headers=headers)
+
+    assert answer.status_code == 422 and answer.mimetype == PROBLEM
+    assert answer.get_json()["errors"] == {query.split("=")[0]: ["Give this argument once."]}

@@ -181,9 +181,7 @@ def test_unknown_paths_are_404_problems(client):
     assert_problem(client.patch("/api/v1/auth/users/not-a-uuid", json={}), 404)
 
 
-@pytest.mark.parametrize(
-    "query", ["token=abc&token=def", "limit=5&limit=6", "token=abc&token=abc"]
-)
+@pytest.mark.parametrize("query", ["token=abc&token=def", "limit=5&limit=6", "token=abc&token=abc"])
 def test_a_query_argument_given_twice_is_422_naming_it(client, caller, query):
     path = "/api/v1/auth/users" if query.startswith("limit") else "/api/v1/auth/verify-email"
     headers = caller["headers"]["admin" if path.endswith("users") else None]

@@ -374,7 +374,9 @@ def test_a_forged_order_created_is_dead_lettered_and_a_retried_one_applied_once(
         what="the forged events in the DLQ",
     )
     parked = dead_letters(broker, "notifications")
-    assert applied == [retried.id]
+    # The consumer is the module's: earlier tests' events may still be arriving.
+    assert applied.count(retried.id) == 1
+    assert not set(ids) & set(applied)
     assert {parked[i]["x-dlq-reason"] for i in ids} == {"unverified-producer"}
     # Each DLQ copy names who really sent it, not what a header claimed.
     assert [parked[i][PRODUCER_HEADER] for i in ids] == [notifications, "", gateway]

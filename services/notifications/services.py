@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from services.notifications.models import (
     Channel,
@@ -305,7 +305,12 @@ def list_notifications(
     after: PageKey | None = None,
 ) -> NotificationPage:
     """The user's own notifications, newest first, optionally only (un)read ones."""
-    query = sa.select(Notification).where(Notification.user_id == user_id)
+    # The page shows each delivery's status, never its payload (a whole rendered mail).
+    query = (
+        sa.select(Notification)
+        .options(selectinload(Notification.deliveries).defer(Delivery.payload))
+        .where(Notification.user_id == user_id)
+    )
     if unread is True:
         query = query.where(Notification.read_at.is_(None))
     elif unread is False:

@@ -45,6 +45,11 @@ class ClusterNode:
             "cluster_partition_handling = pause_minority\n"
             # Blank nodes join the listed peers on boot: no join_cluster round trips.
             "cluster_formation.peer_discovery_backend = classic_config\n"
+            # The first node boots while its peers are down: give up on them quickly and
+            # form the cluster, which they join once started (each failed try can cost
+            # seconds; the default ten tries per peer outlast the start-up wait).
+            "cluster_formation.discovery_retry_limit = 1\n"
+            "cluster_formation.discovery_retry_interval = 500\n"
             + "".join(
                 f"cluster_formation.classic_config.nodes.{k} = {peer}\n"
                 for k, peer in enumerate(peers, start=1)

@@ -80,6 +80,10 @@ class Network:
         run("ip", "link", "add", self.bridge, "type", "bridge")
         run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         run("ip", "link", "set", self.bridge, "up")
+        # With the bridge netfilter on, the host's FORWARD policy (DROP once Docker runs)
+        # applies between the nodes on this bridge too: let their traffic through.
+        if shutil.which("iptables"):
+            run("iptables", "-I", "FORWARD", *self._forward_rule, check=False)
         hosts_file = "127.0.0.1 localhost\n" + "".join(
             f"{h.address} {h.hostname}\n" for h in self.hosts
         )
@@ -100,6 +104,10 @@ class Network:
             self.exec(host, "ip", "addr", "add", f"{host.address}/24", "dev", peer)
             self.exec(host, "ip", "link", "set", peer, "up")
             self.exec(host, "ip", "route", "add", "default", "via", self.gateway)
+
+    @property
+    def _forward_rule(self) -> tuple[str, ...]:
+        return ("-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT")
 
     def release(self) -> None:
         """Give the slot back (after `destroy`); another run may take it."""
@@ -151,3 +159,9 @@ class Network:
             run("ip", "link", "delete", host.veth, check=False)
             shutil.rmtree(NETNS_ETC / host.netns, ignore_errors=True)
         run("ip", "link", "delete", self.bridge, check=False)
+        if shutil.which("iptables"):
+            # Every copy a killed run may have left: -D deletes one at a time.
+            while (
+                run("iptables", "-D", "FORWARD", *self._forward_rule, check=False).returncode == 0
+            ):
+                pass

@@ -200,7 +200,7 @@ bench-workers: $(STAMP) ## gunicorn's threaded worker against gevent, gateway an
 
 CHAOS_ORDERS ?= 5000
 chaos: $(STAMP) ## faults under load against a three-node broker, then the verdict (root; CHAOS_ORDERS=5000)
-	scripts/ensure-services.sh postgresql rabbitmq redis
+	scripts/ensure-services.sh postgresql rabbitmq redis nftables
 	CHAOS_ORDERS=$(CHAOS_ORDERS) nice -n 10 $(BIN)/python -m chaos.run $(CHAOS_ARGS)
 
 # -- soak (chaos/soak.py, results in docs/reliability.md) -----------------------------------------

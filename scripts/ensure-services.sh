@@ -76,6 +76,8 @@ ensure_chromium() {
   ensure_package chromium chromium
   ensure_package chromedriver chromium-driver
 }
+# `make chaos` cuts a broker node off from its peers with nft inside the node's namespace.
+ensure_nftables() { ensure_package nft nftables; }
 # `make test` and `make lint` validate docker-compose.yml offline: the compose plugin or
 # docker-compose.
 ensure_compose() {

@@ -20,7 +20,7 @@ from flask.views import MethodView
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import UnsupportedMediaType
 
-from services.orders import services
+from services.orders import catalogue, services
 from services.orders.models import READS, Order, Product, db
 from services.orders.schemas import (
     IdempotencyHeadersSchema,
@@ -277,9 +277,9 @@ class Products(MethodView):
     @operation(products_blp, "list_products")
     @products_blp.arguments(ProductQueryArgsSchema, location="query")
     @products_blp.response(200, ProductPageSchema)
-    def get(self, args: Mapping[str, Any]) -> services.ProductPage:
+    def get(self, args: Mapping[str, Any]) -> catalogue.ProductPage:
         """List the products on sale newest first (anyone; `active=false`: the withdrawn ones)."""
-        return services.list_products(
+        return catalogue.list_products(
             session=_session(),
             active=args["active"],
             limit=args["limit"],
@@ -291,10 +291,10 @@ class Products(MethodView):
     @require_auth
     @products_blp.arguments(ProductCreateSchema)
     @products_blp.response(201, ProductSchema, headers={"Location": {"schema": {"type": "string"}}})
-    def post(self, product: services.NewProduct) -> tuple[Product, dict[str, str]]:
+    def post(self, product: catalogue.NewProduct) -> tuple[Product, dict[str, str]]:
         """Add a product (admins; 403 otherwise); 409 when the SKU is taken."""
         created = _committed(
-            lambda session: services.create_product(
+            lambda session: catalogue.create_product(
                 session=session, actor=_actor(), product=product
             )
         )
@@ -310,13 +310,13 @@ class ProductDetail(MethodView):
     @require_auth
     @products_blp.arguments(ProductPatchSchema)
     @products_blp.response(200, ProductSchema)
-    def patch(self, changes: services.ProductChanges, sku: str) -> Product:
+    def patch(self, changes: catalogue.ProductChanges, sku: str) -> Product:
         """Change a product's name, price, currency or availability (admins; 403 otherwise).
 
         Orders placed before keep the price they were placed at.
         """
         return _committed(
-            lambda session: services.update_product(
+            lambda session: catalogue.update_product(
                 session=session, actor=_actor(), sku=sku, changes=changes
             )
         )

@@ -6,9 +6,9 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from services.orders import services
+from services.orders import catalogue
+from services.orders.catalogue import NewProduct
 from services.orders.models import db
-from services.orders.services import NewProduct
 
 # What `make run` starts with, so the README's walk-through can order without an admin.
 # The USD one shows the currency check: an EUR order naming it is refused.
@@ -27,7 +27,7 @@ def seed_products() -> None:
     """Add the demo products whose SKU is missing; products already there stay as they are."""
     session = db.session()
     try:
-        added = services.seed_products(session=session, products=DEMO_PRODUCTS)
+        added = catalogue.seed_products(session=session, products=DEMO_PRODUCTS)
         session.commit()
     except BaseException:
         session.rollback()

@@ -22,15 +22,14 @@ from marshmallow import (
     validates_schema,
 )
 
+from services.orders.catalogue import NewProduct, ProductChanges
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
 from services.orders.services import (
     NewItem,
     NewOrder,
-    NewProduct,
     OrderPage,
     OrderView,
-    ProductChanges,
 )
 from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema

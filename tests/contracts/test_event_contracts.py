@@ -42,6 +42,7 @@ from services.notifications.models import db as notifications_db
 from services.notifications.tests.conftest import TokenMaker
 from services.notifications.tests.conftest import make_app as make_notifications_app
 from services.orders import MIGRATIONS_DIR as ORDERS_MIGRATIONS
+from services.orders import catalogue as orders_catalogue
 from services.orders import create_app as create_orders_app
 from services.orders import services as orders_services
 from services.orders.cli import DEMO_PRODUCTS
@@ -306,7 +307,7 @@ def world(
     with orders.app_context():
         flask_migrate.upgrade(directory=ORDERS_MIGRATIONS)
         # Orders are priced from the catalogue: the demo products make BOOK-1 orderable.
-        orders_services.seed_products(session=orders_db.session(), products=DEMO_PRODUCTS)
+        orders_catalogue.seed_products(session=orders_db.session(), products=DEMO_PRODUCTS)
         orders_db.session.commit()
     notifications = make_notifications_app(
         database_factory("contracts_notifications"), base, TokenMaker().verifier()

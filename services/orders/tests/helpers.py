@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
+from services.orders.catalogue import NewProduct
 from services.orders.models import Product, db
-from services.orders.services import NewProduct
 from shared.db import utcnow
 from shared.events import Event, parse_event
 from tests.support import access_token_claims, rsa_jwk, sign_access_token

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from services.orders.catalogue import NewProduct
 from services.orders.models import Order, OrderItem, Outbox, Product
-from services.orders.services import NewProduct
 from services.orders.tests.helpers import add_products, captured_queries, order_body, rows
 
 pytestmark = pytest.mark.integration

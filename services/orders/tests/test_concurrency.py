@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from services.orders import services
+from services.orders import catalogue, services
 from services.orders.models import Customer, Order, Outbox, Product, db
 from services.orders.tests.helpers import rows
 from shared.errors import ConflictError, ForbiddenError
@@ -282,8 +282,8 @@ def test_of_two_admins_adding_one_sku_at_once_one_adds_it_and_the_other_gets_409
 ) -> None:
     with app.app_context():
         engine = db.engine
-    lamp = services.NewProduct("LAMP-1", "Desk lamp", 4500, "EUR")
-    dearer = services.NewProduct("LAMP-1", "Desk lamp", 9900, "EUR")
+    lamp = catalogue.NewProduct("LAMP-1", "Desk lamp", 4500, "EUR")
+    dearer = catalogue.NewProduct("LAMP-1", "Desk lamp", 9900, "EUR")
     admin = services.Actor("user-admin", is_admin=True)
     outcome: list[BaseException | Product] = []
 
@@ -291,7 +291,7 @@ def test_of_two_admins_adding_one_sku_at_once_one_adds_it_and_the_other_gets_409
         with Session(engine) as session:
             try:
                 outcome.append(
-                    services.create_product(session=session, actor=admin, product=dearer)
+                    catalogue.create_product(session=session, actor=admin, product=dearer)
                 )
                 session.commit()
             except Exception as exc:
@@ -299,7 +299,7 @@ def test_of_two_admins_adding_one_sku_at_once_one_adds_it_and_the_other_gets_409
 
     second = threading.Thread(target=add_the_same_sku)
     with Session(engine) as first:
-        services.create_product(session=first, actor=admin, product=lamp)  # not committed yet
+        catalogue.create_product(session=first, actor=admin, product=lamp)  # not committed yet
         second.start()
         _wait_until_blocked_or_done(engine, second)
         first.commit()

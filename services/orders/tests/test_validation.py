@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from services.orders.catalogue import NewProduct
 from services.orders.models import Order
-from services.orders.services import NewProduct
 from services.orders.tests.helpers import add_products, order_body, rows
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from services.orders import services
+from services.orders import customers
 from services.orders.models import Inbox, db
 from shared.contracts import (
     UserDeactivatedV1,
@@ -29,13 +29,13 @@ HANDLERS = Handlers(CONSUMER)
 
 
 # user.registered: remember the customer (email and name, active).
-HANDLERS.use_case(UserRegisteredV1, services.record_customer)
+HANDLERS.use_case(UserRegisteredV1, customers.record_customer)
 # user.profile_changed: the customer's new email and name.
-HANDLERS.use_case(UserProfileChangedV1, services.update_customer_profile)
+HANDLERS.use_case(UserProfileChangedV1, customers.update_customer_profile)
 # user.deactivated: refuse the user's new orders and cancel the open ones.
-HANDLERS.use_case(UserDeactivatedV1, services.deactivate_customer)
+HANDLERS.use_case(UserDeactivatedV1, customers.deactivate_customer)
 # user.reactivated: accept the user's orders again.
-HANDLERS.use_case(UserReactivatedV1, services.reactivate_customer)
+HANDLERS.use_case(UserReactivatedV1, customers.reactivate_customer)
 
 
 def event_handler(app: Flask) -> Callable[[Event], None]:

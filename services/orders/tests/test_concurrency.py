@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from services.orders import catalogue, services
+from services.orders import catalogue, customers, services
 from services.orders.models import Customer, Order, Outbox, Product, db
 from services.orders.tests.helpers import rows
 from shared.errors import ConflictError, ForbiddenError
@@ -185,7 +185,7 @@ def _wait_until_blocked_or_done(engine: sa.Engine, thread: threading.Thread) -> 
 
 def _register(engine: sa.Engine) -> None:
     with Session(engine) as session:
-        services.record_customer(
+        customers.record_customer(
             session=session, user_id=ZED, email="z@x.org", name="Zed", version=1
         )
         session.commit()
@@ -203,7 +203,7 @@ def test_a_deactivation_during_a_placement_waits_for_it_and_cancels_the_order(
 
     def deactivate() -> None:
         with Session(engine) as session:
-            orders = services.deactivate_customer(session=session, user_id=ZED, version=2)
+            orders = customers.deactivate_customer(session=session, user_id=ZED, version=2)
             cancelled.extend(o.id for o in orders)
             session.commit()
 
@@ -261,7 +261,7 @@ def test_a_placement_during_a_deactivation_waits_for_it_and_is_refused(
     placement = threading.Thread(target=place)
     with Session(engine) as deactivation:
         # Not committed yet.
-        services.deactivate_customer(session=deactivation, user_id=ZED, version=2)
+        customers.deactivate_customer(session=deactivation, user_id=ZED, version=2)
         placement.start()
         _wait_until_blocked_or_done(engine, placement)
         deactivation.commit()
@@ -318,10 +318,10 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
         engine = db.engine
     admin = services.Actor("user-admin", is_admin=True)
     with Session(engine) as session, commit_forbidden(session):
-        services.record_customer(
+        customers.record_customer(
             session=session, user_id=ZED, email="z@x.org", name="Zed", version=1
         )
-        services.update_customer_profile(
+        customers.update_customer_profile(
             session=session, user_id=ZED, email="z@x.org", name="Zoe", version=2
         )
         first, second = (
@@ -339,8 +339,8 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
             session=session, actor=admin, order_id=first_id, status="confirmed"
         )
         services.cancel_order(session=session, actor=admin, order_id=first_id)
-        services.deactivate_customer(session=session, user_id=ZED, version=3)
-        services.reactivate_customer(session=session, user_id=ZED, version=4)
+        customers.deactivate_customer(session=session, user_id=ZED, version=3)
+        customers.reactivate_customer(session=session, user_id=ZED, version=4)
         services.purge_expired_idempotency_keys(session=session)
         # Nothing was committed: the whole run is still one open transaction.
         with Session(engine) as other:

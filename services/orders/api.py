@@ -20,7 +20,7 @@ from flask.views import MethodView
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import UnsupportedMediaType
 
-from services.orders import catalogue, services
+from services.orders import catalogue, reads, services
 from services.orders.models import READS, Order, Product, db
 from services.orders.schemas import (
     IdempotencyHeadersSchema,
@@ -116,7 +116,7 @@ def _session() -> Session:
 
 
 def _reads() -> sa.Engine:
-    """The engine of the read-only GETs (autocommit, no ping; see services.read_order)."""
+    """The engine of the read-only GETs (autocommit, no ping; see reads.read_order)."""
     return db.engines[READS]
 
 
@@ -165,7 +165,7 @@ class Orders(MethodView):
     @blp.response(200, OrderPageSchema)
     def get(self, args: Mapping[str, Any]) -> Response:
         """List orders newest first, `limit` (1-100, default 20) per page."""
-        page = services.read_orders_page(
+        page = reads.read_orders_page(
             engine=_reads(),
             actor=_actor(),
             limit=args["limit"],
@@ -210,7 +210,7 @@ class OrderDetail(MethodView):
     @blp.response(200, OrderSchema)
     def get(self, order_id: uuid.UUID) -> Response:
         """Read an order (the caller's own; any for admins) with its ETag."""
-        view = services.read_order(engine=_reads(), actor=_actor(), order_id=order_id)
+        view = reads.read_order(engine=_reads(), actor=_actor(), order_id=order_id)
         response = jsonify(render_order(view))
         response.headers["ETag"] = etag_for(view.order.id, view.order.version)
         return response

@@ -31,7 +31,7 @@ class OrdersBase(DeclarativeBase):
 # it (and `items` are `lazy="raise"`, so a reload could not fetch them behind our back).
 db = SQLAlchemy(model_class=OrdersBase, session_options={"expire_on_commit": False})
 # The bind key of a second engine on the same database for the read-only GETs (see
-# services.read_order); everything that writes uses the default engine and `db.session`.
+# reads.read_order); everything that writes uses the default engine and `db.session`.
 READS = "reads"
 
 if TYPE_CHECKING:

@@ -25,12 +25,8 @@ from marshmallow import (
 from services.orders.catalogue import NewProduct, ProductChanges
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus
-from services.orders.services import (
-    NewItem,
-    NewOrder,
-    OrderPage,
-    OrderView,
-)
+from services.orders.reads import OrderPage, OrderView
+from services.orders.services import NewItem, NewOrder
 from shared.db import as_utc
 from shared.pagination import CursorField, PageQueryArgsSchema
 from shared.schemas import StrictBoolean, StrictSchema, UtcDateTime

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from services.orders.api import etag_for, if_match_versions
 from services.orders.currencies import ACTIVE_CURRENCIES
 from services.orders.models import OrderStatus, can_transition
+from services.orders.reads import OrderPage, OrderView
 from services.orders.schemas import (
     CursorField,
     OrderCreateSchema,
@@ -21,14 +22,8 @@ from services.orders.schemas import (
     render_order_fields,
     render_order_page,
 )
-from services.orders.services import (
-    OrderPage,
-    OrderView,
-    PageKey,
-    PlacedLine,
-    PlacedOrder,
-    request_fingerprint,
-)
+from services.orders.services import PlacedLine, PlacedOrder, request_fingerprint
+from shared.pagination import PageKey
 
 ALLOWED = {
     ("pending", "confirmed"),

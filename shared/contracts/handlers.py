@@ -5,7 +5,7 @@
     @HANDLERS.on(UserDeactivatedV1)
     def on_user_deactivated(session, event, data: UserDeactivatedV1) -> None: ...
 
-    HANDLERS.use_case(UserReactivatedV1, services.reactivate_customer)
+    HANDLERS.use_case(UserReactivatedV1, customers.reactivate_customer)
 
 A type may also get a batch form, registered alongside its per-event handler:
 

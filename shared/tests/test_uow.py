@@ -116,6 +116,9 @@ def test_the_use_case_modules_are_found():
         "auth/throttle.py",
         "auth/users.py",
         "orders/services.py",
+        "orders/catalogue.py",
+        "orders/customers.py",
+        "orders/reads.py",
         "notifications/services.py",
         "notifications/webhooks.py",
     }

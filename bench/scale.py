@@ -6,7 +6,8 @@ Starts the whole suite (bench/suite.py, fresh databases), then for each size in 
 the same databases to that many orders with bench/scale_seed.py (COPY, a year of data in
 realistic shapes), VACUUM (ANALYZE)s them as autovacuum would have, records every table's
 and index's size, runs the purge jobs once over the hour of rows seeded past their retention
-(bench/scale_purge.py) and records the sizes again. Then it measures, directly at each
+and the year of deliveries and notifications (bench/scale_purge.py) and records the sizes
+again. Then it measures, directly at each
 service under wrk (16 connections, `--seconds` per run, `--rounds` rounds with the cells
 interleaved within each round): GET one order, a page of 20, a heavy user's first and 50th
 page, a page filtered by status, a page of notifications, POST an order and login; then

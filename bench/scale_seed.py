@@ -17,7 +17,10 @@ migrated, with the demo catalogue seeded. What goes in, for `--orders N` (1,000,
   `updated_at` follow the transitions;
 - one notification per order event (order.created and every status change) and per user
   (the welcome), rendered by the service's own templates, each with its email delivery
-  (sent, a few failed), most older ones read;
+  (sent, a few failed), most older ones read; these span the whole year (the welcomes of
+  the oldest users a little more), as a database that kept every row: the purges of
+  finished deliveries (30 days) and old notifications (365 days) cut them to about
+  retention x rate;
 - inbox and outbox rows as their purges leave them: the orders outbox holds the sent
   events of the last 7 days, the notifications inbox the events of the last 30 days, the
   orders inbox the user events of 30 days, auth's outbox its user events of 7 days,

@@ -29,6 +29,8 @@ DAY = timedelta(days=1)
 OUTBOX_RETENTION = timedelta(days=7)
 INBOX_RETENTION = timedelta(days=30)
 IDEMPOTENCY_TTL = timedelta(days=1)
+DELIVERY_RETENTION = timedelta(days=30)
+NOTIFICATION_RETENTION = timedelta(days=365)
 # One id namespace for the seeded users: the same index gives the same id in every run.
 USER_NAMESPACE = uuid.UUID("6f1c0b4e-8a7d-4c55-9d0e-5b2f3c1a9e77")
 CHUNK = 50_000

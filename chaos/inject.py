@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,8 +120,39 @@ def allows_503(fault: verdict.Fault) -> bool:
     return targets is None or fault.target.split()[0] in targets
 
 
+def overlap_key(kind: str) -> str:
+    """What a fault must not overlap: its own previous instance, still under way.
+
+    The same crash point (arming it again restarts the process still on its way to the
+    point, so on a loaded machine, where a restart takes longer than a cycle, no crash ever
+    lands), any gateway kill (the other gateway still booting would leave the clients none),
+    and every other kind against itself.
+    """
+    name = kind.partition(":")[0]
+    return kind if name == "crash" else name
+
+
 def inject(run: Run, kind: str) -> None:
-    """Inject one fault and record it in `run.faults` once it is over."""
+    """Inject one fault and record it in `run.faults` once it is over; skipped, and
+    recorded as such, while the previous fault of its kind is still under way."""
+    key = overlap_key(kind)
+    with _UNDER_WAY_LOCK:
+        if key in run.under_way:
+            run.skipped_faults.append(kind)
+            run.log(f"fault {kind} skipped: the previous one is not over")
+            return
+        run.under_way.add(key)
+    try:
+        _inject(run, kind)
+    finally:
+        with _UNDER_WAY_LOCK:
+            run.under_way.discard(key)
+
+
+_UNDER_WAY_LOCK = threading.Lock()
+
+
+def _inject(run: Run, kind: str) -> None:
     name, _, target = kind.partition(":")
     if name == "crash":
         _crash(run, target)

@@ -129,6 +129,7 @@ def outcome(run: Run) -> dict[str, Any]:
         "retried": sum(1 for a in answers if a.attempts > 1),
         "faults_by_kind": dict(Counter(f.kind for f in run.faults)),
         "faults_not_injected": list(run.failed_faults),
+        "faults_skipped": dict(Counter(run.skipped_faults)),
         "leftovers": leftovers,
         "faults": recoveries,
         "restarts": dict(run.restarts),

@@ -123,6 +123,13 @@ def markdown(result: dict[str, Any], *, command: str, chart_name: str, settle: f
             "Faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())) + ".",
             "",
         ]
+    if result.get("faults_skipped"):
+        lines += [
+            "Faults skipped because the previous one of their kind was not over yet: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(result["faults_skipped"].items()))
+            + ".",
+            "",
+        ]
     if result.get("faults_not_injected"):
         lines += [
             "Faults that could not be injected: " + "; ".join(result["faults_not_injected"]) + ".",

@@ -179,6 +179,8 @@ class Run:
         self.leader_name = ""
         self.last_depth = 0
         self.failed_faults: list[str] = []
+        self.skipped_faults: list[str] = []
+        self.under_way: set[str] = set()  # chaos.inject.overlap_key of each fault under way
 
     # -- set-up ----------------------------------------------------------------------------
 

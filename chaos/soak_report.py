@@ -54,8 +54,9 @@ def markdown(result: dict[str, Any], *, command: str, settle: float) -> str:
         + ", ".join(f"{k} {v}" for k, v in result["leftovers"].items())
         + f"; settled {settle:.0f} s after the last order.",
         "",
-        "Resident memory and open files of every process: the median of the first samples "
-        "after the warm-up against the median of the last ones (growth must stay under 10 %).",
+        "Resident memory and open files of every process (a web worker's less the "
+        "connections its clients hold open): the median of the first samples after the "
+        "warm-up against the median of the last ones (growth must stay under 10 %).",
         "",
         "| process | RSS after warm-up (MiB) | RSS at the end (MiB) | growth | "
         "open files after warm-up | at the end | growth |",
@@ -72,8 +73,8 @@ def markdown(result: dict[str, Any], *, command: str, settle: float) -> str:
     lines += [
         "",
         "Tables (all but the data below): the largest row count in each half of the "
-        "measured span; bounded when the second is at most 10 % (plus ten seconds of "
-        "orders) above the first.",
+        "measured span; bounded when the second is at most 10 % above the first, plus ten seconds "
+        "and one purge interval of orders.",
         "",
         "| table | peak, first half | peak, second half | bounded |",
         "|---|---:|---:|---|",
@@ -125,7 +126,7 @@ def chart(soak: Soak, path: Path) -> None:
             continue  # an empty table would only crowd the legend
         tables.plot([t for t, _ in rows], [v for _, v in rows], label=name)
     memory.set_ylabel("resident memory, MiB")
-    files.set_ylabel("open files")
+    files.set_ylabel("open files\n(less client connections)")
     tables.set_ylabel("rows")
     tables.set_xlabel("seconds since the first order")
     end = soak.orders / soak.rate

@@ -133,6 +133,31 @@ def test_inboxes_and_outboxes_hold_what_retention_leaves(urls: dict[str, str]) -
     assert query(urls["orders"], "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == [(0,)]
 
 
+def test_deliveries_and_notifications_span_the_year_past_their_retentions(
+    urls: dict[str, str],
+) -> None:
+    url = urls["notifications"]
+    delivery_cutoff = NOW - shapes.DELIVERY_RETENTION
+    [(total, old, young, pending)] = query(
+        url,
+        "SELECT count(*), count(*) FILTER (WHERE updated_at < %s),"
+        " count(*) FILTER (WHERE updated_at >= %s), count(*) FILTER (WHERE status = 'pending')"
+        " FROM deliveries",
+        delivery_cutoff,
+        delivery_cutoff,
+    )
+    # Finished mail of the whole year: most of it past the delivery retention.
+    assert pending == 0
+    assert 0 < young < old
+    assert old > 0.8 * int(total)  # type: ignore[call-overload]
+    [(past,)] = query(
+        url,
+        "SELECT count(*) FROM notifications WHERE created_at < %s",
+        NOW - shapes.NOTIFICATION_RETENTION,
+    )
+    assert past > 0  # the welcomes of users who joined over a year ago
+
+
 def test_seeded_users_can_log_in_with_the_seed_password(urls: dict[str, str]) -> None:
     [(password_hash,)] = query(
         urls["auth"], "SELECT password_hash FROM users WHERE email = %s", shapes.user_email(7)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import chaos.inject
 from chaos.inject import SCHEDULE, allows_503, plan
 from chaos.verdict import Fault
 
@@ -31,3 +35,45 @@ def test_only_a_dependency_of_placing_an_order_excuses_a_503() -> None:
     assert allows_503(Fault("kill -9 web worker", "orders worker 42", 0, 1))
     assert not allows_503(Fault("restart PostgreSQL", "notifications PostgreSQL", 0, 1))
     assert not allows_503(Fault("kill -9 leader", "rabbit@rmq1", 0, 1))
+
+
+class _Run:
+    """What inject() needs of a run to decide whether a fault may start."""
+
+    def __init__(self) -> None:
+        self.under_way: set[str] = set()
+        self.skipped_faults: list[str] = []
+
+    def log(self, message: str) -> None:
+        pass
+
+
+def test_a_fault_is_skipped_while_its_previous_one_is_under_way(monkeypatch) -> None:
+    """A crash point armed again while the first armed process is still on its way there
+    would restart that process before it crashed; a second gateway kill while the first
+    gateway boots would leave the clients no gateway."""
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow(run: object, kind: str) -> None:
+        started.append(kind)
+        release.wait(5)
+
+    monkeypatch.setattr(chaos.inject, "_inject", slow)
+    run = _Run()
+    first = threading.Thread(target=chaos.inject.inject, args=(run, "crash:relay.after_publish"))
+    gateway = threading.Thread(target=chaos.inject.inject, args=(run, "gateway-kill:gateway#2"))
+    first.start()
+    gateway.start()
+    while len(started) < 2:
+        time.sleep(0.01)
+    chaos.inject.inject(run, "crash:relay.after_publish")  # the same point: skipped
+    chaos.inject.inject(run, "gateway-kill:gateway")  # the other gateway: skipped too
+    chaos.inject.inject(run, "crash:consumer.after_commit")  # another point: not held up
+    assert run.skipped_faults == ["crash:relay.after_publish", "gateway-kill:gateway"]
+    release.set()
+    first.join()
+    gateway.join()
+    assert run.under_way == set()
+    chaos.inject.inject(run, "crash:relay.after_publish")  # the first is over: injected
+    assert started.count("crash:relay.after_publish") == 2

@@ -3,9 +3,12 @@ purged table passes and one never purged fails, and the report says which."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from chaos.soak import default_warmup
+import psutil
+
+from chaos.soak import client_connections, default_warmup
 from chaos.soak_report import MARK_END, MARK_START, markdown, write_section
 from chaos.soak_verdict import bounded, growth, resident, tables_bounded
 
@@ -141,3 +144,19 @@ def test_only_the_soak_section_is_replaced(tmp_path: Path) -> None:
     doc.write_text(f"# Chaos\n{chaos}\n# Soak\n{MARK_START}\nold\n{MARK_END}\n")
     write_section("new", doc)
     assert doc.read_text() == f"# Chaos\n{chaos}\n# Soak\n{MARK_START}\nnew\n{MARK_END}\n"
+
+
+def test_a_workers_client_connections_are_counted_apart_from_its_own_sockets() -> None:
+    """The accepted end of each connection on the port counts; the listener and the
+    connections the process opened itself (to a database, say) do not."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        accepted = [listener.accept()[0] for _ in clients]
+        try:
+            assert client_connections(psutil.Process(), port) == 3
+            accepted[0].close()
+            assert client_connections(psutil.Process(), port) == 2
+        finally:
+            for sock in clients + accepted:
+                sock.close()

@@ -41,6 +41,15 @@ def notifications_config(env: Env) -> dict[str, Any]:
         "NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS": env.number(
             "NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS", 30 * 24 * 3600.0
         ),
+        # Finished deliveries (sent, failed, cancelled; each keeps its whole rendered mail or
+        # webhook body) keep this long after their outcome, notifications this long after
+        # they were made; the consume worker deletes older ones every
+        # INBOX_PURGE_INTERVAL_SECONDS. A pending delivery is never deleted, and a
+        # notification only once no delivery refers to it any more.
+        "DELIVERY_RETENTION_SECONDS": env.number("DELIVERY_RETENTION_SECONDS", 30 * 24 * 3600.0),
+        "NOTIFICATION_RETENTION_SECONDS": env.number(
+            "NOTIFICATION_RETENTION_SECONDS", 365 * 24 * 3600.0
+        ),
         # Retries back off exponentially: after failed attempt n a delivery waits between
         # half and all of min(cap, base * 2^(n-1)). With 40 attempts, 30 s and 1 h that is
         # 30 s, 1 min, 2 min ... 32 min, then about an hour each time: a delivery is given
@@ -87,6 +96,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
         "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS",
         "NOTIFICATIONS_WEBHOOK_DISABLE_AFTER_SECONDS",
         "NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS",
+        "DELIVERY_RETENTION_SECONDS",
+        "NOTIFICATION_RETENTION_SECONDS",
         "SMTP_TIMEOUT_SECONDS",
     ):
         if float(config[name]) <= 0:

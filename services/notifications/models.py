@@ -94,6 +94,8 @@ class Notification(Model):
     __table_args__ = (
         # Keyset pagination of a user's list, newest first.
         sa.Index("ix_notifications_user_created", "user_id", "created_at", "id"),
+        # The purge of notifications past their retention (services.notifications.retention).
+        sa.Index("ix_notifications_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -169,6 +171,14 @@ class Delivery(Model):
             sqlite_where=sa.text("status = 'pending'"),
         ),
         sa.Index("ix_deliveries_user_status", "user_id", "status"),
+        # The purge of finished deliveries past their retention: an index range over
+        # finished rows only (the predicate is retention.FINISHED, repeated by the purge).
+        sa.Index(
+            "ix_deliveries_finished_updated",
+            "updated_at",
+            postgresql_where=sa.text("status <> 'pending'"),
+            sqlite_where=sa.text("status <> 'pending'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
@@ -218,14 +228,17 @@ class WebhookAttempt(Model):
         sa.Index("ix_webhook_attempts_endpoint_created", "endpoint_id", "created_at", "id"),
         # The purge of attempts older than the retention, across every endpoint.
         sa.Index("ix_webhook_attempts_created_at", "created_at"),
+        # The delivery purge deletes the attempts of the deliveries it deletes.
+        sa.Index("ix_webhook_attempts_delivery_id", "delivery_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     endpoint_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
     )
-    # The delivery (its id is the `webhook-id` the receiver saw); no foreign key: the log
-    # outlives nothing it does not own, and a delivery is never deleted on its own.
+    # The delivery (its id is the `webhook-id` the receiver saw). No foreign key: the
+    # attempt purge and the delivery purge each delete by their own retention, and the
+    # delivery purge deletes a delivery's attempts with it.
     delivery_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     event_type: Mapped[str] = mapped_column(sa.String(64))
     attempt: Mapped[int] = mapped_column(sa.Integer)

@@ -23,6 +23,7 @@ from services.notifications import create_app
 from services.notifications.delivery import delivery_settings, run_delivery_loop
 from services.notifications.handlers import CONSUMER, HANDLERS
 from services.notifications.models import Inbox, db
+from services.notifications.retention import purge_finished_deliveries, purge_old_notifications
 from services.notifications.webhooks import purge_webhook_attempts
 from shared.inbox import inbox_batch_handler, inbox_handler
 from shared.messaging import Consumer
@@ -58,7 +59,7 @@ def build_consumer(app: Flask) -> Consumer:
 
 
 def run_consumer_process() -> int:
-    """Consume events until SIGTERM/SIGINT, purging old inbox rows and attempt logs beside it."""
+    """Consume events until SIGTERM/SIGINT, purging what is past its retention beside it."""
     app = create_app()
     with app.app_context():
         engine = db.engine
@@ -71,6 +72,9 @@ def run_consumer_process() -> int:
         periodic_task("inbox-purge", interval, purge),
         # And the webhooks' attempt log, which the delivery worker fills.
         periodic_task("webhook-attempt-purge", interval, webhook_attempt_purge(app, sessions)),
+        # And finished deliveries and old notifications, past their retentions.
+        periodic_task("delivery-purge", interval, delivery_purge(app, sessions)),
+        periodic_task("notification-purge", interval, notification_purge(app, sessions)),
     ]
     return run_worker(tasks, cleanup=engine.dispose)
 
@@ -86,6 +90,35 @@ def webhook_attempt_purge(app: Flask, sessions: Callable[[], Session]) -> Callab
         batch_size=10_000,
         message="purged old webhook attempts",
         count_field="webhook_attempts",
+    )
+
+
+def delivery_purge(
+    app: Flask, sessions: Callable[[], Session], *, batch_size: int = 1_000
+) -> Callable[[], int]:
+    """An action deleting finished deliveries past the retention (and their webhook attempts)."""
+    retention = timedelta(seconds=float(app.config["DELIVERY_RETENTION_SECONDS"]))
+    # Smaller batches than the logs': each row carries a whole rendered mail.
+    return batched_purge(
+        sessions,
+        lambda session, limit: purge_finished_deliveries(session, retention, limit=limit),
+        batch_size=batch_size,
+        message="purged finished deliveries",
+        count_field="deliveries",
+    )
+
+
+def notification_purge(
+    app: Flask, sessions: Callable[[], Session], *, batch_size: int = 5_000
+) -> Callable[[], int]:
+    """An action deleting notifications past the retention that no delivery refers to."""
+    retention = timedelta(seconds=float(app.config["NOTIFICATION_RETENTION_SECONDS"]))
+    return batched_purge(
+        sessions,
+        lambda session, limit: purge_old_notifications(session, retention, limit=limit),
+        batch_size=batch_size,
+        message="purged old notifications",
+        count_field="notifications",
     )
 
 

@@ -25,6 +25,8 @@ from services.notifications.worker import delivery_purge, notification_purge
 pytestmark = pytest.mark.integration
 
 DAY = 24 * 3600
+# Taken when the module is collected, which in a whole run can be half an hour before a test
+# here runs: every time below keeps at least hours of margin from its cut-off.
 NOW = datetime.now(UTC)
 
 
@@ -133,15 +135,15 @@ def test_finished_deliveries_past_the_retention_are_purged_with_their_attempts(
                 DeliveryStatus.PENDING,
                 old,
                 attempts=4,
-                next_attempt_at=NOW + timedelta(minutes=2),
-                claimed_until=NOW + timedelta(minutes=2),
+                next_attempt_at=NOW + timedelta(hours=6),
+                claimed_until=NOW + timedelta(hours=6),
             ),
             # Cancelled while on the wire: its worker may still record it sent.
             _delivery(
                 notification,
                 DeliveryStatus.CANCELLED,
                 old,
-                claimed_until=NOW + timedelta(minutes=2),
+                claimed_until=NOW + timedelta(hours=6),
             ),
         ]
         session.add_all([*purged, *kept])

@@ -1,13 +1,9 @@
-"""The whole suite as deployed, started once for the e2e modules that share it.
+"""The whole suite as deployed, started once for the e2e module.
 
 Every process runs for real: auth, orders and notifications under gunicorn with their
-relays and consumers, the notifications delivery worker and an SMTP sink, the gateway under
-gunicorn with its revocation worker, each service on its own fresh PostgreSQL database, all
-on a fresh RabbitMQ vhost and a Redis key prefix of their own. Tests talk to the gateway
-only, each as users of its own, so the modules can share one running suite: starting it
-takes most of an e2e module's time. A module that needs other settings (spans exported, no
-rate limits) defines a `suite` fixture of its own; those modules run after the shared ones,
-which stop first.
+relays and consumers, the gateway under gunicorn with its revocation worker, each
+service on its own fresh PostgreSQL database, all on a fresh RabbitMQ vhost and a Redis
+key prefix of their own. Tests talk to the gateway only.
 """
 
 from __future__ import annotations
@@ -42,9 +38,6 @@ E2E_WORKERS = (
     "notifications.consume",
     "gateway.worker",
 )
-# The shared suite also sends mail (the SDK's walk-through opens the verification link
-# from the sink's directory) and webhooks (to a receiver on this machine).
-SHARED_WORKERS = (*E2E_WORKERS, "notifications.deliver", "notifications.smtp")
 
 # Polls through the gateway come at most ten a second, well within its rate limits.
 GATEWAY_POLL_INTERVAL = 0.1
@@ -80,58 +73,14 @@ def run_suite(options: SuiteOptions) -> Iterator[Suite]:
         pytest.fail(str(exc))
 
 
-# The shared suite while it runs, for the hook below to stop it once its modules are done.
-_shared: dict[str, Suite] = {}
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def suite(tmp_path_factory) -> Iterator[Suite]:
     """The suite as deployed, from the one launcher the benchmark uses too (bench/suite.py).
 
     Its own databases, vhost (the e2e's retry delays declare the queues) and Redis prefix;
-    the e2e's settings on top: a cheap argon2, short retries and a bootstrap admin, webhooks
-    allowed to this machine. Shared by every module without a `suite` of its own.
+    the e2e's settings on top: a cheap argon2, short retries and a bootstrap admin.
     """
-    options = e2e_options(
-        tmp_path_factory.mktemp("e2e"),
-        workers=SHARED_WORKERS,
-        NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE="true",
-    )
-    for running in run_suite(options):
-        _shared["suite"] = running
-        yield running
-        _shared.pop("suite", None)
-
-
-def _on_shared_suite(item: pytest.Item) -> bool:
-    """True for a test that uses the shared suite, not a module's own."""
-    module = getattr(item, "module", None)
-    return (
-        item.path.parent == Path(__file__).parent
-        and "suite" in getattr(item, "fixturenames", ())
-        and not hasattr(module, "suite")
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The e2e tests on the shared suite first, then the rest, each in its own order.
-
-    So the shared suite can stop before a module starts a suite (or `make run`) of its own,
-    rather than sit beside it through the rest of the run.
-    """
-    here = Path(__file__).parent
-    places = [i for i, item in enumerate(items) if item.path.parent == here]
-    ordered = sorted((items[i] for i in places), key=lambda item: not _on_shared_suite(item))
-    for place, item in zip(places, ordered, strict=True):
-        items[place] = item
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """Stop the shared suite after the last test on it, once its modules' fixtures are done."""
-    yield
-    if "suite" in _shared and (nextitem is None or not _on_shared_suite(nextitem)):
-        _shared.pop("suite").stop()
+    yield from run_suite(e2e_options(tmp_path_factory.mktemp("e2e")))
 
 
 class Client:

@@ -78,6 +78,8 @@ FREEZE_SECONDS = 10.0
 REDIS_DOWN_SECONDS = 5.0
 # How long an armed process may take to reach its crash point before it is left armed.
 CRASH_WAIT_SECONDS = 90.0
+# Guards every run's `under_way` (the faults run in threads of their own).
+_UNDER_WAY_LOCK = threading.Lock()
 
 # The faults during which a POST /api/v1/orders may be answered 503 (the documented answer
 # while a dependency of that request is out), by kind, and the targets that count: the
@@ -147,9 +149,6 @@ def inject(run: Run, kind: str) -> None:
     finally:
         with _UNDER_WAY_LOCK:
             run.under_way.discard(key)
-
-
-_UNDER_WAY_LOCK = threading.Lock()
 
 
 def _inject(run: Run, kind: str) -> None:

@@ -79,17 +79,36 @@ def run_consumer_process() -> int:
     return run_worker(tasks, cleanup=engine.dispose)
 
 
-def webhook_attempt_purge(app: Flask, sessions: Callable[[], Session]) -> Callable[[], int]:
-    """An action deleting webhook attempts older than the retention, in committed batches."""
-    retention = timedelta(
-        seconds=float(app.config["NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS"])
-    )
+def _retention_purge(
+    app: Flask,
+    sessions: Callable[[], Session],
+    *,
+    setting: str,
+    purge: Callable[..., int],
+    batch_size: int,
+    what: str,
+) -> Callable[[], int]:
+    """An action running `purge` (a use case deleting rows older than the retention in
+    `setting`, at most `limit` of them) in committed batches until nothing is left."""
+    retention = timedelta(seconds=float(app.config[setting]))
     return batched_purge(
         sessions,
-        lambda session, limit: purge_webhook_attempts(session, retention, limit=limit),
+        lambda session, limit: purge(session, retention, limit=limit),
+        batch_size=batch_size,
+        message=f"purged {what.replace('_', ' ')}",
+        count_field=what,
+    )
+
+
+def webhook_attempt_purge(app: Flask, sessions: Callable[[], Session]) -> Callable[[], int]:
+    """An action deleting webhook attempts older than the retention, in committed batches."""
+    return _retention_purge(
+        app,
+        sessions,
+        setting="NOTIFICATIONS_WEBHOOK_ATTEMPT_RETENTION_SECONDS",
+        purge=purge_webhook_attempts,
         batch_size=10_000,
-        message="purged old webhook attempts",
-        count_field="webhook_attempts",
+        what="webhook_attempts",
     )
 
 
@@ -97,14 +116,14 @@ def delivery_purge(
     app: Flask, sessions: Callable[[], Session], *, batch_size: int = 1_000
 ) -> Callable[[], int]:
     """An action deleting finished deliveries past the retention (and their webhook attempts)."""
-    retention = timedelta(seconds=float(app.config["DELIVERY_RETENTION_SECONDS"]))
     # Smaller batches than the logs': each row carries a whole rendered mail.
-    return batched_purge(
+    return _retention_purge(
+        app,
         sessions,
-        lambda session, limit: purge_finished_deliveries(session, retention, limit=limit),
+        setting="DELIVERY_RETENTION_SECONDS",
+        purge=purge_finished_deliveries,
         batch_size=batch_size,
-        message="purged finished deliveries",
-        count_field="deliveries",
+        what="deliveries",
     )
 
 
@@ -112,13 +131,13 @@ def notification_purge(
     app: Flask, sessions: Callable[[], Session], *, batch_size: int = 5_000
 ) -> Callable[[], int]:
     """An action deleting notifications past the retention that no delivery refers to."""
-    retention = timedelta(seconds=float(app.config["NOTIFICATION_RETENTION_SECONDS"]))
-    return batched_purge(
+    return _retention_purge(
+        app,
         sessions,
-        lambda session, limit: purge_old_notifications(session, retention, limit=limit),
+        setting="NOTIFICATION_RETENTION_SECONDS",
+        purge=purge_old_notifications,
         batch_size=batch_size,
-        message="purged old notifications",
-        count_field="notifications",
+        what="notifications",
     )
 
 

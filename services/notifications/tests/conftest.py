@@ -176,6 +176,15 @@ def committed(use_case: Callable[..., Any], **kwargs: Any) -> Any:
         return use_case(**kwargs)
 
 
+def purged_in_batches(
+    purge: Callable[..., int], session: Any, *, older_than: Any, limit: int, runs: int = 4
+) -> list[int]:
+    """How many rows each of `runs` committed runs of a purge use case deleted, in order."""
+    return [
+        committed(purge, session=session, older_than=older_than, limit=limit) for _ in range(runs)
+    ]
+
+
 # -- events ---------------------------------------------------------------------------------
 
 

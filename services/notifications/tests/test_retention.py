@@ -19,7 +19,7 @@ from services.notifications.models import (
     WebhookEndpoint,
     db,
 )
-from services.notifications.tests.conftest import committed
+from services.notifications.tests.conftest import purged_in_batches
 from services.notifications.worker import delivery_purge, notification_purge
 
 pytestmark = pytest.mark.integration
@@ -176,15 +176,9 @@ def test_the_delivery_purge_deletes_at_most_a_batch_per_transaction(app: Flask) 
             for n in range(7)
         )
         session.commit()
-        deleted = [
-            committed(
-                retention.purge_finished_deliveries,
-                session=session,
-                older_than=timedelta(days=30),
-                limit=3,
-            )
-            for _ in range(4)
-        ]
+        deleted = purged_in_batches(
+            retention.purge_finished_deliveries, session, older_than=timedelta(days=30), limit=3
+        )
     assert deleted == [3, 3, 1, 0]
 
 
@@ -235,15 +229,9 @@ def test_the_notification_purge_deletes_at_most_a_batch_per_transaction(app: Fla
         session = db.session()
         session.add_all(_notification(NOW - timedelta(days=400, minutes=n)) for n in range(5))
         session.commit()
-        deleted = [
-            committed(
-                retention.purge_old_notifications,
-                session=session,
-                older_than=timedelta(days=365),
-                limit=2,
-            )
-            for _ in range(4)
-        ]
+        deleted = purged_in_batches(
+            retention.purge_old_notifications, session, older_than=timedelta(days=365), limit=2
+        )
     assert deleted == [2, 2, 1, 0]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from services.notifications import webhooks
 from services.notifications.models import WebhookAttempt, db
 from services.notifications.ssrf import TargetGuard
-from services.notifications.tests.conftest import committed
+from services.notifications.tests.conftest import committed, purged_in_batches
 from services.notifications.worker import webhook_attempt_purge
 
 pytestmark = pytest.mark.integration
@@ -87,13 +87,7 @@ def test_the_purge_deletes_in_batches_until_none_is_left(app: Flask) -> None:
         )
         session.add_all(_attempt(endpoint.id, now - timedelta(days=40)) for _ in range(7))
         session.commit()
-        deleted = [
-            committed(
-                webhooks.purge_webhook_attempts,
-                session=session,
-                older_than=timedelta(days=30),
-                limit=3,
-            )
-            for _ in range(4)
-        ]
+        deleted = purged_in_batches(
+            webhooks.purge_webhook_attempts, session, older_than=timedelta(days=30), limit=3
+        )
     assert deleted == [3, 3, 1, 0]

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,7 @@ class Run:
         self.suite: Suite | None = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.watchers: list[threading.Thread] = []  # the threads that read the suite until stop
         self.started = time.time()
         self.endpoints: dict[int, str] = {}
         self.people: list[User] = []
@@ -265,8 +266,13 @@ class Run:
             if index % 4 == 0:  # a quarter of the users have a webhook
                 self.endpoints[index] = self._subscribe(person, index)
         log(f"{len(self.people)} users, {len(self.endpoints)} with a webhook")
-        threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
-        threading.Thread(target=self._watch_leader, name="leader", daemon=True).start()
+        self._watch(self._supervise, "supervisor")
+        self._watch(self._watch_leader, "leader")
+
+    def _watch(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.watchers.append(thread)
 
     def _start_web(self, name: str) -> None:
         """Start (again) a web process by name: `orders`, `gateway`, `gateway#2`, ..."""
@@ -446,7 +452,7 @@ class Run:
 
         self.phase = "load"
         self.drive_started = time.time()
-        threading.Thread(target=self._sample, name="sampler", daemon=True).start()
+        self._watch(self._sample, "sampler")
         chaos = threading.Thread(target=self._inject, name="faults", daemon=True)
         chaos.start()
         with ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver") as pool:
@@ -550,6 +556,10 @@ class Run:
     def stop(self, *, keep_logs: bool = False) -> None:
         self.stopping.set()
         self.phase = "cleaning up"
+        # A watcher in the middle of a round reads the suite's addresses: let it finish
+        # before they go (each round's calls have timeouts of a few seconds).
+        for thread in self.watchers:
+            thread.join(timeout=30)
         if self.suite is not None:
             with self.lock:
                 # The vhost and the users go with the cluster, the databases

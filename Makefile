@@ -46,9 +46,14 @@ COVERAGE_FLOOR ?= $(if $(PYTEST_ARGS),0,92)
 
 test: lint test-only ## make lint, then every test against the real PostgreSQL, RabbitMQ and Redis
 
+# Parallel test processes. Most tests wait on a server rather than use a core, so there are
+# more than the two cores; the long whole-suite tests start first (conftest.py).
+TEST_WORKERS ?= 3
+
 test-only: $(STAMP) ## every test with coverage (total, floor, ten slowest tests), without lint
 	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk compose asyncapi promtool chromium
-	$(BIN)/pytest --cov --cov-fail-under=$(COVERAGE_FLOOR) --durations=10 $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-fail-under=$(COVERAGE_FLOOR) --durations=10 \
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy, the CI workflow's schema, the ops checks
 	$(BIN)/ruff check .

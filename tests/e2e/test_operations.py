@@ -247,8 +247,10 @@ def place_orders(suite: Suite, authorization: str, placed: Placed, stop: threadi
         deadline = time.monotonic() + 20
         while True:
             try:
+                # A slow answer is an answer: on a busy machine a POST that waited for the
+                # restarted orders service can take more than ten seconds.
                 response = session.post(
-                    url, json=ORDER, headers={"Idempotency-Key": key}, timeout=10
+                    url, json=ORDER, headers={"Idempotency-Key": key}, timeout=30
                 )
             except requests.RequestException as exc:  # the gateway itself is never restarted
                 with placed.lock:
@@ -331,7 +333,7 @@ def test_a_rolling_restart_loses_no_order_and_no_notification(suite, register, r
     finally:
         stop.set()
         for client in clients:
-            client.join(timeout=30)
+            client.join(timeout=60)
 
     orders_down, orders_up = windows["orders"]
     summary = (

@@ -54,27 +54,12 @@ from suite_client.types import Response
 
 from bench.suite import Suite
 from clients.sdk import SDK_DIR, SPEC_NAME
-from tests.e2e.conftest import E2E_WORKERS, PASSWORD, e2e_options, run_suite
+from tests.e2e.conftest import PASSWORD
 from tests.support import verification_link
 
 pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory) -> Iterator[Suite]:
-    """The e2e suite, plus what sends mail (the verification link) and lets webhooks reach here.
-
-    The delivery worker sends mail and webhooks; the SMTP sink keeps the mail under
-    `<suite dir>/mail`; the webhook guard lets deliveries go to this machine.
-    """
-    options = e2e_options(
-        tmp_path_factory.mktemp("e2e-sdk"),
-        workers=(*E2E_WORKERS, "notifications.deliver", "notifications.smtp"),
-        NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE="true",
-    )
-    yield from run_suite(options)
 
 
 @pytest.fixture

@@ -109,6 +109,7 @@ def test_an_event_published_right_after_setup_reaches_every_consuming_service(
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(300)  # three migrate steps, each a Flask app started under coverage
 def test_the_containers_migrate_step_declares_the_queues_of_consuming_services(
     vhost_url: str, tmp_path: Path, database_factory: Callable[[str], str]
 ) -> None:

@@ -9,6 +9,7 @@ messages. Registered as a pytest plugin by the root conftest.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -135,6 +136,32 @@ def delete_service_users(vhost: str, broker: Broker = SHARED_BROKER) -> None:
 
     for entry in USERS:
         broker.ctl("delete_user", f"{vhost}-{entry.service}")
+
+
+# Where coverage.py's subprocess patch (pyproject: [tool.coverage.run] patch) tells a child
+# Python to measure itself.
+COVERAGE_CHILD_SETTING = "COVERAGE_PROCESS_CONFIG"
+
+
+@contextlib.contextmanager
+def unmeasured_processes() -> Iterator[None]:
+    """The processes started (or given an environment) inside run without coverage.
+
+    For the tests of the whole suite at once (e2e, `make run`, the short chaos run): a dozen
+    processes that each import Flask and SQLAlchemy take twice the CPU to start and run
+    when measured, and on a two-core machine that decides how long `make test` takes. The
+    code they run is measured by each service's own tests, which start the same entry points.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(COVERAGE_CHILD_SETTING, raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def processes_without_coverage() -> Iterator[None]:
+    """unmeasured_processes() for the whole module."""
+    with unmeasured_processes():
+        yield
 
 
 @pytest.fixture(scope="session")

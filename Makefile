@@ -168,7 +168,7 @@ compose-test: $(STAMP) ## build every image here (Debian base, local stand-ins) 
 	SUITE_TAG=$(COMPOSE_TEST_TAG) $(BIN)/pytest -m compose tests/compose $(PYTEST_ARGS)
 
 # -- benchmarks (bench/, results in BENCHMARKS.md and bench/results/) ----------------------
-.PHONY: bench bench-quick bench-scale seed-scale
+.PHONY: bench bench-quick bench-scale seed-scale bench-containers
 
 bench: $(STAMP) ## measure the suite under gunicorn + wrk on this machine (~35 min)
 	scripts/ensure-services.sh postgresql rabbitmq redis
@@ -189,6 +189,11 @@ bench-scale: $(STAMP) ## requests and event paths at 10^4, 10^5, 10^6 orders; do
 	scripts/ensure-services.sh postgresql rabbitmq redis
 	bench/ensure-tools.sh
 	nice -n 10 $(BIN)/python -m bench.scale --sizes $(SCALE_SIZES) $(SCALE_ARGS)
+
+# The images come from `make compose-test` (tag compose-test); the run stops at once without them.
+bench-containers: $(STAMP) ## the same wrk load at the bare suite's edge, then the compose stack's; docs/decisions/0005 (~15 min)
+	scripts/ensure-services.sh postgresql rabbitmq redis nginx wrk docker compose
+	nice -n 10 $(BIN)/python -m bench.containers --tag $(COMPOSE_TEST_TAG) $(CONTAINERS_ARGS)
 
 # One order traced through every process: docs/flows.md's table and log lines, its chart.
 .PHONY: flow-trace bench-workers

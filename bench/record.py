@@ -39,7 +39,7 @@ def describe(bench: Bench) -> None:
         "command": bench.args.label,
         "runs": plan.runs,
         "cpus": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "platform": platform.platform(),
@@ -94,7 +94,8 @@ def _average(phases: Sequence[PhaseCpu]) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the record."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

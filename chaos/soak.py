@@ -52,6 +52,8 @@ DATA_TABLES = (
     "orders.order_items",
     "notifications.notifications",
     "notifications.deliveries",
+    # One per webhook delivery attempt, kept as long as its delivery (30 days).
+    "notifications.webhook_attempts",
 )
 
 
@@ -108,6 +110,9 @@ class Soak(Run):
             "ORDERS_PURGE_INTERVAL_SECONDS": str(self.purge_interval),
             "AUTH_OUTBOX_RETENTION_SECONDS": str(self.retention),
             "AUTH_PURGE_INTERVAL_SECONDS": str(self.purge_interval),
+            # Idempotency keys live a day in production; here as long as the events, so
+            # the relay's purge of expired keys is what keeps their table flat.
+            "ORDERS_IDEMPOTENCY_TTL_SECONDS": str(self.retention),
         }
         self.suite = Suite(
             SuiteOptions(

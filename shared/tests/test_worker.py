@@ -79,6 +79,8 @@ def test_a_crashed_task_fails_the_health_probe_stops_the_others_and_exits_one(mo
     )
     thread, result = run_in_thread(worker)
     server = wait_for(lambda: worker.metrics_server, timeout=5)
+    # The probe answers before the tasks' threads start (503 until they do).
+    wait_for(worker.alive, timeout=5, what="the tasks started")
     health = f"http://127.0.0.1:{server.port}/healthz"
     assert requests.get(health, timeout=5).status_code == 200
 

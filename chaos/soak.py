@@ -8,8 +8,9 @@ worker, each service as its own broker user), on the shared RabbitMQ, with the s
 open-loop driver through the gateway. Every few seconds it samples the resident memory
 and open files of every process (gunicorn's workers one by one) and the row count of every
 table. The verdict (chaos.soak_verdict): after the warm-up, no process's memory or open
-files grow by 10 % or more, every table that is not the suite's data stays bounded, no
-process died, and, as for `make chaos`, no accepted order's effect is lost or duplicated.
+files grow by 10 % or more (connections that follow the load counted apart), every table
+that is not the suite's data stays bounded, no process died, and, as for `make chaos`, no
+accepted order's effect is lost or duplicated.
 
 The inbox and outbox purges run with a retention of `--retention` seconds (SOAK_RETENTION_
 SECONDS, 120) instead of days, so that a run of minutes sees them purge: what is measured is
@@ -26,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,43 @@ def client_connections(process: psutil.Process, port: int) -> int:
     )
 
 
+def server_connections(process: psutil.Process, port: int) -> int:
+    """The connections `process` opened to a server listening on `port`."""
+    return sum(1 for c in process.net_connections(kind="tcp") if c.raddr and c.raddr.port == port)
+
+
+def file_kinds(process: psutil.Process, port_names: dict[int, str]) -> Counter[str]:
+    """What `process`'s open files are, counted by kind: a TCP connection by the server it
+    talks to (or the clients it serves), a pipe, an epoll, a file by path. Only read when a
+    process's open files grew, to say which of them did."""
+    kinds: Counter[str] = Counter()
+    sockets = 0
+    for fd in Path(f"/proc/{process.pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed since the listing
+        if target.startswith("socket:"):
+            sockets += 1
+        else:
+            kinds[target.split("[")[0].rstrip(":") if "[" in target else f"file {target}"] += 1
+    for c in process.net_connections(kind="inet"):
+        sockets -= 1
+        if c.raddr:
+            local = port_names.get(c.laddr.port)
+            server = (
+                f"clients of {local}"
+                if local
+                else f"to {port_names.get(c.raddr.port, c.raddr.port)}"
+            )
+            kinds[f"tcp {server}"] += 1
+        else:
+            kinds[f"tcp listening ({port_names.get(c.laddr.port, c.laddr.port)})"] += 1
+    if sockets > 0:
+        kinds["other sockets (unix)"] += sockets
+    return kinds
+
+
 @dataclass
 class Soak(Run):
     """A soak run: Run's driver, sampler and lost/duplicated verdict, without the cluster or
@@ -87,6 +125,13 @@ class Soak(Run):
     fds: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
     tables: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
     load: list[tuple[float, float]] = field(default_factory=list)
+    # The delivery worker's connections to the SMTP server: one per delivery thread with
+    # mail to send, none while it has none; they follow the load, so they are counted apart
+    # from its open files and held to that bound instead.
+    mail_connections: list[tuple[float, int]] = field(default_factory=list)
+    # name -> what its open files were, by kind, after the warm-up and at the last sample
+    kinds_after_warmup: dict[str, Counter[str]] = field(default_factory=dict)
+    kinds_at_end: dict[str, Counter[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Run also builds a broker cluster and its balancer; a soak never starts them (the
@@ -154,8 +199,9 @@ class Soak(Run):
                 try:
                     with process.oneshot():
                         rss, fds = process.memory_info().rss, process.num_fds()
-                    fds -= self._client_connections(name, process)
-                except psutil.Error:
+                    fds -= self._load_connections(name, process, now)
+                    self._note_kinds(name, process, now)
+                except (psutil.Error, OSError):
                     continue
                 self.rss[name].append((now, float(rss)))
                 self.fds[name].append((now, float(fds)))
@@ -167,13 +213,51 @@ class Soak(Run):
                 except psycopg.Error as exc:
                     log(f"table count failed: {exc!r}")
 
-    def _client_connections(self, name: str, process: psutil.Process) -> int:
-        """A gunicorn worker's connections from its clients; 0 for any other process."""
+    def _note_kinds(self, name: str, process: psutil.Process, now: float) -> None:
+        """What the process's open files are, at the first sample after the warm-up and in
+        the last few of the load (reading them costs more than counting them)."""
+        since = now - self.drive_started
+        if self.phase != "load" or not self.warmup_minutes * 60 <= since <= self.load_seconds:
+            return
+        if name not in self.kinds_after_warmup:
+            self.kinds_after_warmup[name] = file_kinds(process, self._port_names())
+        elif since >= self.load_seconds - 3 * PROCESS_SECONDS:
+            self.kinds_at_end[name] = file_kinds(process, self._port_names())
+
+    def _load_connections(self, name: str, process: psutil.Process, now: float) -> int:
+        """The connections of `process` that follow the load rather than the process: a
+        gunicorn worker's from its clients, the SMTP sink's from the delivery worker, the
+        delivery worker's to the SMTP sink; 0 for any other process."""
+        assert self.suite is not None
+        smtp = int(self.suite.env["SMTP_PORT"])
+        if name == "notifications.smtp":
+            return client_connections(process, smtp)
+        if name == "notifications.deliver":
+            mail = server_connections(process, smtp)
+            self.mail_connections.append((now, mail))
+            return mail
         app = name.split(" worker ")[0]
         if app not in WEB_APPS or app == name:
             return 0
-        assert self.suite is not None
         return client_connections(process, self.suite.ports[app])
+
+    def _port_names(self) -> dict[int, str]:
+        """The suite's ports by what listens on them, to name a process's connections."""
+        assert self.suite is not None
+        names = {port: name for name, port in self.suite.ports.items()}
+        names[int(self.suite.env["SMTP_PORT"])] = "smtp"
+        names.update({5432: "postgresql", 6379: "redis", 5672: "rabbitmq"})
+        return names
+
+    @property
+    def load_seconds(self) -> float:
+        """How long the driver offers orders."""
+        return self.orders / self.rate
+
+    @property
+    def delivery_threads(self) -> int:
+        assert self.suite is not None
+        return int(self.suite.env.get("NOTIFICATIONS_DELIVERY_THREADS", 4))
 
     def _processes(self) -> dict[str, psutil.Process]:
         """Every running process of the suite by series name; gunicorn's workers as
@@ -234,7 +318,7 @@ class Soak(Run):
     def verdict(self, observed: dict[str, Any]) -> dict[str, Any]:
         """The soak's figures and verdict on top of observe()'s lost/duplicated one."""
         warmup = self.warmup_minutes * 60
-        end = self.orders / self.rate
+        end = self.load_seconds
         during = {
             kind: {
                 name: [(at, v) for at, v in self.relative(points) if at <= end]
@@ -256,8 +340,11 @@ class Soak(Run):
             slack=int(self.rate * (10 + self.purge_interval)),
         )
         loads = [value for at, value in self.relative(self.load) if 0 <= at <= end]
+        mail_peak = max((n for _, n in self.mail_connections), default=0)
+        mail_ok = mail_peak <= self.delivery_threads
         passed = (
             bool(observed["passed"])
+            and mail_ok
             and all(g.ok for g in memory + files)
             and all(b.ok for b in bounds)
             and not self.restarts
@@ -272,6 +359,19 @@ class Soak(Run):
             "purge_interval": self.purge_interval,
             "memory": [_growth(g, scale=1 / 2**20) for g in memory],
             "files": [_growth(g) for g in files],
+            # What changed in the open files of a process that failed the growth rule.
+            "files_changed": {
+                g.series: _changed(
+                    self.kinds_after_warmup.get(g.series), self.kinds_at_end.get(g.series)
+                )
+                for g in files
+                if not g.ok
+            },
+            "mail_connections": {
+                "peak": mail_peak,
+                "bound": self.delivery_threads,
+                "ok": mail_ok,
+            },
             "tables": [
                 {
                     "table": b.table,
@@ -304,6 +404,12 @@ class Soak(Run):
             log(f"logs kept in {self.base}")
         else:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _changed(before: Counter[str] | None, after: Counter[str] | None) -> dict[str, int]:
+    """Kind -> how many more (or fewer) open files of that kind at the end."""
+    before, after = before or Counter(), after or Counter()
+    return {k: after[k] - before[k] for k in sorted(before | after) if after[k] != before[k]}
 
 
 def _growth(g: soak_verdict.Growth, scale: float = 1.0) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def _percent(value: float | None) -> str:
 
 def markdown(result: dict[str, Any], *, command: str, settle: float) -> str:
     """The results section of the soak, between its markers in docs/reliability.md."""
-    load = result["load"]
+    load, mail = result["load"], result["mail_connections"]
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{command}`; "
         f"{result['minutes']:g} minutes at {result['rate']:g} orders/s offered open loop "
@@ -54,9 +54,13 @@ def markdown(result: dict[str, Any], *, command: str, settle: float) -> str:
         + ", ".join(f"{k} {v}" for k, v in result["leftovers"].items())
         + f"; settled {settle:.0f} s after the last order.",
         "",
-        "Resident memory and open files of every process (a web worker's less the "
-        "connections its clients hold open): the median of the first samples after the "
-        "warm-up against the median of the last ones (growth must stay under 10 %).",
+        "Resident memory and open files of every process: the median of the first samples "
+        "after the warm-up against the median of the last ones (growth must stay under "
+        "10 %). Connections that follow the load are counted apart: a web worker's from its "
+        "clients, and the SMTP connections between the delivery worker and the sink (one per "
+        "delivery thread with mail to send, closed when it has none). Those SMTP "
+        f"connections peaked at {mail['peak']}, for {mail['bound']} delivery threads"
+        f"{'' if mail['ok'] else ' (**more than one per thread: FAIL**)'}.",
         "",
         "| process | RSS after warm-up (MiB) | RSS at the end (MiB) | growth | "
         "open files after warm-up | at the end | growth |",
@@ -70,6 +74,9 @@ def markdown(result: dict[str, Any], *, command: str, settle: float) -> str:
             f"{_percent(memory['growth'])} | {fds['start']:g} | {fds['end']:g} | "
             f"{_percent(fds['growth'])} |"
         )
+    for series, changed in result["files_changed"].items():
+        kinds = ", ".join(f"{kind} {count:+d}" for kind, count in changed.items()) or "none"
+        lines.append(f"\nOpen files of {series} that changed over the measured span: {kinds}.")
     lines += [
         "",
         "Tables (all but the data below): the largest row count in each half of the "

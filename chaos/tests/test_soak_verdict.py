@@ -3,12 +3,13 @@ purged table passes and one never purged fails, and the report says which."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import psutil
 
-from chaos.soak import client_connections, default_warmup
+from chaos.soak import client_connections, default_warmup, file_kinds, server_connections
 from chaos.soak_report import MARK_END, MARK_START, markdown, write_section
 from chaos.soak_verdict import bounded, growth, resident, tables_bounded
 
@@ -120,7 +121,12 @@ RESULT = {
     "memory": [
         {"series": "orders worker 1", "start": 80.5, "end": 97.0, "growth": 20.5, "ok": False}
     ],
-    "files": [{"series": "orders worker 1", "start": 14.0, "end": 14.0, "growth": 0.0, "ok": True}],
+    "files": [
+        {"series": "orders worker 1", "start": 14.0, "end": 14.0, "growth": 0.0, "ok": True},
+        {"series": "orders.relay", "start": 8.0, "end": 10.0, "growth": 25.0, "ok": False},
+    ],
+    "files_changed": {"orders.relay": {"tcp to postgresql": 2}},
+    "mail_connections": {"peak": 3, "bound": 4, "ok": True},
     "tables": [
         {"table": "notifications.inbox", "first_half": 4500, "second_half": 4470, "ok": True}
     ],
@@ -135,6 +141,11 @@ def test_the_section_names_the_verdict_each_process_and_each_table() -> None:
     assert "| orders worker 1 | 80.5 | 97.0 | +20.5 % | 14 | 14 | +0.0 % |" in text
     assert "| notifications.inbox | 4500 | 4470 | yes |" in text
     assert "orders.orders 36000" in text
+    assert (
+        "Open files of orders.relay that changed over the measured span: tcp to postgresql +2"
+        in text
+    )
+    assert "SMTP connections peaked at 3, for 4 delivery threads." in text
     assert "![soak: memory, open files and table sizes](reliability/soak.png)" in text
 
 
@@ -160,3 +171,44 @@ def test_a_workers_client_connections_are_counted_apart_from_its_own_sockets() -
         finally:
             for sock in clients + accepted:
                 sock.close()
+
+
+def test_connections_to_a_server_are_counted_by_the_process_that_opened_them() -> None:
+    """The delivery worker's connections to the SMTP sink: those it opened to the port, not
+    the ends the server accepted (which the same process holds here)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        opened = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        accepted = [listener.accept()[0] for _ in opened]
+        try:
+            assert server_connections(psutil.Process(), port) == 2
+            opened[1].close()
+            assert server_connections(psutil.Process(), port) == 1
+        finally:
+            for sock in opened + accepted:
+                sock.close()
+
+
+def test_open_files_are_named_by_kind_and_by_the_server_a_connection_talks_to(
+    tmp_path: Path,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        names = {port: "smtp"}
+        before = file_kinds(psutil.Process(), names)
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = listener.accept()
+        read, write = os.pipe()
+        try:
+            with (tmp_path / "log").open("w"):
+                after = file_kinds(psutil.Process(), names)
+        finally:
+            for fd in (read, write):
+                os.close(fd)
+            client.close()
+            server.close()
+    assert before["tcp listening (smtp)"] == 1
+    assert after["tcp to smtp"] - before["tcp to smtp"] == 1
+    assert after["tcp clients of smtp"] - before["tcp clients of smtp"] == 1
+    assert after["pipe"] - before["pipe"] == 2
+    assert after[f"file {tmp_path / 'log'}"] == 1

@@ -25,7 +25,7 @@ from gateway.nginx.render import edge_limit_values
 from shared.messaging import queue_name
 from tests import support
 from tests.compose.stack import ROOT, ComposeError, Stack, docker, new_stack
-from tests.support import WaitTimeout, free_port, wait_for
+from tests.support import WaitTimeout, wait_for
 
 # What `make bench` sets (bench/harness.py): tokens outlive the run, and the rate limits
 # are paid (each request still counts in Redis) but never refuse the benchmark's load.
@@ -177,15 +177,7 @@ class BareSide(Side):
     def start(self) -> float:
         began = time.monotonic()
         self.suite.start()
-        ports = self.suite.ports
-        self.nginx = Edge(
-            self.work / "nginx",
-            port=free_port(),
-            gateway=f"127.0.0.1:{ports['gateway']}",
-            orders=f"127.0.0.1:{ports['orders']}",
-            notifications=f"127.0.0.1:{ports['notifications']}",
-            gateway_env=self.suite.env,
-        )
+        self.nginx = Edge.for_suite(self.suite, self.work / "nginx")
         self.nginx.start()
         self.edge = self.nginx.url
         return time.monotonic() - began

@@ -10,6 +10,12 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.support import free_port
+
+if TYPE_CHECKING:
+    from bench.suite import Suite
 
 # The main context a distribution (or the nginx image) normally provides around the
 # template's http-level snippet. One worker: two cores are shared with everything else.
@@ -71,6 +77,22 @@ class Edge:
             )
         )
         (prefix / "nginx.conf").write_text(standalone_main(prefix, workers=workers))
+
+    @classmethod
+    def for_suite(cls, suite: Suite, prefix: Path) -> Edge:
+        """The edge in front of a running bench suite, on a free port, at its rate limits."""
+
+        def upstream(name: str) -> str:
+            return f"127.0.0.1:{suite.ports[name]}"
+
+        return cls(
+            prefix,
+            port=free_port(),
+            gateway=upstream("gateway"),
+            orders=upstream("orders"),
+            notifications=upstream("notifications"),
+            gateway_env=suite.env,
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         """Start nginx and wait until it listens."""

@@ -53,7 +53,7 @@ from bench.events import ORDER_BODY, libpq_url
 from bench.suite import Suite, SuiteOptions
 from shared.messaging import EXCHANGE, declare_exchange
 from tests.e2e.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.support import free_port, wait_for
+from tests.support import wait_for
 
 SPAN_SERVER, SPAN_CLIENT = 2, 3
 # The edge's access line for this run: what the waterfall needs, as JSON.
@@ -145,14 +145,7 @@ class Tap:
 @contextmanager
 def traced_edge(suite: Suite, prefix: Path) -> Iterator[Edge]:
     """The nginx edge in front of the suite, logging a JSON access line per request."""
-    edge = Edge(
-        prefix,
-        port=free_port(),
-        gateway=f"127.0.0.1:{suite.ports['gateway']}",
-        orders=f"127.0.0.1:{suite.ports['orders']}",
-        notifications=f"127.0.0.1:{suite.ports['notifications']}",
-        gateway_env=suite.env,
-    )
+    edge = Edge.for_suite(suite, prefix)
     main = (prefix / "nginx.conf").read_text()
     stock = next(line for line in main.splitlines() if line.strip().startswith("access_log"))
     # After the include: the format names $edge_request_id, which edge.conf defines.

@@ -19,7 +19,6 @@ from bench.seeding import BASELINE_ROWS, BaselineConsumer, User, answers_ok
 from bench.suite import Suite, SuiteOptions
 from bench.wrk import WrkResult, run_wrk, write_rows
 from tests import support
-from tests.support import free_port
 
 # wrk's Lua mode per endpoint, where it is not the endpoint's own name.
 WRK_MODES = {"baseline": "item", "baseline_post": "insert"}
@@ -92,14 +91,7 @@ class Bench:
             "gateway": self.suite.url("gateway"),
         }
         try:
-            self.edge = Edge(
-                self.work / "nginx",
-                port=free_port(),
-                gateway=f"127.0.0.1:{self.suite.ports['gateway']}",
-                orders=f"127.0.0.1:{self.suite.ports['orders']}",
-                notifications=f"127.0.0.1:{self.suite.ports['notifications']}",
-                gateway_env=self.suite.env,
-            )
+            self.edge = Edge.for_suite(self.suite, self.work / "nginx")
             self.edge.start()
             self.bases["edge"] = self.edge.url
         except EdgeUnavailable as exc:

@@ -14,7 +14,6 @@ status is 0 only when the verdict passes. The schedule of faults is in chaos.inj
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import shutil
@@ -34,11 +33,11 @@ import pika.exceptions
 import psycopg
 import requests
 
-from bench.events import ORDER_BODY
 from bench.seeding import User, register_users
 from bench.suite import SERVICES, WEB_APPS, WORKERS, Suite, SuiteOptions, gunicorn_argv
 from chaos import inject, observe, verdict
 from chaos.cluster import AMQP_PORT, Cluster, ClusterNode
+from chaos.driver import Answer, Driver, Receiver
 from chaos.proxy import Balancer
 from chaos.report import MARK_END as MARK_END  # re-exported: importable from here as before
 from chaos.report import MARK_START as MARK_START
@@ -70,8 +69,6 @@ DATABASE_TIMEOUTS = {
     "DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
     "DATABASE_STATEMENT_TIMEOUT_SECONDS": "5",
 }
-CLIENT_TIMEOUT_SECONDS = 30.0
-CONNECTION_RETRIES = 2  # after a reset, with the same Idempotency-Key
 
 
 def log(message: str) -> None:
@@ -79,51 +76,7 @@ def log(message: str) -> None:
     sys.stdout.flush()
 
 
-# -- the webhook receiver ----------------------------------------------------------------------
-
-
-class Receiver:
-    """An HTTP endpoint that answers 204 and records every `webhook-id` it gets."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        lock = threading.Lock()
-        ids = self.ids
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                with lock:
-                    ids.append(self.headers.get("webhook-id") or "")
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 # -- the run -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    """One order as the client saw it in the end (its last attempt)."""
-
-    due: float
-    answered: float
-    status: int
-    order_id: str | None
-    user: int
-    attempts: int = 1
 
 
 @dataclass
@@ -401,8 +354,6 @@ class Run:
 
     def drive(self) -> None:
         """Place the orders open-loop through the gateway while the faults run."""
-        from concurrent.futures import ThreadPoolExecutor
-
         assert self.suite is not None
         # Through the gateways' balancer when this run started one (a subclass may not).
         url = (
@@ -410,59 +361,14 @@ class Run:
             if self.front is not None
             else self.suite.url("gateway", "/api/v1/orders")
         )
-        local = threading.local()
-        run_key = os.urandom(4).hex()
-
-        def attempt(session: requests.Session, user: int, key: str) -> tuple[int, Any, str]:
-            try:
-                answer = session.post(
-                    url,
-                    json=ORDER_BODY,
-                    headers={
-                        "Authorization": f"Bearer {self.people[user].token}",
-                        "Idempotency-Key": key,
-                    },
-                    timeout=CLIENT_TIMEOUT_SECONDS,
-                )
-            except requests.Timeout:
-                return 0, None, "timeout"
-            except requests.RequestException:
-                return 0, None, "connection"
-            order_id = answer.json().get("id") if answer.status_code == 201 else None
-            return answer.status_code, order_id, ""
-
-        def send(k: int, due: float) -> None:
-            session = getattr(local, "session", None)
-            if session is None:
-                session = local.session = requests.Session()
-                session.trust_env = False
-            user = k % len(self.people)
-            tries = 0
-            while True:
-                tries += 1
-                sent = self.now()
-                status, order_id, failure = attempt(session, user, f"chaos-{run_key}-{k}")
-                self.calls.append(verdict.Call(sent, self.now(), status, failure))
-                # A reset connection (a gateway killed mid-request) leaves the outcome
-                # unknown: the client asks again with the same key, as the API documents.
-                if failure != "connection" or tries > CONNECTION_RETRIES:
-                    break
-                time.sleep(0.5)
-            self.answers.append(Answer(due, time.time(), status, order_id, user, tries))
-
+        tokens = [person.token for person in self.people]
+        driver = Driver(url, tokens, self.now, calls=self.calls, answers=self.answers)
         self.phase = "load"
         self.drive_started = time.time()
         self._watch(self._sample, "sampler")
         chaos = threading.Thread(target=self._inject, name="faults", daemon=True)
         chaos.start()
-        with ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver") as pool:
-            start = time.time() + 0.2
-            for k in range(self.orders):
-                due = start + k / self.rate
-                delay = due - time.time()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(send, k, due)
+        driver.run(self.orders, self.rate)
         self.phase = "faults ending"
         chaos.join()
 

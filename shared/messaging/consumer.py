@@ -635,9 +635,6 @@ class Consumer:
     ) -> None:
         """Republish a copy to a retry queue or the DLQ (confirmed), then ack the original."""
         new_headers = {**headers, ERROR_HEADER: error, CONSUMER_HEADER: self.consumer}
-        new_headers.pop("x-delivery-count", None)  # the quorum queue's count, not the copy's
-        new_headers[PRODUCER_HEADER] = original_producer(delivery.properties, self._own_user)
-        new_headers.setdefault("x-original-routing-key", delivery.method.routing_key)
         if retry is not None:
             target = retry_queue_name(self.consumer, retry)
             new_headers[RETRIES_HEADER] = retry
@@ -645,7 +642,7 @@ class Consumer:
             target = dlq_name(self.consumer)
             new_headers[REASON_HEADER] = dlq_reason
             new_headers[FAILED_AT_HEADER] = datetime.now(UTC).isoformat()
-        copy = republished_properties(delivery.properties, new_headers, user_id=self._own_user)
+        copy = self._copy_properties(delivery, new_headers)
         try:
             self._channel.basic_publish("", target, delivery.body, properties=copy, mandatory=True)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
@@ -660,6 +657,14 @@ class Consumer:
         if dlq_reason is not None:
             EVENTS_DEAD_LETTERED.labels(self.consumer, dlq_reason).inc()
 
+    def _copy_properties(self, delivery: _Delivery, headers: dict[str, Any]) -> Any:
+        """The properties of a copy of `delivery` that this consumer republishes: with
+        `headers`, the original routing key and producer kept, the delivery count reset."""
+        headers.pop("x-delivery-count", None)  # the quorum queue's count, not the copy's
+        headers.setdefault("x-original-routing-key", delivery.method.routing_key)
+        headers[PRODUCER_HEADER] = original_producer(delivery.properties, self._own_user)
+        return republished_properties(delivery.properties, headers, user_id=self._own_user)
+
     def _requeue(self, deliveries: Sequence[_Delivery], reason: str) -> None:
         """Put unfinished messages at the back of our queue as fresh copies, acking each
         original once its copy is confirmed.
@@ -670,11 +675,7 @@ class Consumer:
         """
         moved = 0
         for delivery in deliveries:
-            headers = dict(delivery.properties.headers or {})
-            headers.pop("x-delivery-count", None)
-            headers.setdefault("x-original-routing-key", delivery.method.routing_key)
-            headers[PRODUCER_HEADER] = original_producer(delivery.properties, self._own_user)
-            copy = republished_properties(delivery.properties, headers, user_id=self._own_user)
+            copy = self._copy_properties(delivery, dict(delivery.properties.headers or {}))
             try:
                 self._channel.basic_publish(
                     "", self.queue, delivery.body, properties=copy, mandatory=True

@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_RUN = "bench/results/2026-12-02T152641Z.json"
-SCALE_RUN = "bench/results/scale-2026-12-02T162504Z.json"
+SCALE_RUN = "bench/results/scale-2026-12-02T195410Z.json"
 MARKDOWN = ROOT / "docs" / "capacity.md"
 BEGIN = "<!-- capacity:begin (written by `python -m bench.capacity`; edit outside) -->"
 END = "<!-- capacity:end -->"

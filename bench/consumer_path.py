@@ -7,8 +7,8 @@
 
 No broker: the inbox batch handler the consumer calls (`inbox_batch_handler`) is fed
 batches of `order.created` events for one known, verified user, on a throwaway PostgreSQL
-database. Printed per event: SQL statements (a `before_cursor_execute` counter, commits
-counted too) and this process's CPU milliseconds. CPU time rather than wall time: the
+database. Printed per event: SQL statements by kind (a `before_cursor_execute` counter,
+commits counted too) and this process's CPU milliseconds. CPU time rather than wall time: the
 machine may be shared, and a busy neighbour slows a run without changing what each event
 costs. The first batch warms up (imports, connections) and is not measured.
 
@@ -78,7 +78,8 @@ def run(batches: int, batch_size: int, *, per_event: bool, broker: bool) -> dict
     return {
         "events": events,
         "deliveries": float(mails or 0),
-        "statements_per_event": statements[0] / events,
+        "statements_per_event": statements.total() / events,
+        **{f"statements_{kind}": n / events for kind, n in sorted(statements.items())},
         "cpu_ms_per_event": 1000 * cpu / events,
         "wall_seconds": wall,
     }
@@ -158,10 +159,15 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     result = run(args.batches, args.batch_size, per_event=args.per_event, broker=args.broker)
+    kinds = ", ".join(
+        f"{name.removeprefix('statements_')} {n:.2f}"
+        for name, n in result.items()
+        if name.startswith("statements_") and name != "statements_per_event"
+    )
     sys.stdout.write(
         f"{result['events']:.0f} order.created in batches of {args.batch_size} "
         f"({result['deliveries']:.0f} deliveries in the database): "
-        f"{result['statements_per_event']:.2f} SQL statements per event (commits included), "
+        f"{result['statements_per_event']:.2f} SQL statements per event ({kinds}), "
         f"{result['cpu_ms_per_event']:.3f} CPU ms per event, {result['wall_seconds']:.2f} wall s "
         f"({result['events'] / result['wall_seconds']:.0f} events/s)\n"
     )

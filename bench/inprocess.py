@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -87,19 +88,23 @@ def notifications_app(
 
 
 @contextmanager
-def counting_statements(engine: Any) -> Iterator[list[int]]:
-    """Count every statement and commit `engine` sends meanwhile; the count is `[n]`."""
+def counting_statements(engine: Any) -> Iterator[Counter[str]]:
+    """Count every statement and commit `engine` sends meanwhile, by its first word
+    (SELECT, INSERT, UPDATE, DELETE, COMMIT...); `.total()` is all of them."""
     import sqlalchemy as sa
 
-    count = [0]
+    counts: Counter[str] = Counter()
 
-    def one_more(*_args: Any) -> None:
-        count[0] += 1
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        counts[text.lstrip().split(None, 1)[0].upper()] += 1
 
-    sa.event.listen(engine, "before_cursor_execute", one_more)
-    sa.event.listen(engine, "commit", one_more)
+    def commit(_conn: Any) -> None:
+        counts["COMMIT"] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "commit", commit)
     try:
-        yield count
+        yield counts
     finally:
-        sa.event.remove(engine, "before_cursor_execute", one_more)
-        sa.event.remove(engine, "commit", one_more)
+        sa.event.remove(engine, "before_cursor_execute", statement)
+        sa.event.remove(engine, "commit", commit)

@@ -45,7 +45,7 @@ def measure(
             response = attempt(n)
             assert response.status_code == status, (response.status_code, response.get_json())
         cpu = time.process_time() - started
-    return statements[0] / count, cpu * 1000 / count
+    return statements.total() / count, cpu * 1000 / count
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -146,8 +146,9 @@ def notify(
     request_id: str | None = None,
     traceparent: str | None = None,
     mail: bool = True,
-) -> Notification:
-    """Turn one event into the user's notification plus an email and webhook deliveries.
+) -> uuid.UUID:
+    """Turn one event into the user's notification plus an email and webhook deliveries;
+    the notification's id.
 
     `mail=False` keeps it in the app (and webhooks): the caller decided it is not worth a mail.
     The rows are those of `notify_many`, which writes them: one path for one event or many.
@@ -162,12 +163,13 @@ def notify(
         traceparent=traceparent,
         mail=mail,
     )
-    notify_many(session=session, notices=[notice])
-    return session.scalars(sa.select(Notification).where(Notification.event_id == event_id)).one()
+    (notification_id,) = notify_many(session=session, notices=[notice])
+    return notification_id
 
 
-def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
-    """Each event's notification, email and webhook deliveries; how many notifications.
+def notify_many(*, session: Session, notices: Sequence[Notice]) -> list[uuid.UUID]:
+    """Each event's notification, email and webhook deliveries; the notifications' ids, in
+    the order of `notices` (nothing is read back: the ids are made here).
 
     Written by hand rather than through the ORM's unit of work, because this is the
     consumer's hot path (every order event passes here): the contacts and webhook
@@ -176,7 +178,7 @@ def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
     insertmanyvalues), instead of a lookup, a flush and two INSERTs per event.
     """
     if not notices:
-        return 0
+        return []
     user_ids = {notice.user_id for notice in notices}
     # ORM-enabled selects: anything pending in the session is flushed first.
     contacts = {
@@ -278,7 +280,7 @@ def notify_many(*, session: Session, notices: Sequence[Notice]) -> int:
     session.execute(sa.insert(cast(sa.Table, Notification.__table__)), notifications)
     if deliveries:
         session.execute(sa.insert(cast(sa.Table, Delivery.__table__)), deliveries)
-    return len(notifications)
+    return [row["id"] for row in notifications]
 
 
 def _request_id(request_id: str | None) -> str | None:

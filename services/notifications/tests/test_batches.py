@@ -163,3 +163,26 @@ def test_a_batch_of_order_events_takes_a_fixed_number_of_statements(app: Flask) 
         ).all()
         db.session.remove()
     assert dict(kinds) == {"email": 101, "webhook": 100}  # the welcome mail and 100 of each
+
+
+def test_an_event_handled_alone_writes_its_rows_without_reading_them_back(app: Flask) -> None:
+    """The one-by-one path (user events, and a batch that failed) takes the batch path's
+    statements for a batch of one: nothing it has just written is selected again."""
+    one = inbox_handler(app, db, Inbox, CONSUMER, HANDLERS)
+    one(user_registered("user-ada"))
+    one(user_email_verified("user-ada"))
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        one(order_created("user-ada"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    # The inbox row, the contact, the endpoints, the notification, its delivery.
+    assert sorted(statements) == ["INSERT", "INSERT", "INSERT", "SELECT", "SELECT"], statements

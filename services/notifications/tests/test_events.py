@@ -244,7 +244,7 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
                 session=session, user_id=ADA, email="a@x.org", name="Ann", version=2
             )
             contacts.verify_contact(session=session, user_id=ADA)
-            notification = services.notify(
+            notification_id = services.notify(
                 session=session,
                 user_id=ADA,
                 event_id=str(uuid.uuid4()),
@@ -252,7 +252,7 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
                 occurred_at=now,
                 data=order_created(ADA).data,
             )
-            services.mark_read(session=session, user_id=ADA, notification_id=notification.id)
+            services.mark_read(session=session, user_id=ADA, notification_id=notification_id)
             endpoint = webhooks.create_webhook(
                 session=session,
                 user_id=ADA,

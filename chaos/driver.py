@@ -19,7 +19,7 @@ from chaos import verdict
 
 CLIENT_TIMEOUT_SECONDS = 30.0
 CONNECTION_RETRIES = 2  # after a reset, with the same Idempotency-Key
-DRIVER_THREADS = 64  # orders in flight at most; more wait their turn (and count as late)
+DRIVER_THREADS = 64  # orders in flight at most; more wait their turn, from when they were due
 
 
 class Receiver:

@@ -82,8 +82,9 @@ def server_connections(process: psutil.Process, port: int) -> int:
 
 def file_kinds(process: psutil.Process, port_names: dict[int, str]) -> Counter[str]:
     """What `process`'s open files are, counted by kind: a TCP connection by the server it
-    talks to (or the clients it serves), a pipe, an epoll, a file by path. Only read when a
-    process's open files grew, to say which of them did."""
+    talks to (or the clients it serves), a pipe, an epoll, a file by path. Read after the
+    warm-up and at the end of the load; the difference is reported for a process whose open
+    files grew, to say which of them did."""
     kinds: Counter[str] = Counter()
     sockets = 0
     for fd in Path(f"/proc/{process.pid}/fd").iterdir():

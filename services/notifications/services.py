@@ -169,7 +169,7 @@ def notify(
 
 def notify_many(*, session: Session, notices: Sequence[Notice]) -> list[uuid.UUID]:
     """Each event's notification, email and webhook deliveries; the notifications' ids, in
-    the order of `notices` (nothing is read back: the ids are made here).
+    the order of `notices` (made here, so the rows written are not read back).
 
     Written by hand rather than through the ORM's unit of work, because this is the
     consumer's hot path (every order event passes here): the contacts and webhook

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FULL_RUN = "bench/results/2026-12-02T152641Z.json"
+FULL_RUN = "bench/results/2026-12-03T141329Z.json"
 SCALE_RUN = "bench/results/scale-2026-12-02T195410Z.json"
 MARKDOWN = ROOT / "docs" / "capacity.md"
 BEGIN = "<!-- capacity:begin (written by `python -m bench.capacity`; edit outside) -->"

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("APP_ENV", "test")
 
-pytest_plugins = ["tests.support"]
+pytest_plugins = ["tests.support", "tests.support.nodes"]
 
 # The tests that start the whole suite (or `make run`, or a broker cluster) take minutes
 # each and most of a core while they start; the rest take seconds and mostly wait on a

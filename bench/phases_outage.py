@@ -13,8 +13,7 @@ from bench import report
 from bench.seeding import User, register_users
 from bench.suite import queue_exists
 from shared.messaging import queue_name
-from tests import support
-from tests.support import wait_for
+from tests.support import nodes, wait_for
 
 if TYPE_CHECKING:
     from bench.harness import Bench
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 def outage(bench: Bench) -> None:
     """Backlog drain after an outage of a second RabbitMQ node the bench starts itbench."""
-    server = os.path.join(support.RABBITMQ_SBIN, "rabbitmq-server")
+    server = os.path.join(nodes.RABBITMQ_SBIN, "rabbitmq-server")
     reason = ""
     if bench.args.no_outage:
         reason = "disabled (--no-outage)"
@@ -38,7 +37,7 @@ def outage(bench: Bench) -> None:
     bench.settle()
     node_dir = bench.work / "rabbit-node"
     node_dir.mkdir()
-    node = support.RabbitNode(str(node_dir))
+    node = nodes.RabbitNode(str(node_dir))
     user = register_users(bench.suite, 1, label="outage")[0]
     node.start()
     names = ["outage.orders.relay", "outage.notifications.consume"]
@@ -94,7 +93,7 @@ def outage(bench: Bench) -> None:
                 bench.suite.start_worker(own)
 
 
-def _outage_run(bench: Bench, node: support.RabbitNode, user: User) -> ev.DrainRun:
+def _outage_run(bench: Bench, node: nodes.RabbitNode, user: User) -> ev.DrainRun:
     """Stop the node's broker, place orders, start it again, time the drain."""
     bench.settle()
     count = bench.plan.outage_events

@@ -21,7 +21,7 @@ import pika
 import pika.exceptions
 
 from chaos.netns import Host, Network
-from tests.support import RABBITMQ_SBIN
+from tests.support.nodes import RABBITMQ_SBIN
 
 AMQP_PORT = 5672
 

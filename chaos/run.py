@@ -44,6 +44,7 @@ from chaos.report import MARK_START as MARK_START
 from chaos.report import chart, markdown, write_docs
 from shared.messaging import queue_name
 from tests import support
+from tests.support import nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every process that scales runs twice, as deployed; the SMTP sink and the gateway's
@@ -115,9 +116,9 @@ class Run:
         self.cluster = Cluster(self.base / "broker")
         self.balancer = Balancer([(n.address, AMQP_PORT) for n in self.cluster.nodes], 0)
         # The suite's own database servers and Redis, which the faults restart and freeze.
-        self.postgres = {name: support.PostgresNode(synchronous_commit=True) for name in SERVICES}
+        self.postgres = {name: nodes.PostgresNode(synchronous_commit=True) for name in SERVICES}
         (self.base / "redis").mkdir(parents=True, exist_ok=True)
-        self.redis = support.RedisNode(self.base / "redis")
+        self.redis = nodes.RedisNode(self.base / "redis")
         self.gateways = 1 if self.lean else 2
         self.front: Balancer | None = None  # the driver's one address for the gateways
         self.web_ports: dict[str, int] = {}
@@ -152,7 +153,7 @@ class Run:
         """The broker cluster, a PostgreSQL server per service and Redis, side by side."""
         from concurrent.futures import ThreadPoolExecutor
 
-        def postgres(node: support.PostgresNode) -> None:
+        def postgres(node: nodes.PostgresNode) -> None:
             node.init()
             node.start()
 

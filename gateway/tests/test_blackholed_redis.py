@@ -13,7 +13,7 @@ import pytest
 
 from gateway.tests.conftest import MakeGateway, bearer
 from gateway.tests.fakes import FakeUpstream
-from tests.support import RedisNode
+from tests.support.nodes import RedisNode
 
 
 @pytest.mark.chaos

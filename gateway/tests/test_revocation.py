@@ -27,7 +27,6 @@ from shared import contracts
 from shared.events import InvalidEvent, new_event
 from shared.messaging import Publisher, dlq_name, queue_name
 from tests.support import (
-    RedisNode,
     create_vhost,
     delete_vhost,
     free_port,
@@ -35,6 +34,7 @@ from tests.support import (
     stop_process,
     wait_for,
 )
+from tests.support.nodes import RedisNode
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -29,7 +29,8 @@ from shared.messaging import (
     transient_errors,
 )
 from shared.tests.conftest import Applied, Base, Inbox, queue_depth, running, unique_type
-from tests.support import PostgresNode, wait_for
+from tests.support import wait_for
+from tests.support.nodes import PostgresNode
 
 RETRY_DELAYS = (0.05, 0.05, 0.05)  # the retry tiers take 0.15 s in all
 

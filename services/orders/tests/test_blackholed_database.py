@@ -17,7 +17,7 @@ from flask import Flask
 from services.orders import MIGRATIONS_DIR, create_app
 from services.orders.models import db
 from shared.db import config_engine_options, guard_engine
-from tests.support import PostgresNode
+from tests.support.nodes import PostgresNode
 
 # psycopg never waits less than 2 s for a connection, whatever connect_timeout says.
 TIMEOUTS = {"DATABASE_CONNECT_TIMEOUT_SECONDS": 2.0, "DATABASE_STATEMENT_TIMEOUT_SECONDS": 1.0}

@@ -7,7 +7,8 @@ view, the inbox handler (the inbox row, the change and its events commit at once
 worker's purge loop.
 
 The other jobs of the service live beside this module: the hot reads (`reads`), the product
-catalogue (`catalogue`) and the customer projection of auth's user events (`customers`).
+catalogue (`catalogue`), the customer projection of auth's user events (`customers`) and the
+answers kept for Idempotency-Keys (`idempotency`).
 `Actor` is defined here, once, for all of them.
 """
 
@@ -19,16 +20,17 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
+from services.orders import idempotency
+from services.orders.idempotency import DEFAULT_IDEMPOTENCY_TTL, StoredResponse
 from services.orders.models import (
     Customer,
-    IdempotencyKey,
     Order,
     OrderItem,
     OrderStatus,
@@ -37,7 +39,7 @@ from services.orders.models import (
     can_transition,
 )
 from shared import contracts
-from shared.db import as_utc, rows_matched, upsert, utcnow
+from shared.db import rows_matched, upsert, utcnow
 from shared.errors import (
     ConflictError,
     ForbiddenError,
@@ -51,7 +53,6 @@ from shared.outbox import record_event
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 # Without If-Match, a change that lost a race is re-checked against the new state this
 # many times before giving up with 409.
 TRANSITION_ATTEMPTS = 3
@@ -88,15 +89,6 @@ class CataloguePrice:
     unit_price_cents: int
     currency: str
     active: bool
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    """An HTTP answer kept with an Idempotency-Key and replayed as is."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -220,17 +212,21 @@ def place_order(
     """
     fingerprint = request_fingerprint(new_order)
     if idempotency_key is not None:
-        earlier = _earlier_placement(session, actor, idempotency_key, fingerprint, idempotency_ttl)
+        earlier = idempotency.earlier_response(
+            session, actor.user_id, idempotency_key, fingerprint, idempotency_ttl
+        )
         if earlier is not None:
-            return earlier
+            return Placement(response=earlier, replayed=True)
     prices = _prices_for_customer(session, actor.user_id, new_order)
     order = _priced_order(actor, new_order, prices)
     response = render(order)
-    if idempotency_key is not None and not _keep_response(
-        session, actor, idempotency_key, fingerprint, response, order
+    if idempotency_key is not None and not idempotency.keep_response(
+        session, actor.user_id, idempotency_key, fingerprint, response, order.created_at
     ):
         # Lost the race to a concurrent request with the same key: answer as it did.
-        earlier = _earlier_placement(session, actor, idempotency_key, fingerprint, idempotency_ttl)
+        earlier = idempotency.earlier_response(
+            session, actor.user_id, idempotency_key, fingerprint, idempotency_ttl
+        )
         if earlier is None:
             # Its record expired and was deleted between our insert and this read: nothing
             # is left to answer with, and a new attempt will place the order.
@@ -238,91 +234,12 @@ def place_order(
                 "A concurrent request with this Idempotency-Key just ended; send this again.",
                 headers={"Retry-After": "1"},
             )
-        return earlier
+        return Placement(response=earlier, replayed=True)
     connection = session.connection()
     connection.execute(_INSERT_ORDER, order.row())
     connection.execute(_insert_items(len(order.items)), order.item_parameters())
     record_event(session, _order_created(order), model=Outbox)
     return Placement(response=response, replayed=False)
-
-
-IDEMPOTENCY_KEYS = cast(sa.Table, IdempotencyKey.__table__)
-_EARLIER_ANSWER = sa.select(
-    IDEMPOTENCY_KEYS.c.request_hash,
-    IDEMPOTENCY_KEYS.c.response_status,
-    IDEMPOTENCY_KEYS.c.response_body,
-    IDEMPOTENCY_KEYS.c.response_headers,
-    IDEMPOTENCY_KEYS.c.created_at,
-).where(
-    IDEMPOTENCY_KEYS.c.user_id == sa.bindparam("user_id"),
-    IDEMPOTENCY_KEYS.c.key == sa.bindparam("key"),
-)
-_FORGET_EXPIRED_KEY = sa.delete(IDEMPOTENCY_KEYS).where(
-    IDEMPOTENCY_KEYS.c.user_id == sa.bindparam("user_id"),
-    IDEMPOTENCY_KEYS.c.key == sa.bindparam("key"),
-    IDEMPOTENCY_KEYS.c.created_at <= sa.bindparam("cutoff"),
-)
-
-
-def _earlier_placement(
-    session: Session, actor: Actor, key: str, fingerprint: str, ttl: timedelta
-) -> Placement | None:
-    """The stored answer for (user, key), 422 for another body, None when unused or expired."""
-    parameters = {"user_id": actor.user_id, "key": key}
-    record = session.connection().execute(_EARLIER_ANSWER, parameters).one_or_none()
-    if record is None:
-        return None
-    cutoff = utcnow() - ttl
-    if as_utc(record.created_at) <= cutoff:
-        # Expired: forget it and treat the key as new. Only if still expired, so that a
-        # concurrent request that already replaced it keeps its record.
-        session.connection().execute(_FORGET_EXPIRED_KEY, {**parameters, "cutoff": cutoff})
-        return None
-    if record.request_hash != fingerprint:
-        raise UnprocessableError(
-            "This Idempotency-Key was already used with a different request body.",
-            errors={"Idempotency-Key": ["Already used with a different request body."]},
-        )
-    return Placement(
-        response=StoredResponse(
-            status=record.response_status,
-            body=record.response_body,
-            headers=dict(record.response_headers),
-        ),
-        replayed=True,
-    )
-
-
-def _keep_response(
-    session: Session,
-    actor: Actor,
-    key: str,
-    fingerprint: str,
-    response: StoredResponse,
-    order: PlacedOrder,
-) -> bool:
-    """Store the answer under (user, key); False when a concurrent request stored one first.
-
-    Written before the order: a concurrent retry with the same key waits here (on
-    PostgreSQL's unique index) until that transaction ends, before doing any work. ON
-    CONFLICT DO NOTHING rather than a savepoint around a plain INSERT: losing the race
-    leaves this transaction usable without the SAVEPOINT and RELEASE round trips.
-    """
-    stored = session.connection().execute(
-        upsert(session, IdempotencyKey)
-        .values(
-            user_id=actor.user_id,
-            key=key,
-            request_hash=fingerprint,
-            response_status=response.status,
-            response_body=response.body,
-            response_headers=response.headers,
-            created_at=order.created_at,
-        )
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(IDEMPOTENCY_KEYS.c.key)
-    )
-    return stored.first() is not None
 
 
 def _refuse_deactivated_customer(session: Session, user_id: str) -> None:
@@ -591,33 +508,3 @@ def _transition(
         log.info("order changed concurrently; re-checking", extra={"attempt": attempt + 1})
         session.refresh(order, attribute_names=["status", "version", "updated_at"])
     raise ConflictError("The order keeps changing concurrently; read it again and retry.")
-
-
-# -- housekeeping --------------------------------------------------------------------------
-
-
-def purge_expired_idempotency_keys(
-    *, session: Session, ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL, batch_size: int = 1000
-) -> int:
-    """Delete one batch of idempotency keys older than `ttl`; return how many.
-
-    The caller commits each batch and calls again while a full batch went: small batches
-    keep each transaction (and its locks) short on a large backlog.
-    """
-    cutoff = utcnow() - ttl
-    keys: Sequence[Any] = session.execute(
-        sa.select(IdempotencyKey.user_id, IdempotencyKey.key)
-        .where(IdempotencyKey.created_at <= cutoff)
-        .limit(batch_size)
-    ).all()
-    if not keys:
-        return 0
-    session.execute(
-        sa.delete(IdempotencyKey)
-        .where(
-            sa.tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_([tuple(k) for k in keys]),
-            IdempotencyKey.created_at <= cutoff,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return len(keys)

@@ -23,7 +23,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.orders import create_app, services
+from services.orders import create_app, idempotency
 from services.orders.handlers import CONSUMER, HANDLERS, event_handler
 from services.orders.models import Inbox, Outbox, db
 from shared.messaging import Consumer
@@ -66,7 +66,7 @@ def housekeeping(app: Flask, session_factory: Callable[[], Session]) -> Callable
         while True:
             # One committed transaction per batch, so no purge holds its locks for long.
             with session_factory() as session, unit_of_work(session):
-                deleted = services.purge_expired_idempotency_keys(
+                deleted = idempotency.purge_expired_idempotency_keys(
                     session=session, ttl=ttl, batch_size=IDEMPOTENCY_PURGE_BATCH
                 )
             keys += deleted

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from services.orders import catalogue, customers, services
+from services.orders import catalogue, customers, idempotency, services
 from services.orders.models import Customer, Order, Outbox, Product, db
 from services.orders.tests.helpers import rows
 from shared.errors import ConflictError, ForbiddenError
@@ -341,7 +341,7 @@ def test_no_use_case_commits_the_transaction_of_its_caller(app: Flask) -> None:
         services.cancel_order(session=session, actor=admin, order_id=first_id)
         customers.deactivate_customer(session=session, user_id=ZED, version=3)
         customers.reactivate_customer(session=session, user_id=ZED, version=4)
-        services.purge_expired_idempotency_keys(session=session)
+        idempotency.purge_expired_idempotency_keys(session=session)
         # Nothing was committed: the whole run is still one open transaction.
         with Session(engine) as other:
             assert other.scalar(sa.select(sa.func.count()).select_from(Order)) == 0

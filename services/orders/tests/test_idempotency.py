@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.orders import services
+from services.orders import idempotency
 from services.orders.models import IdempotencyKey, Order, Outbox, db
 from services.orders.tests.helpers import EventQueue, order_body, rows
 from shared.db import utcnow
@@ -137,7 +137,7 @@ def test_the_purge_deletes_only_expired_keys(
         batches = []
         while not batches or batches[-1] == 2:
             batches.append(
-                services.purge_expired_idempotency_keys(session=db.session(), batch_size=2)
+                idempotency.purge_expired_idempotency_keys(session=db.session(), batch_size=2)
             )
             db.session.commit()
     assert batches == [2, 1]

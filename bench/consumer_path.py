@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.inprocess import counting_statements, notifications_app
+from bench.inprocess import notifications_app
+from tests.support import counting_statements
 
 
 def run(batches: int, batch_size: int, *, per_event: bool, broker: bool) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """What the in-process probes (`bench.mail`, `bench.consumer_path`) share.
 
-A notifications app on a throwaway PostgreSQL database, the local SMTP sink in a process of
-its own, and a counter of the SQL statements (commits included) an engine sends. The probes
+A notifications app on a throwaway PostgreSQL database and the local SMTP sink in a process
+of its own (the probes count statements with `tests.support.counting_statements`). The probes
 measure CPU time per unit of work, so they run the service's own code in this process and
 keep everything else (the sink, PostgreSQL, RabbitMQ) out of it.
 """
@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -85,26 +84,3 @@ def notifications_app(
                 db.engine.dispose()
     finally:
         drop_database(database_url)
-
-
-@contextmanager
-def counting_statements(engine: Any) -> Iterator[Counter[str]]:
-    """Count every statement and commit `engine` sends meanwhile, by its first word
-    (SELECT, INSERT, UPDATE, DELETE, COMMIT...); `.total()` is all of them."""
-    import sqlalchemy as sa
-
-    counts: Counter[str] = Counter()
-
-    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
-        counts[text.lstrip().split(None, 1)[0].upper()] += 1
-
-    def commit(_conn: Any) -> None:
-        counts["COMMIT"] += 1
-
-    sa.event.listen(engine, "before_cursor_execute", statement)
-    sa.event.listen(engine, "commit", commit)
-    try:
-        yield counts
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", statement)
-        sa.event.remove(engine, "commit", commit)

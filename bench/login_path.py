@@ -25,10 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.inprocess import counting_statements
 from services.auth.models import db
 from services.auth.tests.conftest import PASSWORD, AuthActions, dispose, make_app, migrate
-from tests.support import create_database, drop_database
+from tests.support import counting_statements, create_database, drop_database
 
 PRODUCTION_ARGON2: dict[str, Any] = {"AUTH_ARGON2_TIME_COST": 2, "AUTH_ARGON2_MEMORY_KIB": 19456}
 

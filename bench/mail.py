@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.inprocess import counting_statements, notifications_app, smtp_sink
+from bench.inprocess import notifications_app, smtp_sink
 from services.notifications.mail import EmailSender
+from tests.support import counting_statements
 
 TEXT = "Hello Ada,\n\nWe received your order 1234abcd for 25.00 EUR.\n\nThank you.\n" * 3
 HTML = "<p>Hello Ada,</p><p>We received your order <b>1234abcd</b> for 25.00 EUR.</p>" * 3

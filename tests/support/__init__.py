@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -217,6 +218,40 @@ def wait_for(
         if time.monotonic() > deadline:
             raise WaitTimeout(f"not within {timeout}s: {what or predicate}")
         time.sleep(interval)
+
+
+# -- SQL round trips ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def counting_statements(*engines: Any) -> Iterator[Counter[str]]:
+    """Count what the engines send to the database meanwhile, by first word (SELECT,
+    INSERT, ...), plus COMMIT and ROLLBACK; `.total()` is all of them. Counted as
+    SQLAlchemy hands each statement to the driver (`before_cursor_execute`): each is a
+    round trip (BEGIN, which psycopg sends by itself, is not seen)."""
+    import sqlalchemy as sa
+
+    counts: Counter[str] = Counter()
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        counts[text.lstrip().split(None, 1)[0].upper()] += 1
+
+    def commit(_conn: Any) -> None:
+        counts["COMMIT"] += 1
+
+    def rollback(_conn: Any) -> None:
+        counts["ROLLBACK"] += 1
+
+    listeners = (("before_cursor_execute", statement), ("commit", commit), ("rollback", rollback))
+    for engine in engines:
+        for name, listener in listeners:
+            sa.event.listen(engine, name, listener)
+    try:
+        yield counts
+    finally:
+        for engine in engines:
+            for name, listener in listeners:
+                sa.event.remove(engine, name, listener)
 
 
 # -- mail -----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from services.orders.models import Product, db
 from shared.db import utcnow
 from shared.events import Event, parse_event
 from tests.support import access_token_claims, rsa_jwk, sign_access_token
+from tests.support import counting_statements as support_counting_statements
 
 KID = "orders-test-key"
 
@@ -143,35 +144,8 @@ def rows(app: Flask, model: Any) -> list[Any]:
 
 @contextmanager
 def counting_statements(app: Flask) -> Iterator[Counter[str]]:
-    """Count the statements the app sends to the database, by first word (BEGIN is implicit).
-
-    Counted as SQLAlchemy hands them to the driver (`before_cursor_execute`), plus commits
-    and rollbacks; each is a round trip to PostgreSQL.
-    """
-    counts: Counter[str] = Counter()
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        counts[statement.lstrip().split(None, 1)[0].upper()] += 1
-
-    def count_commit(_conn: Any) -> None:
-        counts["COMMIT"] += 1
-
-    def count_rollback(_conn: Any) -> None:
-        counts["ROLLBACK"] += 1
-
+    """tests.support.counting_statements on every engine of the orders app."""
     with app.app_context():
         engines = list(db.engines.values())
-    listeners: list[tuple[str, Callable[..., None]]] = [
-        ("before_cursor_execute", count),
-        ("commit", count_commit),
-        ("rollback", count_rollback),
-    ]
-    for engine in engines:
-        for name, listener in listeners:
-            sa.event.listen(engine, name, listener)
-    try:
+    with support_counting_statements(*engines) as counts:
         yield counts
-    finally:
-        for engine in engines:
-            for name, listener in listeners:
-                sa.event.remove(engine, name, listener)

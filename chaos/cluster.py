@@ -13,7 +13,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pika
 import pika.exceptions
 
 from chaos.netns import Host, Network
-from tests.support.nodes import RABBITMQ_SBIN
+from tests.support.nodes import RABBITMQ_SBIN, wait_until_amqp_accepts
 
 AMQP_PORT = 5672
 
@@ -96,19 +95,7 @@ class ClusterNode:
         params = pika.ConnectionParameters(
             self.address, AMQP_PORT, connection_attempts=1, socket_timeout=2
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.nodename} exited:\n{self.log_tail()}")
-            try:
-                pika.BlockingConnection(params).close()
-                return
-            except pika.exceptions.AMQPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{self.nodename} not accepting after {timeout}s\n{self.log_tail()}"
-                    ) from None
-                time.sleep(0.25)
+        wait_until_amqp_accepts(params, self.process, self.nodename, self.log_tail, timeout)
 
     def accepting(self) -> bool:
         params = pika.ConnectionParameters(

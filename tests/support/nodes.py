@@ -11,8 +11,9 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,33 @@ from tests.support import free_port, log_tail, spawn, stop_process, wait_for
 # -- a second, disposable RabbitMQ node for outage tests ------------------------------------
 
 RABBITMQ_SBIN = os.environ.get("TEST_RABBITMQ_SBIN", "/usr/lib/rabbitmq/bin")
+
+
+def wait_until_amqp_accepts(
+    params: Any,
+    process: subprocess.Popen[bytes] | None,
+    name: str,
+    log_tail: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Poll until an AMQP connection with `params` opens; fail with the node's log when its
+    `process` exits or `timeout` seconds pass first."""
+    import pika
+    import pika.exceptions
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{log_tail()}")
+        try:
+            pika.BlockingConnection(params).close()
+            return
+        except pika.exceptions.AMQPError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name} not accepting after {timeout}s:\n{log_tail()}"
+                ) from None
+            time.sleep(0.25)
 
 
 class RabbitNode:
@@ -102,25 +130,13 @@ class RabbitNode:
     def wait_until_accepting(self, timeout: float = 60.0) -> None:
         """Poll until an AMQP connection opens (or fail with the node's log)."""
         import pika
-        import pika.exceptions
 
-        deadline = time.monotonic() + timeout
         params = pika.URLParameters(self.url)
         params.connection_attempts = 1
         params.socket_timeout = 2
-        while True:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"RabbitMQ node {self.nodename} exited:\n{self.log_tail()}")
-            try:
-                pika.BlockingConnection(params).close()
-                return
-            except pika.exceptions.AMQPConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"RabbitMQ node {self.nodename} not accepting after {timeout}s:\n"
-                        f"{self.log_tail()}"
-                    ) from None
-                time.sleep(0.25)
+        wait_until_amqp_accepts(
+            params, self._process, f"RabbitMQ node {self.nodename}", self.log_tail, timeout
+        )
 
     def stop_app(self) -> None:
         """Simulate an outage: stop the broker application (listener and connections go)."""
